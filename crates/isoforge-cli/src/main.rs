@@ -1,0 +1,2 @@
+//! The `isoforge` command.
+fn main() {}

@@ -1,0 +1,1 @@
+//! MBR and GPT for the system area of hybrid images (filled in by the hybrid-boot issue).
