@@ -1,2 +1,42 @@
-//! The `isoforge` command.
-fn main() {}
+//! The `isoforge` command: parse, call the library, print.
+//!
+//! Exit status: 0 success, 2 bad input or failure (messages name the path or argument),
+//! and 1 is kept for "differences/problems found" answers of `diff` and `verify`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Build, inspect and compare bootable hybrid ISO images.
+#[derive(Parser, Debug)]
+#[command(name = "isoforge", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build an ISO image.
+    Build(cmd::build::BuildArgs),
+    /// Build a FAT image (an EFI system partition) from a directory.
+    Fat(cmd::fat::FatArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Build(args) => cmd::build::run(args),
+        Command::Fat(args) => cmd::fat::run(args),
+    };
+    if let Err(e) = result {
+        // A closed stdout (`isoforge ... | head`) is not a failure.
+        if e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        eprintln!("isoforge: error: {e:#}");
+        std::process::exit(2);
+    }
+}

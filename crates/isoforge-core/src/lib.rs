@@ -15,6 +15,7 @@
 pub mod endian;
 pub mod fat;
 pub mod iso9660;
+pub mod output;
 pub mod part;
 pub mod time;
 pub mod tree;
