@@ -14,6 +14,7 @@
 
 pub mod endian;
 pub mod fat;
+pub mod image;
 pub mod iso9660;
 pub mod output;
 pub mod part;

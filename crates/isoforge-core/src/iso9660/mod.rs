@@ -11,5 +11,7 @@ pub mod directory_record;
 pub mod el_torito;
 pub mod naming;
 pub mod path_table;
+pub mod plan;
 pub mod rock_ridge;
 pub mod volume_descriptor;
+pub mod write;
