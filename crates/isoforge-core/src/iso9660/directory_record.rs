@@ -77,7 +77,7 @@ pub struct DirectoryRecord<'a> {
 
 impl DirectoryRecord<'_> {
     /// Encoded length; `None` when over 255 bytes.
-    pub fn len(&self) -> Option<usize> {
+    pub fn encoded_len(&self) -> Option<usize> {
         let n = record_len(self.identifier.len(), self.system_use.len());
         (n <= MAX_RECORD_LEN && self.identifier.len() <= 255).then_some(n)
     }
@@ -86,7 +86,7 @@ impl DirectoryRecord<'_> {
     /// oversized record is truncated to 255 bytes here rather than panicking.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let len = record_len(self.identifier.len(), self.system_use.len()).min(MAX_RECORD_LEN);
-        debug_assert!(self.len().is_some(), "oversized directory record");
+        debug_assert!(self.encoded_len().is_some(), "oversized directory record");
         let header = DirectoryRecordHeader {
             length: len as u8,
             extended_attribute_length: 0,

@@ -124,7 +124,7 @@ fn joliet_split(units: &[u16]) -> (&[u16], Option<&[u16]>) {
 /// counter suffix, keeping the extension when it leaves room for some of the name.
 fn joliet_fit(name: &[u16], ext: Option<&[u16]>, suffix: &[u16], max: usize) -> Vec<u16> {
     let ext_len = ext.map_or(0, |e| e.len() + 1);
-    let (name_room, keep_ext) = if ext_len + suffix.len() + 1 <= max / 2 {
+    let (name_room, keep_ext) = if ext_len + suffix.len() < max / 2 {
         (max - ext_len - suffix.len(), true)
     } else {
         (max.saturating_sub(suffix.len()), false)

@@ -376,7 +376,7 @@ pub(crate) fn directory_extent(plan: &IsoPlan, d: usize, joliet: bool) -> Vec<u8
     };
     let mut out: Vec<u8> = Vec::new();
     let push = |out: &mut Vec<u8>, rec: DirectoryRecord<'_>| {
-        let len = rec.len().unwrap_or(255);
+        let len = rec.encoded_len().unwrap_or(255);
         let in_block = out.len() % ISO_BLOCK as usize;
         if in_block + len > ISO_BLOCK as usize {
             out.resize(out.len().div_ceil(ISO_BLOCK as usize) * ISO_BLOCK as usize, 0);
