@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build an ISO image.
-    Build(cmd::build::BuildArgs),
+    Build(Box<cmd::build::BuildArgs>),
     /// Build a FAT image (an EFI system partition) from a directory.
     Fat(cmd::fat::FatArgs),
 }
