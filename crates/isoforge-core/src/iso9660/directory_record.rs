@@ -18,8 +18,9 @@ pub const FLAG_MULTI_EXTENT: u8 = 0x80;
 /// Largest extent isoforge writes for one record of a multi-extent file: 4 GiB − 2 KiB, as
 /// xorriso splits (the 32-bit data length rounded down to whole blocks).
 pub const MAX_EXTENT_BYTES: u64 = 0xFFFF_F800;
-/// Largest directory record.
-pub const MAX_RECORD_LEN: usize = 255;
+/// Largest directory record: 255 rounded down to the even length every record has (9.1.1;
+/// an odd system use area is followed by a zero padding byte).
+pub const MAX_RECORD_LEN: usize = 254;
 
 /// The fixed 33-byte part of a directory record (ECMA-119 9.1, BP 1–33).
 #[repr(C)]
@@ -48,9 +49,11 @@ pub struct DirectoryRecordHeader {
 }
 const _: () = assert!(core::mem::size_of::<DirectoryRecordHeader>() == 33);
 
-/// Length of a record with an identifier of `id_len` bytes and `su_len` bytes of system use.
+/// Length of a record with an identifier of `id_len` bytes and `su_len` bytes of system use,
+/// including the padding bytes that keep it even.
 pub fn record_len(id_len: usize, su_len: usize) -> usize {
-    33 + id_len + (1 - id_len % 2) + su_len
+    let n = 33 + id_len + (1 - id_len % 2) + su_len;
+    n + n % 2
 }
 
 /// Space left for system use in a record whose identifier is `id_len` bytes.
@@ -106,7 +109,7 @@ impl DirectoryRecord<'_> {
             out.push(0);
         }
         out.extend_from_slice(self.system_use);
-        out.truncate(start + len);
+        out.resize(start + len, 0);
     }
 }
 
@@ -165,6 +168,9 @@ mod tests {
         let mut out = Vec::new();
         rec.encode_into(&mut out);
         assert_eq!(out.len(), 33 + 4 + 1 + 2);
+        let mut odd = Vec::new();
+        DirectoryRecord { system_use: b"SPX", ..rec.clone() }.encode_into(&mut odd);
+        assert_eq!(odd.len(), 33 + 4 + 1 + 3 + 1);
         assert_eq!(out[0] as usize, out.len());
         assert_eq!(&out[2..10], &[20, 0, 0, 0, 0, 0, 0, 20]);
         let d = decode_record(&out).unwrap();
@@ -177,6 +183,7 @@ mod tests {
     fn odd_identifier_has_no_pad() {
         assert_eq!(record_len(1, 0), 34);
         assert_eq!(record_len(2, 0), 36);
-        assert_eq!(su_capacity(33), 255 - 66);
+        assert_eq!(su_capacity(33), 254 - 66);
+        assert_eq!(record_len(1, 7), 42);
     }
 }

@@ -108,11 +108,12 @@ const SL_BODY_MAX: usize = 250;
 /// RRIP "SL" entries for a symlink target (RRIP 4.1.3).
 ///
 /// The target is split at `/` into component records: a leading `/` becomes a ROOT component,
-/// `.` and `..` CURRENT and PARENT, empty components (`a//b`, a trailing `/`) are dropped. A
-/// component longer than fits is split with the component CONTINUE flag, and when the records
-/// do not fit one entry they go on in further SL entries whose flags byte says CONTINUE.
+/// `.` and `..` CURRENT and PARENT, empty components (`a//b`, a trailing `/`) are dropped.
+/// When the records do not fit one entry they go on in further SL entries whose flags byte
+/// says CONTINUE. An entry always ends inside a component (a component split with the
+/// component CONTINUE flag, or a zero-length CONTINUE component): readers such as libarchive
+/// join a continued entry to the previous one without a separator.
 pub fn sl(target: &[u8]) -> Vec<Vec<u8>> {
-    // Component records as (flags, content) pieces, each at most 248 content bytes.
     let mut comps: Vec<(u8, &[u8])> = Vec::new();
     if target.first() == Some(&b'/') {
         comps.push((SL_ROOT, &[]));
@@ -122,24 +123,33 @@ pub fn sl(target: &[u8]) -> Vec<Vec<u8>> {
             b"" => {}
             b"." => comps.push((SL_CURRENT, &[])),
             b".." => comps.push((SL_PARENT, &[])),
-            p => {
-                let pieces: Vec<&[u8]> = p.chunks(SL_BODY_MAX - 2).collect();
-                let n = pieces.len();
-                for (i, piece) in pieces.into_iter().enumerate() {
-                    comps.push((if i + 1 < n { SL_CONTINUE } else { 0 }, piece));
-                }
-            }
+            p => comps.push((0, p)),
         }
     }
     let mut entries: Vec<Vec<u8>> = Vec::new();
     let mut body: Vec<u8> = Vec::new();
-    for (flags, content) in comps {
-        if body.len() + 2 + content.len() > SL_BODY_MAX {
+    let n = comps.len();
+    for (i, (flags, mut content)) in comps.into_iter().enumerate() {
+        let last = i + 1 == n;
+        loop {
+            let room = SL_BODY_MAX - body.len();
+            // A whole component fits when it leaves room for a continuation marker (2 bytes)
+            // after it, or when it is the last one.
+            if 2 + content.len() + 2 <= room || (last && 2 + content.len() <= room) {
+                body.push(flags);
+                body.push(content.len() as u8);
+                body.extend_from_slice(content);
+                break;
+            }
+            // Otherwise end this entry inside the component: its first `room - 2` bytes (or
+            // none, for special components) with the CONTINUE flag.
+            let take = if flags == 0 { (room - 2).min(content.len()) } else { 0 };
+            body.push(SL_CONTINUE);
+            body.push(take as u8);
+            body.extend_from_slice(&content[..take]);
+            content = &content[take..];
             entries.push(std::mem::take(&mut body));
         }
-        body.push(flags);
-        body.push(content.len() as u8);
-        body.extend_from_slice(content);
     }
     entries.push(body);
     let n = entries.len();
@@ -345,7 +355,9 @@ mod tests {
     #[test]
     fn symlinks_round_trip() {
         let long = format!("/{}/x/../y", "c".repeat(600));
-        for t in ["../lib/libc.so.6", "/nix/store/abc-foo/bin", "a", "./x/", long.as_str()] {
+        let split = format!("../{}/{}/end", "t".repeat(200), "u".repeat(150));
+        let dots = format!("{}/../..", "v".repeat(245));
+        for t in ["../lib/libc.so.6", "/nix/store/abc-foo/bin", "a", "./x/", &long, &split, &dots] {
             let parts = sl(t.as_bytes());
             assert!(parts.iter().all(|p| p.len() <= 255));
             let want = t.trim_end_matches('/').to_string();
