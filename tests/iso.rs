@@ -602,3 +602,53 @@ fn sort_weights_place_files_first() {
     assert!(l.contains_key("/boot/zzz.bin"));
     assert!(lba("zzz.bin") < lba("aaa.bin"), "{text}");
 }
+
+/// A sparse 4.5 GiB file becomes a multi-extent file (records of at most 4 GiB − 2 KiB) that
+/// every reader sees whole.
+#[test]
+fn multi_extent_file_over_4_gib() {
+    use std::io::{Seek, SeekFrom, Write};
+    if !(tool("bsdtar") && tool("xorriso") && tool("isoinfo") && tool("sha256sum")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.img");
+    let size: u64 = 4 * 1024 * 1024 * 1024 + 512 * 1024 * 1024 + 123;
+    {
+        let mut f = fs::File::create(&big).unwrap();
+        f.set_len(size).unwrap();
+        // Markers at the start, around the first extent boundary and at the end.
+        for (at, mark) in [(0u64, b"start"), (0xFFFF_F800 - 3, b"split"), (size - 5, b"final")] {
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(mark).unwrap();
+        }
+    }
+    fs::write(dir.path().join("small.txt"), b"small\n").unwrap();
+    let iso = dir.path().join("big.iso");
+    run(isoforge()
+        .args(["build", "-o"])
+        .arg(&iso)
+        .args(["--volume-id", "BIG"])
+        .arg("--graft")
+        .arg(format!("/big.img={}", big.display()))
+        .arg("--graft")
+        .arg(format!("/small.txt={}", dir.path().join("small.txt").display())));
+
+    // Two records: 4 GiB − 2 KiB, then the rest.
+    let l = stdout(Command::new("isoinfo").args(["-l", "-i"]).arg(&iso));
+    let sizes: Vec<u64> = l
+        .lines()
+        .filter(|x| x.contains("BIG.IMG;1"))
+        .map(|x| x.split_whitespace().nth(4).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![0xFFFF_F800, size - 0xFFFF_F800], "{l}");
+
+    let x = stdout(Command::new("xorriso").arg("-indev").arg(&iso).args(["-find", "/big.img", "-exec", "lsdl"]));
+    assert!(x.contains(&format!(" {size} ")), "{x}");
+
+    let want = stdout(Command::new("sha256sum").arg(&big));
+    let got = stdout(Command::new("sh").arg("-c").arg(format!("bsdtar -xOf '{}' big.img | sha256sum", iso.display())));
+    assert_eq!(want.split_whitespace().next(), got.split_whitespace().next());
+    let small = stdout(Command::new("bsdtar").arg("-xOf").arg(&iso).arg("small.txt"));
+    assert_eq!(small, "small\n");
+}
