@@ -418,11 +418,8 @@ impl Geometry {
                     break;
                 }
             } else if c12 != 0 || c16 != 0 {
-                chosen = Some(if c16 > c12 {
-                    (FatType::Fat16, c16, len16)
-                } else {
-                    (FatType::Fat12, c12, len12)
-                });
+                chosen =
+                    Some(if c16 > c12 { (FatType::Fat16, c16, len16) } else { (FatType::Fat12, c12, len12) });
                 break;
             }
             cluster <<= 1;
@@ -432,7 +429,8 @@ impl Geometry {
         };
 
         reserved = align(reserved, cluster, aligned);
-        let root_entries = if aligned { align(root_dir_sectors, cluster, true) * (ss / 32) } else { root_entries };
+        let root_entries =
+            if aligned { align(root_dir_sectors, cluster, true) * (ss / 32) } else { root_entries };
         let start_data = reserved + nr_fats * fat_len + (root_entries * 32).div_ceil(ss);
         // mkfs.fat: "Too few blocks for viable filesystem".
         if blocks < start_data.div_ceil(2) + 32 {
@@ -642,7 +640,12 @@ pub fn decode_boot_sector(sector: &[u8]) -> Result<DecodedBootSector, FatError> 
         .map_err(|_| corrupt(0, "boot sector", "512 bytes".into(), "unreadable".into()))?;
     let bpb = bs16.bpb;
     if bs16.signature.get() != BOOT_SIGNATURE {
-        return Err(corrupt(510, "boot signature", "0xAA55".into(), format!("{:#06x}", bs16.signature.get())));
+        return Err(corrupt(
+            510,
+            "boot signature",
+            "0xAA55".into(),
+            format!("{:#06x}", bs16.signature.get()),
+        ));
     }
     if u32::from(bpb.byts_per_sec.get()) != SECTOR_SIZE {
         return Err(corrupt(11, "BPB_BytsPerSec", "512".into(), bpb.byts_per_sec.get().to_string()));
@@ -780,7 +783,14 @@ mod tests {
         for &(size, ty, spc, rsvd, root, fat, total) in cases {
             let g = Geometry::for_size(size).unwrap();
             assert_eq!(
-                (g.fat_type, g.sectors_per_cluster, g.reserved_sectors, g.root_entries, g.sectors_per_fat, g.total_sectors),
+                (
+                    g.fat_type,
+                    g.sectors_per_cluster,
+                    g.reserved_sectors,
+                    g.root_entries,
+                    g.sectors_per_fat,
+                    g.total_sectors
+                ),
                 (ty, spc, rsvd, root, fat, total),
                 "size {size}"
             );

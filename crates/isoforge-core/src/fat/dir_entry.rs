@@ -41,7 +41,9 @@ pub const MAX_LFN: usize = 255;
 
 /// A short directory entry (fatgen103 6), 32 bytes, little-endian.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
 pub struct DirEntry {
     /// `DIR_Name`: 8 name bytes and 3 extension bytes, space padded; `0xE5` first = deleted,
     /// `0x00` first = end of directory, `0x05` first stands for a real `0xE5`.
@@ -533,7 +535,11 @@ pub fn decode_dir(bytes: &[u8], base: u64) -> Result<DecodedDir, FatError> {
                         pieces.push(units);
                     }
                     _ => {
-                        return Err(corrupt("LDIR_Ord", "the next piece of a long name".into(), e.ord.to_string()))
+                        return Err(corrupt(
+                            "LDIR_Ord",
+                            "the next piece of a long name".into(),
+                            e.ord.to_string(),
+                        ))
                     }
                 }
             }
@@ -550,7 +556,11 @@ pub fn decode_dir(bytes: &[u8], base: u64) -> Result<DecodedDir, FatError> {
         let mut has_long_name = false;
         if let Some((next, sum, pieces)) = pending.take() {
             if next != 0 {
-                return Err(corrupt("LDIR_Ord", "piece 1 of the long name".into(), format!("{next} missing")));
+                return Err(corrupt(
+                    "LDIR_Ord",
+                    "piece 1 of the long name".into(),
+                    format!("{next} missing"),
+                ));
             }
             let expected = lfn_checksum(&entry.name);
             if sum != expected {
@@ -594,7 +604,16 @@ mod tests {
 
     #[test]
     fn short_names() {
-        let names = ["BOOTX64.EFI", "grub.cfg", "Makefile", "long file name.text", ".bashrc", "a+b", "ÄÖ.txt", "x.tar.gz"];
+        let names = [
+            "BOOTX64.EFI",
+            "grub.cfg",
+            "Makefile",
+            "long file name.text",
+            ".bashrc",
+            "a+b",
+            "ÄÖ.txt",
+            "x.tar.gz",
+        ];
         let out = assign_names(&names.iter().map(|n| u(n)).collect::<Vec<_>>()).unwrap();
         let got: Vec<(String, bool)> = out.iter().map(|e| (short(&e.short), e.long.is_some())).collect();
         assert_eq!(

@@ -259,9 +259,8 @@ pub const DIR_APPARENT_SIZE: u64 = 4096;
 /// [`DIR_APPARENT_SIZE`] per directory (the root included). Symlinks count their target length.
 pub fn content_size(dir: &Node) -> u64 {
     match &dir.kind {
-        NodeKind::Dir(d) => {
-            DIR_APPARENT_SIZE.saturating_add(d.entries.values().map(content_size).fold(0u64, u64::saturating_add))
-        }
+        NodeKind::Dir(d) => DIR_APPARENT_SIZE
+            .saturating_add(d.entries.values().map(content_size).fold(0u64, u64::saturating_add)),
         NodeKind::File(f) => f.size,
         NodeKind::Symlink(t) => t.len() as u64,
     }

@@ -74,7 +74,8 @@ fn child_path(parent: &str, name: &[u8]) -> String {
 fn name_dir(dir: &Dir, path: &str) -> Result<NDir, FatError> {
     let mut long = Vec::with_capacity(dir.entries.len());
     for name in dir.entries.keys() {
-        let units = check_long_name(name).map_err(|why| FatError::BadName { path: child_path(path, name), why })?;
+        let units =
+            check_long_name(name).map_err(|why| FatError::BadName { path: child_path(path, name), why })?;
         long.push(units);
     }
     let keys: Vec<&Vec<u8>> = dir.entries.keys().collect();
@@ -115,7 +116,8 @@ fn clusters_for(bytes: u64, cluster: u64) -> u64 {
 
 /// Clusters the tree needs with `cluster`-byte clusters (the root's too when it is a chain).
 fn clusters_needed(d: &NDir, root: bool, root_in_clusters: bool, label: bool, cluster: u64) -> u64 {
-    let own = if root && !root_in_clusters { 0 } else { clusters_for(slots(d, root, label) * 32, cluster).max(1) };
+    let own =
+        if root && !root_in_clusters { 0 } else { clusters_for(slots(d, root, label) * 32, cluster).max(1) };
     own + d
         .entries
         .iter()
@@ -233,7 +235,11 @@ impl Layouter<'_> {
                         let run = self.alloc(clusters_for(*size, self.cluster));
                         self.extents.push(Extent {
                             run,
-                            content: Content::File { source: source.clone(), size: *size, path: path.clone() },
+                            content: Content::File {
+                                source: source.clone(),
+                                size: *size,
+                                path: path.clone(),
+                            },
                         });
                         run.first
                     }
@@ -302,13 +308,26 @@ impl FatPlan {
             }
             return Err(e);
         }
-        let mut lay =
-            Layouter { g: &g, cluster: g.cluster_size(), next: 2, t: DosTime::from_epoch(opts.epoch), extents: Vec::new() };
+        let mut lay = Layouter {
+            g: &g,
+            cluster: g.cluster_size(),
+            next: 2,
+            t: DosTime::from_epoch(opts.epoch),
+            extents: Vec::new(),
+        };
         let (_, root_fixed) = lay.place_dir(&named, 0, true, label_entry)?;
         let extents = lay.extents;
         let last_cluster = extents.last().map_or(0, |e| e.run.first + e.run.len - 1);
         let clusters_used = extents.iter().map(|e| e.run.len).sum();
-        Ok(FatPlan { geometry: g, serial: opts.serial, label, root_fixed, extents, clusters_used, last_cluster })
+        Ok(FatPlan {
+            geometry: g,
+            serial: opts.serial,
+            label,
+            root_fixed,
+            extents,
+            clusters_used,
+            last_cluster,
+        })
     }
 
     /// Size of the image in bytes.

@@ -163,7 +163,13 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         Ok(out)
     }
 
-    fn walk_dir(&self, d: &DecodedDir, prefix: &str, out: &mut Vec<WalkEntry>, depth: u32) -> Result<(), FatError> {
+    fn walk_dir(
+        &self,
+        d: &DecodedDir,
+        prefix: &str,
+        out: &mut Vec<WalkEntry>,
+        depth: u32,
+    ) -> Result<(), FatError> {
         if depth > 1000 {
             return Err(FatError::Corrupt {
                 offset: 0,

@@ -83,8 +83,12 @@ pub fn encode_fat_prefix(
         match ty {
             FatType::Fat12 => {
                 let a = entry_value(ty, media, runs, &mut idx, c);
-                let b = if c + 1 <= last { entry_value(ty, media, runs, &mut idx, c + 1) } else { 0 };
-                buf.extend_from_slice(&[(a & 0xFF) as u8, ((a >> 8) | ((b & 0xF) << 4)) as u8, (b >> 4) as u8]);
+                let b = if c < last { entry_value(ty, media, runs, &mut idx, c + 1) } else { 0 };
+                buf.extend_from_slice(&[
+                    (a & 0xFF) as u8,
+                    ((a >> 8) | ((b & 0xF) << 4)) as u8,
+                    (b >> 4) as u8,
+                ]);
                 c += 2;
             }
             FatType::Fat16 => {

@@ -119,7 +119,10 @@ fn files_are_contiguous_and_sorted() {
 fn default_size_follows_nixpkgs() {
     let mut d = Dir::default();
     let file = |size| Node {
-        kind: NodeKind::File(FileNode { source: FileSource::Bytes(Arc::from(vec![0u8; size])), size: size as u64 }),
+        kind: NodeKind::File(FileNode {
+            source: FileSource::Bytes(Arc::from(vec![0u8; size])),
+            size: size as u64,
+        }),
         meta: Meta::generated_file(),
     };
     let root = |d: Dir| Node { kind: NodeKind::Dir(d), meta: Meta::implicit_dir() };

@@ -9,7 +9,7 @@ use super::table;
 use super::FatError;
 use crate::tree::FileSource;
 
-const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 enum Target<'a> {
     /// Every byte is written, zeros included.
@@ -163,11 +163,21 @@ impl FatPlan {
     }
 }
 
-fn copy_file(o: &mut Out<'_>, source: &FileSource, size: u64, path: &str, buf: &mut [u8]) -> Result<(), FatError> {
+fn copy_file(
+    o: &mut Out<'_>,
+    source: &FileSource,
+    size: u64,
+    path: &str,
+    buf: &mut [u8],
+) -> Result<(), FatError> {
     match source {
         FileSource::Bytes(b) => {
             if b.len() as u64 != size {
-                return Err(FatError::SizeChanged { path: path.into(), expected: size, found: b.len() as u64 });
+                return Err(FatError::SizeChanged {
+                    path: path.into(),
+                    expected: size,
+                    found: b.len() as u64,
+                });
             }
             o.put(b)
         }
@@ -179,7 +189,11 @@ fn copy_file(o: &mut Out<'_>, source: &FileSource, size: u64, path: &str, buf: &
                 let want = left.min(buf.len() as u64) as usize;
                 let n = match f.read(&mut buf[..want]) {
                     Ok(0) => {
-                        return Err(FatError::SizeChanged { path: host.clone(), expected: size, found: size - left })
+                        return Err(FatError::SizeChanged {
+                            path: host.clone(),
+                            expected: size,
+                            found: size - left,
+                        })
                     }
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
