@@ -76,7 +76,9 @@ fn read_range(path: &Path, len: u64) -> Vec<u8> {
 }
 
 /// Small: the NixOS ESP shape. Medium: long and UTF-8 names, deep and empty directories,
-/// empty files, a directory of 300 entries. Large: medium plus multi-MiB files.
+/// empty files, a directory of 320 entries. Large: medium plus multi-MiB files. (No names
+/// outside the BMP: mtools 4.0.32 shows each surrogate as '_'; the library round trip covers
+/// them.)
 fn make_tree(root: &Path, kind: &str) {
     fs::create_dir_all(root.join("EFI/boot")).unwrap();
     fs::write(root.join("EFI/boot/bootx64.efi"), pattern(150_000, 1)).unwrap();
@@ -283,7 +285,15 @@ fn fsck_clean_and_mtools_extract_exactly() {
             .arg(&img)
             .arg("::/")
             .arg(&dest));
-        assert_eq!(host_tree(&dest), host_tree(&src), "{kind} {size:?}: mcopy -s extracts the source");
+        let (got, want) = (host_tree(&dest), host_tree(&src));
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{kind} {size:?}: mcopy -s names"
+        );
+        for (path, bytes) in &want {
+            assert!(got[path] == *bytes, "{kind} {size:?}: {path} extracted by mcopy differs");
+        }
         fs::remove_dir_all(&dest).unwrap();
         fs::remove_file(&img).unwrap();
     }

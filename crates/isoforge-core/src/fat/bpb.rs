@@ -779,6 +779,14 @@ mod tests {
             (1440 * KIB, FatType::Fat12, 1, 1, 224, 9, 2880),
             (16 * MIB, FatType::Fat16, 4, 4, 512, 32, 32768),
             (600 * MIB, FatType::Fat32, 8, 32, 0, 1200, 1_228_752),
+            (300 * KIB, FatType::Fat12, 4, 1, 512, 1, 592),
+            (4200 * KIB, FatType::Fat12, 4, 4, 512, 8, 8384),
+            (200 * MIB, FatType::Fat16, 8, 8, 512, 200, 409_600),
+            (523_263 * KIB, FatType::Fat16, 16, 16, 512, 256, 1_046_493),
+            (1024 * MIB, FatType::Fat32, 8, 32, 0, 2048, 2_097_144),
+            (8_388_609 * KIB, FatType::Fat32, 16, 32, 0, 8192, 16_777_215),
+            (16_777_217 * KIB, FatType::Fat32, 32, 32, 0, 8192, 33_554_430),
+            (40 * 1024 * MIB, FatType::Fat32, 64, 64, 0, 10240, 83_886_075),
         ];
         for &(size, ty, spc, rsvd, root, fat, total) in cases {
             let g = Geometry::for_size(size).unwrap();

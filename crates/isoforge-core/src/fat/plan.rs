@@ -165,9 +165,10 @@ fn misfit(root: &NDir, g: &Geometry, label: bool) -> Result<Option<FatError>, Fa
     Ok(None)
 }
 
-/// The smallest whole-MiB size from `size` up that the tree fits, if any below the maximum.
-fn suggest(root: &NDir, size: u64, label: bool) -> u64 {
-    let mut candidate = size.div_ceil(MIB).max(1) * MIB;
+/// The smallest whole-MiB size from `size` up that the tree fits, if any below the maximum
+/// (0 if none). No size below `needed` (bytes of clusters) can fit, so the search starts there.
+fn suggest(root: &NDir, size: u64, needed: u64, label: bool) -> u64 {
+    let mut candidate = size.max(needed).div_ceil(MIB).max(1) * MIB;
     let mut step = MIB;
     for i in 0..100_000u32 {
         if candidate > bpb::MAX_IMAGE_SIZE {
@@ -303,8 +304,8 @@ impl FatPlan {
         let size = opts.size.unwrap_or_else(|| default_image_size(dir));
         let g = Geometry::for_size(size)?;
         if let Some(mut e) = misfit(&named, &g, label_entry.is_some())? {
-            if let FatError::DoesNotFit { suggested, .. } = &mut e {
-                *suggested = suggest(&named, size, label_entry.is_some());
+            if let FatError::DoesNotFit { suggested, needed, .. } = &mut e {
+                *suggested = suggest(&named, size, *needed, label_entry.is_some());
             }
             return Err(e);
         }

@@ -59,6 +59,7 @@ fn sample(dir: &Path) {
     fs::write(dir.join("EFI/nixos-installer-image"), b"").unwrap();
     fs::create_dir_all(dir.join("empty dir")).unwrap();
     fs::write(dir.join("Ünïcödé name with a long tail.txt"), b"utf8").unwrap();
+    fs::write(dir.join("emoji \u{1F600} outside the BMP"), b"surrogate pair").unwrap();
     let deep = dir.join("a/b/c/d/e/f/g/h");
     fs::create_dir_all(&deep).unwrap();
     fs::write(deep.join("leaf"), b"deep").unwrap();
@@ -108,7 +109,17 @@ fn files_are_contiguous_and_sorted() {
     }
     let root = vol.root().unwrap();
     let names: Vec<&str> = root.entries.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["EFI", "a", "empty dir", "many", "Ünïcödé name with a long tail.txt"]);
+    assert_eq!(
+        names,
+        [
+            "EFI",
+            "a",
+            "emoji \u{1F600} outside the BMP",
+            "empty dir",
+            "many",
+            "Ünïcödé name with a long tail.txt"
+        ]
+    );
     let sub = vol.dir(&root.entries[0]).unwrap();
     assert_eq!(sub.entries[0].entry.name, *b".          ");
     assert_eq!(sub.entries[1].entry.name, *b"..         ");
