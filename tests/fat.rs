@@ -187,6 +187,23 @@ fn empty_tree_equals_mkfs_fat() {
         fs::remove_file(&theirs).unwrap();
     }
     assert_eq!(seen.len(), 3, "sizes span FAT12, FAT16 and FAT32");
+
+    // Without a label: mkfs.fat without -n writes "NO NAME" and no label entry; so do we.
+    for k in [2048u64, 614_400] {
+        let ours = t.path().join("ours.img");
+        let theirs = t.path().join("mkfs.img");
+        ok(Command::new("mkfs.fat")
+            .args(["--invariant", "-i", "12345678", "-C"])
+            .arg(&theirs)
+            .arg(k.to_string()));
+        let out = isoforge_fat(&empty, &ours, &["--size", &format!("{k}K"), "--label", ""]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let g = isoforge_core::fat::bpb::decode_boot_sector(&read_range(&theirs, 512)).unwrap().geometry;
+        let len = g.data_offset() + g.cluster_size();
+        assert!(read_range(&ours, len) == read_range(&theirs, len), "{k} KiB without a label");
+        fs::remove_file(&ours).unwrap();
+        fs::remove_file(&theirs).unwrap();
+    }
 }
 
 /// With content, the boot sector (and FAT32's backup) still equals mkfs.fat's for the size.

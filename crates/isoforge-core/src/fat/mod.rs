@@ -249,6 +249,13 @@ impl FatOptions {
     }
 }
 
+impl Default for FatOptions {
+    /// [`FatOptions::new`] with [`Epoch::NIX_DEFAULT`] (1980-01-01).
+    fn default() -> FatOptions {
+        FatOptions::new(Epoch::NIX_DEFAULT)
+    }
+}
+
 const MIB: u64 = 1024 * 1024;
 
 /// The apparent size nixpkgs' `du --apparent-size` counts for a directory: ext4's 4096 bytes

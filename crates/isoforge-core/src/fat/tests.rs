@@ -206,3 +206,51 @@ fn fixed_root_overflow() {
     let err = FatPlan::new(&node, &FatOptions::new(Epoch::NIX_DEFAULT)).unwrap_err();
     assert!(matches!(err, FatError::RootDirFull { max: 512, .. }), "{err}");
 }
+
+#[test]
+fn unsupported_entries_are_errors() {
+    let file =
+        |source, size| Node { kind: NodeKind::File(FileNode { source, size }), meta: Meta::generated_file() };
+    let mut d = Dir::default();
+    d.entries.insert(b"huge".to_vec(), file(FileSource::Host("/nonexistent".into()), 5 << 30));
+    let node = Node { kind: NodeKind::Dir(d), meta: Meta::implicit_dir() };
+    let err = FatPlan::new(&node, &FatOptions::default()).unwrap_err();
+    assert!(matches!(&err, FatError::FileTooLarge { path, .. } if path == "/huge"), "{err}");
+
+    let mut d = Dir::default();
+    let mut sub = Dir::default();
+    sub.entries.insert(b"efi.img".to_vec(), file(FileSource::Generated(7), 100));
+    d.entries.insert(b"boot".to_vec(), Node { kind: NodeKind::Dir(sub), meta: Meta::implicit_dir() });
+    let node = Node { kind: NodeKind::Dir(d), meta: Meta::implicit_dir() };
+    let err = FatPlan::new(&node, &FatOptions::default()).unwrap_err();
+    assert!(matches!(&err, FatError::Generated { path, id: 7 } if path == "/boot/efi.img"), "{err}");
+
+    let not_dir = file(FileSource::Bytes(Arc::from(&b"x"[..])), 1);
+    assert!(matches!(FatPlan::new(&not_dir, &FatOptions::default()), Err(FatError::RootNotDir)));
+}
+
+#[test]
+fn no_label_means_no_label_entry() {
+    let node = Node { kind: NodeKind::Dir(Dir::default()), meta: Meta::implicit_dir() };
+    let mut opts = FatOptions::default();
+    opts.label = String::new();
+    let img = build(&node, &opts);
+    let vol = FatVolume::open(&img[..]).unwrap();
+    assert_eq!(vol.boot_sector().label, bpb::NO_NAME);
+    assert_eq!(vol.root().unwrap().volume_label, None);
+}
+
+#[test]
+fn sparse_and_streamed_writes_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    sample(tmp.path());
+    let node = scan(tmp.path()).unwrap();
+    let plan = FatPlan::new(&node, &FatOptions::default()).unwrap();
+    let mut streamed = Vec::new();
+    plan.write(&mut streamed).unwrap();
+    let path = tmp.path().join("out.img");
+    let mut f = fs::File::create(&path).unwrap();
+    fs::write(&path, b"old contents are truncated").unwrap();
+    plan.write_to_file(&mut f).unwrap();
+    assert!(fs::read(&path).unwrap() == streamed);
+}
