@@ -232,8 +232,7 @@ fn unsupported_entries_are_errors() {
 #[test]
 fn no_label_means_no_label_entry() {
     let node = Node { kind: NodeKind::Dir(Dir::default()), meta: Meta::implicit_dir() };
-    let mut opts = FatOptions::default();
-    opts.label = String::new();
+    let opts = FatOptions { label: String::new(), ..FatOptions::default() };
     let img = build(&node, &opts);
     let vol = FatVolume::open(&img[..]).unwrap();
     assert_eq!(vol.boot_sector().label, bpb::NO_NAME);
