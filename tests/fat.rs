@@ -403,3 +403,32 @@ fn default_size_and_source_date_epoch() {
     let d = isoforge_core::fat::dir_entry::DosTime::decode(e.entry.wrt_date.get(), e.entry.wrt_time.get());
     assert_eq!(d, (2024, 2, 29, 12, 34, 56));
 }
+
+/// 7-Zip, a second independent reader, extracts exactly the source, names outside the BMP
+/// (UTF-16 surrogate pairs in the long name) included.
+#[test]
+fn sevenzip_extracts_exactly() {
+    if !have("7z") {
+        return;
+    }
+    let t = tmp();
+    let src = t.path().join("src");
+    make_tree(&src, "medium");
+    fs::write(src.join("emoji \u{1F600} outside the BMP"), b"surrogates").unwrap();
+    for size in ["4M", "600M"] {
+        let img = t.path().join("x.img");
+        let out = isoforge_fat(&src, &img, &["--size", size]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let dest = t.path().join("out");
+        let mut o = std::ffi::OsString::from("-o");
+        o.push(&dest);
+        ok(Command::new("7z").env("LC_ALL", "C.UTF-8").arg("x").arg("-y").arg(o).arg(&img));
+        let (got, want) = (host_tree(&dest), host_tree(&src));
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{size}: 7z names");
+        for (path, bytes) in &want {
+            assert!(got[path] == *bytes, "{size}: {path} extracted by 7z differs");
+        }
+        fs::remove_dir_all(&dest).unwrap();
+        fs::remove_file(&img).unwrap();
+    }
+}
