@@ -11,6 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::FatError;
 use crate::endian::{LE, U16, U32};
+use crate::units::Cluster;
 
 /// Bytes per logical sector. Always 512: `mkfs.fat` uses the device's sector size and a
 /// regular file has none, so it falls back to 512.
@@ -487,8 +488,8 @@ impl Geometry {
     }
 
     /// Byte offset of a data cluster (2 ..= cluster_count + 1).
-    pub fn cluster_offset(&self, cluster: u32) -> u64 {
-        self.data_offset() + u64::from(cluster.saturating_sub(2)) * self.cluster_size()
+    pub fn cluster_offset(&self, cluster: Cluster) -> u64 {
+        self.data_offset() + u64::from(cluster.0.saturating_sub(2)) * self.cluster_size()
     }
 
     /// The boot sector `mkfs.fat` writes for this geometry, serial and label. On FAT32 the
@@ -511,7 +512,11 @@ impl Geometry {
             root_ent_cnt: U16::new(self.root_entries),
             tot_sec16: U16::new(tot16),
             media: self.media,
-            fat_sz16: U16::new(if fat32 { 0 } else { self.sectors_per_fat as u16 }),
+            fat_sz16: U16::new(if fat32 {
+                0
+            } else {
+                u16::try_from(self.sectors_per_fat).unwrap_or(u16::MAX)
+            }),
             sec_per_trk: U16::new(self.sectors_per_track),
             num_heads: U16::new(self.heads),
             hidd_sec: U32::new(self.hidden_sectors),

@@ -10,6 +10,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 use super::FatError;
 use crate::endian::{LE, U16, U32};
 use crate::time::Epoch;
+use crate::units::Cluster;
 
 /// `ATTR_READ_ONLY`.
 pub const ATTR_READ_ONLY: u8 = 0x01;
@@ -145,7 +146,8 @@ impl DosTime {
 
 impl DirEntry {
     /// A short entry with every date field set to `t`.
-    pub fn new(name: [u8; 11], attr: u8, first_cluster: u32, size: u32, t: DosTime) -> DirEntry {
+    pub fn new(name: [u8; 11], attr: u8, first_cluster: Cluster, size: u32, t: DosTime) -> DirEntry {
+        let first_cluster = first_cluster.0;
         DirEntry {
             name,
             attr,
@@ -163,8 +165,8 @@ impl DirEntry {
     }
 
     /// The first cluster (`DIR_FstClusHI:DIR_FstClusLO`).
-    pub fn first_cluster(&self) -> u32 {
-        (u32::from(self.fst_clus_hi.get()) << 16) | u32::from(self.fst_clus_lo.get())
+    pub fn first_cluster(&self) -> Cluster {
+        Cluster((u32::from(self.fst_clus_hi.get()) << 16) | u32::from(self.fst_clus_lo.get()))
     }
 
     /// The short name as displayed: `BASE.EXT`, honouring the NT lower-case flags, with a
@@ -685,11 +687,11 @@ mod tests {
         let t = DosTime::from_epoch(Epoch::NIX_DEFAULT);
         let mut bytes = Vec::new();
         for (i, n) in assigned.iter().enumerate() {
-            encode_entries(n, &DirEntry::new([0; 11], ATTR_ARCHIVE, 3 + i as u32, 7, t), &mut bytes);
+            encode_entries(n, &DirEntry::new([0; 11], ATTR_ARCHIVE, Cluster(3 + i as u32), 7, t), &mut bytes);
         }
         assert_eq!(bytes.len(), 32 * (5 + 1 + 2));
         let dir = decode_dir(&bytes, 0).unwrap();
-        let got: Vec<_> = dir.entries.iter().map(|e| (e.name.clone(), e.entry.first_cluster())).collect();
+        let got: Vec<_> = dir.entries.iter().map(|e| (e.name.clone(), e.entry.first_cluster().0)).collect();
         assert_eq!(
             got,
             vec![

@@ -8,6 +8,7 @@ use super::dir_entry::{
 use super::table::Run;
 use super::{default_image_size, FatError, FatOptions, MIB};
 use crate::tree::{Dir, FileSource, Node, NodeKind};
+use crate::units::Cluster;
 
 /// What a run of clusters holds.
 #[derive(Debug, Clone)]
@@ -252,14 +253,14 @@ impl Layouter<'_> {
         let mut bytes = Vec::with_capacity(usize::try_from(n * 32).unwrap_or(0));
         let t = self.t;
         if !root {
-            let dot = DirEntry::new(*b".          ", ATTR_DIRECTORY, own, 0, t);
-            let dotdot = DirEntry::new(*b"..         ", ATTR_DIRECTORY, parent, 0, t);
+            let dot = DirEntry::new(*b".          ", ATTR_DIRECTORY, Cluster(own), 0, t);
+            let dotdot = DirEntry::new(*b"..         ", ATTR_DIRECTORY, Cluster(parent), 0, t);
             bytes.extend_from_slice(zerocopy::IntoBytes::as_bytes(&dot));
             bytes.extend_from_slice(zerocopy::IntoBytes::as_bytes(&dotdot));
         }
         if let Some(label) = label {
             // As mkfs.fat: no hundredths on the label entry.
-            let mut e = DirEntry::new(label, ATTR_VOLUME_ID, 0, 0, t);
+            let mut e = DirEntry::new(label, ATTR_VOLUME_ID, Cluster(0), 0, t);
             e.crt_time_tenth = 0;
             if e.name[0] == dir_entry::DELETED {
                 e.name[0] = 0x05;
@@ -269,10 +270,14 @@ impl Layouter<'_> {
         for (e, first) in d.entries.iter().zip(firsts) {
             let entry = match &e.kind {
                 // Sizes were checked against u32::MAX when naming.
-                NKind::File { size, .. } => {
-                    DirEntry::new([0; 11], ATTR_ARCHIVE, first, u32::try_from(*size).unwrap_or(u32::MAX), t)
-                }
-                NKind::Dir(_) => DirEntry::new([0; 11], ATTR_DIRECTORY, first, 0, t),
+                NKind::File { size, .. } => DirEntry::new(
+                    [0; 11],
+                    ATTR_ARCHIVE,
+                    Cluster(first),
+                    u32::try_from(*size).unwrap_or(u32::MAX),
+                    t,
+                ),
+                NKind::Dir(_) => DirEntry::new([0; 11], ATTR_DIRECTORY, Cluster(first), 0, t),
             };
             dir_entry::encode_entries(&e.name, &entry, &mut bytes);
         }

@@ -7,6 +7,7 @@ use super::bpb::{self, DecodedBootSector, FatType, SECTOR_SIZE};
 use super::dir_entry::{decode_dir, DecodedDir, DecodedEntry};
 use super::table;
 use super::FatError;
+use crate::units::Cluster;
 
 /// Random-access reads from an image: a byte slice or a file.
 pub trait ReadAt {
@@ -88,15 +89,16 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
     }
 
     /// FAT entry of a cluster.
-    pub fn fat_entry(&self, cluster: u32) -> Option<u32> {
-        table::read_entry(self.boot.geometry.fat_type, &self.fat, cluster)
+    pub fn fat_entry(&self, cluster: Cluster) -> Option<u32> {
+        table::read_entry(self.boot.geometry.fat_type, &self.fat, cluster.0)
     }
 
     /// The clusters of the chain starting at `first`, checked for range and loops.
-    pub fn chain(&self, first: u32) -> Result<Vec<u32>, FatError> {
+    pub fn chain(&self, first: Cluster) -> Result<Vec<Cluster>, FatError> {
         let g = &self.boot.geometry;
         let max = g.cluster_count + 1;
         let mut out = Vec::new();
+        let first = first.0;
         let mut c = first;
         loop {
             if c < 2 || c > max {
@@ -115,8 +117,8 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
                     found: format!("a loop in the chain from {first}"),
                 });
             }
-            out.push(c);
-            let next = self.fat_entry(c).unwrap_or(0);
+            out.push(Cluster(c));
+            let next = self.fat_entry(Cluster(c)).unwrap_or(0);
             if table::is_end_of_chain(g.fat_type, next) {
                 return Ok(out);
             }
@@ -124,7 +126,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         }
     }
 
-    fn read_chain(&self, first: u32) -> Result<Vec<u8>, FatError> {
+    fn read_chain(&self, first: Cluster) -> Result<Vec<u8>, FatError> {
         let g = &self.boot.geometry;
         let cs = usize::try_from(g.cluster_size()).unwrap_or(usize::MAX);
         let mut out = Vec::new();
@@ -138,7 +140,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
     pub fn root(&self) -> Result<DecodedDir, FatError> {
         let g = &self.boot.geometry;
         if g.fat_type == FatType::Fat32 {
-            let first = self.boot.root_cluster;
+            let first = Cluster(self.boot.root_cluster);
             decode_dir(&self.read_chain(first)?, g.cluster_offset(first))
         } else {
             let len = usize::try_from(g.root_dir_bytes()).unwrap_or(0);
@@ -149,7 +151,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
     /// The directory an entry points to.
     pub fn dir(&self, entry: &DecodedEntry) -> Result<DecodedDir, FatError> {
         let first = entry.entry.first_cluster();
-        if first == 0 {
+        if first.0 == 0 {
             return self.root();
         }
         decode_dir(&self.read_chain(first)?, self.boot.geometry.cluster_offset(first))
@@ -273,7 +275,8 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
                 });
             }
             if let Some(info) = self.fsinfo()? {
-                let free = (2..g.cluster_count + 2).filter(|&c| self.fat_entry(c) == Some(0)).count() as u32;
+                let free = (2..g.cluster_count + 2).filter(|&c| self.fat_entry(Cluster(c)) == Some(0)).count()
+                    as u32;
                 if info.free_count != free && info.free_count != u32::MAX {
                     problems.push(FatError::Corrupt {
                         offset: u64::from(self.boot.fsinfo_sector) * 512 + 488,

@@ -30,7 +30,7 @@ pub fn is_end_of_chain(ty: FatType, value: u32) -> bool {
 /// A run of consecutive clusters holding one file or directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
-    /// First cluster (>= 2).
+    /// First cluster number (>= 2; a plain number here: the encoder does arithmetic on it).
     pub first: u32,
     /// Number of clusters (>= 1).
     pub len: u32,

@@ -102,9 +102,9 @@ fn files_are_contiguous_and_sorted() {
     plan.write(&mut img).unwrap();
     let vol = FatVolume::open(&img[..]).unwrap();
     for e in vol.walk().unwrap() {
-        if e.entry.entry.first_cluster() != 0 {
+        if e.entry.entry.first_cluster().0 != 0 {
             let chain = vol.chain(e.entry.entry.first_cluster()).unwrap();
-            assert!(chain.windows(2).all(|w| w[1] == w[0] + 1), "{} contiguous", e.path);
+            assert!(chain.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{} contiguous", e.path);
         }
     }
     let root = vol.root().unwrap();
@@ -123,7 +123,7 @@ fn files_are_contiguous_and_sorted() {
     let sub = vol.dir(&root.entries[0]).unwrap();
     assert_eq!(sub.entries[0].entry.name, *b".          ");
     assert_eq!(sub.entries[1].entry.name, *b"..         ");
-    assert_eq!(sub.entries[1].entry.first_cluster(), 0);
+    assert_eq!(sub.entries[1].entry.first_cluster().0, 0);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use super::plan::{Content, FatPlan};
 use super::table;
 use super::FatError;
 use crate::tree::FileSource;
+use crate::units::Cluster;
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
@@ -147,7 +148,7 @@ impl FatPlan {
         debug_assert_eq!(o.offset, g.data_offset());
         let mut buf = vec![0u8; 256 * 1024];
         for e in &self.extents {
-            let start = g.cluster_offset(e.run.first);
+            let start = g.cluster_offset(Cluster(e.run.first));
             let end = start + u64::from(e.run.len) * g.cluster_size();
             debug_assert_eq!(o.offset, start, "run at cluster {}", e.run.first);
             o.zeros_to(start)?;
