@@ -824,6 +824,29 @@ mod tests {
         }
     }
 
+    /// Byte-exact against sectors captured from mkfs.fat 4.2 (fixtures/fat/README.md).
+    #[test]
+    fn boot_sectors_equal_mkfs_fat_fixtures() {
+        let fixtures: [(u64, &[u8]); 3] = [
+            (2048 * KIB, include_bytes!("../../../../fixtures/fat/mkfs-2048k-sector0.bin")),
+            (16384 * KIB, include_bytes!("../../../../fixtures/fat/mkfs-16384k-sector0.bin")),
+            (614_400 * KIB, include_bytes!("../../../../fixtures/fat/mkfs-614400k-sectors0-7.bin")),
+        ];
+        for (size, want) in fixtures {
+            let g = Geometry::for_size(size).unwrap();
+            let boot = g.encode_boot_sector(0x1234_5678, b"EFIBOOT    ");
+            assert_eq!(boot[..], want[..512], "{size}");
+            if want.len() > 512 {
+                // mkfs.fat: free = clusters - 1 (the root), next free hint = 2.
+                let info = encode_fsinfo(g.cluster_count - 1, 2);
+                assert_eq!(info[..], want[512..1024]);
+                assert_eq!(boot[..], want[3072..3584]);
+                assert_eq!(info[..], want[3584..4096]);
+                assert!(want[1024..3072].iter().all(|&b| b == 0));
+            }
+        }
+    }
+
     #[test]
     fn labels() {
         assert_eq!(&volume_label("efiboot").unwrap(), b"EFIBOOT    ");
