@@ -253,3 +253,35 @@ fn sparse_and_streamed_writes_agree() {
     plan.write_to_file(&mut f).unwrap();
     assert!(fs::read(&path).unwrap() == streamed);
 }
+
+#[test]
+fn reader_reports_damage_instead_of_panicking() {
+    let tmp = tempfile::tempdir().unwrap();
+    sample(tmp.path());
+    let node = scan(tmp.path()).unwrap();
+    let img = build(&node, &FatOptions::default());
+    // Short images: every prefix length class.
+    for len in [0usize, 100, 511, 512, 1000, 4096] {
+        let r = FatVolume::open(&img[..len]).and_then(|v| v.walk().map(|_| ()));
+        assert!(r.is_err(), "prefix of {len} bytes");
+    }
+    let vol = FatVolume::open(&img[..]).unwrap();
+    let g = vol.boot_sector().geometry.clone();
+    let e = vol.lookup("/EFI/boot/BOOTX64.EFI").unwrap();
+    let first = e.entry.first_cluster().0;
+    // A loop in the chain: the file's first cluster points to itself (FAT12 entry).
+    let mut bad = img.clone();
+    let off = g.fat_offset(0) as usize + first as usize * 3 / 2;
+    let v = u16::from_le_bytes([bad[off], bad[off + 1]]);
+    let nv = if first % 2 == 0 { (v & 0xF000) | first as u16 } else { (v & 0x000F) | ((first as u16) << 4) };
+    bad[off..off + 2].copy_from_slice(&nv.to_le_bytes());
+    let vol = FatVolume::open(&bad[..]).unwrap();
+    assert!(matches!(vol.chain(e.entry.first_cluster()), Err(FatError::Corrupt { .. })));
+    // ... and the second FAT now differs from the first.
+    let problems = vol.verify().unwrap();
+    assert!(matches!(problems.as_slice(), [FatError::Corrupt { field: "FAT copy", .. }]), "{problems:?}");
+    // A broken boot signature.
+    let mut bad = img.clone();
+    bad[510] = 0;
+    assert!(matches!(FatVolume::open(&bad[..]), Err(FatError::Corrupt { offset: 510, .. })));
+}
