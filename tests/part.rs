@@ -88,6 +88,17 @@ struct Reference {
 }
 
 fn build_reference(xorriso: &Path, mkfs: &Path, with_efi: bool, efi_kib: u64) -> Reference {
+    build_reference_with(xorriso, mkfs, with_efi, efi_kib, &|_| {})
+}
+
+/// As [`build_reference`], calling `customize(root)` before xorriso runs.
+fn build_reference_with(
+    xorriso: &Path,
+    mkfs: &Path,
+    with_efi: bool,
+    efi_kib: u64,
+    customize: &dyn Fn(&Path),
+) -> Reference {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("isolinux")).unwrap();
@@ -100,6 +111,7 @@ fn build_reference(xorriso: &Path, mkfs: &Path, with_efi: bool, efi_kib: u64) ->
         File::create(&efi_path).unwrap().set_len(efi_kib * 1024).unwrap();
         run(mkfs, &["-i", "12345678", "-n", "EFIBOOT", efi_path.to_str().unwrap()]);
     }
+    customize(&root);
     let iso = dir.path().join("ref.iso");
     let guid_opt = format!("gpt_disk_guid={DISK_GUID_HEX}");
     let epoch = format!("={EPOCH}");
@@ -387,4 +399,92 @@ fn gpt_layout_efi_only_synthetic() {
     let again = plan_system_area(&req).unwrap();
     assert_eq!(again.encode_system_area(), plan.encode_system_area());
     assert_eq!(again.encode_backup_gpt(), plan.encode_backup_gpt());
+}
+
+/// Runs QEMU until every marker appeared on the serial console (or `secs` passed); returns the
+/// console text with escape sequences removed.
+fn qemu_until(qemu: &Path, args: &[&str], markers: &[&str], secs: u64) -> String {
+    use std::io::Read;
+    use std::sync::mpsc;
+    let mut child = Command::new(qemu)
+        .args(["-nographic", "-no-reboot", "-net", "none", "-m", "256", "-serial", "mon:stdio"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut log = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            log.extend(chunk);
+        }
+        let text = String::from_utf8_lossy(&log);
+        if markers.iter().all(|m| text.contains(m)) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    String::from_utf8_lossy(&log).replace('\r', "")
+}
+
+/// A reference file system whose isolinux says a marker on the serial port and whose EFI image
+/// holds a startup.nsh that echoes one in the UEFI shell.
+fn bootable_reference(xorriso: &Path, mkfs: &Path, mcopy: &Path) -> Reference {
+    build_reference_with(xorriso, mkfs, true, 4096, &|root| {
+        fs::copy(LDLINUX_C32, root.join("isolinux/ldlinux.c32")).unwrap();
+        fs::write(root.join("isolinux/isolinux.cfg"), "SERIAL 0 115200\nSAY ISOFORGE-BIOS-OK\nPROMPT 0\n")
+            .unwrap();
+        let nsh = root.join("startup.nsh");
+        fs::write(&nsh, "echo ISOFORGE-EFI-OK\r\n").unwrap();
+        let efi = root.join("boot/efi.img");
+        run(mcopy, &["-i", efi.to_str().unwrap(), nsh.to_str().unwrap(), "::/"]);
+        fs::remove_file(&nsh).unwrap();
+    })
+}
+
+const LDLINUX_C32: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+#[test]
+fn gpt_layout_boots_from_disk_in_qemu() {
+    let Some(t) = require(
+        &["xorriso", "mkfs.vfat", "mcopy", "qemu-system-x86_64"],
+        &[ISOLINUX_BIN, ISOHDPFX_BIN, LDLINUX_C32, OVMF_CODE, OVMF_VARS],
+    ) else {
+        return;
+    };
+    let r = bootable_reference(&t[0], &t[1], &t[2]);
+    let template = fs::read(ISOHDPFX_BIN).unwrap();
+    let plan = plan_system_area(&request(Layout::Gpt, &r, &template)).unwrap();
+    let img = r.iso.with_file_name("gpt.iso");
+    transplant(&r.iso, &plan, &img);
+    let drive = format!("file={},format=raw,if=ide", img.display());
+
+    // SeaBIOS runs the MBR boot code, which loads isolinux.bin from the address at byte 432.
+    let log = qemu_until(&t[3], &["-drive", &drive], &["ISOFORGE-BIOS-OK"], 60);
+    assert!(log.contains("ISOFORGE-BIOS-OK"), "{log}");
+
+    // OVMF finds the FAT through the GPT (HD(1,GPT,...)), not through El Torito (CDROM(...)).
+    let vars = r.iso.with_file_name("vars.fd");
+    fs::copy(OVMF_VARS, &vars).unwrap();
+    let code = format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}");
+    let vars = format!("if=pflash,format=raw,file={}", vars.display());
+    let log =
+        qemu_until(&t[3], &["-drive", &code, "-drive", &vars, "-drive", &drive], &["ISOFORGE-EFI-OK"], 90);
+    assert!(log.contains("ISOFORGE-EFI-OK"), "{log}");
+    assert!(log.contains("HD(1,GPT,"), "{log}");
 }
