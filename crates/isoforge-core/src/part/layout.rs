@@ -23,8 +23,9 @@
 //!   partition 2 of type 0xEF) plus xorriso's deliberately invalid "hybrid" GPT (overlapping
 //!   "ISOHybrid" and "ISOHybrid1" Basic Data partitions), size aligned to MBR cylinders.
 //! - [`Layout::Gpt`] writes a valid GPT whose only partition is an EFI System Partition over
-//!   efi.img, behind a protective MBR that keeps the isohybrid boot code (and marks the 0xEE
-//!   record active) when a BIOS boot file is given; size aligned to 1 MiB.
+//!   efi.img, behind a protective MBR. When a BIOS boot file is given the MBR keeps the
+//!   isohybrid boot code and gains a second, active, one-sector record of type 0x00 (xorriso's
+//!   `--mbr-force-bootable`, as archiso uses it); size aligned to 1 MiB.
 //! - [`Layout::None`]: El Torito only, the system area stays zero.
 //!
 //! See `docs/spec/system-area.md` for the reference facts measured on xorriso 1.5.4 and the
@@ -540,13 +541,26 @@ fn plan_gpt(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> {
 
     let mut mbr = base_mbr(code, req.bios_boot, signature);
     mbr.partition_record[0] = MbrPartitionRecord::new(
-        if bios { BOOT_ACTIVE } else { 0 },
+        0,
         Chs::uefi(1, geometry),
         OS_TYPE_GPT_PROTECTIVE,
         Chs::uefi(total_sectors - 1, geometry),
         1,
         u32::try_from(total_sectors - 1).unwrap_or(u32::MAX),
     );
+    if bios {
+        // xorriso's --mbr-force-bootable with a protective MBR (as archiso uses it): BIOSes that
+        // insist on an active partition find this one, while the 0xEE record stays inactive
+        // for UEFI firmware that rejects an active protective record.
+        mbr.partition_record[1] = MbrPartitionRecord::new(
+            BOOT_ACTIVE,
+            Chs::uefi(0, geometry),
+            OS_TYPE_EMPTY,
+            Chs::uefi(0, geometry),
+            0,
+            1,
+        );
+    }
 
     let guid = disk_guid(req);
     let start = efi.start.to_lba512().0;
@@ -687,6 +701,25 @@ mod tests {
     }
 
     #[test]
+    fn nixos_matches_captured_xorriso_bytes() {
+        // fixtures/part/README.md: the same numbers, boot code zeroed.
+        let head = include_bytes!("../../../../fixtures/part/xorriso-1.5.4-nixos-head.bin");
+        let backup_header = include_bytes!("../../../../fixtures/part/xorriso-1.5.4-nixos-backup-header.bin");
+        let zero = [0u8; 432];
+        let mut r = req(Layout::Nixos, 1225);
+        r.mbr_template = Some(&zero);
+        r.disk_guid = Some(Guid::from_xorriso_hex("5c0af4a4af1651f18ca7257154097569").unwrap());
+        let p = plan_system_area(&r).unwrap();
+        assert_eq!(p.image_blocks, 1536);
+        let sa = p.encode_system_area();
+        assert_eq!(&sa[..2048], &head[..]);
+        assert!(sa[2048..].iter().all(|&b| b == 0));
+        let b = p.encode_backup_gpt().unwrap();
+        assert_eq!(&b[b.len() - 512..], &backup_header[..]);
+        assert_eq!(&b[512..512 + 62 * 512], &sa[1024..1024 + 62 * 512]);
+    }
+
+    #[test]
     fn nixos_xorriso_guid_rule() {
         let mut r = req(Layout::Nixos, 1225);
         r.disk_guid = Some(Guid::from_xorriso_hex("00112233445566778899aabbccddeeff").unwrap());
@@ -725,10 +758,11 @@ mod tests {
         assert_eq!((r.entries[0].1.starting_lba.get(), r.entries[0].1.ending_lba.get()), (136, 4231));
         let mbr = Mbr::decode(&img).unwrap();
         assert!(mbr.is_protective());
-        assert_eq!(mbr.partition_record[0].boot_indicator, 0x80);
-        assert_eq!(mbr.partition_record[0].size_in_lba.get(), 6143);
-        assert_eq!(mbr.partition_record[0].start_chs().0, [0, 2, 0]);
-        assert_eq!(&mbr.partition_record[1..], &[MbrPartitionRecord::default(); 3]);
+        // As xorriso 1.5.4 -appended_part_as_gpt --mbr-force-bootable writes them.
+        let b = mbr.encode();
+        assert_eq!(&b[446..462], &[0, 0, 2, 0, 0xee, 0x3f, 0x20, 2, 1, 0, 0, 0, 0xff, 0x17, 0, 0]);
+        assert_eq!(&b[462..478], &[0x80, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&mbr.partition_record[2..], &[MbrPartitionRecord::default(); 2]);
         assert!(mbr.check(6144).is_empty(), "{:?}", mbr.check(6144));
         assert_eq!(mbr.isohybrid_boot_lba(), 1058 * 4);
 
@@ -739,7 +773,7 @@ mod tests {
         let p = plan_system_area(&r).unwrap();
         let mbr = p.mbr().unwrap();
         assert_eq!(mbr.boot_code, [0; 440]);
-        assert_eq!(mbr.partition_record[0].boot_indicator, 0);
+        assert_eq!(&mbr.partition_record[1..], &[MbrPartitionRecord::default(); 3]);
         assert!(report(&image(&p)).mismatches.is_empty());
     }
 
