@@ -331,9 +331,8 @@ pub fn isohybrid_align(blocks: u64) -> (Geometry, u64) {
 
 /// Plans the system area for `req`. Pure: no I/O, no clock.
 pub fn plan_system_area(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> {
-    let layout = req.layout.name();
     if let Some(efi) = req.efi_image {
-        check_efi(req, layout, efi)?;
+        check_efi(req, efi)?;
     }
     if let Some(boot) = req.bios_boot {
         if boot.0 >= req.iso_blocks || boot.0 < 16 {
@@ -365,8 +364,7 @@ pub fn plan_system_area(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, P
     }
 }
 
-fn check_efi(req: &SystemAreaRequest<'_>, layout: &'static str, efi: EfiImage) -> Result<(), PartError> {
-    let _ = layout;
+fn check_efi(req: &SystemAreaRequest<'_>, efi: EfiImage) -> Result<(), PartError> {
     if efi.size < ISO_BLOCK {
         return Err(PartError::EfiImageTooSmall { start: efi.start, size: efi.size });
     }
