@@ -20,7 +20,7 @@ use std::process::Command;
 
 use isoforge_core::part::gpt::{read_gpt, Guid};
 use isoforge_core::part::layout::{
-    plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest, SYSTEM_AREA_BYTES,
+    identify, plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest, SYSTEM_AREA_BYTES,
 };
 use isoforge_core::part::mbr::Mbr;
 use isoforge_core::time::Epoch;
@@ -261,6 +261,7 @@ fn nixos_against_xorriso_with(with_efi: bool, efi_kib: u64, customize: &dyn Fn(&
             let rep = our_gpt_report(&r.iso);
             let fields: Vec<_> = rep.mismatches.iter().map(|m| m.field).collect();
             assert_eq!(fields, ["starting_lba", "starting_lba"], "{:#?}", rep.mismatches);
+            assert_eq!(identify(&sa[..512], Some(&rep)), Some(Layout::Nixos));
         }
         (None, None) => assert!(!with_efi),
         _ => unreachable!(),
@@ -363,8 +364,11 @@ fn gpt_checks(t: &[PathBuf], img: &Path, plan: &SystemAreaPlan, efi: EfiImage, b
     let dir = run(mdir, &["-i", &at, "::"]);
     assert!(dir.contains("EFIBOOT"), "{dir}");
 
-    assert!(our_gpt_report(img).mismatches.is_empty());
-    let mbr = Mbr::decode(&fs::read(img).unwrap()[..512]).unwrap();
+    let rep = our_gpt_report(img);
+    assert!(rep.mismatches.is_empty(), "{:#?}", rep.mismatches);
+    let sector0 = &fs::read(img).unwrap()[..512];
+    assert_eq!(identify(sector0, Some(&rep)), Some(Layout::Gpt));
+    let mbr = Mbr::decode(sector0).unwrap();
     assert!(mbr.is_protective());
     assert_eq!(mbr.partition_record[1].boot_indicator == 0x80, bios);
 }

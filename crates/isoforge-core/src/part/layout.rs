@@ -579,6 +579,42 @@ fn plan_gpt(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> {
     })
 }
 
+/// Which layout an image's system area looks like, for `inspect`: `mbr` is sector 0 and `gpt`
+/// what [`super::gpt::read_gpt`] found. `None` when it matches none of isoforge's layouts
+/// (another tool's, or damaged).
+///
+/// - [`Layout::None`]: sector 0 all zero and no GPT;
+/// - [`Layout::Nixos`]: an active record 1 from sector 0 of type 0x00 or 0x17, and either no
+///   GPT (BIOS only) or one whose entry 1 is "ISOHybrid";
+/// - [`Layout::Gpt`]: a protective MBR and a GPT with an EFI System Partition.
+pub fn identify(mbr_sector: &[u8], gpt: Option<&super::gpt::GptReport>) -> Option<Layout> {
+    let has_gpt = gpt.is_some_and(|g| g.primary.is_some() || g.backup.is_some());
+    if mbr_sector.iter().take(512).all(|&b| b == 0) {
+        return (!has_gpt).then_some(Layout::None);
+    }
+    let mbr = Mbr::decode(mbr_sector).ok()?;
+    if mbr.signature != super::mbr::MBR_SIGNATURE {
+        return None;
+    }
+    let first = mbr.partition_record[0];
+    if mbr.is_protective() {
+        let esp = gpt?.entries.iter().any(|(_, e)| e.partition_type_guid == Guid::EFI_SYSTEM);
+        return esp.then_some(Layout::Gpt);
+    }
+    let isohybrid = first.boot_indicator == BOOT_ACTIVE
+        && first.starting_lba.get() == 0
+        && matches!(first.os_indicator, OS_TYPE_EMPTY | OS_TYPE_ISOHYBRID_NO_GPT);
+    if !isohybrid {
+        return None;
+    }
+    match gpt {
+        Some(g) if has_gpt => {
+            g.entries.first().filter(|(_, e)| e.name() == "ISOHybrid").map(|_| Layout::Nixos)
+        }
+        _ => Some(Layout::Nixos),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::gpt::{read_gpt, GptReport};
@@ -773,6 +809,24 @@ mod tests {
         assert_eq!(mbr.boot_code, [0; 440]);
         assert_eq!(&mbr.partition_record[1..], &[MbrPartitionRecord::default(); 3]);
         assert!(report(&image(&p)).mismatches.is_empty());
+    }
+
+    #[test]
+    fn identify_layouts() {
+        for layout in [Layout::Nixos, Layout::Gpt, Layout::None] {
+            let p = plan_system_area(&req(layout, 1225)).unwrap();
+            let img = image(&p);
+            let g = report(&img);
+            assert_eq!(identify(&img[..512], Some(&g)), Some(layout), "{layout}");
+        }
+        let mut r = req(Layout::Nixos, 1225);
+        r.efi_image = None;
+        let img = image(&plan_system_area(&r).unwrap());
+        assert_eq!(identify(&img[..512], Some(&report(&img))), Some(Layout::Nixos));
+        let mut other = [0u8; 512];
+        other[510] = 0x55;
+        other[511] = 0xaa;
+        assert_eq!(identify(&other, None), None);
     }
 
     #[test]
