@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 
 use support::bootkit::{self, BootKit, BootSpec};
 use support::qemu::{self, Firmware, Media};
-use support::{run, sha256_bytes, sha256_file, tool};
+use support::{mkdir_p, run, sha256_bytes, sha256_file, tool, write_file};
 
 /// Mixed case, `-` and `.`; at most 16 characters (see `bootkit::label_ok`).
 const LABEL: &str = "IsoForge-Ref.1a";
@@ -60,11 +60,6 @@ fn filler(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn write(path: &Path, bytes: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
 fn build_reference() -> Option<Reference> {
     if !tool("xorriso") || !tool("mksquashfs") {
         return None;
@@ -72,27 +67,31 @@ fn build_reference() -> Option<Reference> {
     let kit = bootkit::bootkit(LABEL)?;
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boot_reference");
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    mkdir_p(&dir);
 
     // The store: a small text file checked by name, a 300 KiB file checked through the sums list.
     let store = dir.join("store");
     let greeting = b"hello from the reference squashfs\n";
     let blob = filler(300 * 1024);
-    write(&store.join("nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello/share/Greeting.txt"), greeting);
-    write(&store.join("nix/store/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-data/blob.bin"), &blob);
+    write_file(&store.join("nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello/share/Greeting.txt"), greeting);
+    write_file(&store.join("nix/store/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-data/blob.bin"), &blob);
 
     let tree = dir.join("tree");
-    std::fs::create_dir_all(&tree).unwrap();
-    run(Command::new("mksquashfs")
-        .arg(&store)
-        .arg(tree.join("nix-store.squashfs"))
-        .args(["-noappend", "-quiet", "-no-progress", "-comp", "zstd", "-all-root"]));
+    mkdir_p(&tree);
+    run(Command::new("mksquashfs").arg(&store).arg(tree.join("nix-store.squashfs")).args([
+        "-noappend",
+        "-quiet",
+        "-no-progress",
+        "-comp",
+        "zstd",
+        "-all-root",
+    ]));
     let sums = format!(
         "{}  sq/nix/store/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-data/blob.bin\n{}  iso/isoforge/Boot-Check.v1.txt\n",
         sha256_bytes(&blob),
         sha256_bytes(bootkit::check_file_content(LABEL).as_bytes())
     );
-    write(&tree.join("isoforge/SHA256SUMS"), sums.as_bytes());
+    write_file(&tree.join("isoforge/SHA256SUMS"), sums.as_bytes());
 
     let spec = BootSpec::new(LABEL)
         .check("/boot/bzImage", Some(&sha256_file(&kit.kernel)))

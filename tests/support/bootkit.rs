@@ -20,7 +20,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::{run, sha256_bytes, skip, tool};
+use super::{mkdir_p, run, sha256_bytes, skip, tool, write_file};
 
 /// The kernel and initramfs built by `.ci/boot-assets.sh`.
 #[derive(Clone, Debug)]
@@ -174,9 +174,9 @@ fn grub_efi(assets: &Path, label: &str) -> PathBuf {
         .tempdir_in(assets)
         .unwrap_or_else(|e| panic!("temp dir in {}: {e}", assets.display()));
     let cfg_path = work.path().join("early.cfg");
-    std::fs::write(&cfg_path, &cfg).unwrap_or_else(|e| panic!("write {}: {e}", cfg_path.display()));
+    write_file(&cfg_path, &cfg);
     let boot = work.path().join("EFI/BOOT");
-    std::fs::create_dir_all(&boot).unwrap_or_else(|e| panic!("mkdir {}: {e}", boot.display()));
+    mkdir_p(&boot);
     run(Command::new("grub-mkimage")
         .args(["-O", "x86_64-efi", "-d", GRUB_EFI_MODULES, "-p", "/boot/grub", "-c"])
         .arg(&cfg_path)
@@ -186,8 +186,7 @@ fn grub_efi(assets: &Path, label: &str) -> PathBuf {
     std::fs::remove_file(&cfg_path).unwrap_or_else(|e| panic!("rm {}: {e}", cfg_path.display()));
     // Publish atomically: another test process may be doing the same.
     let tmp = work.keep();
-    std::fs::create_dir_all(dir.parent().unwrap_or(assets))
-        .unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    mkdir_p(dir.parent().unwrap_or(assets));
     if std::fs::rename(&tmp, &dir).is_err() {
         // Lost the race (or a stale dir without the file): use whatever is complete.
         let _ = std::fs::remove_dir_all(&tmp);
@@ -355,18 +354,12 @@ pub fn write_iso_tree(kit: &BootKit, spec: &BootSpec, root: &Path) {
     let copy = |from: &Path, to: &str| {
         let to = root.join(to);
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+            mkdir_p(parent);
         }
         std::fs::copy(from, &to)
             .unwrap_or_else(|e| panic!("copy {} to {}: {e}", from.display(), to.display()));
     };
-    let write = |to: &str, text: &str| {
-        let to = root.join(to);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
-        }
-        std::fs::write(&to, text).unwrap_or_else(|e| panic!("write {}: {e}", to.display()));
-    };
+    let write = |to: &str, text: &str| write_file(&root.join(to), text);
     copy(&kit.isolinux_bin, "isolinux/isolinux.bin");
     copy(&kit.ldlinux_c32, "isolinux/ldlinux.c32");
     write("isolinux/isolinux.cfg", &isolinux_cfg(spec));

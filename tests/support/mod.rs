@@ -60,9 +60,9 @@ pub fn debian_package(name: &str) -> &str {
 /// The path of program `name` if it is an executable file in a directory of `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| {
-        p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    })
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
 /// True when the program `name` is on `PATH`. When it is missing this panics under `CI=true`
@@ -73,10 +73,7 @@ pub fn tool(name: &str) -> bool {
         return true;
     }
     if ci() {
-        panic!(
-            "{name} not installed (CI=true): install the Debian package {}",
-            debian_package(name)
-        );
+        panic!("{name} not installed (CI=true): install the Debian package {}", debian_package(name));
     }
     eprintln!("SKIP: {name} not installed (Debian package {})", debian_package(name));
     false
@@ -125,6 +122,21 @@ pub fn tempdir() -> TempDir {
         .prefix("isoforge-test-")
         .tempdir_in(base)
         .unwrap_or_else(|e| panic!("cannot make a temp dir in {}: {e}", base.display()))
+}
+
+/// Creates the directory `path` and its parents; panics naming the path.
+#[track_caller]
+pub fn mkdir_p(path: &Path) {
+    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir -p {}: {e}", path.display()));
+}
+
+/// Writes `bytes` to `path`, creating its parent directories; panics naming the path.
+#[track_caller]
+pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) {
+    if let Some(parent) = path.parent() {
+        mkdir_p(parent);
+    }
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// The `isoforge` binary that cargo built for these tests.

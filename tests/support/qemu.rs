@@ -241,10 +241,8 @@ pub fn boot(
             let vars = dir.path().join("OVMF_VARS.fd");
             std::fs::copy(&ovmf.vars, &vars)
                 .map_err(|e| format!("copy {} to {}: {e}", ovmf.vars.display(), vars.display()))?;
-            cmd.arg("-drive").arg(format!(
-                "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                drive_path(&ovmf.code)
-            ));
+            cmd.arg("-drive")
+                .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", drive_path(&ovmf.code)));
             cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", drive_path(&vars)));
             _vars_dir = dir;
         }
