@@ -24,7 +24,15 @@ init_src=$here/fixtures/boot/init
 # /dev/sr0 and /dev/sda. ahci and virtio are there for tests that pick a q35 machine or virtio.
 modules="ata_piix ahci sr_mod sd_mod virtio_pci virtio_blk virtio_scsi isofs loop squashfs"
 
+for cmd in apt-get apt-cache dpkg-deb dpkg-query cpio gzip tsort sha256sum; do
+	command -v "$cmd" >/dev/null || {
+		echo "boot-assets: $cmd not found (Debian packages: apt, dpkg, cpio, gzip, coreutils)" >&2
+		exit 1
+	}
+done
+
 busybox=/bin/busybox
+[ -x "$busybox" ] || { echo "boot-assets: $busybox missing: install busybox-static" >&2; exit 1; }
 case "$(ldd "$busybox" 2>&1 || true)" in
 *'not a dynamic executable'*) ;;
 *)

@@ -121,13 +121,7 @@ fn boot_reference(firmware: Firmware, media: Media) {
     if !qemu::available(firmware) {
         return;
     }
-    let log = qemu::boot(&reference.image, firmware, media, &reference.spec.marker(), qemu::BOOT_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let device = match media {
-        Media::Cdrom => "ISOFORGE-DEVICE /dev/sr0",
-        Media::Disk => "ISOFORGE-DEVICE /dev/sda",
-    };
-    assert!(log.contains(device), "{firmware} {media}: expected `{device}` on the console:\n{log}");
+    qemu::expect_boot(&reference.image, firmware, media, &reference.spec.marker());
 }
 
 #[test]

@@ -12,8 +12,8 @@
 //! Acceleration: `/dev/kvm` may exist while KVM guests hang (nested virtualisation), so KVM is
 //! used only after a probe boot of the boot kit's kernel reached its init under KVM within 20 s;
 //! the verdict is cached in the process and in `<boot assets>/accel-probe.txt`. The environment
-//! variable `ISOFORGE_QEMU_ACCEL=kvm|tcg` overrides the probe. Boots run one at a time per test
-//! process (`ISOFORGE_QEMU_JOBS=N` allows N at once): TCG boots compete for the same cores.
+//! variable `ISOFORGE_QEMU_ACCEL=kvm|tcg` overrides the probe. At most one boot per CPU runs at
+//! once per test process (`ISOFORGE_QEMU_JOBS=N` changes that): TCG guests are CPU-bound.
 
 use std::fmt;
 use std::io::Read;
@@ -270,6 +270,29 @@ pub fn boot(
     result
 }
 
+/// [`boot`] with [`BOOT_TIMEOUT`] that panics with the whole story when the boot fails, and
+/// checks that the init found the image on the device `media` gives (`/dev/sr0` or `/dev/sda`).
+/// Returns the serial log.
+#[track_caller]
+pub fn expect_boot(image: &Path, firmware: Firmware, media: Media, marker: &str) -> String {
+    let log = boot(image, firmware, media, marker, BOOT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let device = expected_device(media);
+    assert!(
+        log.contains(device),
+        "{firmware} {media}: booted, but `{device}` is not on the console:\n{}",
+        strip_ansi(&log)
+    );
+    log
+}
+
+/// The init's device line for an image attached as `media` to the IDE controller.
+pub fn expected_device(media: Media) -> &'static str {
+    match media {
+        Media::Cdrom => "ISOFORGE-DEVICE /dev/sr0",
+        Media::Disk => "ISOFORGE-DEVICE /dev/sda",
+    }
+}
+
 /// Kills and reaps QEMU however the watch ends (including a panic).
 struct KillOnDrop(Child);
 
@@ -393,7 +416,8 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// A permit to run one QEMU: at most `ISOFORGE_QEMU_JOBS` (default 1) at once per process.
+/// A permit to run one QEMU: at most `ISOFORGE_QEMU_JOBS` at once per process (default: the
+/// number of CPUs; each TCG guest keeps about one core busy).
 struct Slot;
 
 struct Slots {
@@ -404,7 +428,8 @@ struct Slots {
 fn slots() -> &'static Slots {
     static SLOTS: OnceLock<Slots> = OnceLock::new();
     SLOTS.get_or_init(|| {
-        let jobs = std::env::var("ISOFORGE_QEMU_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let jobs = std::env::var("ISOFORGE_QEMU_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(cpus);
         Slots { free: Mutex::new(jobs.max(1)), freed: Condvar::new() }
     })
 }
