@@ -10,7 +10,7 @@
 //! non-secure-boot build, its variable store copied to a temp file per boot).
 //!
 //! Acceleration: `/dev/kvm` may exist while KVM guests hang (nested virtualisation), so KVM is
-//! used only after a probe boot of the boot kit's kernel reached its init under KVM within 20 s;
+//! used only after a probe boot of the boot kit's kernel reached its init under KVM within 12 s;
 //! the verdict is cached in the process and in `<boot assets>/accel-probe.txt`. The environment
 //! variable `ISOFORGE_QEMU_ACCEL=kvm|tcg` overrides the probe. At most one boot per CPU runs at
 //! once per test process (`ISOFORGE_QEMU_JOBS=N` changes that): TCG guests are CPU-bound.
@@ -27,6 +27,9 @@ use super::{bootkit, command_line};
 
 /// Generous per-boot limit: a TCG boot takes 10–40 s here, on a loaded 2-core machine more.
 pub const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long the KVM probe may take: a KVM guest reaches its init in 1–3 s.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(12);
 
 /// Console text that ends a boot at once as a failure (after 2 s more of log for context).
 pub const FAIL_PATTERNS: &[&str] = &[
@@ -150,7 +153,7 @@ pub fn accel() -> Accel {
 }
 
 /// Decides between KVM and TCG: TCG unless `/dev/kvm` opens read-write and a KVM guest runs
-/// the boot kit's kernel to its init (`isoforge.probe=1` prints `ISOFORGE-PROBE-OK`) in 20 s.
+/// the boot kit's kernel to its init (`isoforge.probe=1` prints `ISOFORGE-PROBE-OK`) in time.
 fn probe_accel() -> Accel {
     if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         return Accel::Tcg;
@@ -182,11 +185,11 @@ fn probe_accel() -> Accel {
     cmd.arg("-kernel").arg(&assets.kernel).arg("-initrd").arg(&assets.initrd);
     cmd.args(["-append", "console=ttyS0 isoforge.probe=1"]);
     let start = Instant::now();
-    let verdict = match watch(cmd, "ISOFORGE-PROBE-OK", Duration::from_secs(20), "kvm-probe") {
-        Ok(_) => Accel::Kvm,
-        Err(_) => Accel::Tcg,
+    let (verdict, why) = match watch(cmd, "ISOFORGE-PROBE-OK", PROBE_TIMEOUT, "kvm-probe") {
+        Ok(_) => (Accel::Kvm, "the guest reached its init".to_owned()),
+        Err(e) => (Accel::Tcg, e.lines().next().unwrap_or_default().to_owned()),
     };
-    eprintln!("qemu: KVM probe took {:.1} s: using {verdict}", start.elapsed().as_secs_f64());
+    eprintln!("qemu: KVM probe: {why} ({:.1} s): using {verdict}", start.elapsed().as_secs_f64());
     // Best effort: a cache that cannot be written only costs another probe.
     let _ = std::fs::write(&cache, format!("{key}\n{verdict}\n"));
     verdict
