@@ -1,0 +1,162 @@
+//! Helpers shared by the integration tests in `tests/`: each test file includes this module with
+//! `mod support;`.
+//!
+//! - [`tool`] decides whether an external program may be used: present, or skip, or (under
+//!   `CI=true`) fail loudly, naming the Debian package to install.
+//! - [`run`] / [`run_ok_stdout`] run a command and panic with everything needed to debug it.
+//! - [`tempdir`] makes scratch space under the cargo target directory.
+//! - [`isoforge_bin`] is the `isoforge` binary built for these tests.
+//! - [`qemu`] boots an image four ways (SeaBIOS/OVMF × CD-ROM/disk) and watches the serial console.
+//! - [`bootkit`] provides what a bootable test image needs (kernel, initramfs, isolinux, GRUB EFI).
+//!
+//! Every test crate compiles this whole module but uses only part of it.
+#![allow(dead_code)]
+
+pub mod bootkit;
+pub mod qemu;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+use tempfile::TempDir;
+
+/// True when the tests run in CI (`CI=true`): then a missing tool is a failure, not a skip.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Stops a test that cannot run here: under CI it panics with `why`; otherwise it prints
+/// `SKIP: why` to stderr and the caller returns.
+pub fn skip(why: &str) {
+    if ci() {
+        panic!("{why} (CI=true: missing prerequisites are failures)");
+    }
+    eprintln!("SKIP: {why}");
+}
+
+/// The Debian package that ships the program `name` (for the messages of [`tool`]).
+pub fn debian_package(name: &str) -> &str {
+    match name {
+        "isoinfo" | "genisoimage" => "genisoimage",
+        "bsdtar" => "libarchive-tools",
+        "7z" => "p7zip-full",
+        "mksquashfs" | "unsquashfs" => "squashfs-tools",
+        "mkfs.vfat" | "mkfs.fat" | "fsck.fat" | "fsck.vfat" => "dosfstools",
+        "mcopy" | "mmd" | "mdir" | "mtype" => "mtools",
+        "sgdisk" | "gdisk" => "gdisk",
+        "sfdisk" | "fdisk" => "fdisk",
+        "qemu-system-x86_64" | "qemu-img" => "qemu-system-x86",
+        "grub-mkimage" | "grub-mkstandalone" => "grub-common",
+        "busybox" => "busybox-static",
+        "dpkg-deb" => "dpkg",
+        "apt-get" | "apt-cache" => "apt",
+        other => other,
+    }
+}
+
+/// The path of program `name` if it is an executable file in a directory of `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// True when the program `name` is on `PATH`. When it is missing this panics under `CI=true`
+/// (naming the Debian package to install), else prints `SKIP: <name> not installed` and returns
+/// false, so a test does `if !support::tool("xorriso") { return; }`.
+pub fn tool(name: &str) -> bool {
+    if which(name).is_some() {
+        return true;
+    }
+    if ci() {
+        panic!("{name} not installed (CI=true): install the Debian package {}", debian_package(name));
+    }
+    eprintln!("SKIP: {name} not installed (Debian package {})", debian_package(name));
+    false
+}
+
+/// The command line of `cmd`, shell-quoted enough to paste into a terminal.
+pub fn command_line(cmd: &Command) -> String {
+    fn quote(s: &OsStr) -> String {
+        let s = s.to_string_lossy();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b)) {
+            s.into_owned()
+        } else {
+            format!("'{}'", s.replace('\'', r"'\''"))
+        }
+    }
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(quote).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `cmd` to completion (stdout and stderr captured) and returns its output; panics with
+/// the command line, the exit status, stdout and stderr when it cannot start or fails.
+#[track_caller]
+pub fn run(cmd: &mut Command) -> Output {
+    let line = command_line(cmd);
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run `{line}`: {e}"));
+    if !out.status.success() {
+        panic!(
+            "`{line}` failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Like [`run`], returning stdout as text (invalid UTF-8 replaced).
+#[track_caller]
+pub fn run_ok_stdout(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
+}
+
+/// A fresh scratch directory under the cargo target directory (`target/tmp`), removed on drop.
+pub fn tempdir() -> TempDir {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    tempfile::Builder::new()
+        .prefix("isoforge-test-")
+        .tempdir_in(base)
+        .unwrap_or_else(|e| panic!("cannot make a temp dir in {}: {e}", base.display()))
+}
+
+/// Creates the directory `path` and its parents; panics naming the path.
+#[track_caller]
+pub fn mkdir_p(path: &Path) {
+    std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir -p {}: {e}", path.display()));
+}
+
+/// Writes `bytes` to `path`, creating its parent directories; panics naming the path.
+#[track_caller]
+pub fn write_file(path: &Path, bytes: impl AsRef<[u8]>) {
+    if let Some(parent) = path.parent() {
+        mkdir_p(parent);
+    }
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The `isoforge` binary that cargo built for these tests.
+pub fn isoforge_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_isoforge"))
+}
+
+/// The lowercase hex sha256 of the file at `path` (streamed).
+pub fn sha256_file(path: &Path) -> String {
+    let mut file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    hex(&hasher.finalize())
+}
+
+/// The lowercase hex sha256 of `bytes`.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
