@@ -1,19 +1,37 @@
 //! The build pipeline: grafts and options in, one image file out.
 //!
-//! [`ImageSpec`] says what goes into the image; [`plan_image`] builds the input tree and the
-//! ISO plan (pure except for reading metadata and the BIOS boot file's checksum);
-//! [`write_image`] streams the plan into any `Write`; [`build_to_path`] writes a file safely
-//! (temporary beside the target, renamed when complete).
+//! [`ImageSpec`] says what goes into the image; [`plan_image`] builds the input tree, the FAT
+//! EFI image's plan, the ISO plan and the system area (pure except for reading metadata, the
+//! MBR template and the BIOS boot file's checksum); [`write_image`] streams the plan into any
+//! `Write`; [`build_to_path`] writes a file safely (temporary beside the target, renamed when
+//! complete).
+//!
+//! Order of planning: the FAT image's size is fixed first (it is a file of the ISO tree), then
+//! the ISO layout, then the system area, whose MBR/GPT describe the ISO's final size and the
+//! FAT image's place in it. The PVD's volume space size covers the whole image, padding and
+//! backup GPT included, as xorriso writes it.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::iso9660::plan::{self, IsoError, IsoOptions, IsoPlan};
-use crate::iso9660::write::{self as iso_write, ImageFrame, NoGenerated};
+use crate::fat::{FatError, FatOptions, FatPlan};
+use crate::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
+use crate::iso9660::write::{self as iso_write, GeneratedContent, ImageFrame};
 use crate::output::{AtomicOutput, OutputError};
+use crate::part::gpt::Guid;
+use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
+use crate::part::PartError;
 use crate::tree::{Tree, TreeError};
+
+/// Default path of the EFI FAT image in the ISO (as nixpkgs places it).
+pub const DEFAULT_EFI_IMAGE: &str = "boot/efi.img";
+/// Generated-file id of the EFI FAT image.
+pub const EFI_GENERATED_ID: u32 = 1;
+/// Bytes of an isohybrid MBR template that reach the image (the rest of the sector is the
+/// partition table and signature).
+pub const MBR_TEMPLATE_BYTES: usize = 432;
 
 /// Errors of the whole pipeline.
 #[derive(Debug, Error)]
@@ -31,6 +49,51 @@ pub enum BuildError {
     /// The output file could not be created or committed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The EFI FAT image could not be planned or written.
+    #[error("EFI image from {dir}: {source}")]
+    Fat {
+        /// The EFI directory.
+        dir: PathBuf,
+        /// The FAT builder's error.
+        source: FatError,
+    },
+    /// The system area could not be planned.
+    #[error(transparent)]
+    Part(#[from] PartError),
+    /// The isohybrid MBR template could not be used.
+    #[error("isohybrid MBR template {path}: {why}")]
+    MbrTemplate {
+        /// Host path.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Options that do not go together.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// The EFI system partition image to build and add as the El Torito EFI entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EfiSpec {
+    /// Host directory whose tree becomes the FAT image (e.g. holding `EFI/BOOT/BOOTX64.EFI`).
+    pub dir: PathBuf,
+    /// Path of the image in the ISO.
+    pub image_path: String,
+    /// FAT options (size, serial, label, epoch).
+    pub fat: FatOptions,
+}
+
+/// What goes into the first 32 KiB and the end of the image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HybridSpec {
+    /// The layout; `None` picks [`Layout::default_for`] (nixos with an MBR template, gpt with
+    /// an EFI image only, none otherwise).
+    pub layout: Option<Layout>,
+    /// Host path of the isohybrid MBR template (isohdpfx.bin).
+    pub isohybrid_mbr: Option<PathBuf>,
+    /// GPT disk GUID; derived from the volume id and epoch when not given.
+    pub gpt_disk_guid: Option<Guid>,
 }
 
 /// One graft: an image path and the host path whose contents go there.
@@ -59,8 +122,45 @@ impl Graft {
 pub struct ImageSpec {
     /// Grafted contents.
     pub grafts: Vec<Graft>,
-    /// ISO 9660 options (volume id, epoch, boot entries, sort weights).
+    /// ISO 9660 options (volume id, epoch, BIOS boot entry, sort weights).
     pub iso: IsoOptions,
+    /// The EFI image, if the image boots under UEFI.
+    pub efi: Option<EfiSpec>,
+    /// The system area layout.
+    pub hybrid: HybridSpec,
+}
+
+impl ImageSpec {
+    /// A spec with no grafts, no boot entries and the default layout.
+    pub fn new(iso: IsoOptions) -> ImageSpec {
+        ImageSpec { grafts: Vec::new(), iso, efi: None, hybrid: HybridSpec::default() }
+    }
+}
+
+/// A complete plan of an image: ISO, system area, and the producers of generated files.
+#[derive(Debug)]
+pub struct ImagePlan {
+    /// The ISO 9660 plan (its volume size already covers the whole image).
+    pub iso: IsoPlan,
+    /// The system area plan.
+    pub system_area: SystemAreaPlan,
+    /// The frame (system area bytes, image size, backup GPT).
+    pub frame: ImageFrame,
+    /// The EFI image's plan, when there is one.
+    pub fat: Option<(PathBuf, FatPlan)>,
+}
+
+struct Producers<'a> {
+    fat: Option<&'a (PathBuf, FatPlan)>,
+}
+
+impl GeneratedContent for Producers<'_> {
+    fn write_generated(&mut self, id: u32, out: &mut dyn Write) -> Result<(), String> {
+        match (id, self.fat) {
+            (EFI_GENERATED_ID, Some((_, fat))) => fat.write(out).map_err(|e| e.to_string()),
+            _ => Err(format!("no producer for generated file {id}")),
+        }
+    }
 }
 
 /// What a build produced.
@@ -81,35 +181,82 @@ pub fn build_tree(grafts: &[Graft]) -> Result<Tree, BuildError> {
     Ok(tree)
 }
 
-/// Plans the image: input tree, ISO plan, and the frame around it.
-pub fn plan_image(spec: &ImageSpec) -> Result<(IsoPlan, ImageFrame), BuildError> {
-    let tree = build_tree(&spec.grafts)?;
-    let plan = plan::plan(tree, &spec.iso)?;
-    let frame = ImageFrame::plain(&plan);
-    Ok((plan, frame))
+fn read_mbr_template(path: &Path) -> Result<Vec<u8>, BuildError> {
+    let bad = |why: String| BuildError::MbrTemplate { path: path.to_path_buf(), why };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    if bytes.len() < MBR_TEMPLATE_BYTES || bytes.len() > 512 {
+        return Err(bad(format!("{} bytes; an isohybrid MBR template has 432 to 512", bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// Plans the whole image.
+pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
+    let mut tree = build_tree(&spec.grafts)?;
+    let mut iso_options = spec.iso.clone();
+    let mut fat = None;
+    if let Some(efi) = &spec.efi {
+        let node = crate::tree::scan(&efi.dir)?;
+        let fat_err = |source| BuildError::Fat { dir: efi.dir.clone(), source };
+        let plan = FatPlan::new(&node, &efi.fat).map_err(fat_err)?;
+        tree.add_generated(&efi.image_path, EFI_GENERATED_ID, plan.image_size())?;
+        iso_options.efi_boot = Some(EfiBoot { image: efi.image_path.clone() });
+        fat = Some((efi.dir.clone(), plan));
+    }
+    let template = spec.hybrid.isohybrid_mbr.as_deref().map(read_mbr_template).transpose()?;
+    let layout = spec.hybrid.layout.unwrap_or(Layout::default_for(template.is_some(), spec.efi.is_some()));
+    if template.is_some() && layout == Layout::None {
+        return Err(BuildError::Conflict("--isohybrid-mbr has no effect with --layout none".into()));
+    }
+    let mut iso = plan::plan(tree, &iso_options)?;
+    let bios_boot = iso.options.bios_boot.as_ref().and_then(|b| iso.find_file(&b.image)).map(|f| f.lba);
+    let efi_image = spec
+        .efi
+        .as_ref()
+        .and_then(|e| iso.find_file(&e.image_path))
+        .map(|f| EfiImage { start: f.lba, size: f.size });
+    let system_area = plan_system_area(&SystemAreaRequest {
+        layout,
+        mbr_template: template.as_deref(),
+        bios_boot,
+        efi_image,
+        iso_blocks: iso.data_end.0,
+        pad_blocks: SystemAreaRequest::XORRISO_PAD_BLOCKS,
+        volume_id: &iso.options.volume_id,
+        epoch: iso.options.epoch,
+        disk_guid: spec.hybrid.gpt_disk_guid,
+    })?;
+    iso.volume_blocks = system_area.image_blocks;
+    let mut tail = Vec::new();
+    if let (Some(start), Some(bytes)) = (system_area.backup_gpt_start(), system_area.encode_backup_gpt()) {
+        tail.push((start.byte_offset(), bytes));
+    }
+    let frame = ImageFrame { system_area: system_area.encode_system_area(), image_size: system_area.image_bytes(), tail };
+    Ok(ImagePlan { iso, system_area, frame, fat })
+}
+
+fn write_planned(plan: &ImagePlan, out: &mut dyn Write) -> Result<u64, BuildError> {
+    let mut producers = Producers { fat: plan.fat.as_ref() };
+    let mut w = BufWriter::with_capacity(1 << 20, out);
+    let n = iso_write::write_image(&plan.iso, &plan.frame, &mut producers, &mut w)?;
+    w.flush().map_err(IsoError::Write)?;
+    Ok(n)
 }
 
 /// Plans and writes the image into `out`.
 pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport, BuildError> {
-    let (plan, frame) = plan_image(spec)?;
-    let mut w = BufWriter::with_capacity(1 << 20, out);
-    let bytes_written = iso_write::write_image(&plan, &frame, &mut NoGenerated, &mut w)?;
-    w.flush().map_err(IsoError::Write)?;
-    Ok(BuildReport { bytes_written, volume_blocks: plan.volume_blocks })
+    let plan = plan_image(spec)?;
+    let bytes_written = write_planned(&plan, out)?;
+    Ok(BuildReport { bytes_written, volume_blocks: plan.iso.volume_blocks })
 }
 
 /// Plans and writes the image to `path`, through a temporary file beside it that is renamed
 /// only when the image is complete. On error the target is untouched and no temporary is
 /// left behind. Planning happens before the temporary file is created.
 pub fn build_to_path(spec: &ImageSpec, path: &Path) -> Result<BuildReport, BuildError> {
-    let (plan, frame) = plan_image(spec)?;
+    let plan = plan_image(spec)?;
     let mut out = AtomicOutput::create(path)?;
-    let bytes_written = {
-        let mut w = BufWriter::with_capacity(1 << 20, out.file());
-        let n = iso_write::write_image(&plan, &frame, &mut NoGenerated, &mut w)?;
-        w.flush().map_err(IsoError::Write)?;
-        n
-    };
+    let bytes_written = write_planned(&plan, out.file())?;
     out.commit()?;
-    Ok(BuildReport { bytes_written, volume_blocks: plan.volume_blocks })
+    Ok(BuildReport { bytes_written, volume_blocks: plan.iso.volume_blocks })
 }

@@ -4,9 +4,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use isoforge_core::image::{self, Graft, ImageSpec};
+use isoforge_core::fat::{FatOptions, DEFAULT_LABEL};
+use isoforge_core::image::{self, EfiSpec, Graft, HybridSpec, ImageSpec, DEFAULT_EFI_IMAGE};
 use isoforge_core::iso9660::plan::{BiosBoot, IsoOptions, DEFAULT_BOOT_CATALOG, DEFAULT_BOOT_LOAD_SIZE};
+use isoforge_core::part::gpt::Guid;
+use isoforge_core::part::layout::Layout;
 use isoforge_core::time::Epoch;
+
+use super::fat::{parse_size, serial_value};
 
 /// Arguments of `isoforge build`.
 #[derive(clap::Args, Debug)]
@@ -45,6 +50,36 @@ pub struct BuildArgs {
     /// Placement weight of a file or directory (higher first); repeatable.
     #[arg(long = "sort-weight", value_name = "PATH_IN_IMAGE=N")]
     pub sort_weights: Vec<String>,
+    /// Make the image UEFI-bootable: build a FAT image from DIR and add an El Torito EFI entry.
+    #[arg(long = "efi-dir", value_name = "DIR")]
+    pub efi_dir: Option<PathBuf>,
+    /// Path of the FAT image in the ISO.
+    #[arg(long = "efi-image", value_name = "PATH_IN_IMAGE", default_value = DEFAULT_EFI_IMAGE)]
+    pub efi_image: String,
+    /// Size of the FAT image (bytes, or with K/M/G); default: the nixpkgs rule.
+    #[arg(long = "efi-size", value_name = "BYTES", value_parser = parse_size)]
+    pub efi_size: Option<u64>,
+    /// Volume serial of the FAT image (hex; the NixOS GRUB config finds the ESP by it).
+    #[arg(long = "efi-serial", value_name = "HEX", value_parser = serial_value, default_value = "12345678")]
+    pub efi_serial: u32,
+    /// Volume label of the FAT image.
+    #[arg(long = "efi-label", value_name = "LABEL", default_value = DEFAULT_LABEL)]
+    pub efi_label: String,
+    /// System area layout: nixos (isohybrid MBR + GPT as nixpkgs' xorriso call writes),
+    /// gpt (a valid GPT with an EFI System Partition) or none (El Torito only). Default: nixos
+    /// with --isohybrid-mbr, gpt with --efi-dir alone, none otherwise.
+    #[arg(long = "layout", value_name = "nixos|gpt|none")]
+    pub layout: Option<Layout>,
+    /// isohybrid MBR template (isohdpfx.bin): bytes 0–431 become the image's MBR boot code.
+    #[arg(long = "isohybrid-mbr", value_name = "FILE")]
+    pub isohybrid_mbr: Option<PathBuf>,
+    /// GPT disk GUID; default: derived from the volume id and the epoch.
+    #[arg(long = "gpt-disk-guid", value_name = "GUID", value_parser = guid_value)]
+    pub gpt_disk_guid: Option<Guid>,
+}
+
+fn guid_value(s: &str) -> Result<Guid, String> {
+    Guid::parse(s).map_err(|e| e.to_string())
 }
 
 fn sort_weights(args: &[String]) -> anyhow::Result<BTreeMap<String, i32>> {
@@ -86,7 +121,19 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         bail!("--boot-load-size must be at least 1");
     }
     let grafts = args.grafts.iter().map(|g| Graft::parse(g)).collect::<Result<Vec<_>, _>>()?;
-    let spec = ImageSpec { grafts, iso };
+    let efi = args.efi_dir.as_ref().map(|dir| {
+        let mut fat = FatOptions::new(epoch);
+        fat.size = args.efi_size;
+        fat.serial = args.efi_serial;
+        fat.label = args.efi_label.clone();
+        EfiSpec { dir: dir.clone(), image_path: args.efi_image.clone(), fat }
+    });
+    let hybrid = HybridSpec {
+        layout: args.layout,
+        isohybrid_mbr: args.isohybrid_mbr.clone(),
+        gpt_disk_guid: args.gpt_disk_guid,
+    };
+    let spec = ImageSpec { grafts, iso, efi, hybrid };
     let report = image::build_to_path(&spec, &args.output)
         .with_context(|| format!("building {}", args.output.display()))?;
     println!("{}: {} bytes, {} blocks", args.output.display(), report.bytes_written, report.volume_blocks);

@@ -35,7 +35,7 @@ pub struct FatArgs {
 const _: () = assert!(DEFAULT_SERIAL == 0x1234_5678);
 
 /// Parses `12345678`, `0x12345678` or `1234-5678` as a 32-bit hex serial.
-fn serial_value(s: &str) -> Result<u32, String> {
+pub fn serial_value(s: &str) -> Result<u32, String> {
     let t = s.trim();
     let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
     let digits: String = t.chars().filter(|&c| c != '-').collect();
@@ -46,7 +46,7 @@ fn serial_value(s: &str) -> Result<u32, String> {
 }
 
 /// Parses a byte count with an optional K/M/G (KiB/MiB/GiB) suffix.
-fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, suffix) = t.split_at(split);

@@ -660,12 +660,28 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
     })
 }
 
-/// El Torito load size of an EFI image: its size in 512-byte sectors, or 0 when that does not
-/// fit 16 bits. Firmware then reads the whole image through the GPT/MBR partition or the file
-/// system; xorriso writes the same (see docs/spec/el-torito.md).
+/// El Torito load size of an EFI image, as xorriso writes it: whole 2048-byte blocks counted in
+/// 512-byte sectors, or 0 when that does not fit 16 bits (images of 32 MiB − 2 KiB and more).
+/// UEFI firmware reads the whole FAT through its directory entry or partition then; see
+/// docs/spec/system-area.md.
 pub fn efi_sector_count(size: u64) -> u16 {
-    let sectors = size.div_ceil(512);
-    u16::try_from(sectors).unwrap_or(0)
+    crate::part::layout::el_torito_efi_sector_count(size)
+}
+
+impl IsoPlan {
+    /// The planned file at an image path (`/boot/efi.img`), if it is a regular file.
+    pub fn find_file(&self, path: &str) -> Option<&PlannedFile> {
+        let components = crate::tree::split_target(path).ok()?;
+        let mut cur = 0usize;
+        for c in &components {
+            let PlannedKind::Dir(pd) = &self.nodes[cur].kind else { return None };
+            cur = *pd.children.iter().find(|&&ch| self.nodes[ch].name == *c)?;
+        }
+        match self.nodes[cur].kind {
+            PlannedKind::File(i) => self.files.get(i),
+            _ => None,
+        }
+    }
 }
 
 /// Hands out consecutive blocks.
