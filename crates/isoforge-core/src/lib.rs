@@ -17,6 +17,7 @@ pub mod fat;
 pub mod image;
 pub mod iso9660;
 pub mod output;
+pub mod read_at;
 pub mod part;
 pub mod time;
 pub mod tree;
