@@ -80,12 +80,19 @@ impl IsoImage<'_> {
         let Some(br) = self.boot_record else { return Ok(None) };
         let mut p = Problems::new(self.limits.max_problems);
         let cat_start = u64::from(br.catalog_lba) * ISO_BLOCK;
-        let catalog_entry =
-            listing.entries.iter().find(|e| e.kind == EntryKind::File && e.first_lba() == br.catalog_lba && e.size > 0);
+        let catalog_entry = listing
+            .entries
+            .iter()
+            .find(|e| e.kind == EntryKind::File && e.first_lba() == br.catalog_lba && e.size > 0);
         let cat_len = catalog_entry
             .map_or(ISO_BLOCK, |e| e.size)
             .clamp(ISO_BLOCK.min(self.len().saturating_sub(cat_start)), self.limits.max_catalog_bytes);
-        let mut out = ElTorito { catalog_lba: br.catalog_lba, entries: Vec::new(), boot_info: None, problems: Vec::new() };
+        let mut out = ElTorito {
+            catalog_lba: br.catalog_lba,
+            entries: Vec::new(),
+            boot_info: None,
+            problems: Vec::new(),
+        };
         if br.catalog_lba == 0 || !self.inside(cat_start, 64) {
             p.push(
                 ProblemKind::ExtentOutsideImage,
@@ -132,7 +139,12 @@ impl IsoImage<'_> {
         Ok(Some(out))
     }
 
-    fn boot_info(&self, listing: &Listing, load_rba: u32, p: &mut Problems) -> Result<Option<BootInfoCheck>, ReadError> {
+    fn boot_info(
+        &self,
+        listing: &Listing,
+        load_rba: u32,
+        p: &mut Problems,
+    ) -> Result<Option<BootInfoCheck>, ReadError> {
         let start = u64::from(load_rba) * ISO_BLOCK;
         let table_off = start + BOOT_INFO_TABLE_OFFSET as u64;
         if !self.inside(table_off, 56) {
@@ -152,14 +164,12 @@ impl IsoImage<'_> {
                 let mut done = 0u64;
                 while done < size {
                     let n = (size - done).min(buf.len() as u64) as usize;
-                    self.src
-                        .read_at(start + done, &mut buf[..n])
-                        .map_err(|source| ReadError::Io {
-                            what: "boot file".into(),
-                            offset: start + done,
-                            len: n as u64,
-                            source,
-                        })?;
+                    self.src.read_at(start + done, &mut buf[..n]).map_err(|source| ReadError::Io {
+                        what: "boot file".into(),
+                        offset: start + done,
+                        len: n as u64,
+                        source,
+                    })?;
                     sum.update(&buf[..n]);
                     done += n as u64;
                 }
@@ -174,7 +184,10 @@ impl IsoImage<'_> {
             present,
             pvd_lba: FieldCheck::of(Some(pvd), table.pvd_lba.get()),
             file_lba: FieldCheck::of(Some(load_rba), table.file_lba.get()),
-            file_length: FieldCheck::of(file.map(|f| u32::try_from(f.size).unwrap_or(u32::MAX)), table.file_length.get()),
+            file_length: FieldCheck::of(
+                file.map(|f| u32::try_from(f.size).unwrap_or(u32::MAX)),
+                table.file_length.get(),
+            ),
             checksum: FieldCheck::of(checksum, table.checksum.get()),
             table,
         };
@@ -190,7 +203,14 @@ impl IsoImage<'_> {
                 ("bi_csum", 12, check.checksum),
             ] {
                 if let FieldCheck::Invalid { expected, found } = c {
-                    p.push(ProblemKind::BootInfoTable, name.clone(), field, Some(table_off + at), expected, found);
+                    p.push(
+                        ProblemKind::BootInfoTable,
+                        name.clone(),
+                        field,
+                        Some(table_off + at),
+                        expected,
+                        found,
+                    );
                 }
             }
         }

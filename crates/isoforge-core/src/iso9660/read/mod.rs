@@ -656,8 +656,8 @@ impl<'a> IsoImage<'a> {
                     }
                 }
                 TYPE_PRIMARY | TYPE_SUPPLEMENTARY => {
-                    let vd = VolumeDescriptor::read_from_bytes(&block[..]).map_err(|_| ReadError::NotIso {
-                        why: "volume descriptor block of the wrong size".into(),
+                    let vd = VolumeDescriptor::read_from_bytes(&block[..]).map_err(|_| {
+                        ReadError::NotIso { why: "volume descriptor block of the wrong size".into() }
                     })?;
                     let level = match &vd.escape_sequences[..3] {
                         b"%/@" => Some(JolietLevel::Level1),
@@ -719,15 +719,7 @@ impl<'a> IsoImage<'a> {
                 format!("{} blocks", primary.volume_space_size),
             );
         }
-        Ok(IsoImage {
-            src,
-            limits,
-            descriptors,
-            primary,
-            joliet,
-            boot_record,
-            problems: problems.finish(),
-        })
+        Ok(IsoImage { src, limits, descriptors, primary, joliet, boot_record, problems: problems.finish() })
     }
 
     /// The primary volume descriptor.
@@ -885,7 +877,8 @@ fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(),
 
 fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut Problems) -> VolumeSummary {
     let base = u64::from(lba) * ISO_BLOCK;
-    let name = if joliet.is_some() { "Joliet supplementary volume descriptor" } else { "primary volume descriptor" };
+    let name =
+        if joliet.is_some() { "Joliet supplementary volume descriptor" } else { "primary volume descriptor" };
     let text = |raw: &[u8]| if joliet.is_some() { ucs2(raw) } else { trimmed(raw) };
     let volume_space_size = p.both32(vd.volume_space_size, name, "volume_space_size", base + 80);
     p.both16(vd.volume_set_size, name, "volume_set_size", base + 120);
@@ -897,7 +890,8 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
     let path_table_size = p.both32(vd.path_table_size, name, "path_table_size", base + 132);
     let root = match decode_record(&vd.root_directory_record) {
         Ok(r) => {
-            let extent_lba = p.both32(r.header.extent_lba, name, "root_directory_record.extent_lba", base + 158);
+            let extent_lba =
+                p.both32(r.header.extent_lba, name, "root_directory_record.extent_lba", base + 158);
             let data_length =
                 p.both32(r.header.data_length, name, "root_directory_record.data_length", base + 166);
             if r.header.length != 34 || r.identifier != [0] {
@@ -940,7 +934,14 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
         }
     };
     if vd.file_structure_version != 1 {
-        p.push(ProblemKind::BadDescriptor, name, "file_structure_version", Some(base + 881), 1, vd.file_structure_version);
+        p.push(
+            ProblemKind::BadDescriptor,
+            name,
+            "file_structure_version",
+            Some(base + 881),
+            1,
+            vd.file_structure_version,
+        );
     }
     VolumeSummary {
         descriptor_lba: lba,

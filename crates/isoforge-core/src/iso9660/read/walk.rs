@@ -200,7 +200,14 @@ impl IsoImage<'_> {
 }
 
 impl Walker<'_, '_> {
-    fn limit(&mut self, what: &'static str, structure: String, offset: Option<u64>, expected: String, found: String) {
+    fn limit(
+        &mut self,
+        what: &'static str,
+        structure: String,
+        offset: Option<u64>,
+        expected: String,
+        found: String,
+    ) {
         // One note per limit: after the first, everything beyond it is skipped silently.
         if self.limits_hit.insert(what) {
             self.p.push(ProblemKind::LimitExceeded, structure, what, offset, expected, found);
@@ -346,20 +353,32 @@ impl Walker<'_, '_> {
             };
             let ext = self.p.both32(rec.header.extent_lba, &rstruct, "extent_lba", rec_off + 2);
             let dlen = self.p.both32(rec.header.data_length, &rstruct, "data_length", rec_off + 10);
-            self.p.both16(rec.header.volume_sequence_number, &rstruct, "volume_sequence_number", rec_off + 28);
+            self.p.both16(
+                rec.header.volume_sequence_number,
+                &rstruct,
+                "volume_sequence_number",
+                rec_off + 28,
+            );
             let flags = rec.header.file_flags;
 
             // "." and "..": the first two records, and only those.
             if nrec <= 2 {
-                let (want_id, want_lba, what) =
-                    if nrec == 1 { ([0u8], lba, "this directory") } else { ([1u8], parent_lba, "the parent") };
+                let (want_id, want_lba, what) = if nrec == 1 {
+                    ([0u8], lba, "this directory")
+                } else {
+                    ([1u8], parent_lba, "the parent")
+                };
                 if id != want_id {
                     self.p.push(
                         ProblemKind::BadRecord,
                         rstruct.clone(),
                         "file_identifier",
                         Some(rec_off + 33),
-                        format!("{want_id:02x?} (record {} is \"{}\")", nrec - 1, if nrec == 1 { "." } else { ".." }),
+                        format!(
+                            "{want_id:02x?} (record {} is \"{}\")",
+                            nrec - 1,
+                            if nrec == 1 { "." } else { ".." }
+                        ),
                         format!("{id:02x?}"),
                     );
                 } else {
@@ -446,7 +465,9 @@ impl Walker<'_, '_> {
             };
             let name = self.entry_name(id, rr.as_ref(), &rstruct, su_off);
             let is_dir = flags & FLAG_DIRECTORY != 0;
-            let is_link = rr.as_ref().is_some_and(|r| r.symlink.is_some() || r.mode.is_some_and(|m| m & 0o170_000 == 0o120_000));
+            let is_link = rr
+                .as_ref()
+                .is_some_and(|r| r.symlink.is_some() || r.mode.is_some_and(|m| m & 0o170_000 == 0o120_000));
             if let Some(mode) = rr.as_ref().and_then(|r| r.mode) {
                 let rr_dir = mode & 0o170_000 == 0o040_000;
                 if rr_dir != is_dir {
@@ -455,7 +476,10 @@ impl Walker<'_, '_> {
                         rstruct.clone(),
                         "PX mode",
                         Some(su_off),
-                        format!("a file type agreeing with the directory flag ({})", if is_dir { "directory" } else { "not a directory" }),
+                        format!(
+                            "a file type agreeing with the directory flag ({})",
+                            if is_dir { "directory" } else { "not a directory" }
+                        ),
                         format!("mode {mode:o}"),
                     );
                 }
@@ -656,7 +680,8 @@ impl Walker<'_, '_> {
         let mut rr = RockRidge::default();
         self.absorb_area(&mut rr, su, su_off, rstruct);
         let limits = &self.img.limits;
-        let (max_chain, max_area, max_total) = (limits.max_ce_chain, limits.max_ce_area, limits.max_ce_bytes_total);
+        let (max_chain, max_area, max_total) =
+            (limits.max_ce_chain, limits.max_ce_area, limits.max_ce_bytes_total);
         let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
         let mut hops = 0usize;
         while let Some((lba, off, len)) = rr.continuation.take() {
@@ -712,7 +737,14 @@ impl Walker<'_, '_> {
             let area = match self.img.read_vec(start, len as usize, "SUSP continuation area") {
                 Ok(a) => a,
                 Err(e) => {
-                    self.p.push(ProblemKind::ContinuationOutside, rstruct, "CE", Some(start), "a readable area", e);
+                    self.p.push(
+                        ProblemKind::ContinuationOutside,
+                        rstruct,
+                        "CE",
+                        Some(start),
+                        "a readable area",
+                        e,
+                    );
                     break;
                 }
             };
@@ -739,7 +771,9 @@ impl Walker<'_, '_> {
         for e in &list {
             let data_off = at + (e.data.as_ptr() as usize).saturating_sub(su.as_ptr() as usize) as u64;
             let pairs: &[(usize, &'static str)] = match &e.signature {
-                b"PX" => &[(0, "PX mode"), (8, "PX links"), (16, "PX uid"), (24, "PX gid"), (32, "PX serial")],
+                b"PX" => {
+                    &[(0, "PX mode"), (8, "PX links"), (16, "PX uid"), (24, "PX gid"), (32, "PX serial")]
+                }
                 b"CE" => &[(0, "CE block"), (8, "CE offset"), (16, "CE length")],
                 b"PN" => &[(0, "PN high"), (8, "PN low")],
                 _ => &[],
