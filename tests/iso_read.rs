@@ -6,6 +6,9 @@
 //!
 //! A missing tool skips its test locally and fails it when `CI=true`.
 
+// Helpers outside #[test] functions panic on failure too, as tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

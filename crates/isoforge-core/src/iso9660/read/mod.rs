@@ -708,6 +708,18 @@ impl<'a> IsoImage<'a> {
         let primary = primary.ok_or_else(|| ReadError::NotIso {
             why: "the volume descriptor set has no primary volume descriptor".into(),
         })?;
+        if let Some(j) = &joliet {
+            if j.volume_space_size != primary.volume_space_size {
+                problems.push(
+                    ProblemKind::BadDescriptor,
+                    "Joliet supplementary volume descriptor",
+                    "volume_space_size",
+                    Some(u64::from(j.descriptor_lba) * ISO_BLOCK + 80),
+                    format!("{} blocks, as the primary volume descriptor", primary.volume_space_size),
+                    format!("{} blocks", j.volume_space_size),
+                );
+            }
+        }
         let image_blocks = src.len() / ISO_BLOCK;
         if u64::from(primary.volume_space_size) > image_blocks {
             problems.push(
