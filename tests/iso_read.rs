@@ -80,6 +80,9 @@ fn make_source(root: &Path) {
     fs::write(root.join("big.bin"), big).unwrap();
     fs::create_dir_all(root.join("a/b/c/d/e/f")).unwrap();
     fs::write(root.join("a/b/c/d/e/f/deep.txt"), b"deep").unwrap();
+    // Deeper than ISO 9660's 8 levels: genisoimage relocates (Rock Ridge CL/RE), xorriso not.
+    fs::create_dir_all(root.join("deep/2/3/4/5/6/7/8/9/10/11")).unwrap();
+    fs::write(root.join("deep/2/3/4/5/6/7/8/9/10/11/bottom"), b"bottom").unwrap();
     fs::create_dir(root.join("many")).unwrap();
     for i in 0..300 {
         fs::write(root.join(format!("many/entry-{i:03}.conf")), format!("{i}\n")).unwrap();
@@ -113,14 +116,20 @@ fn assert_tree(
             }
             EntryKind::Symlink => Host::Link(rr.symlink.clone().unwrap()),
         };
-        if let (Some(m), false) = (rr.mode, e.path == b"/isolinux/boot.cat") {
+        if let (Some(m), false) = (rr.mode, e.path == b"/isolinux/boot.cat" || e.path == b"/rr_moved") {
             let want = host.get(&e.path).map(mode);
             assert_eq!(Some(m), want, "mode of {}", e.path_lossy());
         }
         got.insert(e.path.clone(), h);
     }
-    // The catalog is the tools' addition; the boot file's copy carries the boot-info-table.
+    // The catalog is the tools' addition; the boot file's copy carries the boot-info-table;
+    // genisoimage adds rr_moved for deep directories, and shows it empty as Linux does.
     got.remove(&b"/isolinux/boot.cat"[..]);
+    if listing.relocated.is_empty() {
+        assert!(!got.contains_key(&b"/rr_moved"[..]));
+    } else {
+        assert_eq!(got.remove(&b"/rr_moved"[..]), Some(Host::Dir(0o555)));
+    }
     let want_paths: Vec<String> = host.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
     let got_paths: Vec<String> = got.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
     assert_eq!(got_paths, want_paths);
@@ -236,6 +245,9 @@ fn reads_xorriso_image() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check_image(&iso, &host, rational, None);
+    let file = fs::File::open(&iso).unwrap();
+    let listing = IsoImage::open(&file).unwrap().walk(Hierarchy::Primary).unwrap();
+    assert!(listing.relocated.is_empty());
 }
 
 #[test]
@@ -263,4 +275,12 @@ fn reads_genisoimage_image() {
     let patched = fs::read(src.join("isolinux/isolinux.bin")).unwrap();
     assert_eq!(patched[64..], pristine[64..]);
     check_image(&iso, &host, kept, Some(EntryKind::File));
+    // One directory was relocated into rr_moved; it is listed at its real place.
+    let file = fs::File::open(&iso).unwrap();
+    let listing = IsoImage::open(&file).unwrap().walk(Hierarchy::Primary).unwrap();
+    assert_eq!(listing.relocated.len(), 1, "{:?}", listing.relocated);
+    let links: Vec<_> = listing.entries.iter().filter(|e| e.is_relocation_link()).collect();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].path, b"/deep/2/3/4/5/6/7/8");
+    assert_eq!(links[0].first_lba(), listing.relocated[0].extent_lba);
 }

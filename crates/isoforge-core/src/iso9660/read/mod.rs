@@ -53,7 +53,7 @@ use crate::units::ISO_BLOCK;
 
 pub use boot::{BootInfoCheck, ElTorito, FieldCheck};
 pub use path_tables::{PathTableEntry, PathTables};
-pub use walk::{Entry, EntryKind, Listing, SuspInfo};
+pub use walk::{Entry, EntryKind, Listing, RelocatedRecord, SuspInfo};
 
 /// Block of the first volume descriptor (ECMA-119 6.2.1: after the 16-block system area).
 pub const FIRST_DESCRIPTOR_LBA: u32 = 16;

@@ -203,24 +203,44 @@ impl PathTables {
             return p.finish();
         }
         let name = format!("{} path table", self.hierarchy);
-        // Identifier paths of the tree's directories.
-        let mut comps: Vec<Option<Vec<Vec<u8>>>> = Vec::with_capacity(listing.entries.len());
+        // Identifier paths of the tree's directories. A relocated directory ("CL" placeholder)
+        // has the path of its "RE" record, known once that record's parent has a path: a
+        // second pass resolves relocations found after their placeholders.
+        let mut comps: Vec<Option<Vec<Vec<u8>>>> = Vec::new();
+        let mut moved: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+        for _pass in 0..2 {
+            comps = Vec::with_capacity(listing.entries.len());
+            for (i, e) in listing.entries.iter().enumerate() {
+                let c = if i == 0 {
+                    Some(Vec::new())
+                } else if e.is_relocation_link() {
+                    moved.get(&e.first_lba()).cloned()
+                } else if e.kind == EntryKind::Dir {
+                    comps.get(e.parent).cloned().flatten().map(|mut c| {
+                        c.push(e.iso_identifier.clone());
+                        c
+                    })
+                } else {
+                    None
+                };
+                comps.push(c);
+            }
+            for r in &listing.relocated {
+                if let Some(Some(c)) = comps.get(r.parent) {
+                    let mut c = c.clone();
+                    c.push(r.iso_identifier.clone());
+                    moved.insert(r.extent_lba, c);
+                }
+            }
+            if listing.relocated.is_empty() {
+                break;
+            }
+        }
         let mut tree: BTreeMap<Vec<Vec<u8>>, (u32, String)> = BTreeMap::new();
-        for (i, e) in listing.entries.iter().enumerate() {
-            let c = if i == 0 {
-                Some(Vec::new())
-            } else if e.kind == EntryKind::Dir {
-                comps.get(e.parent).cloned().flatten().map(|mut c| {
-                    c.push(e.iso_identifier.clone());
-                    c
-                })
-            } else {
-                None
-            };
-            if let Some(c) = &c {
+        for (e, c) in listing.entries.iter().zip(&comps) {
+            if let Some(c) = c {
                 tree.insert(c.clone(), (e.first_lba(), e.path_lossy()));
             }
-            comps.push(c);
         }
         let mut in_table: BTreeMap<&[Vec<u8>], ()> = BTreeMap::new();
         for r in &self.records {

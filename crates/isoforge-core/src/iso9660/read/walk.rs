@@ -6,9 +6,11 @@
 //! the root's "." record starts with a SUSP "SP" entry (SUSP 5.3); continuation areas ("CE")
 //! are followed with a visited set and a length limit.
 //!
-//! Not handled yet: RRIP deep directory relocation ("CL", "PL", "RE"). A relocated directory
-//! shows where the ISO 9660 tree has it (under `rr_moved`), and its placeholder as an empty
-//! file.
+//! Deep directory relocation (RRIP 4.1.5, as genisoimage does past 8 levels): a placeholder
+//! file with a "CL" entry is listed as the directory it links to, and the relocated record
+//! itself (marked "RE", usually in `rr_moved`) is left out of the listing and kept in
+//! [`Listing::relocated`] for the path table cross-check. `rr_moved` stays listed, as Linux
+//! shows it.
 
 use std::collections::BTreeSet;
 
@@ -93,6 +95,28 @@ pub struct Listing {
     pub problems: Vec<super::Problem>,
     /// SUSP use (ISO 9660 hierarchy with an "SP" entry only).
     pub susp: Option<SuspInfo>,
+    /// Directory records marked "RE" (relocated), left out of `entries`.
+    pub relocated: Vec<RelocatedRecord>,
+}
+
+/// A directory record marked "RE": the real place of a relocated directory in the ISO 9660
+/// tree, which the listing shows where its "CL" placeholder is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelocatedRecord {
+    /// Index of the directory holding the record (usually `rr_moved`).
+    pub parent: usize,
+    /// The record's identifier.
+    pub iso_identifier: Vec<u8>,
+    /// Extent of the relocated directory.
+    pub extent_lba: u32,
+}
+
+impl Entry {
+    /// Whether this directory is a Rock Ridge "CL" placeholder: a file record in the ISO 9660
+    /// tree standing for a directory relocated elsewhere.
+    pub fn is_relocation_link(&self) -> bool {
+        self.kind == EntryKind::Dir && self.flags & FLAG_DIRECTORY == 0
+    }
 }
 
 impl Listing {
@@ -116,6 +140,11 @@ struct Walker<'i, 'a> {
     ce_bytes: u64,
     name_bytes: u64,
     limits_hit: BTreeSet<&'static str>,
+    /// "CL" target of the record being read.
+    cur_cl: Option<u32>,
+    /// Whether the record being read has "RE".
+    cur_re: bool,
+    relocated: Vec<RelocatedRecord>,
 }
 
 struct DirContents {
@@ -178,6 +207,9 @@ impl IsoImage<'_> {
             ce_bytes: 0,
             name_bytes: 1,
             limits_hit: BTreeSet::new(),
+            cur_cl: None,
+            cur_re: false,
+            relocated: Vec::new(),
         };
         let mut entries: Vec<Entry> = Vec::new();
         let mut stack = vec![root];
@@ -195,7 +227,7 @@ impl IsoImage<'_> {
             }
             entries.push(e);
         }
-        Ok(Listing { hierarchy: h, entries, problems: w.p.finish(), susp: w.susp })
+        Ok(Listing { hierarchy: h, entries, problems: w.p.finish(), susp: w.susp, relocated: w.relocated })
     }
 }
 
@@ -386,7 +418,9 @@ impl Walker<'_, '_> {
                     // at the directory itself; Linux and Windows ignore ".." extents, so this is
                     // accepted in the Joliet hierarchy.
                     let libisofs_joliet = h == Hierarchy::Joliet && nrec == 2 && ext == lba;
-                    if ext != want_lba && !libisofs_joliet {
+                    // A relocated directory's ".." is its ISO 9660 parent (rr_moved).
+                    let relocated = nrec == 2 && dir.is_relocation_link();
+                    if ext != want_lba && !libisofs_joliet && !relocated {
                         self.p.push(
                             ProblemKind::BadRecord,
                             rstruct.clone(),
@@ -467,8 +501,31 @@ impl Walker<'_, '_> {
                 }
                 _ => None,
             };
+            let (cl, re) = if rr.is_some() {
+                (self.cur_cl.take(), std::mem::take(&mut self.cur_re))
+            } else {
+                (None, false)
+            };
+            if re && flags & FLAG_DIRECTORY != 0 {
+                // Shown where its "CL" placeholder is.
+                self.relocated.push(RelocatedRecord {
+                    parent: idx,
+                    iso_identifier: id.to_vec(),
+                    extent_lba: ext,
+                });
+                continue;
+            }
             let name = self.entry_name(id, rr.as_ref(), &rstruct, su_off);
-            let is_dir = flags & FLAG_DIRECTORY != 0;
+            let (ext, dlen, linked) = match cl {
+                Some(target) if flags & FLAG_DIRECTORY == 0 => {
+                    match self.relocated_size(target, &rstruct, su_off) {
+                        Some(size) => (target, size, true),
+                        None => (ext, dlen, false),
+                    }
+                }
+                _ => (ext, dlen, false),
+            };
+            let is_dir = flags & FLAG_DIRECTORY != 0 || linked;
             let is_link = rr
                 .as_ref()
                 .is_some_and(|r| r.symlink.is_some() || r.mode.is_some_and(|m| m & 0o170_000 == 0o120_000));
@@ -596,6 +653,30 @@ impl Walker<'_, '_> {
         children.push(e);
     }
 
+    /// Size of the directory a "CL" entry links to, from its "." record.
+    fn relocated_size(&mut self, lba: u32, rstruct: &str, su_off: u64) -> Option<u32> {
+        let start = u64::from(lba) * ISO_BLOCK;
+        let size = if self.img.inside(start, 255) {
+            let mut b = [0u8; 255];
+            self.img.src.read_at(start, &mut b).ok().and_then(|()| decode_record(&b).ok()).and_then(|r| {
+                (r.identifier == [0] && r.header.extent_lba.le() == lba).then(|| r.header.data_length.le())
+            })
+        } else {
+            None
+        };
+        if size.is_none() {
+            self.p.push(
+                ProblemKind::BadSusp,
+                rstruct,
+                "CL location",
+                Some(su_off),
+                "the block of a directory (its \".\" record pointing at itself)",
+                format!("block {lba}"),
+            );
+        }
+        size
+    }
+
     fn check_extent(&mut self, rstruct: &str, rec_off: u64, lba: u32, len: u32) {
         let start = u64::from(lba) * ISO_BLOCK;
         if len > 0 && !self.img.inside(start, u64::from(len)) {
@@ -681,6 +762,8 @@ impl Walker<'_, '_> {
 
     /// Rock Ridge of one record: its System Use area, then the CE chain.
     fn rock_ridge(&mut self, su: &[u8], su_off: u64, rstruct: &str, _depth: usize) -> RockRidge {
+        self.cur_cl = None;
+        self.cur_re = false;
         let mut rr = RockRidge::default();
         self.absorb_area(&mut rr, su, su_off, rstruct);
         let limits = &self.img.limits;
@@ -773,6 +856,15 @@ impl Walker<'_, '_> {
             }
         };
         for e in &list {
+            match &e.signature {
+                b"RE" => self.cur_re = true,
+                b"CL" => {
+                    if let Some(b) = e.data.get(..8) {
+                        self.cur_cl = Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    }
+                }
+                _ => {}
+            }
             let data_off = at + (e.data.as_ptr() as usize).saturating_sub(su.as_ptr() as usize) as u64;
             let pairs: &[(usize, &'static str)] = match &e.signature {
                 b"PX" => {
@@ -780,6 +872,8 @@ impl Walker<'_, '_> {
                 }
                 b"CE" => &[(0, "CE block"), (8, "CE offset"), (16, "CE length")],
                 b"PN" => &[(0, "PN high"), (8, "PN low")],
+                b"CL" => &[(0, "CL location")],
+                b"PL" => &[(0, "PL location")],
                 _ => &[],
             };
             for &(o, field) in pairs {
