@@ -448,22 +448,35 @@ fn both_endian_mismatches_and_bad_records() {
     assert_eq!(kinds(&l.problems), [ProblemKind::BadRecordLength], "{:#?}", l.problems);
 
     // A record running over the block boundary: read anyway, reported.
-    let mut bad = image.clone();
-    let mut pos = root_lba * 2048;
-    while bad[pos + usize::from(bad[pos])] != 0 {
-        pos += usize::from(bad[pos]);
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("many")).unwrap();
+    for i in 0..200 {
+        fs::write(dir.path().join(format!("many/file-{i:04}.dat")), b"x").unwrap();
     }
-    let last = pos;
-    let room = root_lba * 2048 + 2048 - last;
+    let mut image = build(dir.path(), |_| {});
     let img = IsoImage::open(&image).unwrap();
-    let size = img.walk(Hierarchy::Primary).unwrap().entries[0].size;
-    if size > 2048 && room < 200 {
-        // Make the last record of the block longer so that it ends in the next block.
-        bad[last] = (room + 2) as u8;
-        let img = IsoImage::open(&bad).unwrap();
-        let l = img.walk(Hierarchy::Primary).unwrap();
-        assert!(kinds(&l.problems).contains(&ProblemKind::RecordCrossesBlock), "{:#?}", l.problems);
-    }
+    let many = img.walk(Hierarchy::Primary).unwrap().get(b"/many").unwrap().extents[0];
+    drop(img);
+    // The last record of some block, followed by enough padding to reach past the boundary.
+    let start = many.0 as usize * 2048;
+    let (last, room) = (0..many.1 as usize / 2048)
+        .find_map(|b| {
+            let mut pos = start + b * 2048;
+            while pos + usize::from(image[pos]) < start + (b + 1) * 2048
+                && image[pos + usize::from(image[pos])] != 0
+            {
+                pos += usize::from(image[pos]);
+            }
+            let room = start + (b + 1) * 2048 - pos;
+            (room <= 253 && room > usize::from(image[pos])).then_some((pos, room))
+        })
+        .unwrap();
+    image[last] = (room + 2) as u8;
+    let img = IsoImage::open(&image).unwrap();
+    let l = img.walk(Hierarchy::Primary).unwrap();
+    let p: Vec<_> = l.problems.iter().filter(|p| p.kind == ProblemKind::RecordCrossesBlock).collect();
+    assert_eq!(p.len(), 1, "{:#?}", l.problems);
+    assert_eq!(p[0].offset, Some(last as u64));
 }
 
 #[test]

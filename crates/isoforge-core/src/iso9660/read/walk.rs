@@ -444,7 +444,7 @@ impl Walker<'_, '_> {
                         self.detect_susp(rec.system_use, rec_off, &rstruct);
                         if self.susp.is_some() {
                             let su_off = rec_off + (rlen - rec.system_use.len()) as u64;
-                            let rr = self.rock_ridge(rec.system_use, su_off, &rstruct, 0);
+                            let rr = self.rock_ridge(rec.system_use, su_off, &rstruct);
                             if let Some(s) = self.susp.as_mut() {
                                 s.extensions = rr.extensions.clone();
                             }
@@ -497,7 +497,7 @@ impl Walker<'_, '_> {
             let rr = match self.susp.as_ref() {
                 Some(s) if h == Hierarchy::Primary => {
                     let skip = usize::from(s.skip).min(rec.system_use.len());
-                    Some(self.rock_ridge(&rec.system_use[skip..], su_off + skip as u64, &rstruct, 0))
+                    Some(self.rock_ridge(&rec.system_use[skip..], su_off + skip as u64, &rstruct))
                 }
                 _ => None,
             };
@@ -761,7 +761,7 @@ impl Walker<'_, '_> {
     }
 
     /// Rock Ridge of one record: its System Use area, then the CE chain.
-    fn rock_ridge(&mut self, su: &[u8], su_off: u64, rstruct: &str, _depth: usize) -> RockRidge {
+    fn rock_ridge(&mut self, su: &[u8], su_off: u64, rstruct: &str) -> RockRidge {
         self.cur_cl = None;
         self.cur_re = false;
         let mut rr = RockRidge::default();
