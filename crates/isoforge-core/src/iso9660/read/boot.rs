@@ -84,9 +84,12 @@ impl IsoImage<'_> {
             .entries
             .iter()
             .find(|e| e.kind == EntryKind::File && e.first_lba() == br.catalog_lba && e.size > 0);
+        // The catalog file's size when the tree has it, else one block; never past the image.
         let cat_len = catalog_entry
             .map_or(ISO_BLOCK, |e| e.size)
-            .clamp(ISO_BLOCK.min(self.len().saturating_sub(cat_start)), self.limits.max_catalog_bytes);
+            .min(self.limits.max_catalog_bytes)
+            .min(self.len().saturating_sub(cat_start))
+            .max(64);
         let mut out = ElTorito {
             catalog_lba: br.catalog_lba,
             entries: Vec::new(),
@@ -125,7 +128,8 @@ impl IsoImage<'_> {
                     ProblemKind::ExtentOutsideImage,
                     format!("El Torito boot catalog entry {i}"),
                     "load_rba",
-                    Some(cat_start + 32 * (i as u64 + 1) + 8),
+                    // Section entries sit after headers: only the default entry's offset is known.
+                    (i == 0 && e.section.is_none()).then_some(cat_start + 32 + 8),
                     format!("a boot image within the image's {} bytes", self.len()),
                     format!("block {} + {} sectors", e.entry.load_rba, e.entry.sector_count),
                 );

@@ -586,7 +586,7 @@ impl<'a> IsoImage<'a> {
         let mut boot_record = None;
         let mut terminated = false;
         for i in 0..limits.max_descriptors {
-            let lba = FIRST_DESCRIPTOR_LBA + i;
+            let lba = FIRST_DESCRIPTOR_LBA.saturating_add(i);
             let offset = u64::from(lba) * ISO_BLOCK;
             if offset + ISO_BLOCK > src.len() {
                 if primary.is_none() {

@@ -350,7 +350,13 @@ fn looping_and_outside_continuation_areas() {
     looped[area + 28..area + 32].copy_from_slice(b"ST\x04\x01");
     let img = IsoImage::open(&looped).unwrap();
     let l = img.walk(Hierarchy::Primary).unwrap();
-    assert_eq!(kinds(&l.problems), [ProblemKind::ContinuationLoop], "{:#?}", l.problems);
+    // The ER entry lived in the overwritten area: its absence is reported too.
+    assert_eq!(
+        kinds(&l.problems),
+        [ProblemKind::ContinuationLoop, ProblemKind::BadSusp],
+        "{:#?}",
+        l.problems
+    );
 
     // A CE beyond the end of the image, and one of 4 GiB.
     for (b, o, n) in [(0xFFFF_FF00, 0, 100), (lba, off, u32::MAX), (lba, 5000, 10)] {
@@ -360,7 +366,12 @@ fn looping_and_outside_continuation_areas() {
         put_both32(&mut bad, ce_at as u64 + 20, n);
         let img = IsoImage::open(&bad).unwrap();
         let l = img.walk(Hierarchy::Primary).unwrap();
-        assert_eq!(kinds(&l.problems), [ProblemKind::ContinuationOutside], "{:#?}", l.problems);
+        assert_eq!(
+            kinds(&l.problems),
+            [ProblemKind::ContinuationOutside, ProblemKind::BadSusp],
+            "{:#?}",
+            l.problems
+        );
         assert!(l.susp.unwrap().extensions.is_empty());
     }
 }
@@ -587,4 +598,50 @@ fn dates() {
     let d = parse_dir_datetime(&[124, 2, 29, 12, 34, 56, 0]).unwrap();
     assert_eq!(d.unix_seconds(), 1_709_210_096);
     assert_eq!(parse_dir_datetime(&[0; 7]), None);
+}
+
+/// Extreme limits (all zero, all maximal) change what is read, never panic.
+#[test]
+fn extreme_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    sample_tree(dir.path());
+    fs::create_dir(dir.path().join("isolinux")).unwrap();
+    fs::write(dir.path().join("isolinux/isolinux.bin"), boot_file()).unwrap();
+    let image = build(dir.path(), |o| {
+        o.bios_boot =
+            Some(BiosBoot { image: "isolinux/isolinux.bin".into(), load_size: 4, boot_info_table: true });
+    });
+    let zero = Limits {
+        max_descriptors: 0,
+        max_directory_bytes: 0,
+        max_entries: 0,
+        max_depth: 0,
+        max_ce_chain: 0,
+        max_ce_area: 0,
+        max_ce_bytes_total: 0,
+        max_name_bytes_total: 0,
+        max_path_table_bytes: 0,
+        max_catalog_bytes: 0,
+        max_problems: 0,
+    };
+    assert!(matches!(IsoImage::open_with(&image, zero.clone()), Err(ReadError::NotIso { .. })));
+    let img = IsoImage::open_with(&image, Limits { max_descriptors: 64, ..zero }).unwrap();
+    let report = img.check().unwrap();
+    assert_eq!(report.primary.entries.len(), 1);
+    assert!(report.problems.iter().all(|p| p.kind == ProblemKind::LimitExceeded), "{:#?}", report.problems);
+    let max = Limits {
+        max_descriptors: u32::MAX,
+        max_directory_bytes: u64::MAX,
+        max_entries: usize::MAX,
+        max_depth: usize::MAX,
+        max_ce_chain: usize::MAX,
+        max_ce_area: u32::MAX,
+        max_ce_bytes_total: u64::MAX,
+        max_name_bytes_total: u64::MAX,
+        max_path_table_bytes: u32::MAX,
+        max_catalog_bytes: u64::MAX,
+        max_problems: usize::MAX,
+    };
+    let img = IsoImage::open_with(&image, max).unwrap();
+    assert!(img.check().unwrap().problems.is_empty());
 }

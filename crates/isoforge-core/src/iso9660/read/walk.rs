@@ -448,6 +448,23 @@ impl Walker<'_, '_> {
                             if let Some(s) = self.susp.as_mut() {
                                 s.extensions = rr.extensions.clone();
                             }
+                            let known: [&[u8]; 3] = [b"RRIP_1991A", b"IEEE_P1282", b"IEEE_1282"];
+                            if !rr.extensions.iter().any(|e| known.contains(&e.as_slice())) {
+                                self.p.push(
+                                    ProblemKind::BadSusp,
+                                    rstruct.clone(),
+                                    "ER",
+                                    Some(su_off),
+                                    "an ER entry declaring Rock Ridge (RRIP_1991A, IEEE_P1282 or IEEE_1282)",
+                                    format!(
+                                        "extensions {:?}",
+                                        rr.extensions
+                                            .iter()
+                                            .map(|e| String::from_utf8_lossy(e))
+                                            .collect::<Vec<_>>()
+                                    ),
+                                );
+                            }
                             out.dot_rr = Some(rr);
                         }
                     }
