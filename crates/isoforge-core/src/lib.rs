@@ -18,6 +18,7 @@ pub mod image;
 pub mod iso9660;
 pub mod output;
 pub mod part;
+pub mod read_at;
 pub mod time;
 pub mod tree;
 pub mod units;

@@ -12,6 +12,7 @@ pub mod el_torito;
 pub mod naming;
 pub mod path_table;
 pub mod plan;
+pub mod read;
 pub mod rock_ridge;
 pub mod volume_descriptor;
 pub mod write;
