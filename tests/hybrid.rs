@@ -155,7 +155,10 @@ fn partition_tools_read_every_layout() {
         mkdir_p(&sub);
         let iso = build_small(&sub, name, Some(layout), bios, mbr);
         let fdisk = run_ok_stdout(Command::new("fdisk").arg("-l").arg(&iso));
-        let sfdisk = run_ok_stdout(Command::new("sfdisk").arg("-J").arg(&iso).env("LC_ALL", "C"));
+        // sfdisk exits 1 when a disk has no partition table (layout none).
+        let sfdisk_out = Command::new("sfdisk").arg("-J").arg(&iso).env("LC_ALL", "C").output().unwrap();
+        let sfdisk = String::from_utf8_lossy(&sfdisk_out.stdout).into_owned();
+        assert_eq!(sfdisk_out.status.success(), layout != "none", "{name}: sfdisk -J {sfdisk_out:?}");
         match layout {
             "gpt" => {
                 let v = run_ok_stdout(Command::new("sgdisk").arg("-v").arg(&iso));
@@ -172,9 +175,9 @@ fn partition_tools_read_every_layout() {
                 assert!(fdisk.lines().any(|l| l.contains(" ef EFI")), "{name}: {fdisk}");
                 assert!(sfdisk.contains("\"bootable\": true"), "{name}: {sfdisk}");
                 assert!(sfdisk.contains("\"type\": \"ef\""), "{name}: {sfdisk}");
-                // sgdisk reads the GPT behind it and reports xorriso's intended overlap.
-                let p = run_ok_stdout(Command::new("sgdisk").arg("-p").arg(&iso));
-                assert!(p.contains("ISOHybrid1"), "{name}: {p}");
+                // sgdisk refuses the GPT behind it ("Invalid partition data!") because of the
+                // overlap xorriso writes on purpose, for xorriso's own images too; tests/part.rs
+                // reads that GPT with gptman and isoforge's reader instead.
             }
             _ => {
                 assert!(!sfdisk.contains("partitions"), "{name}: a partition table in layout none: {sfdisk}");
