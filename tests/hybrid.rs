@@ -39,7 +39,8 @@ fn small_inputs(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn have_small_inputs() -> bool {
-    if Path::new("/usr/lib/ISOLINUX/isolinux.bin").exists() && Path::new("/usr/lib/ISOLINUX/isohdpfx.bin").exists()
+    if Path::new("/usr/lib/ISOLINUX/isolinux.bin").exists()
+        && Path::new("/usr/lib/ISOLINUX/isohdpfx.bin").exists()
     {
         return true;
     }
@@ -118,7 +119,11 @@ fn nixos_layout_reports_like_xorriso() {
     let xtree = dir.path().join("xtree");
     mkdir_p(&xtree.join("boot"));
     run(Command::new("cp").arg("-r").arg(dir.path().join("tree/.")).arg(&xtree));
-    run(isoforge().args(["fat", "--dir"]).arg(dir.path().join("efi")).arg("-o").arg(xtree.join("boot/efi.img")));
+    run(isoforge()
+        .args(["fat", "--dir"])
+        .arg(dir.path().join("efi"))
+        .arg("-o")
+        .arg(xtree.join("boot/efi.img")));
     let theirs = dir.path().join("theirs.iso");
     run(Command::new("xorriso")
         .env("SOURCE_DATE_EPOCH", "315532800")
@@ -127,14 +132,24 @@ fn nixos_layout_reports_like_xorriso() {
         .args(["-volid", "TestVol", "-eltorito-boot", "isolinux/isolinux.bin"])
         .args(["-eltorito-catalog", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4"])
         .args(["-boot-info-table", "-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot"])
-        .args(["-isohybrid-gpt-basdat", "-isohybrid-mbr", "/usr/lib/ISOLINUX/isohdpfx.bin", "-quiet", "-output"])
+        .args([
+            "-isohybrid-gpt-basdat",
+            "-isohybrid-mbr",
+            "/usr/lib/ISOLINUX/isohdpfx.bin",
+            "-quiet",
+            "-output",
+        ])
         .arg(&theirs)
         .arg(&xtree));
     let (a, b) = (masked_report(&ours), masked_report(&theirs));
     assert!(a.iter().any(|l| l.starts_with("GPT entry array : 2 248 overlapping")), "{a:#?}");
     assert!(a.iter().any(|l| l.starts_with("El Torito boot img : 2 UEFI y none")), "{a:#?}");
     assert_eq!(a, b, "isoforge vs xorriso reports differ");
-    assert_eq!(std::fs::metadata(&ours).unwrap().len(), std::fs::metadata(&theirs).unwrap().len(), "image sizes");
+    assert_eq!(
+        std::fs::metadata(&ours).unwrap().len(),
+        std::fs::metadata(&theirs).unwrap().len(),
+        "image sizes"
+    );
 }
 
 /// sgdisk, fdisk and sfdisk read every layout; the gpt layout, with and without a BIOS boot
@@ -208,14 +223,28 @@ fn hybrid_images_are_reproducible() {
         .arg(format!("/hello.txt={}", tree.join("hello.txt").display()))
         .arg("--graft")
         .arg(format!("/isolinux={}", tree.join("isolinux").display()))
-        .args(["--volume-id", "TestVol", "--bios-boot", "isolinux/isolinux.bin", "--boot-catalog", "isolinux/boot.cat"]));
+        .args([
+            "--volume-id",
+            "TestVol",
+            "--bios-boot",
+            "isolinux/isolinux.bin",
+            "--boot-catalog",
+            "isolinux/boot.cat",
+        ]));
     assert_eq!(sha256_file(&a), sha256_file(&c));
     // An explicit disk GUID is used as given.
     let d = dir.path().join("d.iso");
     run(isoforge()
         .args(["build", "-o"])
         .arg(&d)
-        .args(["--volume-id", "TestVol", "--layout", "gpt", "--gpt-disk-guid", "01234567-89ab-cdef-0123-456789abcdef"])
+        .args([
+            "--volume-id",
+            "TestVol",
+            "--layout",
+            "gpt",
+            "--gpt-disk-guid",
+            "01234567-89ab-cdef-0123-456789abcdef",
+        ])
         .arg("--efi-dir")
         .arg(&efi));
     if tool("sgdisk") {

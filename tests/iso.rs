@@ -643,11 +643,14 @@ fn multi_extent_file_over_4_gib() {
         .collect();
     assert_eq!(sizes, vec![0xFFFF_F800, size - 0xFFFF_F800], "{l}");
 
-    let x = stdout(Command::new("xorriso").arg("-indev").arg(&iso).args(["-find", "/big.img", "-exec", "lsdl"]));
+    let x =
+        stdout(Command::new("xorriso").arg("-indev").arg(&iso).args(["-find", "/big.img", "-exec", "lsdl"]));
     assert!(x.contains(&format!(" {size} ")), "{x}");
 
     let want = stdout(Command::new("sha256sum").arg(&big));
-    let got = stdout(Command::new("sh").arg("-c").arg(format!("bsdtar -xOf '{}' big.img | sha256sum", iso.display())));
+    let got = stdout(
+        Command::new("sh").arg("-c").arg(format!("bsdtar -xOf '{}' big.img | sha256sum", iso.display())),
+    );
     assert_eq!(want.split_whitespace().next(), got.split_whitespace().next());
     let small = stdout(Command::new("bsdtar").arg("-xOf").arg(&iso).arg("small.txt"));
     assert_eq!(small, "small\n");

@@ -231,7 +231,11 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     if let (Some(start), Some(bytes)) = (system_area.backup_gpt_start(), system_area.encode_backup_gpt()) {
         tail.push((start.byte_offset(), bytes));
     }
-    let frame = ImageFrame { system_area: system_area.encode_system_area(), image_size: system_area.image_bytes(), tail };
+    let frame = ImageFrame {
+        system_area: system_area.encode_system_area(),
+        image_size: system_area.image_bytes(),
+        tail,
+    };
     Ok(ImagePlan { iso, system_area, frame, fat })
 }
 

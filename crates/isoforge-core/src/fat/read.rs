@@ -1,7 +1,7 @@
 //! Reading a FAT image: boot sector, FAT, directories and files, with the checks the writer
 //! promises (both FAT copies equal, backup boot sector equal, FSInfo free count right).
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use super::bpb::{self, DecodedBootSector, FatType, SECTOR_SIZE};
 use super::dir_entry::{decode_dir, DecodedDir, DecodedEntry};
@@ -9,29 +9,7 @@ use super::table;
 use super::FatError;
 use crate::units::Cluster;
 
-/// Random-access reads from an image: a byte slice or a file.
-pub trait ReadAt {
-    /// Fills `buf` with the bytes at `offset`; an error if they are not all there.
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-}
-
-impl ReadAt for [u8] {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let start = usize::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        let src = start
-            .checked_add(buf.len())
-            .and_then(|end| self.get(start..end))
-            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-}
-
-impl ReadAt for std::fs::File {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
-    }
-}
+pub use crate::read_at::ReadAt;
 
 /// An opened FAT volume: its boot sector and first FAT, read eagerly.
 pub struct FatVolume<'a, R: ReadAt + ?Sized> {

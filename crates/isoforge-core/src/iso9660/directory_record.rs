@@ -85,7 +85,7 @@ impl DirectoryRecord<'_> {
         (n <= MAX_RECORD_LEN && self.identifier.len() <= 255).then_some(n)
     }
 
-    /// Appends the encoded record to `out`. Callers size records with [`Self::len`] first; an
+    /// Appends the encoded record to `out`. Callers size records with [`Self::encoded_len`] first; an
     /// oversized record is truncated to 255 bytes here rather than panicking.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let len = record_len(self.identifier.len(), self.system_use.len()).min(MAX_RECORD_LEN);

@@ -4,7 +4,7 @@
 //!   [`el_torito`]: one module per on-disk structure, each with encode and decode;
 //! - [`naming`]: ISO 9660 and Joliet identifiers;
 //! - [`plan`]: the pure planning step (every block address and size);
-//! - [`write`]: the streaming writer;
+//! - [`write`](mod@write): the streaming writer;
 //! - [`read`]: the reader used by tests and by inspect/diff/verify.
 
 pub mod directory_record;

@@ -92,11 +92,12 @@ pub struct EntryName<'a> {
 pub fn iso_names(entries: &[EntryName<'_>]) -> Vec<Vec<u8>> {
     let parts: Vec<IsoParts> = entries.iter().map(|e| iso_parts(e.name)).collect();
     let ids: Vec<Vec<u8>> = parts.iter().zip(entries).map(|(p, e)| iso_identifier(p, e.is_dir)).collect();
-    resolve(ids, |i, counter| {
+    resolve(ids, |i, digits| {
         let p = &parts[i];
-        let digits = counter.to_string();
         let ext_len = p.ext.as_ref().map_or(0, Vec::len);
-        let room = ISO_NAME_EXT_MAX.saturating_sub(ext_len + digits.len());
+        // A mangled directory name without extension may use all 31 characters (xorriso).
+        let max = if entries[i].is_dir && p.ext.is_none() { ISO_NAME_EXT_MAX + 1 } else { ISO_NAME_EXT_MAX };
+        let room = max.saturating_sub(ext_len + digits.len());
         let mut name = p.name.clone();
         name.truncate(room);
         name.extend_from_slice(digits.as_bytes());
@@ -165,16 +166,18 @@ pub fn joliet_names(entries: &[EntryName<'_>]) -> Vec<Vec<u16>> {
             }
         })
         .collect();
-    resolve(ids, |i, counter| {
+    resolve(ids, |i, digits| {
         let (n, e) = joliet_split(&units[i]);
-        let suffix: Vec<u16> = counter.to_string().bytes().map(u16::from).collect();
+        let suffix: Vec<u16> = digits.bytes().map(u16::from).collect();
         joliet_fit(n, e, &suffix, JOLIET_MAX_CHARS)
     })
 }
 
 /// Resolves collisions among `ids`: members of each colliding group, in index order, get
-/// `rename(i, counter)` with the counter counting from 0 and skipping identifiers in use.
-fn resolve<T: Ord + Clone>(mut ids: Vec<T>, rename: impl Fn(usize, u64) -> T) -> Vec<T> {
+/// `rename(i, digits)` with a decimal counter counting from 0 and skipping identifiers in use.
+/// Like xorriso, every counter of a group has the same width, enough for the group's size
+/// (`0`–`9` for up to ten members, `00`–`99` for up to a hundred), zero-padded.
+fn resolve<T: Ord + Clone>(mut ids: Vec<T>, rename: impl Fn(usize, &str) -> T) -> Vec<T> {
     let mut taken: BTreeSet<T> = BTreeSet::new();
     let mut dup: BTreeSet<T> = BTreeSet::new();
     for id in &ids {
@@ -184,10 +187,11 @@ fn resolve<T: Ord + Clone>(mut ids: Vec<T>, rename: impl Fn(usize, u64) -> T) ->
     }
     for group_id in dup {
         let members: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == group_id).collect();
+        let width = (members.len() - 1).to_string().len();
         let mut counter = 0u64;
         for i in members {
             loop {
-                let candidate = rename(i, counter);
+                let candidate = rename(i, &format!("{counter:0width$}"));
                 counter += 1;
                 if taken.insert(candidate.clone()) {
                     ids[i] = candidate;
@@ -294,6 +298,20 @@ mod tests {
         assert_eq!(got[1], "COLLIDE100.X;1");
         assert_eq!(got[13], "COLLIDE101.X;1");
         assert_eq!(got.iter().collect::<BTreeSet<_>>().len(), 24);
+        // Counters of a group share a width: 00–10 for eleven members (xorriso).
+        let many: Vec<(String, bool)> =
+            (0..11).map(|i| (format!("{}{}.gz", "g".repeat(30), "x".repeat(i)), false)).collect();
+        let refs: Vec<(&str, bool)> = many.iter().map(|(s, d)| (s.as_str(), *d)).collect();
+        let got = names(&refs);
+        assert_eq!(got[0], format!("{}00.GZ;1", "G".repeat(26)));
+        assert_eq!(got[10], format!("{}10.GZ;1", "G".repeat(26)));
+        // Mangled directories may use 31 characters.
+        let d = format!("{}a", "d".repeat(35));
+        let d2 = format!("{}b", "d".repeat(35));
+        assert_eq!(
+            names(&[(&d, true), (&d2, true)]),
+            vec![format!("{}0", "D".repeat(30)), format!("{}1", "D".repeat(30))]
+        );
         // A directory and a file of the same name do not collide.
         assert_eq!(names(&[("Dir1", true), ("dir1", false)]), vec!["DIR1", "DIR1.;1"]);
     }

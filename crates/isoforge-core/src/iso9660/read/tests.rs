@@ -14,7 +14,8 @@ use crate::time::Epoch;
 fn build(dir: &Path, tweak: impl FnOnce(&mut IsoOptions)) -> Vec<u8> {
     let mut iso = IsoOptions::new("TESTVOL", Epoch::NIX_DEFAULT);
     tweak(&mut iso);
-    let spec = ImageSpec { grafts: vec![Graft { target: "/".into(), source: dir.to_path_buf() }], iso };
+    let mut spec = ImageSpec::new(iso);
+    spec.grafts = vec![Graft { target: "/".into(), source: dir.to_path_buf() }];
     let mut out = Vec::new();
     write_image(&spec, &mut out).unwrap();
     out
