@@ -2,63 +2,20 @@
 //! blkid, hadris-iso), El Torito BIOS entries, reproducibility and bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use sha2::{Digest, Sha256};
-
-/// True when `name` is installed. Missing tools skip locally and fail under `CI=true`.
-fn tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "{name} is not installed (CI=true)");
-        eprintln!("SKIP: {name} not installed");
-    }
-    found
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn stdout(cmd: &mut Command) -> String {
-    String::from_utf8_lossy(&run(cmd).stdout).into_owned()
-}
+use support::{run, run_ok_stdout as stdout, sha256_file, tool};
 
 fn isoforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_isoforge"));
+    let mut c = Command::new(support::isoforge_bin());
     c.env_remove("SOURCE_DATE_EPOCH");
     c
-}
-
-fn sha256_file(p: &Path) -> String {
-    let mut f = fs::File::open(p).unwrap();
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    format!("{:x}", h.finalize())
 }
 
 /// Deterministic pseudo-random bytes.
@@ -389,8 +346,8 @@ fn bios_boot_entry_and_boot_info_table() {
     }
     let isolinux = Path::new("/usr/lib/ISOLINUX/isolinux.bin");
     if !isolinux.exists() {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "isolinux is not installed (CI=true)");
-        eprintln!("SKIP: isolinux not installed");
+        assert!(!support::ci(), "isolinux is not installed (CI=true)");
+        support::skip("isolinux not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
