@@ -168,16 +168,22 @@ pub fn split_target(target: &str) -> Result<Vec<Name>, TreeError> {
     Ok(out)
 }
 
-fn join(components: &[Name]) -> String {
+/// The image path of `components` for messages and lookups: `/a/b`, or `/` for the root.
+/// Non-UTF-8 bytes are shown lossily.
+pub fn display_path<C: AsRef<[u8]>>(components: &[C]) -> String {
     let mut s = String::new();
     for c in components {
         s.push('/');
-        s.push_str(&String::from_utf8_lossy(c));
+        s.push_str(&String::from_utf8_lossy(c.as_ref()));
     }
     if s.is_empty() {
         s.push('/');
     }
     s
+}
+
+fn join(components: &[Name]) -> String {
+    display_path(components)
 }
 
 impl Tree {

@@ -121,7 +121,7 @@ pub fn encode_catalog(entries: &[CatalogEntry]) -> Vec<u8> {
     };
     v.checksum = U16::new(0u16.wrapping_sub(validation_checksum(&v)));
     out.extend_from_slice(v.as_bytes());
-    out.extend_from_slice(entry(default, false).as_bytes());
+    out.extend_from_slice(entry(default).as_bytes());
     // Group the remaining entries into sections of the same platform, in order.
     let mut sections: Vec<(u8, Vec<&CatalogEntry>)> = Vec::new();
     for e in rest {
@@ -140,7 +140,7 @@ pub fn encode_catalog(entries: &[CatalogEntry]) -> Vec<u8> {
         };
         out.extend_from_slice(h.as_bytes());
         for e in list {
-            out.extend_from_slice(entry(e, true).as_bytes());
+            out.extend_from_slice(entry(e).as_bytes());
         }
     }
     let blocks = out.len().div_ceil(2048).max(1);
@@ -153,7 +153,7 @@ pub fn catalog_blocks(entries: &[CatalogEntry]) -> u32 {
     (encode_catalog(entries).len() / 2048) as u32
 }
 
-fn entry(e: &CatalogEntry, _in_section: bool) -> BootEntry {
+fn entry(e: &CatalogEntry) -> BootEntry {
     BootEntry {
         boot_indicator: BOOTABLE,
         media_type: e.media_type,

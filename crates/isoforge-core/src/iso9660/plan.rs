@@ -436,18 +436,6 @@ fn rr_mode(node: &Node) -> u32 {
     }
 }
 
-fn path_string(components: &[&[u8]]) -> String {
-    let mut s = String::new();
-    for c in components {
-        s.push('/');
-        s.push_str(&String::from_utf8_lossy(c));
-    }
-    if s.is_empty() {
-        s.push('/');
-    }
-    s
-}
-
 fn check_identifier(field: &'static str, value: &str, max: usize) -> Result<(), IsoError> {
     if value.len() > max {
         return Err(IsoError::IdentifierTooLong { field, len: value.len(), max, value: value.to_string() });
@@ -601,8 +589,8 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
     if let Some(ci) = catalog_index.map(|i| new_index[i]) {
         let mut entries = Vec::new();
         if let Some(b) = &options.bios_boot {
-            let fi = file_index(&nodes, &tree, &b.image)
-                .ok_or(IsoError::BootFileMissing { path: b.image.clone() })?;
+            let fi =
+                file_index(&nodes, &b.image).ok_or(IsoError::BootFileMissing { path: b.image.clone() })?;
             entries.push(CatalogEntry {
                 platform: el_torito::PLATFORM_X86,
                 media_type: el_torito::MEDIA_NO_EMULATION,
@@ -622,8 +610,8 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
             }
         }
         if let Some(e) = &options.efi_boot {
-            let fi = file_index(&nodes, &tree, &e.image)
-                .ok_or(IsoError::BootFileMissing { path: e.image.clone() })?;
+            let fi =
+                file_index(&nodes, &e.image).ok_or(IsoError::BootFileMissing { path: e.image.clone() })?;
             entries.push(CatalogEntry {
                 platform: el_torito::PLATFORM_EFI,
                 media_type: el_torito::MEDIA_NO_EMULATION,
@@ -671,16 +659,7 @@ pub fn efi_sector_count(size: u64) -> u16 {
 impl IsoPlan {
     /// The planned file at an image path (`/boot/efi.img`), if it is a regular file.
     pub fn find_file(&self, path: &str) -> Option<&PlannedFile> {
-        let components = crate::tree::split_target(path).ok()?;
-        let mut cur = 0usize;
-        for c in &components {
-            let PlannedKind::Dir(pd) = &self.nodes[cur].kind else { return None };
-            cur = *pd.children.iter().find(|&&ch| self.nodes[ch].name == *c)?;
-        }
-        match self.nodes[cur].kind {
-            PlannedKind::File(i) => self.files.get(i),
-            _ => None,
-        }
+        file_index(&self.nodes, path).and_then(|i| self.files.get(i))
     }
 }
 
@@ -717,8 +696,7 @@ impl Planner<'_> {
         weight: i32,
     ) -> usize {
         let idx = self.nodes.len();
-        let refs: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
-        let path_s = path_string(&refs);
+        let path_s = crate::tree::display_path(path);
         let weight = self.options.sort_weights.get(&path_s).copied().unwrap_or(weight);
         let kind = match &node.kind {
             NodeKind::Dir(_) => PlannedKind::Dir(PlannedDir::default()),
@@ -884,9 +862,8 @@ fn checksum_source(source: &FileSource) -> Result<BootInfoChecksum, IsoError> {
 }
 
 /// Finds the file index of an image path among planned nodes.
-fn file_index(nodes: &[PlannedNode], tree: &Tree, path: &str) -> Option<usize> {
+fn file_index(nodes: &[PlannedNode], path: &str) -> Option<usize> {
     let components = crate::tree::split_target(path).ok()?;
-    let _ = tree;
     let mut cur = 0usize;
     for c in &components {
         let PlannedKind::Dir(pd) = &nodes[cur].kind else { return None };

@@ -360,7 +360,7 @@ fn path_table(plan: &IsoPlan, joliet: bool, msb: bool) -> Vec<u8> {
     out
 }
 
-/// Encodes the extent of directory `d` (ISO or Joliet hierarchy).
+/// Encodes the extent of directory `d` (ISO or Joliet hierarchy), padded to its planned size.
 pub(crate) fn directory_extent(plan: &IsoPlan, d: usize, joliet: bool) -> Vec<u8> {
     let date = plan.options.epoch.iso_dir_datetime();
     let node = &plan.nodes[d];
@@ -374,97 +374,45 @@ pub(crate) fn directory_extent(plan: &IsoPlan, d: usize, joliet: bool) -> Vec<u8
             (p.extent.0, p.size)
         }
     };
+    let block = ISO_BLOCK as usize;
     let mut out: Vec<u8> = Vec::new();
-    let push = |out: &mut Vec<u8>, rec: DirectoryRecord<'_>| {
+    // Appends one record, starting a new block when it would cross one (ECMA-119 6.8.1.1).
+    let mut push = |(extent_lba, data_length): (u32, u32),
+                    flags: u8,
+                    identifier: &[u8],
+                    system_use: &[u8]| {
+        let rec =
+            DirectoryRecord { extent_lba, data_length, recording_date: date, flags, identifier, system_use };
         let len = rec.encoded_len().unwrap_or(255);
-        let in_block = out.len() % ISO_BLOCK as usize;
-        if in_block + len > ISO_BLOCK as usize {
-            out.resize(out.len().div_ceil(ISO_BLOCK as usize) * ISO_BLOCK as usize, 0);
+        if out.len() % block + len > block {
+            out.resize(out.len().div_ceil(block) * block, 0);
         }
-        rec.encode_into(out);
+        rec.encode_into(&mut out);
     };
-    let no_su: Vec<u8> = Vec::new();
-    let (dot_su, dotdot_su) = if joliet {
-        (no_su.clone(), no_su.clone())
-    } else {
-        (pd.dot_su.encode_inline(), pd.dotdot_su.encode_inline())
-    };
-    let (e, s) = loc(pd);
-    push(
-        &mut out,
-        DirectoryRecord {
-            extent_lba: e,
-            data_length: s,
-            recording_date: date,
-            flags: FLAG_DIRECTORY,
-            identifier: &[0],
-            system_use: &dot_su,
-        },
-    );
-    let (e, s) = loc(parent);
-    push(
-        &mut out,
-        DirectoryRecord {
-            extent_lba: e,
-            data_length: s,
-            recording_date: date,
-            flags: FLAG_DIRECTORY,
-            identifier: &[1],
-            system_use: &dotdot_su,
-        },
-    );
+    let su = |layout: &super::plan::SuLayout| if joliet { Vec::new() } else { layout.encode_inline() };
+    push(loc(pd), FLAG_DIRECTORY, &[0], &su(&pd.dot_su));
+    push(loc(parent), FLAG_DIRECTORY, &[1], &su(&pd.dotdot_su));
     let list = if joliet { &pd.joliet_children } else { &pd.children };
     for &c in list {
         let n = &plan.nodes[c];
         let id = if joliet { joliet_bytes(&n.joliet_id) } else { n.iso_id.clone() };
-        let su = if joliet { Vec::new() } else { n.su.encode_inline() };
+        let system_use = su(&n.su);
         match &n.kind {
-            PlannedKind::Dir(cd) => {
-                let (e, s) = loc(cd);
-                push(
-                    &mut out,
-                    DirectoryRecord {
-                        extent_lba: e,
-                        data_length: s,
-                        recording_date: date,
-                        flags: FLAG_DIRECTORY,
-                        identifier: &id,
-                        system_use: &su,
-                    },
-                );
-            }
+            PlannedKind::Dir(cd) => push(loc(cd), FLAG_DIRECTORY, &id, &system_use),
             PlannedKind::File(fi) => {
                 let extents = plan.files[*fi].extents();
                 let last = extents.len() - 1;
                 for (i, (lba, len)) in extents.into_iter().enumerate() {
-                    push(
-                        &mut out,
-                        DirectoryRecord {
-                            extent_lba: lba.0,
-                            data_length: len,
-                            recording_date: date,
-                            flags: if i < last { FLAG_MULTI_EXTENT } else { 0 },
-                            identifier: &id,
-                            system_use: &su,
-                        },
-                    );
+                    let flags = if i < last { FLAG_MULTI_EXTENT } else { 0 };
+                    push((lba.0, len), flags, &id, &system_use);
                 }
             }
-            PlannedKind::Symlink(_) => push(
-                &mut out,
-                DirectoryRecord {
-                    extent_lba: 0,
-                    data_length: 0,
-                    recording_date: date,
-                    flags: 0,
-                    identifier: &id,
-                    system_use: &su,
-                },
-            ),
+            PlannedKind::Symlink(_) => push((0, 0), 0, &id, &system_use),
         }
     }
-    let blocks = out.len().div_ceil(ISO_BLOCK as usize).max(1);
-    out.resize(blocks * ISO_BLOCK as usize, 0);
+    let planned = loc(pd).1 as usize;
+    let blocks = out.len().div_ceil(block).max(1);
+    out.resize((blocks * block).max(planned), 0);
     out
 }
 
