@@ -13,7 +13,8 @@
 //!
 //! Detection looks at the first three lines: a second line that is a SHA-256 hash means a
 //! registration; a third line that is a decimal number after an empty second line (or a
-//! deriver path) means a graph; anything else is a list.
+//! deriver path) means a graph, and so does an empty second line followed by a third that is
+//! neither blank nor a path (a graph with a broken count); anything else is a list.
 //!
 //! Every path must be a valid store path directly in the store directory; a path listed twice
 //! counts once; the result is sorted. Errors name the file and line. Whether the paths exist on
@@ -392,6 +393,15 @@ fn detect(lines: &[&[u8]]) -> InputFormat {
         return InputFormat::Registration;
     }
     if is_decimal(third) && (second.is_empty() || second.starts_with(b"/")) {
+        return InputFormat::ReferencesGraph;
+    }
+    // An empty deriver line followed by something that is no path: a graph with a broken
+    // count (a list would go on with a path or another blank line).
+    if second.is_empty()
+        && !third.is_empty()
+        && !third.starts_with(b"/")
+        && !third.iter().all(u8::is_ascii_whitespace)
+    {
         return InputFormat::ReferencesGraph;
     }
     InputFormat::PathList

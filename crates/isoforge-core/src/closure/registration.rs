@@ -58,6 +58,18 @@ impl RegistrationOptions {
     pub fn new() -> RegistrationOptions {
         RegistrationOptions::default()
     }
+
+    /// Sets where references come from.
+    pub fn references(mut self, mode: ReferenceMode) -> RegistrationOptions {
+        self.references = mode;
+        self
+    }
+
+    /// Sets the number of worker threads (0: one per CPU).
+    pub fn threads(mut self, threads: usize) -> RegistrationOptions {
+        self.threads = threads;
+        self
+    }
 }
 
 /// What the registration says about one store path.
