@@ -503,3 +503,55 @@ fn errors_name_file_and_line() {
     // Sorted, so the first missing one is reported: whichever sorts first.
     assert!(e.starts_with(&format!("{}:", f.display())) && e.contains("is not on the host"), "{e}");
 }
+
+/// `nix-hash --type sha256` (the NAR hash of any host tree) agrees with ours on system trees
+/// with many files and symlinks.
+#[test]
+fn nar_hash_of_host_trees() {
+    if !have_nix() {
+        return;
+    }
+    let empty = isoforge_core::closure::refscan::Candidates::new();
+    for dir in ["/usr/share/zoneinfo", "/usr/share/perl5", "/etc/ssl"] {
+        let dir = Path::new(dir);
+        if !dir.is_dir() {
+            continue;
+        }
+        let want = stdout(nix("nix-hash").args(["--type", "sha256"]).arg(dir));
+        let (hash, _, _) = isoforge_core::closure::registration::nar_digest(dir, &empty).unwrap();
+        assert_eq!(hash.to_hex(), want.trim(), "{}", dir.display());
+    }
+}
+
+/// Throughput of NAR hashing with reference scanning against `nix-hash`, on a tree given by
+/// `ISOFORGE_NAR_BENCH_DIR` (default /usr/lib). Run with `--ignored --nocapture`.
+#[test]
+#[ignore = "benchmark"]
+fn nar_throughput() {
+    if !have_nix() {
+        return;
+    }
+    let dir = PathBuf::from(std::env::var_os("ISOFORGE_NAR_BENCH_DIR").unwrap_or("/usr/lib".into()));
+    // A realistic candidate set: 20,000 hash parts.
+    let mut candidates = isoforge_core::closure::refscan::Candidates::new();
+    for i in 0..20_000u32 {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&i.to_le_bytes());
+        let s = base32::encode(&h);
+        candidates.insert(s.as_bytes().try_into().unwrap(), i);
+    }
+    let start = std::time::Instant::now();
+    let (hash, size, _) = isoforge_core::closure::registration::nar_digest(&dir, &candidates).unwrap();
+    let ours = start.elapsed();
+    let start = std::time::Instant::now();
+    let want = stdout(nix("nix-hash").args(["--type", "sha256"]).arg(&dir));
+    let theirs = start.elapsed();
+    assert_eq!(hash.to_hex(), want.trim());
+    let mib = size as f64 / 1048576.0;
+    eprintln!(
+        "{}: NAR {mib:.1} MiB; isoforge {ours:?} ({:.0} MiB/s, with scanning); nix-hash {theirs:?} ({:.0} MiB/s)",
+        dir.display(),
+        mib / ours.as_secs_f64(),
+        mib / theirs.as_secs_f64()
+    );
+}
