@@ -460,6 +460,8 @@ fn built_closure() {
     assert_eq!(ci.format(), InputFormat::ClosureInfo);
     assert_eq!(ci.registration_file(), Some(info_dir.join("registration").as_path()));
     assert_eq!(registration(&ci, &RegistrationOptions::default()).unwrap(), reg);
+    // The same file given apart (`--registration FILE`) fits the list.
+    closure.check_registration(&info_dir.join("registration")).unwrap();
 
     // 1 thread and many give the same bytes.
     for threads in [1, 3] {

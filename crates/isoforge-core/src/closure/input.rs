@@ -126,42 +126,21 @@ impl Closure {
         }
         let bytes = fs::read(&reg_file).map_err(read_err(&reg_file))?;
         let reg = Closure::parse_as(InputFormat::Registration, &reg_file, &bytes, opts)?;
-        // Both are sorted: walk them side by side.
-        let (mut i, mut j) = (0, 0);
-        while i < closure.paths.len() || j < reg.paths.len() {
-            let a = closure.paths.get(i);
-            let b = reg.paths.get(j);
-            match (a, b) {
-                (Some(a), Some(b)) if a == b => {
-                    i += 1;
-                    j += 1;
-                }
-                (Some(a), b) if b.is_none_or(|b| a < b) => {
-                    return Err(ClosureError::Syntax {
-                        file: list_file,
-                        line: closure.lines[i],
-                        error: LineError::Mismatch {
-                            path: closure.full_path(i),
-                            why: "is in store-paths but not in registration",
-                        },
-                    });
-                }
-                _ => {
-                    return Err(ClosureError::Syntax {
-                        file: reg_file,
-                        line: reg.lines[j],
-                        error: LineError::Mismatch {
-                            path: reg.full_path(j),
-                            why: "is in registration but not in store-paths",
-                        },
-                    });
-                }
-            }
-        }
+        same_paths(&closure, &reg)?;
         closure.references = reg.references;
         closure.nar = reg.nar;
         closure.registration = Some(reg_file);
         Ok(closure)
+    }
+
+    /// Reads a registration file given apart from the closure (`--registration FILE`) and
+    /// checks that it describes exactly the closure's paths, for use as it is.
+    pub fn check_registration(&self, file: &Path) -> Result<(), ClosureError> {
+        let bytes =
+            fs::read(file).map_err(|source| ClosureError::Read { path: file.to_path_buf(), source })?;
+        let opts = ClosureOptions { store_dir: self.store_dir.clone(), store_root: self.store_root.clone() };
+        let reg = Closure::parse_as(InputFormat::Registration, file, &bytes, &opts)?;
+        same_paths(self, &reg)
     }
 
     /// Parses the contents of a closure input file, detecting its format. `file` names the
@@ -359,6 +338,42 @@ impl Closure {
         }
         Ok(())
     }
+}
+
+/// Checks that `reg` (a registration) lists exactly the paths of `list`, naming the first
+/// path that is in one but not the other.
+fn same_paths(list: &Closure, reg: &Closure) -> Result<(), ClosureError> {
+    // Both are sorted: walk them side by side.
+    let (mut i, mut j) = (0, 0);
+    while i < list.paths.len() || j < reg.paths.len() {
+        match (list.paths.get(i), reg.paths.get(j)) {
+            (Some(a), Some(b)) if a == b => {
+                i += 1;
+                j += 1;
+            }
+            (Some(a), b) if b.is_none_or(|b| a < b) => {
+                return Err(ClosureError::Syntax {
+                    file: list.source.clone(),
+                    line: list.lines[i],
+                    error: LineError::Mismatch {
+                        path: list.full_path(i),
+                        why: "is in the closure but not in the registration",
+                    },
+                });
+            }
+            _ => {
+                return Err(ClosureError::Syntax {
+                    file: reg.source.clone(),
+                    line: reg.lines[j],
+                    error: LineError::Mismatch {
+                        path: reg.full_path(j),
+                        why: "is in the registration but not in the closure",
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_count(file: &Path, n: usize) -> Result<(), ClosureError> {

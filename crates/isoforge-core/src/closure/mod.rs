@@ -116,12 +116,12 @@ pub enum LineError {
         /// The reference.
         reference: String,
     },
-    /// closureInfo's `registration` and `store-paths` disagree.
+    /// A registration (closureInfo's, or one given apart) and the closure list different paths.
     #[error("{path} {why}")]
     Mismatch {
         /// The store path.
         path: String,
-        /// "is in registration but not in store-paths", or the reverse.
+        /// "is in the registration but not in the closure", or the reverse.
         why: &'static str,
     },
 }

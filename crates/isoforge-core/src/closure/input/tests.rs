@@ -164,15 +164,30 @@ fn closure_info_dir() {
         .unwrap();
     let e = Closure::load(dir, &ClosureOptions::default()).unwrap_err().to_string();
     assert!(
-        e.ends_with(&format!("store-paths:3: /nix/store/{HC}-c is in store-paths but not in registration")),
+        e.ends_with(&format!(
+            "store-paths:3: /nix/store/{HC}-c is in the closure but not in the registration"
+        )),
         "{e}"
     );
     fs::write(dir.join("store-paths"), format!("/nix/store/{HB}-b\n")).unwrap();
     let e = Closure::load(dir, &ClosureOptions::default()).unwrap_err().to_string();
     assert!(
-        e.ends_with(&format!("registration:1: /nix/store/{HA}-a is in registration but not in store-paths")),
+        e.ends_with(&format!(
+            "registration:1: /nix/store/{HA}-a is in the registration but not in the closure"
+        )),
         "{e}"
     );
+
+    // The same check for a registration given apart.
+    let list = Closure::parse(
+        Path::new("list"),
+        format!("/nix/store/{HA}-a\n/nix/store/{HB}-b\n").as_bytes(),
+        &ClosureOptions::default(),
+    )
+    .unwrap();
+    list.check_registration(&dir.join("registration")).unwrap();
+    let e = c.check_registration(&dir.join("store-paths")).unwrap_err().to_string();
+    assert!(e.ends_with("store-paths:2: the file ends where a NAR hash was expected"), "{e}");
 
     fs::remove_file(dir.join("store-paths")).unwrap();
     let e = Closure::load(dir, &ClosureOptions::default()).unwrap_err().to_string();
