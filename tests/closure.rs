@@ -514,7 +514,7 @@ fn nar_hash_of_host_trees() {
         return;
     }
     let empty = isoforge_core::closure::refscan::Candidates::new();
-    for dir in ["/usr/share/zoneinfo", "/usr/share/perl5", "/etc/ssl"] {
+    for dir in ["/usr/share/zoneinfo", "/usr/share/perl5", "/usr/share/doc"] {
         let dir = Path::new(dir);
         if !dir.is_dir() {
             continue;
