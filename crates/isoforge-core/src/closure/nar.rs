@@ -1,0 +1,263 @@
+//! NAR ("Nix ARchive") serialisation of a file tree, as `nix-store --dump` writes it (Nix
+//! `src/libutil/archive.cc`; the grammar is in Eelco Dolstra's thesis, figure 5.2, and in the
+//! Nix manual's "Nix Archive (NAR) format").
+//!
+//! Every token is a *string*: its length as a little-endian u64, its bytes, then zero bytes up
+//! to the next multiple of 8. A NAR is the string `nix-archive-1` followed by one node:
+//!
+//! ```text
+//! node      = "(" "type" "regular" ["executable" ""] "contents" <file bytes as a string> ")"
+//!           | "(" "type" "symlink" "target" <target> ")"
+//!           | "(" "type" "directory" { "entry" "(" "name" <name> "node" node ")" } ")"
+//! ```
+//!
+//! Directory entries come in bytewise order of their names. A file is executable when its
+//! owner-execute bit (`S_IXUSR`) is set; no other metadata (times, owners, other permission
+//! bits, hard links, xattrs) is recorded. Fifos, sockets and devices cannot be serialised.
+//!
+//! The writer streams: a file's bytes go from the host to the sink in 64 KiB pieces.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
+
+use super::ClosureError;
+
+/// The magic string every NAR starts with.
+pub const MAGIC: &str = "nix-archive-1";
+
+const BUF: usize = 64 * 1024;
+
+/// Writes the NAR serialisation of the host file, directory or symlink at `path` (not followed)
+/// into `out`, and returns the number of bytes written (the NAR size Nix records).
+pub fn write_nar(path: &Path, out: &mut dyn Write) -> Result<u64, ClosureError> {
+    let mut w = NarWriter { out, written: 0, buf: vec![0; BUF] };
+    w.string(MAGIC.as_bytes(), path)?;
+    w.node(path)?;
+    Ok(w.written)
+}
+
+/// Zero bytes to pad a string of `len` bytes to a multiple of 8.
+pub fn padding(len: u64) -> usize {
+    ((8 - len % 8) % 8) as usize
+}
+
+struct NarWriter<'a> {
+    out: &'a mut dyn Write,
+    written: u64,
+    buf: Vec<u8>,
+}
+
+impl NarWriter<'_> {
+    fn raw(&mut self, bytes: &[u8], path: &Path) -> Result<(), ClosureError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| ClosureError::Write { path: path.to_path_buf(), source })?;
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn string(&mut self, s: &[u8], path: &Path) -> Result<(), ClosureError> {
+        let len = s.len() as u64;
+        self.raw(&len.to_le_bytes(), path)?;
+        self.raw(s, path)?;
+        self.raw(&[0; 8][..padding(len)], path)
+    }
+
+    fn strings(&mut self, ss: &[&str], path: &Path) -> Result<(), ClosureError> {
+        ss.iter().try_for_each(|s| self.string(s.as_bytes(), path))
+    }
+
+    fn node(&mut self, path: &Path) -> Result<(), ClosureError> {
+        let read_err = |source| ClosureError::Read { path: path.to_path_buf(), source };
+        let meta = fs::symlink_metadata(path).map_err(read_err)?;
+        let ft = meta.file_type();
+        self.string(b"(", path)?;
+        if ft.is_file() {
+            self.strings(&["type", "regular"], path)?;
+            if meta.permissions().mode() & 0o100 != 0 {
+                self.strings(&["executable", ""], path)?;
+            }
+            self.string(b"contents", path)?;
+            self.contents(path, meta.len())?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(path).map_err(read_err)?;
+            self.strings(&["type", "symlink", "target"], path)?;
+            self.string(target.as_os_str().as_bytes(), path)?;
+        } else if ft.is_dir() {
+            self.strings(&["type", "directory"], path)?;
+            let mut names = Vec::new();
+            for entry in fs::read_dir(path).map_err(read_err)? {
+                names.push(entry.map_err(read_err)?.file_name());
+            }
+            // Bytewise order of the names, as Nix's std::map<std::string, …>.
+            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            for name in names {
+                self.strings(&["entry", "(", "name"], path)?;
+                self.string(name.as_bytes(), path)?;
+                self.string(b"node", path)?;
+                self.node(&path.join(&name))?;
+                self.string(b")", path)?;
+            }
+        } else {
+            let kind = if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_socket() {
+                "socket"
+            } else if ft.is_block_device() {
+                "block device"
+            } else if ft.is_char_device() {
+                "character device"
+            } else {
+                "file of unknown type"
+            };
+            return Err(ClosureError::UnsupportedType { path: path.to_path_buf(), kind });
+        }
+        self.string(b")", path)
+    }
+
+    /// A file's bytes as a NAR string of exactly `size` bytes (its size when listed).
+    fn contents(&mut self, path: &Path, size: u64) -> Result<(), ClosureError> {
+        let read_err = |source| ClosureError::Read { path: path.to_path_buf(), source };
+        self.raw(&size.to_le_bytes(), path)?;
+        let mut file = File::open(path).map_err(read_err)?;
+        let mut left = size;
+        let mut buf = std::mem::take(&mut self.buf);
+        while left > 0 {
+            let want = usize::try_from(left.min(BUF as u64)).unwrap_or(BUF);
+            let n = match file.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(ClosureError::SizeChanged {
+                        path: path.to_path_buf(),
+                        expected: size,
+                        found: size - left,
+                    })
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            };
+            self.raw(&buf[..n], path)?;
+            left -= n as u64;
+        }
+        // One more byte would mean the file grew since it was listed.
+        let grew = loop {
+            match file.read(&mut buf[..1]) {
+                Ok(n) => break n != 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(read_err(e)),
+            }
+        };
+        self.buf = buf;
+        if grew {
+            return Err(ClosureError::SizeChanged {
+                path: path.to_path_buf(),
+                expected: size,
+                found: size + 1,
+            });
+        }
+        self.raw(&[0; 8][..padding(size)], path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn nar(path: &Path) -> Vec<u8> {
+        let mut v = Vec::new();
+        let n = write_nar(path, &mut v).unwrap();
+        assert_eq!(n, v.len() as u64);
+        v
+    }
+
+    fn s(out: &mut Vec<u8>, x: &[u8]) {
+        out.extend_from_slice(&(x.len() as u64).to_le_bytes());
+        out.extend_from_slice(x);
+        out.resize(out.len() + padding(x.len() as u64), 0);
+    }
+
+    #[test]
+    fn regular_file_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("f");
+        fs::write(&f, b"hello\n").unwrap();
+        let mut want = Vec::new();
+        for t in ["nix-archive-1", "(", "type", "regular", "contents"] {
+            s(&mut want, t.as_bytes());
+        }
+        s(&mut want, b"hello\n");
+        s(&mut want, b")");
+        assert_eq!(nar(&f), want);
+        assert_eq!(&want[..8], &13u64.to_le_bytes());
+        assert_eq!(want.len() % 8, 0);
+    }
+
+    #[test]
+    fn executable_symlink_and_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("d");
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("b"), b"").unwrap();
+        fs::write(d.join("B"), b"12345678").unwrap();
+        fs::set_permissions(d.join("B"), fs::Permissions::from_mode(0o500)).unwrap();
+        symlink("b", d.join("a")).unwrap();
+        fs::create_dir(d.join("e")).unwrap();
+        let mut want = Vec::new();
+        for t in ["nix-archive-1", "(", "type", "directory"] {
+            s(&mut want, t.as_bytes());
+        }
+        // "B" (0x42) < "a" < "b" < "e".
+        for t in ["entry", "(", "name", "B", "node", "(", "type", "regular", "executable", "", "contents"] {
+            s(&mut want, t.as_bytes());
+        }
+        s(&mut want, b"12345678");
+        for t in
+            [")", ")", "entry", "(", "name", "a", "node", "(", "type", "symlink", "target", "b", ")", ")"]
+        {
+            s(&mut want, t.as_bytes());
+        }
+        for t in ["entry", "(", "name", "b", "node", "(", "type", "regular", "contents", "", ")", ")"] {
+            s(&mut want, t.as_bytes());
+        }
+        for t in ["entry", "(", "name", "e", "node", "(", "type", "directory", ")", ")", ")"] {
+            s(&mut want, t.as_bytes());
+        }
+        assert_eq!(nar(&d), want);
+        // A symlink at the top is serialised, not followed.
+        let l = tmp.path().join("l");
+        symlink("/nonexistent", &l).unwrap();
+        let mut want = Vec::new();
+        for t in ["nix-archive-1", "(", "type", "symlink", "target", "/nonexistent", ")"] {
+            s(&mut want, t.as_bytes());
+        }
+        assert_eq!(nar(&l), want);
+    }
+
+    #[test]
+    fn large_file_streams() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("big");
+        let data: Vec<u8> = (0..3 * BUF + 5).map(|i| (i * 7) as u8).collect();
+        fs::write(&f, &data).unwrap();
+        let v = nar(&f);
+        // "nix-archive-1" takes 24 bytes, "(" "type" "regular" "contents" 16 each, the length 8.
+        let start = 24 + 4 * 16 + 8;
+        assert_eq!(&v[start - 8..start], &(data.len() as u64).to_le_bytes());
+        assert_eq!(&v[start..start + data.len()], data.as_slice());
+    }
+
+    #[test]
+    fn unsupported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sock = tmp.path().join("s");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = write_nar(&sock, &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ClosureError::UnsupportedType { kind: "socket", .. }), "{e}");
+        let e = write_nar(&tmp.path().join("missing"), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+}

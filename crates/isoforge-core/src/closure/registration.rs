@@ -1,0 +1,299 @@
+//! The `nix-path-registration` file: what `nix-store --load-db` reads to register the image's
+//! store paths as valid (Nix `decodeValidPathInfo`).
+//!
+//! For each store path, in sorted order, one value per line, every line ending in `\n`:
+//!
+//! ```text
+//! /nix/store/<hash>-<name>      the path
+//! sha256:<52 base-32 digits>    its NAR hash (closureInfo's form; --load-db also takes hex)
+//! <decimal>                     its NAR size in bytes
+//!                               its deriver: empty, as closureInfo writes it
+//! <decimal>                     the number of references
+//! /nix/store/<hash>-<name>      each reference, sorted (a path may reference itself)
+//! ```
+//!
+//! This is byte for byte what nixpkgs' closureInfo writes to `$out/registration`. An empty
+//! closure gives an empty file. References come from the input when it has them
+//! ([`ReferenceMode::Auto`]) or from scanning each path's NAR for the hash parts of every
+//! closure member ([`super::refscan`]).
+
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::hash::Sha256;
+use super::input::Closure;
+use super::nar::write_nar;
+use super::refscan::{Candidates, NarDigest};
+use super::store_path::{StorePath, HASH_LEN};
+use super::ClosureError;
+
+/// Where references come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ReferenceMode {
+    /// From the input when it gives them (a graph, a registration, closureInfo), else scanned.
+    #[default]
+    Auto,
+    /// Always scanned.
+    Scan,
+    /// Always from the input; an error for a plain list.
+    FromInput,
+}
+
+/// Options for [`registration`] and [`path_infos`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RegistrationOptions {
+    /// Where references come from.
+    pub references: ReferenceMode,
+    /// Worker threads serialising paths: 0 for one per available CPU, 1 to work in the
+    /// calling thread. The output does not depend on it.
+    pub threads: usize,
+}
+
+impl RegistrationOptions {
+    /// The defaults: references from the input if it has them, one thread per CPU.
+    pub fn new() -> RegistrationOptions {
+        RegistrationOptions::default()
+    }
+
+    /// Sets where references come from.
+    pub fn references(mut self, mode: ReferenceMode) -> RegistrationOptions {
+        self.references = mode;
+        self
+    }
+
+    /// Sets the number of worker threads (0: one per CPU).
+    pub fn threads(mut self, threads: usize) -> RegistrationOptions {
+        self.threads = threads;
+        self
+    }
+}
+
+/// What the registration says about one store path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathInfo {
+    /// The store path.
+    pub path: StorePath,
+    /// SHA-256 of its NAR serialisation.
+    pub nar_hash: Sha256,
+    /// Size of its NAR serialisation in bytes.
+    pub nar_size: u64,
+    /// Its deriver; closureInfo leaves it empty and so do we.
+    pub deriver: Option<StorePath>,
+    /// The store paths it references, sorted.
+    pub references: Vec<StorePath>,
+}
+
+/// The NAR hash, NAR size and found candidate indices of the host path `host`.
+pub fn nar_digest(host: &Path, candidates: &Candidates) -> Result<(Sha256, u64, Vec<u32>), ClosureError> {
+    let mut sink = NarDigest::new(candidates);
+    write_nar(host, &mut sink)?;
+    Ok(sink.finish())
+}
+
+/// Serialises every path of `closure` from the host and returns what the registration says
+/// about each, in the closure's (sorted) order.
+pub fn path_infos(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<PathInfo>, ClosureError> {
+    let from_input = match opts.references {
+        ReferenceMode::Auto => closure.has_references(),
+        ReferenceMode::Scan => false,
+        ReferenceMode::FromInput if closure.has_references() => true,
+        ReferenceMode::FromInput => {
+            return Err(ClosureError::NoReferences {
+                file: closure.source().to_path_buf(),
+                format: closure.format(),
+            })
+        }
+    };
+    let mut candidates = Candidates::new();
+    if !from_input {
+        for (i, p) in closure.paths().iter().enumerate() {
+            if let Ok(key) = <&[u8; HASH_LEN]>::try_from(p.hash_part().as_bytes()) {
+                // The closure holds at most u32::MAX paths (checked when parsed).
+                candidates.insert(key, i as u32);
+            }
+        }
+    }
+    let paths = closure.paths();
+    let digest = |i: usize| nar_digest(&closure.host_path(&paths[i]), &candidates);
+    let digests = run_indexed(paths.len(), opts.threads, &digest)?;
+    let mut infos = Vec::with_capacity(paths.len());
+    for (i, (nar_hash, nar_size, found)) in digests.into_iter().enumerate() {
+        let refs: &[u32] = if from_input { closure.references(i).unwrap_or(&[]) } else { &found };
+        infos.push(PathInfo {
+            path: paths[i].clone(),
+            nar_hash,
+            nar_size,
+            deriver: None,
+            references: refs.iter().map(|&r| paths[r as usize].clone()).collect(),
+        });
+    }
+    Ok(infos)
+}
+
+/// The `nix-path-registration` contents for `closure` (see the module docs).
+pub fn registration(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<u8>, ClosureError> {
+    let infos = path_infos(closure, opts)?;
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_registration(&infos, closure.store_dir(), &mut out);
+    Ok(out)
+}
+
+/// Writes `infos` in closureInfo's registration format, in the order given.
+pub fn write_registration(infos: &[PathInfo], store_dir: &str, out: &mut dyn Write) -> io::Result<()> {
+    let mut w = io::BufWriter::new(out);
+    for info in infos {
+        writeln!(w, "{}", info.path.to_path_in(store_dir))?;
+        writeln!(w, "{}", info.nar_hash.to_nix())?;
+        writeln!(w, "{}", info.nar_size)?;
+        writeln!(w, "{}", info.deriver.as_ref().map(|d| d.to_path_in(store_dir)).unwrap_or_default())?;
+        writeln!(w, "{}", info.references.len())?;
+        for r in &info.references {
+            writeln!(w, "{}", r.to_path_in(store_dir))?;
+        }
+    }
+    w.flush()
+}
+
+/// Runs `f(0..n)` on `threads` workers and returns the results in index order. On failure,
+/// returns the error of the lowest failing index: workers claim indices in increasing order
+/// and stop claiming after a failure, so every index below a failure has run.
+fn run_indexed<T: Send>(
+    n: usize,
+    threads: usize,
+    f: &(dyn Fn(usize) -> Result<T, ClosureError> + Sync),
+) -> Result<Vec<T>, ClosureError> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |t| t.get()),
+        t => t,
+    }
+    .min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, Result<T, ClosureError>)>> = Mutex::new(Vec::with_capacity(n));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut mine = Vec::new();
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = f(i);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    mine.push((i, r));
+                }
+                if let Ok(mut all) = results.lock() {
+                    all.extend(mine);
+                }
+            });
+        }
+    });
+    let mut all = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    all.sort_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(n);
+    for (_, r) in all {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::closure::input::ClosureOptions;
+    use std::fs;
+
+    const HA: &str = "afiv9c5qxzab30yk1im4qf9y95dhz8h4";
+    const HB: &str = "j6jap9cbcfc4bynkg71skzrfz7xabhq6";
+    const HC: &str = "1lad8q202diczbw4krd4nz24al7rdmbg";
+
+    /// A little store on the host: b references a (in a file), c references b (in a symlink
+    /// target) and itself (in a file name), a references nothing.
+    fn store() -> (tempfile::TempDir, Closure) {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = tmp.path().join("nix/store");
+        fs::create_dir_all(&s).unwrap();
+        fs::write(s.join(format!("{HA}-a")), b"plain\n").unwrap();
+        fs::create_dir(s.join(format!("{HB}-b"))).unwrap();
+        fs::write(s.join(format!("{HB}-b/f")), format!("x=/nix/store/{HA}-a\n")).unwrap();
+        fs::create_dir(s.join(format!("{HC}-c"))).unwrap();
+        std::os::unix::fs::symlink(format!("/nix/store/{HB}-b/f"), s.join(format!("{HC}-c/l"))).unwrap();
+        fs::write(s.join(format!("{HC}-c/{HC}")), b"").unwrap();
+        let list = format!("/nix/store/{HC}-c\n/nix/store/{HA}-a\n/nix/store/{HB}-b\n");
+        let opts = ClosureOptions { store_root: tmp.path().to_path_buf(), ..ClosureOptions::default() };
+        let c = Closure::parse(Path::new("list"), list.as_bytes(), &opts).unwrap();
+        c.check_host().unwrap();
+        (tmp, c)
+    }
+
+    #[test]
+    fn scanned_references() {
+        let (_tmp, c) = store();
+        let infos = path_infos(&c, &RegistrationOptions::default()).unwrap();
+        let names: Vec<Vec<&str>> =
+            infos.iter().map(|i| i.references.iter().map(StorePath::name).collect()).collect();
+        // Sorted by hash part: 1lad…-c, afiv…-a, j6ja…-b.
+        assert_eq!(infos.iter().map(|i| i.path.name()).collect::<Vec<_>>(), ["c", "a", "b"]);
+        assert_eq!(names, vec![vec!["c", "b"], vec![], vec!["a"]]);
+        let reg = String::from_utf8(registration(&c, &RegistrationOptions::default()).unwrap()).unwrap();
+        let lines: Vec<&str> = reg.lines().collect();
+        assert_eq!(lines[0], format!("/nix/store/{HC}-c"));
+        assert!(lines[1].starts_with("sha256:") && lines[1].len() == 59);
+        assert_eq!(lines[3], "");
+        assert_eq!(lines[4], "2");
+        assert_eq!(lines[5], format!("/nix/store/{HC}-c"));
+        assert_eq!(lines[6], format!("/nix/store/{HB}-b"));
+        assert!(reg.ends_with(&format!("/nix/store/{HA}-a\n")));
+        // The registration reads back with the same contents.
+        let back = Closure::parse(Path::new("reg"), reg.as_bytes(), &ClosureOptions::default()).unwrap();
+        assert_eq!(back.format(), crate::closure::InputFormat::Registration);
+        for (i, info) in infos.iter().enumerate() {
+            assert_eq!(back.nar(i), Some((info.nar_hash, info.nar_size)));
+        }
+    }
+
+    #[test]
+    fn threads_do_not_change_output() {
+        let (_tmp, c) = store();
+        let one = registration(&c, &RegistrationOptions { threads: 1, ..Default::default() }).unwrap();
+        for t in [0, 2, 3, 8] {
+            let n = registration(&c, &RegistrationOptions { threads: t, ..Default::default() }).unwrap();
+            assert_eq!(n, one, "{t} threads");
+        }
+    }
+
+    #[test]
+    fn from_input_needs_references() {
+        let (_tmp, c) = store();
+        let opts = RegistrationOptions { references: ReferenceMode::FromInput, ..Default::default() };
+        let e = path_infos(&c, &opts).unwrap_err();
+        assert!(e.to_string().contains("list of store paths gives no references"), "{e}");
+    }
+
+    #[test]
+    fn first_error_is_reported() {
+        let (tmp, c) = store();
+        fs::remove_file(tmp.path().join(format!("nix/store/{HA}-a"))).unwrap();
+        for t in [1, 4] {
+            let e = path_infos(&c, &RegistrationOptions { threads: t, ..Default::default() }).unwrap_err();
+            assert!(e.to_string().contains(&format!("{HA}-a")), "{e}");
+        }
+    }
+
+    #[test]
+    fn empty() {
+        let c = Closure::parse(Path::new("x"), b"", &ClosureOptions::default()).unwrap();
+        assert!(registration(&c, &RegistrationOptions::default()).unwrap().is_empty());
+    }
+}
