@@ -180,6 +180,10 @@ pub struct IsoOptions {
     /// Sort weights: image path (file or directory, applying to everything below) → weight.
     /// Higher weights are placed first.
     pub sort_weights: BTreeMap<String, i32>,
+    /// The id of a generated file whose size is only known once it has been written (the
+    /// squashfs streamed into the image). Its size in the tree is an upper bound; it is placed
+    /// after every other file, and [`IsoPlan::set_deferred_size`] gives its real size.
+    pub deferred: Option<u32>,
 }
 
 impl IsoOptions {
@@ -194,6 +198,7 @@ impl IsoOptions {
             efi_boot: None,
             boot_catalog: DEFAULT_BOOT_CATALOG.to_string(),
             sort_weights: BTreeMap::new(),
+            deferred: None,
         }
     }
 }
@@ -421,6 +426,8 @@ pub struct IsoPlan {
     pub fixed: FixedLayout,
     /// The boot catalog entries (first is the default entry) and the catalog's file index.
     pub catalog: Option<(Vec<CatalogEntry>, usize)>,
+    /// First block after the directories: where file data starts.
+    pub metadata_end: Lba2048,
     /// First block after the last file extent: the end of the filesystem's data.
     pub data_end: Lba2048,
     /// Total blocks of the volume (PVD volume space size); at least `data_end`. The hybrid
@@ -554,10 +561,21 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
         }
     }
 
-    // File data: the catalog first when booting, then by weight, then tree order.
+    // File data: the catalog first when booting, then by weight, then tree order; the deferred
+    // file last.
+    let metadata_end = Lba2048(alloc.next as u32);
     let catalog_index = files.iter().position(|f| f.source == FileSource::Generated(CATALOG_GENERATED_ID));
+    let deferred_index =
+        options.deferred.and_then(|id| files.iter().position(|f| f.source == FileSource::Generated(id)));
     let mut order: Vec<usize> = (0..files.len()).collect();
-    order.sort_by_key(|&i| (Some(i) != catalog_index, -i64::from(files[i].weight), planner.file_order[i]));
+    order.sort_by_key(|&i| {
+        (
+            Some(i) != catalog_index,
+            Some(i) == deferred_index,
+            -i64::from(files[i].weight),
+            planner.file_order[i],
+        )
+    });
     for &i in &order {
         if files[i].size == 0 {
             continue;
@@ -643,6 +661,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
             joliet_path_table_size,
         },
         catalog,
+        metadata_end,
         data_end,
         volume_blocks: data_end.0,
     })
@@ -657,6 +676,34 @@ pub fn efi_sector_count(size: u64) -> u16 {
 }
 
 impl IsoPlan {
+    /// Sets the real size of the deferred file (at most the size it was planned with, which
+    /// fixed the number of its directory records' extents) and moves the data end after it.
+    pub fn set_deferred_size(&mut self, size: u64) -> Result<(), IsoError> {
+        let Some(id) = self.options.deferred else {
+            return Err(IsoError::Generated {
+                what: "deferred file".into(),
+                message: "none was planned".into(),
+            });
+        };
+        let Some(file) = self.files.iter_mut().find(|f| f.source == FileSource::Generated(id)) else {
+            return Err(IsoError::Generated {
+                what: "deferred file".into(),
+                message: "not in the plan".into(),
+            });
+        };
+        if size > file.size {
+            return Err(IsoError::Generated {
+                what: file.path.clone(),
+                message: format!("{size} bytes, more than the {} bytes planned for it", file.size),
+            });
+        }
+        file.size = size;
+        let end = u64::from(file.lba.0) + blocks_for(size);
+        self.data_end = Lba2048(u32::try_from(end).map_err(|_| IsoError::ImageTooLarge)?);
+        self.volume_blocks = self.data_end.0;
+        Ok(())
+    }
+
     /// The planned file at an image path (`/boot/efi.img`), if it is a regular file.
     pub fn find_file(&self, path: &str) -> Option<&PlannedFile> {
         file_index(&self.nodes, path).and_then(|i| self.files.get(i))

@@ -105,6 +105,16 @@ pub fn write_image(
     generated: &mut dyn GeneratedContent,
     out: &mut dyn Write,
 ) -> Result<u64, IsoError> {
+    write_metadata(plan, frame, out)?;
+    write_file_data(plan, generated, out, true)?;
+    write_tail(plan, frame, out)?;
+    Ok(frame.image_size.max(u64::from(plan.volume_blocks) * ISO_BLOCK))
+}
+
+/// Writes the metadata region, from byte 0 to [`IsoPlan::metadata_end`]: the system area,
+/// the volume descriptors, the path tables and the directories. A single-pass build writes it
+/// once with provisional values and once more, at the end, with the final ones.
+pub fn write_metadata(plan: &IsoPlan, frame: &ImageFrame, out: &mut dyn Write) -> Result<(), IsoError> {
     let mut s = Sink { out, offset: 0 };
     let mut system_area = frame.system_area.clone();
     system_area.resize(SYSTEM_AREA_BYTES, 0);
@@ -149,8 +159,26 @@ pub fn write_image(
         debug_assert_eq!(bytes.len() as u64, u64::from(pd.joliet_size));
         s.put(&bytes)?;
     }
+    s.zeros_to(plan.metadata_end.byte_offset())?;
+    s.flush().map_err(IsoError::Write)
+}
 
+/// Writes the file data that follows the metadata region, in ascending block order, starting
+/// at [`IsoPlan::metadata_end`]. Without `include_deferred` it stops before the deferred file
+/// (which is last), leaving the stream at its first byte.
+pub fn write_file_data(
+    plan: &IsoPlan,
+    generated: &mut dyn GeneratedContent,
+    out: &mut dyn Write,
+    include_deferred: bool,
+) -> Result<(), IsoError> {
+    let mut s = Sink { out, offset: plan.metadata_end.byte_offset() };
     for file in &plan.files {
+        let deferred = plan.options.deferred.is_some_and(|id| file.source == FileSource::Generated(id));
+        if deferred && !include_deferred {
+            s.zeros_to(file.lba.byte_offset())?;
+            break;
+        }
         if file.size == 0 {
             continue;
         }
@@ -185,14 +213,22 @@ pub fn write_image(
             });
         }
     }
+    s.flush().map_err(IsoError::Write)
+}
+
+/// Writes what follows the last file: zeros to the data end, the frame's tail regions (the
+/// backup GPT), zeros to the image size. The stream must be at the end of the last file's
+/// bytes.
+pub fn write_tail(plan: &IsoPlan, frame: &ImageFrame, out: &mut dyn Write) -> Result<(), IsoError> {
+    let last_byte = plan.files.iter().filter(|f| f.size > 0).map(|f| f.lba.byte_offset() + f.size).max();
+    let mut s = Sink { out, offset: last_byte.unwrap_or(0).max(plan.metadata_end.byte_offset()) };
     s.zeros_to(plan.data_end.byte_offset())?;
     for (offset, bytes) in &frame.tail {
         s.zeros_to(*offset)?;
         s.put(bytes)?;
     }
     s.zeros_to(frame.image_size.max(u64::from(plan.volume_blocks) * ISO_BLOCK))?;
-    s.flush().map_err(IsoError::Write)?;
-    Ok(s.offset)
+    s.flush().map_err(IsoError::Write)
 }
 
 /// Copies `patch_bytes` over `buf` where they overlap, `buf` holding file bytes from
