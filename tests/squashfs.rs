@@ -1,0 +1,1 @@
+//! squashfs tests (placeholder)
