@@ -155,7 +155,11 @@ impl Compression {
 /// Compresses one block. Pure: the result depends only on `bytes` and `settings`.
 ///
 /// `block_size` is the image's block size (xz uses it as the default dictionary size).
-pub fn compress_block(bytes: &[u8], settings: Compression, block_size: u32) -> Result<Compressed, WriteError> {
+pub fn compress_block(
+    bytes: &[u8],
+    settings: Compression,
+    block_size: u32,
+) -> Result<Compressed, WriteError> {
     if bytes.is_empty() {
         return Ok(Compressed::Stored);
     }
@@ -212,7 +216,8 @@ fn xz_compress(bytes: &[u8], dict: u32, x86: bool) -> Result<Vec<u8>, WriteError
     for _ in 0..64 {
         let before = stream.total_in();
         let status = stream.process_vec(&bytes[consumed..], &mut out, Action::Finish).map_err(err)?;
-        consumed += usize::try_from(stream.total_in() - before).unwrap_or(usize::MAX).min(bytes.len() - consumed);
+        consumed +=
+            usize::try_from(stream.total_in() - before).unwrap_or(usize::MAX).min(bytes.len() - consumed);
         if status == Status::StreamEnd {
             return Ok(out);
         }
@@ -273,7 +278,12 @@ impl Write for LimitedVec {
 }
 
 /// Maps a decompression message to a [`ReadError`] for `table` at `offset`.
-pub(crate) fn decompress_error(compressor: u16, table: &'static str, offset: u64, message: String) -> ReadError {
+pub(crate) fn decompress_error(
+    compressor: u16,
+    table: &'static str,
+    offset: u64,
+    message: String,
+) -> ReadError {
     let name = match compressor {
         id::ZSTD => "zstd",
         id::GZIP => "gzip",
@@ -330,7 +340,12 @@ mod tests {
                 x as u8
             })
             .collect();
-        for c in [Compression::Zstd { level: 19 }, Compression::Gzip { level: 9 }, Compression::Lz4, Compression::None] {
+        for c in [
+            Compression::Zstd { level: 19 },
+            Compression::Gzip { level: 9 },
+            Compression::Lz4,
+            Compression::None,
+        ] {
             assert_eq!(compress_block(&data, c, 4096).unwrap(), Compressed::Stored, "{c:?}");
         }
     }

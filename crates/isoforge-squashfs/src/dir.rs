@@ -138,7 +138,8 @@ pub fn write_listing(table: &mut MetadataWriter, entries: &[Entry]) -> Result<Li
         written += bytes_in_run;
         i = j;
     }
-    let file_size = u32::try_from(written + 3).map_err(|_| WriteError::Overflow { field: "dir.file_size", value: written })?;
+    let file_size = u32::try_from(written + 3)
+        .map_err(|_| WriteError::Overflow { field: "dir.file_size", value: written })?;
     Ok(Listing { start, file_size, index })
 }
 
@@ -149,7 +150,9 @@ fn block32(b: u64) -> Result<u32, WriteError> {
 /// Reads the listing of a directory: `pos` is its resolved start in `table`, `file_size` the
 /// inode's size (listing + 3). Checks names and header counts.
 pub fn read_listing(table: &MetaTable, pos: usize, file_size: u32) -> Result<Vec<Entry>, ReadError> {
-    let len = (file_size as usize).checked_sub(3).ok_or_else(|| field("file_size", pos, "at least 3", file_size))?;
+    let len = (file_size as usize)
+        .checked_sub(3)
+        .ok_or_else(|| field("file_size", pos, "at least 3", file_size))?;
     let data = table.bytes(pos, len)?;
     let mut entries = Vec::new();
     let mut p = 0;
@@ -168,18 +171,31 @@ pub fn read_listing(table: &MetaTable, pos: usize, file_size: u32) -> Result<Vec
                 .0;
             p += 8;
             let n = usize::from(e.size.get()) + 1;
-            let name = data.get(p..p + n).ok_or_else(|| field("entry.size", pos + p, "name inside the listing", n))?;
+            let name = data
+                .get(p..p + n)
+                .ok_or_else(|| field("entry.size", pos + p, "name inside the listing", n))?;
             if name.contains(&b'/') || name.contains(&0) || name == b"." || name == b".." {
-                return Err(field("entry.name", pos + p, "a name without '/' or NUL, not . or ..", String::from_utf8_lossy(name)));
+                return Err(field(
+                    "entry.name",
+                    pos + p,
+                    "a name without '/' or NUL, not . or ..",
+                    String::from_utf8_lossy(name),
+                ));
             }
             if let Some(prev) = entries.last().map(|e: &Entry| &e.name) {
                 if prev.as_slice() >= name {
-                    return Err(field("entry.name", pos + p, "names in strictly increasing order", String::from_utf8_lossy(name)));
+                    return Err(field(
+                        "entry.name",
+                        pos + p,
+                        "names in strictly increasing order",
+                        String::from_utf8_lossy(name),
+                    ));
                 }
             }
             p += n;
             let number = i64::from(h.inode_number.get()) + i64::from(e.inode_number.get());
-            let number = u32::try_from(number).map_err(|_| field("entry.inode_number", pos + p, "a 32-bit inode number", number))?;
+            let number = u32::try_from(number)
+                .map_err(|_| field("entry.inode_number", pos + p, "a 32-bit inode number", number))?;
             entries.push(Entry {
                 name: name.to_vec(),
                 inode: MetaRef { block: u64::from(h.start_block.get()), offset: e.offset.get() },

@@ -298,7 +298,8 @@ impl Inode {
                 (body, q - pos)
             }
             ty @ (kind::REG | kind::LREG) => {
-                let (start_block, file_size, fragment, frag_offset, sparse, nlink, head) = if ty == kind::REG {
+                let (start_block, file_size, fragment, frag_offset, sparse, nlink, head) = if ty == kind::REG
+                {
                     let b: RegBody = read(t, p)?;
                     (
                         u64::from(b.start_block.get()),
@@ -329,8 +330,10 @@ impl Inode {
                 }
                 let n = n as usize;
                 let raw = t.bytes(list, n * 4)?;
-                let blocks = raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                let body = InodeBody::File { start_block, file_size, fragment, frag_offset, blocks, sparse, nlink };
+                let blocks =
+                    raw.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                let body =
+                    InodeBody::File { start_block, file_size, fragment, frag_offset, blocks, sparse, nlink };
                 (body, 16 + head + n * 4)
             }
             ty @ (kind::SYMLINK | kind::LSYMLINK) => {
@@ -355,7 +358,15 @@ impl Inode {
 
 /// Encodes a basic or extended directory inode. The extended form is used when there is a
 /// directory index or the listing is too big for the basic form's 16-bit size.
-pub fn encode_dir(base: BaseInode, start_block: u32, offset: u16, file_size: u32, nlink: u32, parent: u32, index: &[DirIndex]) -> Vec<u8> {
+pub fn encode_dir(
+    base: BaseInode,
+    start_block: u32,
+    offset: u16,
+    file_size: u32,
+    nlink: u32,
+    parent: u32,
+    index: &[DirIndex],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(40);
     match u16::try_from(file_size) {
         Ok(fs) if index.is_empty() => {
@@ -491,20 +502,38 @@ mod tests {
 
     #[test]
     fn file_inode_basic_and_extended() {
-        let f = FileLayout { start_block: 96, file_size: 5000, fragment: 2, frag_offset: 77, blocks: vec![1234], sparse: 0 };
+        let f = FileLayout {
+            start_block: 96,
+            file_size: 5000,
+            fragment: 2,
+            frag_offset: 77,
+            blocks: vec![1234],
+            sparse: 0,
+        };
         let b = encode_file(base(5), &f);
         assert_eq!(b.len(), 16 + 16 + 4);
         assert_eq!(u16::from_le_bytes([b[0], b[1]]), kind::REG);
         let i = Inode::decode(&table(&b), 0, 4096).unwrap();
         assert_eq!(i.encoded_len, b.len());
-        assert!(matches!(i.body, InodeBody::File { file_size: 5000, fragment: 2, frag_offset: 77, ref blocks, .. } if blocks == &[1234]));
+        assert!(
+            matches!(i.body, InodeBody::File { file_size: 5000, fragment: 2, frag_offset: 77, ref blocks, .. } if blocks == &[1234])
+        );
 
-        let big = FileLayout { start_block: 96, file_size: 5 << 30, fragment: INVALID, frag_offset: 0, blocks: vec![0; 5 << 10], sparse: 5 << 30 };
+        let big = FileLayout {
+            start_block: 96,
+            file_size: 5 << 30,
+            fragment: INVALID,
+            frag_offset: 0,
+            blocks: vec![0; 5 << 10],
+            sparse: 5 << 30,
+        };
         let b = encode_file(base(6), &big);
         assert_eq!(u16::from_le_bytes([b[0], b[1]]), kind::LREG);
         assert_eq!(b.len(), 16 + 40 + 4 * (5 << 10));
         let i = Inode::decode(&table(&b), 0, 1 << 20).unwrap();
-        assert!(matches!(i.body, InodeBody::File { file_size, sparse, .. } if file_size == 5 << 30 && sparse == 5 << 30));
+        assert!(
+            matches!(i.body, InodeBody::File { file_size, sparse, .. } if file_size == 5 << 30 && sparse == 5 << 30)
+        );
     }
 
     #[test]
@@ -512,7 +541,10 @@ mod tests {
         let b = encode_dir(base(1), 10, 20, 3 + 30, 2, 9, &[]);
         assert_eq!(b.len(), 32);
         let i = Inode::decode(&table(&b), 0, 4096).unwrap();
-        assert!(matches!(i.body, InodeBody::Dir { start_block: 10, offset: 20, file_size: 33, parent_inode: 9, .. }));
+        assert!(matches!(
+            i.body,
+            InodeBody::Dir { start_block: 10, offset: 20, file_size: 33, parent_inode: 9, .. }
+        ));
         let idx = vec![DirIndex { index: 8200, start_block: 300, name: b"zz".to_vec() }];
         let b = encode_dir(base(1), 10, 20, 70_000, 3, 9, &idx);
         assert_eq!(b.len(), 16 + 24 + 12 + 2);

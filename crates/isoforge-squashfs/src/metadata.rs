@@ -119,9 +119,7 @@ pub fn read_block(
     base: u64,
 ) -> Result<(Vec<u8>, usize), ReadError> {
     let at = base + pos as u64;
-    let header = image
-        .get(pos..pos + 2)
-        .ok_or(ReadError::BadReference { table, reference: at })?;
+    let header = image.get(pos..pos + 2).ok_or(ReadError::BadReference { table, reference: at })?;
     let header = u16::from_le_bytes([header[0], header[1]]);
     let len = usize::from(header & !METADATA_UNCOMPRESSED);
     if len == 0 || len > METADATA_SIZE {
@@ -143,7 +141,8 @@ pub fn read_block(
     let out = if header & METADATA_UNCOMPRESSED != 0 {
         data.to_vec()
     } else {
-        decompress_block(compressor, data, METADATA_SIZE).map_err(|m| decompress_error(compressor, table, at, m))?
+        decompress_block(compressor, data, METADATA_SIZE)
+            .map_err(|m| decompress_error(compressor, table, at, m))?
     };
     Ok((out, pos + 2 + len))
 }
@@ -163,7 +162,12 @@ pub struct MetaTable {
 impl MetaTable {
     /// Decompresses every block of `bytes` (a table's whole extent). Blocks other than the
     /// last must be full (8192 bytes).
-    pub fn parse(bytes: &[u8], compressor: u16, name: &'static str, base: u64) -> Result<MetaTable, ReadError> {
+    pub fn parse(
+        bytes: &[u8],
+        compressor: u16,
+        name: &'static str,
+        base: u64,
+    ) -> Result<MetaTable, ReadError> {
         let mut t = MetaTable { name, ..MetaTable::default() };
         let mut pos = 0;
         let mut short_at = None;

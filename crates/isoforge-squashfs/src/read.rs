@@ -107,8 +107,13 @@ pub struct Archive<R> {
 impl<R: Read + Seek> Archive<R> {
     /// Opens the image that starts at `src`'s current position and reads all its tables.
     pub fn open(mut src: R) -> Result<Archive<R>, ReadError> {
-        let base = src.stream_position().map_err(|source| ReadError::Io { what: "position", offset: 0, source })?;
-        let end = src.seek(SeekFrom::End(0)).map_err(|source| ReadError::Io { what: "length", offset: 0, source })?;
+        let base =
+            src.stream_position().map_err(|source| ReadError::Io { what: "position", offset: 0, source })?;
+        let end = src.seek(SeekFrom::End(0)).map_err(|source| ReadError::Io {
+            what: "length",
+            offset: 0,
+            source,
+        })?;
         let available = end.saturating_sub(base);
         let mut a = Archive {
             src,
@@ -131,14 +136,19 @@ impl<R: Read + Seek> Archive<R> {
         }
         let c = sb.compression.get();
         if sb.flags.get() & flags::COMPRESSOR_OPTIONS != 0 {
-            let raw = a.read_at(SUPERBLOCK_SIZE as u64, METADATA_SIZE.min((used - SUPERBLOCK_SIZE as u64) as usize), "compressor options")?;
+            let raw = a.read_at(
+                SUPERBLOCK_SIZE as u64,
+                METADATA_SIZE.min((used - SUPERBLOCK_SIZE as u64) as usize),
+                "compressor options",
+            )?;
             let (opts, _) = read_block(&raw, 0, c, "compressor options", SUPERBLOCK_SIZE as u64)?;
             a.compressor_options = Some(opts);
         }
         // Lookup tables, read from the end of the image backwards as the kernel does: each
         // table ends where the next one starts.
         let mut next_table = used;
-        let ids = a.lookup_table(sb.id_table_start.get(), u64::from(sb.no_ids.get()) * 4, next_table, "id table")?;
+        let ids =
+            a.lookup_table(sb.id_table_start.get(), u64::from(sb.no_ids.get()) * 4, next_table, "id table")?;
         if sb.no_ids.get() == 0 {
             return Err(sb_field("no_ids", "at least 1", 0));
         }
@@ -146,23 +156,36 @@ impl<R: Read + Seek> Archive<R> {
         a.ids = ids.0.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let inode_count = u64::from(sb.inodes.get());
         if sb.lookup_table_start.get() != NO_TABLE {
-            let (bytes, first) = a.lookup_table(sb.lookup_table_start.get(), inode_count * 8, next_table, "export table")?;
+            let (bytes, first) =
+                a.lookup_table(sb.lookup_table_start.get(), inode_count * 8, next_table, "export table")?;
             next_table = first;
-            a.export = Some(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect());
+            a.export = Some(
+                bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
+            );
         }
         let frag_count = u64::from(sb.fragments.get());
         if frag_count > 0 {
-            let (bytes, first) = a.lookup_table(sb.fragment_table_start.get(), frag_count * 16, next_table, "fragment table")?;
+            let (bytes, first) =
+                a.lookup_table(sb.fragment_table_start.get(), frag_count * 16, next_table, "fragment table")?;
             next_table = first;
             a.fragments = bytes
                 .chunks_exact(16)
-                .map(|c| (u64::from_le_bytes(c[0..8].try_into().unwrap_or([0; 8])), u32::from_le_bytes([c[8], c[9], c[10], c[11]])))
+                .map(|c| {
+                    (
+                        u64::from_le_bytes(c[0..8].try_into().unwrap_or([0; 8])),
+                        u32::from_le_bytes([c[8], c[9], c[10], c[11]]),
+                    )
+                })
                 .collect();
         }
         let it = sb.inode_table_start.get();
         let dt = sb.directory_table_start.get();
         if !(it <= dt && dt <= next_table) {
-            return Err(sb_field("directory_table_start", format!("between inode_table_start ({it}) and the next table ({next_table})"), dt));
+            return Err(sb_field(
+                "directory_table_start",
+                format!("between inode_table_start ({it}) and the next table ({next_table})"),
+                dt,
+            ));
         }
         if dt - it > MAX_TABLE_BYTES || next_table - dt > MAX_TABLE_BYTES {
             return Err(ReadError::Limit { what: "metadata table size", limit: MAX_TABLE_BYTES });
@@ -176,9 +199,16 @@ impl<R: Read + Seek> Archive<R> {
 
     /// Reads a table of `len` bytes of entries stored as metadata blocks whose u64 positions
     /// are listed at `start`. Returns the entries and the position of the first block.
-    fn lookup_table(&mut self, start: u64, len: u64, next_table: u64, name: &'static str) -> Result<(Vec<u8>, u64), ReadError> {
+    fn lookup_table(
+        &mut self,
+        start: u64,
+        len: u64,
+        next_table: u64,
+        name: &'static str,
+    ) -> Result<(Vec<u8>, u64), ReadError> {
         let blocks = len.div_ceil(METADATA_SIZE as u64);
-        let index_end = start.checked_add(blocks * 8).ok_or(ReadError::BadReference { table: name, reference: start })?;
+        let index_end =
+            start.checked_add(blocks * 8).ok_or(ReadError::BadReference { table: name, reference: start })?;
         if index_end > next_table {
             return Err(ReadError::Field {
                 structure: name,
@@ -230,7 +260,10 @@ impl<R: Read + Seek> Archive<R> {
             return Err(ReadError::Io {
                 what,
                 offset,
-                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("wanted {len} bytes, got {}", buf.len())),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("wanted {len} bytes, got {}", buf.len()),
+                ),
             });
         }
         Ok(buf)
@@ -266,7 +299,12 @@ impl<R: Read + Seek> Archive<R> {
         let r = MetaRef::from_inode_ref(inode_ref);
         let pos = self.inodes.resolve(r)?;
         let i = Inode::decode(&self.inodes, pos, self.sb.block_size.get())?;
-        let id = |x: u16| self.ids.get(usize::from(x)).copied().ok_or(ReadError::BadReference { table: "id table", reference: u64::from(x) });
+        let id = |x: u16| {
+            self.ids
+                .get(usize::from(x))
+                .copied()
+                .ok_or(ReadError::BadReference { table: "id table", reference: u64::from(x) })
+        };
         let kind = match i.body {
             InodeBody::Dir { start_block, offset, file_size, nlink, parent_inode, index } => EntryKind::Dir {
                 listing: MetaRef { block: u64::from(start_block), offset },
@@ -275,10 +313,12 @@ impl<R: Read + Seek> Archive<R> {
                 parent_inode,
                 index_count: index.len(),
             },
-            InodeBody::File { start_block, file_size, fragment, frag_offset, blocks, sparse, .. } => EntryKind::File {
-                layout: FileLayout { start_block, file_size, fragment, frag_offset, blocks, sparse },
-                extended: i.base.inode_type.get() == kind::LREG,
-            },
+            InodeBody::File { start_block, file_size, fragment, frag_offset, blocks, sparse, .. } => {
+                EntryKind::File {
+                    layout: FileLayout { start_block, file_size, fragment, frag_offset, blocks, sparse },
+                    extended: i.base.inode_type.get() == kind::LREG,
+                }
+            }
             InodeBody::Symlink { target, .. } => EntryKind::Symlink { target },
             InodeBody::Special => EntryKind::Special { inode_type: i.base.inode_type.get() },
         };
@@ -379,7 +419,10 @@ impl<R: Read + Seek> Archive<R> {
             out.push((p.clone(), node.clone()));
             if node.is_dir() {
                 if !visited.insert(node.inode_ref) {
-                    return Err(ReadError::BadReference { table: "directory table (cycle)", reference: node.inode_ref });
+                    return Err(ReadError::BadReference {
+                        table: "directory table (cycle)",
+                        reference: node.inode_ref,
+                    });
                 }
                 self.walk_into(&node, p, depth + 1, visited, out)?;
             }
@@ -405,7 +448,10 @@ impl<R: Read + Seek> Archive<R> {
     /// decompresses to exactly the expected length.
     pub fn read_file(&mut self, file: &Node, out: &mut dyn Write) -> Result<u64, ReadError> {
         let EntryKind::File { layout, .. } = &file.kind else {
-            return Err(ReadError::BadReference { table: "inode table (not a file)", reference: file.inode_ref });
+            return Err(ReadError::BadReference {
+                table: "inode table (not a file)",
+                reference: file.inode_ref,
+            });
         };
         let bs = u64::from(self.sb.block_size.get());
         let used = self.sb.bytes_used.get();
@@ -413,7 +459,10 @@ impl<R: Read + Seek> Archive<R> {
         let has_frag = layout.fragment != INVALID;
         let n = block_count(layout.file_size, self.sb.block_size.get(), has_frag);
         if n != layout.blocks.len() as u64 {
-            return Err(ReadError::BadReference { table: "inode table (block list)", reference: file.inode_ref });
+            return Err(ReadError::BadReference {
+                table: "inode table (block list)",
+                reference: file.inode_ref,
+            });
         }
         let mut pos = layout.start_block;
         let mut written = 0u64;
@@ -456,14 +505,18 @@ impl<R: Read + Seek> Archive<R> {
             let tail = (layout.file_size - written) as usize;
             let frag = self.fragment_block(layout.fragment)?;
             let start = layout.frag_offset as usize;
-            let bytes = frag
-                .get(start..start + tail)
-                .ok_or(ReadError::BadReference { table: "fragment block", reference: u64::from(layout.frag_offset) })?;
+            let bytes = frag.get(start..start + tail).ok_or(ReadError::BadReference {
+                table: "fragment block",
+                reference: u64::from(layout.frag_offset),
+            })?;
             out.write_all(bytes).map_err(ReadError::Sink)?;
             written += tail as u64;
         }
         if written != layout.file_size {
-            return Err(ReadError::BadReference { table: "inode table (file size)", reference: file.inode_ref });
+            return Err(ReadError::BadReference {
+                table: "inode table (file size)",
+                reference: file.inode_ref,
+            });
         }
         Ok(written)
     }
@@ -481,8 +534,10 @@ impl<R: Read + Seek> Archive<R> {
                 return Ok(b.clone());
             }
         }
-        let &(start, word) =
-            self.fragments.get(index as usize).ok_or(ReadError::BadReference { table: "fragment table", reference: u64::from(index) })?;
+        let &(start, word) = self
+            .fragments
+            .get(index as usize)
+            .ok_or(ReadError::BadReference { table: "fragment table", reference: u64::from(index) })?;
         let stored = (word & (DATA_UNCOMPRESSED - 1)) as usize;
         let bs = self.sb.block_size.get() as usize;
         if stored == 0 || stored > bs || start.saturating_add(stored as u64) > self.sb.bytes_used.get() {
@@ -507,7 +562,13 @@ impl<R: Read + Seek> Archive<R> {
 }
 
 fn sb_field(field: &'static str, expected: impl Into<String>, found: impl ToString) -> ReadError {
-    ReadError::Field { structure: "superblock", field, offset: 0, expected: expected.into(), found: found.to_string() }
+    ReadError::Field {
+        structure: "superblock",
+        field,
+        offset: 0,
+        expected: expected.into(),
+        found: found.to_string(),
+    }
 }
 
 /// A placeholder until the real superblock is read.

@@ -102,7 +102,11 @@ impl Superblock {
             return Err(field("s_magic", format!("{MAGIC:#x}"), format!("{:#x}", sb.s_magic.get())));
         }
         if (sb.s_major.get(), sb.s_minor.get()) != (4, 0) {
-            return Err(field("s_major.s_minor", "4.0", format!("{}.{}", sb.s_major.get(), sb.s_minor.get())));
+            return Err(field(
+                "s_major.s_minor",
+                "4.0",
+                format!("{}.{}", sb.s_major.get(), sb.s_minor.get()),
+            ));
         }
         let bs = sb.block_size.get();
         if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {

@@ -67,14 +67,18 @@ impl InputNode {
     /// The node's metadata.
     pub fn meta(&self) -> &Meta {
         match self {
-            InputNode::Dir { meta, .. } | InputNode::File { meta, .. } | InputNode::Symlink { meta, .. } => meta,
+            InputNode::Dir { meta, .. } | InputNode::File { meta, .. } | InputNode::Symlink { meta, .. } => {
+                meta
+            }
         }
     }
 
     /// The node's metadata, mutable.
     pub fn meta_mut(&mut self) -> &mut Meta {
         match self {
-            InputNode::Dir { meta, .. } | InputNode::File { meta, .. } | InputNode::Symlink { meta, .. } => meta,
+            InputNode::Dir { meta, .. } | InputNode::File { meta, .. } | InputNode::Symlink { meta, .. } => {
+                meta
+            }
         }
     }
 
@@ -206,7 +210,10 @@ pub fn closure_tree(
             return Err(WriteError::DuplicateName { name: String::from_utf8_lossy(name).into_owned() });
         }
     }
-    entries.insert(REGISTRATION_NAME.to_vec(), InputNode::bytes_file(registration.to_vec(), Meta { mode: 0o444, ..stamp }));
+    entries.insert(
+        REGISTRATION_NAME.to_vec(),
+        InputNode::bytes_file(registration.to_vec(), Meta { mode: 0o444, ..stamp }),
+    );
     Ok(InputNode::Dir { entries, meta: stamp })
 }
 
@@ -224,17 +231,27 @@ mod tests {
         fs::set_permissions(p.join("bin/tool"), fs::Permissions::from_mode(0o700)).unwrap();
         fs::write(p.join("data"), b"x").unwrap();
         std::os::unix::fs::symlink("bin", p.join("link")).unwrap();
-        let t = closure_tree(&[(b"abc-pkg".to_vec(), p.clone())], b"reg", ClosureOptions { epoch: 77, keep_metadata: false }).unwrap();
+        let t = closure_tree(
+            &[(b"abc-pkg".to_vec(), p.clone())],
+            b"reg",
+            ClosureOptions { epoch: 77, keep_metadata: false },
+        )
+        .unwrap();
         let InputNode::Dir { entries, meta } = &t else { panic!() };
         assert_eq!(meta.mode, 0o755);
         assert_eq!(meta.mtime, 77);
-        assert_eq!(entries.keys().cloned().collect::<Vec<_>>(), vec![b"abc-pkg".to_vec(), REGISTRATION_NAME.to_vec()]);
+        assert_eq!(
+            entries.keys().cloned().collect::<Vec<_>>(),
+            vec![b"abc-pkg".to_vec(), REGISTRATION_NAME.to_vec()]
+        );
         let InputNode::Dir { entries: pkg, meta } = &entries[&b"abc-pkg".to_vec()] else { panic!() };
         assert_eq!((meta.mode, meta.mtime, meta.uid), (0o555, 1, 0));
         let InputNode::Dir { entries: bin, .. } = &pkg[&b"bin".to_vec()] else { panic!() };
         assert_eq!(bin[&b"tool".to_vec()].meta().mode, 0o555);
         assert_eq!(pkg[&b"data".to_vec()].meta().mode, 0o444);
-        assert!(matches!(&pkg[&b"link".to_vec()], InputNode::Symlink { target, meta } if target == b"bin" && meta.mode == 0o777));
+        assert!(
+            matches!(&pkg[&b"link".to_vec()], InputNode::Symlink { target, meta } if target == b"bin" && meta.mode == 0o777)
+        );
         assert_eq!(entries[REGISTRATION_NAME].meta().mtime, 77);
     }
 

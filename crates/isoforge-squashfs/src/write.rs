@@ -23,7 +23,9 @@ use zerocopy::IntoBytes;
 use crate::compress::{compress_block, Compressed, Compression};
 use crate::dir::{write_listing, Entry};
 use crate::error::WriteError;
-use crate::inode::{encode_dir, encode_file, encode_symlink, kind, BaseInode, FileLayout, DATA_UNCOMPRESSED, INVALID};
+use crate::inode::{
+    encode_dir, encode_file, encode_symlink, kind, BaseInode, FileLayout, DATA_UNCOMPRESSED, INVALID,
+};
 use crate::metadata::{MetadataWriter, METADATA_SIZE};
 use crate::superblock::{flags, Superblock, MAGIC, NO_TABLE, SUPERBLOCK_SIZE};
 use crate::tree::{FileData, InputNode, Meta};
@@ -106,7 +108,11 @@ pub struct Summary {
 /// Writes `root` as a squashfs image into `out`, starting at its current position. Offsets
 /// inside the image are relative to that position. The superblock is written last (the stream
 /// seeks back once to patch it) and the stream is left at the end of the padded image.
-pub fn write<W: Write + Seek>(root: &InputNode, options: &Options, out: &mut W) -> Result<Summary, WriteError> {
+pub fn write<W: Write + Seek>(
+    root: &InputNode,
+    options: &Options,
+    out: &mut W,
+) -> Result<Summary, WriteError> {
     write_dyn(root, options, out)
 }
 
@@ -168,7 +174,10 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     }
     options.compression.validate(block_size)?;
     if !matches!(root, InputNode::Dir { .. }) {
-        return Err(WriteError::BadOption { option: "root", why: "the root must be a directory".to_string() });
+        return Err(WriteError::BadOption {
+            option: "root",
+            why: "the root must be a directory".to_string(),
+        });
     }
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -182,7 +191,8 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     // ---- Plan: flatten, validate names, number inodes, collect ids and files. ----
     let mut flat = Vec::new();
     flatten(root, b"", usize::MAX, &mut flat, &mut String::new())?;
-    let inode_count = u32::try_from(flat.len()).map_err(|_| WriteError::Overflow { field: "superblock.inodes", value: flat.len() as u64 })?;
+    let inode_count = u32::try_from(flat.len())
+        .map_err(|_| WriteError::Overflow { field: "superblock.inodes", value: flat.len() as u64 })?;
     number_inodes(&mut flat, 0, &mut 0);
     let mut ids = BTreeSet::new();
     for f in &flat {
@@ -195,7 +205,8 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     let ids: Vec<u32> = ids.into_iter().collect();
     let id_index: BTreeMap<u32, u16> = ids.iter().enumerate().map(|(i, &id)| (id, i as u16)).collect();
     // Files in data order (pre-order, names sorted), as flat indexes.
-    let files: Vec<usize> = (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
+    let files: Vec<usize> =
+        (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
     let mut file_slot = vec![usize::MAX; flat.len()];
     for (k, &i) in files.iter().enumerate() {
         file_slot[i] = k;
@@ -256,16 +267,14 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
         if *size == 0 {
             continue;
         }
-        placement[k] = Placement::Stored(FileLayout {
-            file_size: *size,
-            fragment: INVALID,
-            ..FileLayout::default()
-        });
+        placement[k] =
+            Placement::Stored(FileLayout { file_size: *size, fragment: INVALID, ..FileLayout::default() });
         pipe.add_file(k, data, *size, options.always_fragments, &mut sink, &mut placement, &mut summary)?;
     }
     pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
     pipe.drain_all(&mut sink, &mut placement, &mut summary)?;
-    summary.data_bytes = sink.pos - SUPERBLOCK_SIZE as u64 - comp_options.as_ref().map_or(0, |o| o.len() as u64 + 2);
+    summary.data_bytes =
+        sink.pos - SUPERBLOCK_SIZE as u64 - comp_options.as_ref().map_or(0, |o| o.len() as u64 + 2);
     let fragments = std::mem::take(&mut pipe.fragments);
     drop(pipe);
 
@@ -336,7 +345,10 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
         fl |= flags::COMPRESSOR_OPTIONS;
     }
     if options.compression == Compression::None {
-        fl |= flags::UNCOMPRESSED_INODES | flags::UNCOMPRESSED_DATA | flags::UNCOMPRESSED_FRAGMENTS | flags::UNCOMPRESSED_IDS;
+        fl |= flags::UNCOMPRESSED_INODES
+            | flags::UNCOMPRESSED_DATA
+            | flags::UNCOMPRESSED_FRAGMENTS
+            | flags::UNCOMPRESSED_IDS;
     }
     let sb = Superblock {
         s_magic: U32::new(MAGIC),
@@ -436,7 +448,11 @@ fn check_name(dir: &str, n: &[u8]) -> Result<(), WriteError> {
     } else {
         return Ok(());
     };
-    Err(WriteError::BadName { dir: if dir.is_empty() { "/".to_string() } else { dir.to_string() }, name: String::from_utf8_lossy(n).into_owned(), why })
+    Err(WriteError::BadName {
+        dir: if dir.is_empty() { "/".to_string() } else { dir.to_string() },
+        name: String::from_utf8_lossy(n).into_owned(),
+        why,
+    })
 }
 
 /// Numbers inodes so that each directory's children are consecutive (small deltas in the
@@ -520,14 +536,47 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
     Ok(verified.into_iter().flatten().collect())
 }
 
-/// Opens a file source as a reader of exactly `size` bytes.
-fn open(data: &FileData) -> Result<Box<dyn Read + Send + '_>, WriteError> {
+/// An open file source.
+enum Source<'a> {
+    File(File),
+    Bytes(&'a [u8]),
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(f) => f.read(buf),
+            Source::Bytes(b) => b.read(buf),
+        }
+    }
+}
+
+impl Source<'_> {
+    /// Whether `pos..pos + len` is a hole the file system knows about (`SEEK_DATA`), so the
+    /// block can be recorded as sparse without reading it. Leaves the file at `pos + len` when
+    /// it is a hole and at `pos` otherwise. Sources without hole information answer false and
+    /// the block is read and checked for zeros instead; the output is the same either way.
+    fn is_hole(&mut self, pos: u64, len: u64) -> bool {
+        let Source::File(f) = self else { return false };
+        let next_data = match rustix::fs::seek(&*f, rustix::fs::SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => u64::MAX,
+            Err(_) => return false,
+        };
+        let hole = next_data >= pos.saturating_add(len);
+        let to = if hole { pos + len } else { pos };
+        f.seek(SeekFrom::Start(to)).is_ok() && hole
+    }
+}
+
+/// Opens a file source for streaming.
+fn open(data: &FileData) -> Result<Source<'_>, WriteError> {
     match data {
         FileData::Host(p) => {
             let f = File::open(p).map_err(|source| WriteError::Read { path: p.clone(), source })?;
-            Ok(Box::new(f))
+            Ok(Source::File(f))
         }
-        FileData::Bytes(b) => Ok(Box::new(&b[..])),
+        FileData::Bytes(b) => Ok(Source::Bytes(b)),
     }
 }
 
@@ -539,12 +588,22 @@ fn source_path(data: &FileData) -> std::path::PathBuf {
 }
 
 /// Reads exactly `buf.len()` bytes, or reports how many were available.
-fn read_full(r: &mut dyn Read, buf: &mut [u8], data: &FileData, expected: u64, done: u64) -> Result<(), WriteError> {
+fn read_full(
+    r: &mut dyn Read,
+    buf: &mut [u8],
+    data: &FileData,
+    expected: u64,
+    done: u64,
+) -> Result<(), WriteError> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {
             Ok(0) => {
-                return Err(WriteError::FileChanged { path: source_path(data), expected, found: done + n as u64 });
+                return Err(WriteError::FileChanged {
+                    path: source_path(data),
+                    expected,
+                    found: done + n as u64,
+                });
             }
             Ok(k) => n += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -560,7 +619,13 @@ fn check_eof(r: &mut dyn Read, data: &FileData, size: u64) -> Result<(), WriteEr
     loop {
         match r.read(&mut b) {
             Ok(0) => return Ok(()),
-            Ok(_) => return Err(WriteError::FileChanged { path: source_path(data), expected: size, found: size + 1 }),
+            Ok(_) => {
+                return Err(WriteError::FileChanged {
+                    path: source_path(data),
+                    expected: size,
+                    found: size + 1,
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(source) => return Err(WriteError::Read { path: source_path(data), source }),
         }
@@ -576,7 +641,7 @@ fn hash_file(data: &FileData, size: u64) -> Result<[u8; 32], WriteError> {
     let mut done = 0u64;
     while done < size {
         let n = (size - done).min(CHUNK as u64) as usize;
-        read_full(&mut *r, &mut buf[..n], data, size, done)?;
+        read_full(&mut r, &mut buf[..n], data, size, done)?;
         h.update(&buf[..n]);
         done += n as u64;
     }
@@ -591,8 +656,8 @@ fn same_bytes(a: &FileData, b: &FileData, size: u64) -> Result<bool, WriteError>
     let mut done = 0u64;
     while done < size {
         let n = (size - done).min(CHUNK as u64) as usize;
-        read_full(&mut *ra, &mut ba[..n], a, size, done)?;
-        read_full(&mut *rb, &mut bb[..n], b, size, done)?;
+        read_full(&mut ra, &mut ba[..n], a, size, done)?;
+        read_full(&mut rb, &mut bb[..n], b, size, done)?;
         if ba[..n] != bb[..n] {
             return Ok(false);
         }
@@ -639,7 +704,25 @@ struct Pipeline<'p> {
 }
 
 impl Pipeline<'_> {
-    fn submit(&mut self, data: Vec<u8>, target: Target, ctx: &mut WriteCtx<'_, '_>) -> Result<(), WriteError> {
+    fn submit(
+        &mut self,
+        data: Vec<u8>,
+        target: Target,
+        ctx: &mut WriteCtx<'_, '_>,
+    ) -> Result<(), WriteError> {
+        self.submit_block(data, target, None, ctx)
+    }
+
+    /// Submits a block; `hole` is the length of a block known to be a hole (then `data` is empty).
+    fn submit_block(
+        &mut self,
+        data: Vec<u8>,
+        target: Target,
+        hole: Option<usize>,
+        ctx: &mut WriteCtx<'_, '_>,
+    ) -> Result<(), WriteError> {
+        let known_hole = hole.is_some();
+        let hole_len = hole.unwrap_or(0);
         while self.in_flight.len() >= self.window {
             self.retire_one(ctx)?;
         }
@@ -649,9 +732,9 @@ impl Pipeline<'_> {
         let compression = self.compression;
         let block_size = self.block_size;
         let may_be_sparse = matches!(target, Target::File(_));
-        let len = data.len();
+        let len = if known_hole { hole_len } else { data.len() };
         self.pool.spawn(move || {
-            let out = if may_be_sparse && is_zero(&data) {
+            let out = if known_hole || (may_be_sparse && is_zero(&data)) {
                 Ok(BlockOut::Sparse)
             } else {
                 compress_block(&data, compression, block_size).map(|c| match c {
@@ -674,10 +757,14 @@ impl Pipeline<'_> {
             if let Some(r) = self.arrived.remove(&seq) {
                 break r;
             }
-            let rx = self.rx.as_ref().ok_or(WriteError::Compress { compressor: "pipeline", message: "closed".into() })?;
-            let (s, r) = rx
-                .recv()
-                .map_err(|_| WriteError::Compress { compressor: self.compression.name(), message: "a compression thread died".into() })?;
+            let rx = self
+                .rx
+                .as_ref()
+                .ok_or(WriteError::Compress { compressor: "pipeline", message: "closed".into() })?;
+            let (s, r) = rx.recv().map_err(|_| WriteError::Compress {
+                compressor: self.compression.name(),
+                message: "a compression thread died".into(),
+            })?;
             self.arrived.insert(s, r);
         }?;
         let pos = ctx.sink.pos;
@@ -722,7 +809,12 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    fn drain_all(&mut self, sink: &mut Sink<'_>, placement: &mut [Placement], summary: &mut Summary) -> Result<(), WriteError> {
+    fn drain_all(
+        &mut self,
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(), WriteError> {
         let mut ctx = WriteCtx { sink, placement, summary };
         while !self.in_flight.is_empty() {
             self.retire_one(&mut ctx)?;
@@ -730,7 +822,12 @@ impl Pipeline<'_> {
         Ok(())
     }
 
-    fn close_fragment(&mut self, sink: &mut Sink<'_>, placement: &mut [Placement], summary: &mut Summary) -> Result<(), WriteError> {
+    fn close_fragment(
+        &mut self,
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(), WriteError> {
         if self.frag_buf.is_empty() {
             return Ok(());
         }
@@ -741,13 +838,22 @@ impl Pipeline<'_> {
     }
 
     /// Puts a tail into the current fragment block; returns (fragment index, offset).
-    fn add_tail(&mut self, tail: &[u8], sink: &mut Sink<'_>, placement: &mut [Placement], summary: &mut Summary) -> Result<(u32, u32), WriteError> {
+    fn add_tail(
+        &mut self,
+        tail: &[u8],
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(u32, u32), WriteError> {
         if self.frag_buf.len() + tail.len() > self.block_size as usize {
             self.close_fragment(sink, placement, summary)?;
         }
         let offset = self.frag_buf.len() as u32;
         self.frag_buf.extend_from_slice(tail);
-        let index = u32::try_from(self.fragments.len()).map_err(|_| WriteError::Overflow { field: "superblock.fragments", value: self.fragments.len() as u64 })?;
+        let index = u32::try_from(self.fragments.len()).map_err(|_| WriteError::Overflow {
+            field: "superblock.fragments",
+            value: self.fragments.len() as u64,
+        })?;
         Ok((index, offset))
     }
 
@@ -771,15 +877,20 @@ impl Pipeline<'_> {
         let mut done = 0u64;
         for _ in 0..block_jobs {
             let n = (size - done).min(bs) as usize;
-            let mut buf = vec![0u8; n];
-            read_full(&mut *r, &mut buf, data, size, done)?;
-            done += n as u64;
             let mut ctx = WriteCtx { sink: &mut *sink, placement: &mut *placement, summary: &mut *summary };
+            if r.is_hole(done, n as u64) {
+                done += n as u64;
+                self.submit_block(Vec::new(), Target::File(k), Some(n), &mut ctx)?;
+                continue;
+            }
+            let mut buf = vec![0u8; n];
+            read_full(&mut r, &mut buf, data, size, done)?;
+            done += n as u64;
             self.submit(buf, Target::File(k), &mut ctx)?;
         }
         if tail_in_fragment {
             let mut buf = vec![0u8; tail as usize];
-            read_full(&mut *r, &mut buf, data, size, done)?;
+            read_full(&mut r, &mut buf, data, size, done)?;
             let (index, offset) = self.add_tail(&buf, sink, placement, summary)?;
             if let Placement::Stored(l) = &mut placement[k] {
                 l.fragment = index;
@@ -789,7 +900,7 @@ impl Pipeline<'_> {
                 }
             }
         }
-        check_eof(&mut *r, data, size)
+        check_eof(&mut r, data, size)
     }
 }
 
@@ -807,7 +918,12 @@ fn is_zero(b: &[u8]) -> bool {
 
 /// Writes a table of fixed-size entries as metadata blocks followed by the u64 index of their
 /// positions (the fragment, export and id tables). Returns the index's position.
-fn write_lookup_table(sink: &mut Sink<'_>, entries: &[u8], compression: Compression, block_size: u32) -> Result<u64, WriteError> {
+fn write_lookup_table(
+    sink: &mut Sink<'_>,
+    entries: &[u8],
+    compression: Compression,
+    block_size: u32,
+) -> Result<u64, WriteError> {
     let mut positions = Vec::new();
     for chunk in entries.chunks(METADATA_SIZE) {
         positions.push(sink.pos);
@@ -831,7 +947,9 @@ struct MetaCtx<'a, 'b> {
 
 fn base_inode(ctx: &MetaCtx<'_, '_>, i: usize) -> Result<BaseInode, WriteError> {
     let m: &Meta = ctx.flat[i].node.meta();
-    let id = |v: u32| ctx.id_index.get(&v).copied().ok_or(WriteError::Overflow { field: "id table", value: u64::from(v) });
+    let id = |v: u32| {
+        ctx.id_index.get(&v).copied().ok_or(WriteError::Overflow { field: "id table", value: u64::from(v) })
+    };
     Ok(BaseInode {
         inode_type: U16::new(0),
         mode: U16::new(m.mode & 0o7777),
@@ -867,7 +985,18 @@ fn write_dir_tree(
                 let l = &sub_listings[&c];
                 let nlink = 2 + subdir_count(ctx.flat, c);
                 let parent = ctx.flat[ctx.flat[c].parent].inode_number;
-                (encode_dir(base, block32(l.start.block)?, l.start.offset, l.file_size, nlink, parent, &l.index), kind::DIR)
+                (
+                    encode_dir(
+                        base,
+                        block32(l.start.block)?,
+                        l.start.offset,
+                        l.file_size,
+                        nlink,
+                        parent,
+                        &l.index,
+                    ),
+                    kind::DIR,
+                )
             }
             InputNode::File { .. } => {
                 let mut k = ctx.files[c];
@@ -889,7 +1018,12 @@ fn write_dir_tree(
         };
         inodes.write(&bytes)?;
         export[c] = pos.to_inode_ref();
-        entries.push(Entry { name: ctx.flat[c].name.to_vec(), inode: pos, inode_number: ctx.flat[c].inode_number, entry_type });
+        entries.push(Entry {
+            name: ctx.flat[c].name.to_vec(),
+            inode: pos,
+            inode_number: ctx.flat[c].inode_number,
+            entry_type,
+        });
     }
     write_listing(dirs, &entries)
 }
