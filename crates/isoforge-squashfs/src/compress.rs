@@ -165,8 +165,7 @@ pub fn compress_block(
     }
     let out = match settings {
         Compression::None => return Ok(Compressed::Stored),
-        Compression::Zstd { level } => zstd::bulk::compress(bytes, i32::from(level))
-            .map_err(|e| WriteError::Compress { compressor: "zstd", message: e.to_string() })?,
+        Compression::Zstd { level } => zstd_compress(bytes, i32::from(level))?,
         Compression::Gzip { level } => {
             let mut enc = flate2::write::ZlibEncoder::new(
                 Vec::with_capacity(bytes.len() / 2),
@@ -197,6 +196,28 @@ pub fn compress_block(
     } else {
         Ok(Compressed::Stored)
     }
+}
+
+thread_local! {
+    /// One zstd context per thread and level, reused across blocks: a level-19 context is
+    /// large and costly to set up. Every call resets it, so the output does not depend on
+    /// which blocks the thread compressed before.
+    static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_compress(bytes: &[u8], level: i32) -> Result<Vec<u8>, WriteError> {
+    let err = |e: std::io::Error| WriteError::Compress { compressor: "zstd", message: e.to_string() };
+    ZSTD.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).map_err(err)?));
+        }
+        match slot.as_mut() {
+            Some((_, c)) => c.compress(bytes).map_err(err),
+            None => Err(WriteError::Compress { compressor: "zstd", message: "no context".to_string() }),
+        }
+    })
 }
 
 fn xz_compress(bytes: &[u8], dict: u32, x86: bool) -> Result<Vec<u8>, WriteError> {
