@@ -229,7 +229,8 @@ impl<R: Read + Seek> Archive<R> {
             }
             // Blocks must be in order, before the index, and each at most one block long.
             let limit = if n + 1 == blocks as usize { start } else { u64::MAX };
-            if prev.is_some_and(|q| p <= q) || p >= limit || p < SUPERBLOCK_SIZE as u64 {
+            let too_far = prev.is_some_and(|q| p - q > METADATA_SIZE as u64 + 2);
+            if prev.is_some_and(|q| p <= q) || too_far || p >= limit || p < SUPERBLOCK_SIZE as u64 {
                 return Err(ReadError::BadReference { table: name, reference: p });
             }
             prev = Some(p);
@@ -428,6 +429,58 @@ impl<R: Read + Seek> Archive<R> {
             }
         }
         Ok(())
+    }
+
+    /// Checks the promises that a listing does not exercise: every directory's `parent_inode`
+    /// and `nlink`, that the inode numbers are exactly 1..=inodes, and that the export table
+    /// maps each number to an inode with that number. Returns one message per mismatch (empty
+    /// when all hold); structural corruption is an error.
+    pub fn verify(&self) -> Result<Vec<String>, ReadError> {
+        let list = self.walk()?;
+        let mut problems = Vec::new();
+        let inodes = self.sb.inodes.get();
+        let mut numbers = BTreeSet::new();
+        // Directory path → inode number, to check parents.
+        let mut dir_numbers = std::collections::BTreeMap::new();
+        for (path, node) in &list {
+            numbers.insert(node.inode_number);
+            if node.is_dir() {
+                dir_numbers.insert(path.clone(), node.inode_number);
+            }
+        }
+        for (path, node) in &list {
+            let EntryKind::Dir { nlink, parent_inode, .. } = &node.kind else { continue };
+            let shown = String::from_utf8_lossy(path);
+            let parent = match path.iter().rposition(|&b| b == b'/') {
+                _ if path.is_empty() => inodes.saturating_add(1),
+                Some(i) => dir_numbers.get(&path[..i]).copied().unwrap_or(0),
+                None => dir_numbers.get(&Vec::new()).copied().unwrap_or(0),
+            };
+            if *parent_inode != parent {
+                problems.push(format!("/{shown}: parent_inode {parent_inode}, expected {parent}"));
+            }
+            let subdirs = self.read_dir(node)?.iter().filter(|(_, n)| n.is_dir()).count() as u32;
+            if *nlink != 2 + subdirs {
+                problems.push(format!("/{shown}: nlink {nlink}, expected {}", 2 + subdirs));
+            }
+        }
+        let expected: BTreeSet<u32> = (1..=inodes).collect();
+        if numbers != expected {
+            problems.push(format!(
+                "inode numbers: {} distinct in the tree, expected exactly 1..={inodes}",
+                numbers.len()
+            ));
+        }
+        if let Some(export) = &self.export {
+            for (i, &r) in export.iter().enumerate() {
+                match self.inode(r) {
+                    Ok(n) if n.inode_number as usize == i + 1 => {}
+                    Ok(n) => problems.push(format!("export[{}] points at inode {}", i + 1, n.inode_number)),
+                    Err(e) => problems.push(format!("export[{}]: {e}", i + 1)),
+                }
+            }
+        }
+        Ok(problems)
     }
 
     /// Finds a path (`/`-separated, relative to the root).

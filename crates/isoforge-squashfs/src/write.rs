@@ -1027,3 +1027,114 @@ fn write_dir_tree(
     }
     write_listing(dirs, &entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::{Archive, EntryKind};
+    use std::collections::BTreeMap;
+    use std::io::Cursor;
+
+    fn meta(mode: u16) -> Meta {
+        Meta { mode, uid: 0, gid: 0, mtime: 1 }
+    }
+
+    fn sample() -> InputNode {
+        let mut sub = BTreeMap::new();
+        sub.insert(b"small".to_vec(), InputNode::bytes_file(b"hello".to_vec(), meta(0o444)));
+        sub.insert(b"same".to_vec(), InputNode::bytes_file(b"hello".to_vec(), meta(0o444)));
+        let mut big = vec![7u8; 3 * 4096 + 10];
+        big[4096..8192].fill(0);
+        sub.insert(b"big".to_vec(), InputNode::bytes_file(big, meta(0o555)));
+        sub.insert(b"empty".to_vec(), InputNode::bytes_file(Vec::new(), meta(0o444)));
+        let mut root = BTreeMap::new();
+        root.insert(b"d".to_vec(), InputNode::Dir { entries: sub, meta: meta(0o555) });
+        root.insert(b"l".to_vec(), InputNode::Symlink { target: b"d/small".to_vec(), meta: meta(0o777) });
+        InputNode::Dir { entries: root, meta: meta(0o755) }
+    }
+
+    fn options(threads: usize) -> Options {
+        Options {
+            compression: Compression::Zstd { level: 3 },
+            block_size: 4096,
+            threads,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn round_trip_in_memory() {
+        let mut cur = Cursor::new(Vec::new());
+        let s = write(&sample(), &options(2), &mut cur).unwrap();
+        assert_eq!((s.inodes, s.dirs, s.files, s.symlinks, s.duplicate_files), (7, 2, 4, 1, 1));
+        assert_eq!(s.sparse_blocks, 1);
+        assert_eq!(s.fragment_blocks, 1);
+        let bytes = cur.into_inner();
+        assert_eq!(bytes.len() as u64, s.total_size);
+        let mut a = Archive::open(Cursor::new(bytes)).unwrap();
+        assert!(a.verify().unwrap().is_empty());
+        let root = a.root().unwrap();
+        assert_eq!(root.inode_number, 7, "the root is the last inode");
+        let big = a.lookup(b"d/big").unwrap();
+        let EntryKind::File { layout, extended } = &big.kind else { panic!() };
+        assert!(*extended, "sparse files use the extended inode");
+        assert_eq!(layout.blocks.len(), 4);
+        assert_eq!(layout.blocks[1], 0);
+        let mut want = vec![7u8; 3 * 4096 + 10];
+        want[4096..8192].fill(0);
+        assert_eq!(a.read_to_vec(&big).unwrap(), want);
+        let small = a.lookup(b"d/small").unwrap();
+        let same = a.lookup(b"d/same").unwrap();
+        assert_eq!(a.read_to_vec(&same).unwrap(), b"hello");
+        assert_eq!(small.kind, same.kind, "duplicates share data");
+        assert_ne!(small.inode_number, same.inode_number);
+        assert_eq!(a.read_to_vec(&a.lookup(b"d/empty").unwrap()).unwrap(), b"");
+    }
+
+    #[test]
+    fn thread_count_does_not_change_bytes() {
+        let mut one = Cursor::new(Vec::new());
+        let mut four = Cursor::new(Vec::new());
+        write(&sample(), &options(1), &mut one).unwrap();
+        write(&sample(), &options(4), &mut four).unwrap();
+        assert_eq!(one.into_inner(), four.into_inner());
+    }
+
+    #[test]
+    fn siblings_get_consecutive_inode_numbers() {
+        let root = sample();
+        let mut flat = Vec::new();
+        flatten(&root, b"", usize::MAX, &mut flat, &mut String::new()).unwrap();
+        number_inodes(&mut flat, 0, &mut 0);
+        let d = flat[0].children[0];
+        let nums: Vec<u32> = flat[d].children.iter().map(|&c| flat[c].inode_number).collect();
+        assert_eq!(nums, vec![1, 2, 3, 4]);
+        assert_eq!(flat[0].inode_number, 7);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let mut entries = BTreeMap::new();
+        entries.insert(b"a/b".to_vec(), InputNode::bytes_file(b"x".to_vec(), meta(0o444)));
+        let e =
+            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        assert!(matches!(e, Err(WriteError::BadName { .. })));
+        let mut entries = BTreeMap::new();
+        entries.insert(vec![b'n'; 257], InputNode::bytes_file(b"x".to_vec(), meta(0o444)));
+        let e =
+            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        assert!(matches!(e, Err(WriteError::BadName { .. })));
+        let lying =
+            InputNode::File { data: FileData::Bytes(vec![1u8; 10].into()), size: 20, meta: meta(0o444) };
+        let mut entries = BTreeMap::new();
+        entries.insert(b"f".to_vec(), lying);
+        let e =
+            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        assert!(matches!(e, Err(WriteError::FileChanged { expected: 20, found: 10, .. })), "{e:?}");
+        let o = Options { block_size: 3000, ..options(1) };
+        assert!(matches!(
+            write(&sample(), &o, &mut Cursor::new(Vec::new())),
+            Err(WriteError::BadOption { .. })
+        ));
+    }
+}
