@@ -298,6 +298,51 @@ fn walk_dirs(p: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A read-only kernel mount of an image, unmounted on drop.
+struct Mount {
+    dir: tempfile::TempDir,
+}
+
+impl Mount {
+    /// Mounts `image` with the kernel's squashfs driver (`mount -o loop,ro`). Skips (None)
+    /// when mounting is not possible here, unless CI=true.
+    fn new(image: &Path) -> Option<Mount> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "squashfs", "-o", "loop,ro"])
+            .arg(image)
+            .arg(dir.path())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Mount { dir }),
+            other => {
+                let why = match other {
+                    Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                    Err(e) => e.to_string(),
+                };
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("cannot mount {image:?} with the kernel's squashfs driver: {why}");
+                }
+                eprintln!("skipping the kernel mount check: {why}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// Mounts the image and compares the kernel's view with the tree.
+fn check_kernel(image: &Path, tree: &InputNode) {
+    if let Some(m) = Mount::new(image) {
+        check_extracted(m.dir.path(), tree);
+    }
+}
+
 /// Lists the image with our reader and compares with the tree (and reads small files).
 fn check_our_reader(image: &Path, tree: &InputNode, exp: &Expected) {
     let mut a = Archive::open(File::open(image).unwrap()).unwrap();
@@ -520,6 +565,18 @@ fn edge_cases_with_unsquashfs_backhand_and_our_reader() {
     eprintln!("our reader {:?}", t0.elapsed());
     check_backhand(&image, &tree, &exp);
     eprintln!("backhand {:?}", t0.elapsed());
+    // The kernel: readdir, lookups by name through the directory index, file contents, and
+    // the sparse file's block count (from the extended inode's `sparse` field).
+    if let Some(m) = Mount::new(&image) {
+        check_extracted(m.dir.path(), &tree);
+        for i in [0, 1, 2, 4999, 5000, 9998, 9999] {
+            let p = m.dir.path().join(format!("bbb-many/entry-with-a-fairly-long-name-{i:05}"));
+            assert_eq!(fs::read(&p).unwrap(), format!("{i}\n").as_bytes(), "{p:?}");
+        }
+        assert!(fs::metadata(m.dir.path().join("bbb-many/entry-with-a-fairly-long-name-10000")).is_err());
+        assert!(fs::metadata(m.dir.path().join("bbb-many/entry-with-a-fairly-long-name-0000")).is_err());
+        eprintln!("kernel {:?}", t0.elapsed());
+    }
 
     // The 10,000-entry directory needs an extended inode with a directory index.
     let a = Archive::open(File::open(&image).unwrap()).unwrap();
@@ -616,6 +673,7 @@ fn every_compressor_is_readable() {
         extract_and_check(&image, &tree, tmp.path());
         check_our_reader(&image, &tree, &exp);
         check_backhand(&image, &tree, &exp);
+        check_kernel(&image, &tree);
     }
 }
 

@@ -128,10 +128,18 @@ pub fn write_to_path(root: &InputNode, options: &Options, path: &Path) -> Result
         _ => std::path::PathBuf::from("."),
     };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.isoforge-tmp-{}", std::process::id()));
-    let io = |source| WriteError::Read { path: tmp.clone(), source };
+    // The temporary name uses the process id only to avoid collisions between concurrent
+    // runs; it never reaches the image bytes.
+    let mut n = 0u32;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!(".{name}.isoforge-tmp-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(WriteError::Output(e)),
+        }
+    };
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io)?;
         let s = write(root, options, &mut f)?;
         f.sync_all().map_err(WriteError::Output)?;
         std::fs::rename(&tmp, path).map_err(WriteError::Output)?;
