@@ -875,6 +875,13 @@ fn corrupt_images_give_errors_not_panics() {
                 try_all(bad);
             }
         }
+        // Random 32-bit values over every even offset.
+        let rnd = noise(s.bytes_used as usize * 2 + 8, 99);
+        for i in (0..s.bytes_used as usize - 4).step_by(2) {
+            let mut bad = good.clone();
+            bad[i..i + 4].copy_from_slice(&rnd[i * 2..i * 2 + 4]);
+            try_all(bad);
+        }
         for len in (0..s.bytes_used as usize).step_by(7) {
             try_all(good[..len].to_vec());
         }

@@ -267,7 +267,7 @@ pub fn decompress_block(compressor: u16, data: &[u8], max_out: usize) -> Result<
         }
         id::XZ => {
             use liblzma::stream::{Action, Status, Stream};
-            let mut stream = Stream::new_stream_decoder(256 << 20, 0).map_err(|e| e.to_string())?;
+            let mut stream = Stream::new_stream_decoder(64 << 20, 0).map_err(|e| e.to_string())?;
             let mut out = Vec::with_capacity(max_out);
             let status = stream.process_vec(data, &mut out, Action::Finish).map_err(|e| e.to_string())?;
             if status != Status::StreamEnd {

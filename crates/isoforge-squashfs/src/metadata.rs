@@ -182,6 +182,12 @@ impl MetaTable {
                 });
             }
             let (block, next) = read_block(bytes, pos, compressor, name, base)?;
+            if t.data.len() + block.len() > crate::read::MAX_TABLE_UNCOMPRESSED {
+                return Err(ReadError::Limit {
+                    what: "uncompressed metadata table",
+                    limit: crate::read::MAX_TABLE_UNCOMPRESSED as u64,
+                });
+            }
             t.blocks.insert(pos as u64, t.data.len());
             if block.len() < METADATA_SIZE {
                 short_at = Some(pos);

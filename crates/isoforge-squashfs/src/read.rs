@@ -18,6 +18,8 @@ use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 
 /// Largest metadata table (compressed) the reader accepts.
 pub const MAX_TABLE_BYTES: u64 = 1 << 30;
+/// Largest metadata table (uncompressed) the reader builds.
+pub const MAX_TABLE_UNCOMPRESSED: usize = 1 << 30;
 /// Deepest directory nesting the reader walks.
 pub const MAX_DEPTH: usize = 4096;
 
@@ -219,7 +221,8 @@ impl<R: Read + Seek> Archive<R> {
             });
         }
         let index = self.read_at(start, (blocks * 8) as usize, name)?;
-        let mut out = Vec::with_capacity(len as usize);
+        // Grown as blocks are read: `len` comes from the superblock and is not trusted.
+        let mut out = Vec::with_capacity((len as usize).min(1 << 20));
         let mut first = start;
         let mut prev = None;
         for (n, p) in index.chunks_exact(8).enumerate() {

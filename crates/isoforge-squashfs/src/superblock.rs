@@ -116,6 +116,9 @@ impl Superblock {
             return Err(field("block_log", bs.trailing_zeros().to_string(), sb.block_log.get().to_string()));
         }
         let used = sb.bytes_used.get();
+        if used < SUPERBLOCK_SIZE as u64 {
+            return Err(field("bytes_used", "at least 96", used.to_string()));
+        }
         for (name, start) in [
             ("inode_table_start", sb.inode_table_start.get()),
             ("directory_table_start", sb.directory_table_start.get()),
@@ -192,5 +195,8 @@ mod tests {
         bad.block_log = U16::new(17);
         assert!(Superblock::decode(bad.as_bytes()).is_err());
         assert!(Superblock::decode(&sb.as_bytes()[..50]).is_err());
+        let mut bad = sb;
+        bad.bytes_used = U64::new(50);
+        assert!(Superblock::decode(bad.as_bytes()).is_err());
     }
 }
