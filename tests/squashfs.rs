@@ -184,20 +184,28 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> usize {
 
 /// The 3 GiB sparse file's contents, generated instead of read (reading 3 GiB of holes back
 /// from the host would dominate the test's runtime).
-const SPARSE_SIZE: u64 = 3 << 30;
-const SPARSE_MARK_AT: u64 = 2 << 30;
+/// Sparse files of the edge-case tree: (name, size, offset of the only data bytes). The 5 GiB
+/// one needs an extended inode for its size and ends with a 17-byte all-zero block.
+const SPARSE_FILES: [(&str, u64, u64); 2] =
+    [("sparse-3g", 3 << 30, 2 << 30), ("sparse-5g", (5 << 30) + 17, (4 << 30) + 100)];
 const SPARSE_MARK: &[u8] = b"a few bytes in the middle";
+
+fn sparse_spec(size: u64) -> Option<(u64, u64)> {
+    SPARSE_FILES.iter().find(|f| f.1 == size).map(|f| (f.1, f.2))
+}
 
 struct SparseSynth {
     pos: u64,
+    size: u64,
+    mark_at: u64,
 }
 
 impl Read for SparseSynth {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (SPARSE_SIZE - self.pos).min(buf.len() as u64) as usize;
+        let n = (self.size - self.pos).min(buf.len() as u64) as usize;
         buf[..n].fill(0);
         for (i, &m) in SPARSE_MARK.iter().enumerate() {
-            let at = SPARSE_MARK_AT + i as u64;
+            let at = self.mark_at + i as u64;
             if (self.pos..self.pos + n as u64).contains(&at) {
                 buf[(at - self.pos) as usize] = m;
             }
@@ -209,7 +217,10 @@ impl Read for SparseSynth {
 
 fn source_reader(data: &FileData) -> Box<dyn Read> {
     match data {
-        FileData::Host(p) if p.ends_with("sparse-3g") => Box::new(SparseSynth { pos: 0 }),
+        FileData::Host(p) if SPARSE_FILES.iter().any(|f| p.ends_with(f.0)) => {
+            let f = SPARSE_FILES.iter().find(|f| p.ends_with(f.0)).unwrap();
+            Box::new(SparseSynth { pos: 0, size: f.1, mark_at: f.2 })
+        }
         FileData::Host(p) => Box::new(File::open(p).unwrap()),
         FileData::Bytes(b) => Box::new(Cursor::new(b.to_vec())),
     }
@@ -232,18 +243,18 @@ fn check_extracted(dir: &Path, tree: &InputNode) {
             assert!(md.is_file(), "{dir:?}");
             assert_eq!(md.len(), *size, "{dir:?}");
             assert_eq!(md.mode() & 0o7777, u32::from(meta.mode), "{dir:?}");
-            if *size == SPARSE_SIZE {
+            if let Some((sparse_size, mark_at)) = sparse_spec(*size) {
                 // unsquashfs writes holes: little is allocated. Check the data around the mark
                 // and the end instead of reading 3 GiB of zeros.
                 assert!(md.blocks() * 512 < 64 * MIB, "{dir:?} is not sparse: {} blocks", md.blocks());
                 let mut f = File::open(dir).unwrap();
                 let mut buf = vec![0u8; 2 * MIB as usize];
-                f.seek(SeekFrom::Start(SPARSE_MARK_AT - MIB)).unwrap();
+                f.seek(SeekFrom::Start(mark_at - MIB)).unwrap();
                 f.read_exact(&mut buf).unwrap();
                 let mut want = vec![0u8; 2 * MIB as usize];
                 want[MIB as usize..MIB as usize + SPARSE_MARK.len()].copy_from_slice(SPARSE_MARK);
                 assert!(buf == want, "{dir:?} around the mark");
-                f.seek(SeekFrom::Start(SPARSE_SIZE - MIB)).unwrap();
+                f.seek(SeekFrom::Start(sparse_size - MIB)).unwrap();
                 f.read_exact(&mut buf[..MIB as usize]).unwrap();
                 assert!(buf[..MIB as usize].iter().all(|&b| b == 0));
             } else {
@@ -496,11 +507,12 @@ fn edge_case_store(root: &Path, big_sparse: bool) -> Vec<(Vec<u8>, PathBuf)> {
         fs::write(many.join(format!("entry-with-a-fairly-long-name-{i:05}")), format!("{i}\n")).unwrap();
     }
     if big_sparse {
-        let f = File::create(pkg.join("sparse-3g")).unwrap();
-        f.set_len(SPARSE_SIZE).unwrap();
-        let mut f = f;
-        f.seek(SeekFrom::Start(SPARSE_MARK_AT)).unwrap();
-        f.write_all(SPARSE_MARK).unwrap();
+        for (name, size, mark_at) in SPARSE_FILES {
+            let mut f = File::create(pkg.join(name)).unwrap();
+            f.set_len(size).unwrap();
+            f.seek(SeekFrom::Start(mark_at)).unwrap();
+            f.write_all(SPARSE_MARK).unwrap();
+        }
     }
     fs::write(root.join("ccc-single-file"), b"top-level file\n").unwrap();
     std::os::unix::fs::symlink("aaa-pkg/sub", root.join("ddd-symlink")).unwrap();
@@ -531,7 +543,7 @@ fn edge_cases_with_unsquashfs_backhand_and_our_reader() {
     eprintln!("edge-case image: {summary:?} in {:?}", t0.elapsed());
     assert_eq!(fs::metadata(&image).unwrap().len(), summary.total_size);
     assert_eq!(summary.total_size % 4096, 0);
-    assert!(summary.sparse_blocks >= 3070, "{summary:?}");
+    assert!(summary.sparse_blocks >= 3070 + 5120, "{summary:?}");
     assert!(summary.duplicate_files >= 200, "{summary:?}");
 
     let s = run(Command::new("unsquashfs").arg("-s").arg(&image));
@@ -586,6 +598,11 @@ fn edge_cases_with_unsquashfs_backhand_and_our_reader() {
     let big = a.lookup(b"aaa-pkg/sparse-3g").unwrap();
     let EntryKind::File { layout, extended } = &big.kind else { panic!() };
     assert!(*extended && layout.sparse >= 3070 * MIB, "{:?}", layout.sparse);
+    let big = a.lookup(b"aaa-pkg/sparse-5g").unwrap();
+    let EntryKind::File { layout, extended } = &big.kind else { panic!() };
+    assert!(*extended && layout.file_size > u64::from(u32::MAX));
+    assert_eq!(layout.blocks.len(), 5 * 1024 + 1);
+    assert_eq!(layout.blocks.iter().filter(|&&w| w != 0).count(), 1, "one data block, the rest holes");
     // Identical big files share their blocks; a near-identical one does not.
     let ab = |p: &[u8]| match a.lookup(p).unwrap().kind {
         EntryKind::File { layout, .. } => layout.start_block,
