@@ -107,7 +107,10 @@ pub struct Summary {
 
 /// Writes `root` as a squashfs image into `out`, starting at its current position. Offsets
 /// inside the image are relative to that position. The superblock is written last (the stream
-/// seeks back once to patch it) and the stream is left at the end of the padded image.
+/// seeks back once to patch it) and the stream is left at the end of the padded image
+/// (`start + Summary::total_size`, a multiple of 4096 bytes past `start`). The writer never
+/// reads back from `out` and never seeks before `start`. On error, what was written after
+/// `start` is unspecified.
 pub fn write<W: Write + Seek>(
     root: &InputNode,
     options: &Options,
@@ -116,8 +119,8 @@ pub fn write<W: Write + Seek>(
     write_dyn(root, options, out)
 }
 
-/// A writable, seekable sink.
-pub trait WriteSeek: Write + Seek {}
+/// A writable, seekable sink (the object-safe core behind [`write`]).
+pub(crate) trait WriteSeek: Write + Seek {}
 impl<T: Write + Seek> WriteSeek for T {}
 
 /// [`write`] into a new file at `path`: written to a temporary file beside it, synced and
@@ -381,6 +384,7 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     };
     // The one patch: seek back to the superblock, then to the end.
     let out = sink.out;
+    debug_assert_eq!(out.stream_position().ok(), Some(start + padded), "bytes counted = bytes written");
     out.seek(SeekFrom::Start(start)).map_err(WriteError::Output)?;
     out.write_all(sb.as_bytes()).map_err(WriteError::Output)?;
     out.seek(SeekFrom::Start(start + padded)).map_err(WriteError::Output)?;
