@@ -1,0 +1,269 @@
+//! The writer's input: a tree of directories, files and symlinks with their metadata already
+//! decided, plus helpers that scan a host path into it and build the Nix closure layout.
+//!
+//! Entries live in `BTreeMap`s keyed by raw name bytes, so the image does not depend on the
+//! order in which the host lists directories or the caller adds entries.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::WriteError;
+
+/// Metadata stored in an inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    /// Permission bits (`st_mode & 0o7777`; the type comes from the node).
+    pub mode: u16,
+    /// Owner id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Modification time in seconds since 1970 (squashfs stores an unsigned 32-bit time).
+    pub mtime: u32,
+}
+
+/// Where a file's contents come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileData {
+    /// A host file, opened and streamed when the image is written.
+    Host(PathBuf),
+    /// Contents held in memory (small generated files such as `nix-path-registration`).
+    Bytes(Arc<[u8]>),
+}
+
+/// One node of the input tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputNode {
+    /// A directory with its entries sorted by raw name bytes.
+    Dir {
+        /// The entries. Names must be 1–256 bytes without `/` or NUL, and not `.` or `..`.
+        entries: BTreeMap<Vec<u8>, InputNode>,
+        /// Its metadata.
+        meta: Meta,
+    },
+    /// A regular file.
+    File {
+        /// Where the bytes come from.
+        data: FileData,
+        /// Size in bytes; the writer fails if the source turns out to have another length.
+        size: u64,
+        /// Its metadata.
+        meta: Meta,
+    },
+    /// A symbolic link (never followed).
+    Symlink {
+        /// Target bytes (1–4095 bytes).
+        target: Vec<u8>,
+        /// Its metadata.
+        meta: Meta,
+    },
+}
+
+impl InputNode {
+    /// The node's metadata.
+    pub fn meta(&self) -> &Meta {
+        match self {
+            InputNode::Dir { meta, .. } | InputNode::File { meta, .. } | InputNode::Symlink { meta, .. } => {
+                meta
+            }
+        }
+    }
+
+    /// The node's metadata, mutable.
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        match self {
+            InputNode::Dir { meta, .. } | InputNode::File { meta, .. } | InputNode::Symlink { meta, .. } => {
+                meta
+            }
+        }
+    }
+
+    /// An empty directory.
+    pub fn empty_dir(meta: Meta) -> InputNode {
+        InputNode::Dir { entries: BTreeMap::new(), meta }
+    }
+
+    /// A file held in memory.
+    pub fn bytes_file(bytes: impl Into<Arc<[u8]>>, meta: Meta) -> InputNode {
+        let bytes: Arc<[u8]> = bytes.into();
+        InputNode::File { size: bytes.len() as u64, data: FileData::Bytes(bytes), meta }
+    }
+
+    /// Rewrites the metadata of this node and everything below it to Nix's canonical form
+    /// (what `nix-store --optimise`/`canonicalisePathMetaData` leaves in the store): files
+    /// 0444, or 0555 when any execute bit is set; directories 0555; symlinks 0777; mtime 1;
+    /// uid and gid 0.
+    pub fn canonicalise(&mut self) {
+        match self {
+            InputNode::Dir { entries, meta } => {
+                *meta = Meta { mode: 0o555, uid: 0, gid: 0, mtime: 1 };
+                for child in entries.values_mut() {
+                    child.canonicalise();
+                }
+            }
+            InputNode::File { meta, .. } => {
+                let mode = if meta.mode & 0o111 != 0 { 0o555 } else { 0o444 };
+                *meta = Meta { mode, uid: 0, gid: 0, mtime: 1 };
+            }
+            InputNode::Symlink { meta, .. } => *meta = Meta { mode: 0o777, uid: 0, gid: 0, mtime: 1 },
+        }
+    }
+
+    /// Sets uid and gid to 0 everywhere below (mksquashfs `-all-root`).
+    pub fn all_root(&mut self) {
+        let m = self.meta_mut();
+        m.uid = 0;
+        m.gid = 0;
+        if let InputNode::Dir { entries, .. } = self {
+            for child in entries.values_mut() {
+                child.all_root();
+            }
+        }
+    }
+}
+
+/// Clamps a host time to squashfs's unsigned 32-bit seconds.
+fn clamp_time(t: i64) -> u32 {
+    u32::try_from(t.max(0)).unwrap_or(u32::MAX)
+}
+
+fn host_meta(m: &fs::Metadata) -> Meta {
+    Meta { mode: (m.mode() & 0o7777) as u16, uid: m.uid(), gid: m.gid(), mtime: clamp_time(m.mtime()) }
+}
+
+/// Scans a host path into an input tree, keeping the host's modes, owners and mtimes.
+/// Symlinks are stored, never followed; a fifo, socket or device is an error naming its path.
+pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
+    let read_err = |source| WriteError::Read { path: path.to_path_buf(), source };
+    let m = fs::symlink_metadata(path).map_err(read_err)?;
+    let ft = m.file_type();
+    let meta = host_meta(&m);
+    if ft.is_symlink() {
+        let target = fs::read_link(path).map_err(read_err)?;
+        return Ok(InputNode::Symlink { target: target.as_os_str().as_bytes().to_vec(), meta });
+    }
+    if ft.is_file() {
+        return Ok(InputNode::File { data: FileData::Host(path.to_path_buf()), size: m.len(), meta });
+    }
+    if ft.is_dir() {
+        let mut entries = BTreeMap::new();
+        for e in fs::read_dir(path).map_err(read_err)? {
+            let e = e.map_err(read_err)?;
+            let child = scan(&e.path())?;
+            entries.insert(e.file_name().as_bytes().to_vec(), child);
+        }
+        return Ok(InputNode::Dir { entries, meta });
+    }
+    let kind = if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "unknown file type"
+    };
+    Err(WriteError::UnsupportedType { path: path.to_path_buf(), kind })
+}
+
+/// Options of [`closure_tree`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClosureOptions {
+    /// Date of the root directory and of `nix-path-registration` (`SOURCE_DATE_EPOCH`),
+    /// seconds since 1970.
+    pub epoch: u32,
+    /// Keep the host's modes and mtimes for store content instead of Nix's canonical form
+    /// (owners are still 0, as with mksquashfs `-all-root`).
+    pub keep_metadata: bool,
+}
+
+/// Name of the registration file at the image root.
+pub const REGISTRATION_NAME: &[u8] = b"nix-path-registration";
+
+/// Builds the layout of nixpkgs' `/nix-store.squashfs`: one top-level entry per store path,
+/// named by its basename (`(name, host path)` pairs; `-keep-as-directory`), plus
+/// `nix-path-registration` holding `registration`.
+///
+/// The root is mode 0755 dated `epoch`; the registration file is 0444 dated `epoch`; store
+/// content is canonicalised (see [`InputNode::canonicalise`]) unless `keep_metadata`.
+pub fn closure_tree(
+    paths: &[(Vec<u8>, PathBuf)],
+    registration: &[u8],
+    options: ClosureOptions,
+) -> Result<InputNode, WriteError> {
+    let stamp = Meta { mode: 0o755, uid: 0, gid: 0, mtime: options.epoch };
+    let mut entries = BTreeMap::new();
+    for (name, host) in paths {
+        let mut node = scan(host)?;
+        if options.keep_metadata {
+            node.all_root();
+        } else {
+            node.canonicalise();
+        }
+        if name.as_slice() == REGISTRATION_NAME || entries.insert(name.clone(), node).is_some() {
+            return Err(WriteError::DuplicateName { name: String::from_utf8_lossy(name).into_owned() });
+        }
+    }
+    entries.insert(
+        REGISTRATION_NAME.to_vec(),
+        InputNode::bytes_file(registration.to_vec(), Meta { mode: 0o444, ..stamp }),
+    );
+    Ok(InputNode::Dir { entries, meta: stamp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn scan_and_canonicalise() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pkg");
+        fs::create_dir_all(p.join("bin")).unwrap();
+        fs::write(p.join("bin/tool"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(p.join("bin/tool"), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::write(p.join("data"), b"x").unwrap();
+        std::os::unix::fs::symlink("bin", p.join("link")).unwrap();
+        let t = closure_tree(
+            &[(b"abc-pkg".to_vec(), p.clone())],
+            b"reg",
+            ClosureOptions { epoch: 77, keep_metadata: false },
+        )
+        .unwrap();
+        let InputNode::Dir { entries, meta } = &t else { panic!() };
+        assert_eq!(meta.mode, 0o755);
+        assert_eq!(meta.mtime, 77);
+        assert_eq!(
+            entries.keys().cloned().collect::<Vec<_>>(),
+            vec![b"abc-pkg".to_vec(), REGISTRATION_NAME.to_vec()]
+        );
+        let InputNode::Dir { entries: pkg, meta } = &entries[&b"abc-pkg".to_vec()] else { panic!() };
+        assert_eq!((meta.mode, meta.mtime, meta.uid), (0o555, 1, 0));
+        let InputNode::Dir { entries: bin, .. } = &pkg[&b"bin".to_vec()] else { panic!() };
+        assert_eq!(bin[&b"tool".to_vec()].meta().mode, 0o555);
+        assert_eq!(pkg[&b"data".to_vec()].meta().mode, 0o444);
+        assert!(
+            matches!(&pkg[&b"link".to_vec()], InputNode::Symlink { target, meta } if target == b"bin" && meta.mode == 0o777)
+        );
+        assert_eq!(entries[REGISTRATION_NAME].meta().mtime, 77);
+    }
+
+    #[test]
+    fn fifo_is_an_error_naming_the_path() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("fifo");
+        let status = std::process::Command::new("mkfifo").arg(&f).status();
+        if !matches!(status, Ok(s) if s.success()) {
+            return;
+        }
+        let e = scan(d.path()).unwrap_err();
+        assert!(e.to_string().contains("fifo") && e.to_string().contains(&*f.to_string_lossy()), "{e}");
+    }
+}

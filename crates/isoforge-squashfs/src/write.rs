@@ -1,0 +1,1152 @@
+//! The writer: plans inode numbers, ids and duplicates, streams file data through a bounded
+//! window of parallel block compressions, then writes the metadata tables and patches the
+//! superblock.
+//!
+//! Image layout, in increasing offset order (all offsets relative to where the image starts):
+//! superblock (96 bytes, written as zeros first and patched at the end), compressor options
+//! (one metadata block, when not default), data and fragment blocks in file order, inode
+//! table, directory table, fragment table (metadata blocks, then their u64 index), export
+//! table (same), id table (same), then zero padding to a multiple of 4 KiB as mksquashfs does.
+//! `bytes_used` excludes the padding.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use zerocopy::byteorder::little_endian::{U16, U32, U64};
+use zerocopy::IntoBytes;
+
+use crate::compress::{compress_block, Compressed, Compression};
+use crate::dir::{write_listing, Entry};
+use crate::error::WriteError;
+use crate::inode::{
+    encode_dir, encode_file, encode_symlink, kind, BaseInode, FileLayout, DATA_UNCOMPRESSED, INVALID,
+};
+use crate::metadata::{MetadataWriter, METADATA_SIZE};
+use crate::superblock::{flags, Superblock, MAGIC, NO_TABLE, SUPERBLOCK_SIZE};
+use crate::tree::{FileData, InputNode, Meta};
+
+/// Images are padded to a multiple of this many bytes (mksquashfs's default `-pad`ding).
+pub const PAD: u64 = 4096;
+
+/// Writer options. [`Options::default`] matches nixpkgs' mksquashfs flags: zstd level 19,
+/// 1 MiB blocks, duplicates removed, export table written, no tail packing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Compressor and its settings.
+    pub compression: Compression,
+    /// Data block size: a power of two from 4 KiB to 1 MiB.
+    pub block_size: u32,
+    /// Compression threads; 0 means the machine's available parallelism. The output bytes do
+    /// not depend on it.
+    pub threads: usize,
+    /// The superblock's creation time (`SOURCE_DATE_EPOCH`).
+    pub mkfs_time: u32,
+    /// Store identical files once.
+    pub dedup: bool,
+    /// Pack the tails of files larger than a block into fragments too
+    /// (mksquashfs `-always-use-fragments`); by default only files smaller than a block are.
+    pub always_fragments: bool,
+    /// Write the export (NFS) table, as mksquashfs does by default.
+    pub exportable: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            compression: Compression::default(),
+            block_size: 1 << 20,
+            threads: 0,
+            mkfs_time: 0,
+            dedup: true,
+            always_fragments: false,
+            exportable: true,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Summary {
+    /// The superblock's `bytes_used`: the image without its padding.
+    pub bytes_used: u64,
+    /// Bytes written including the padding to 4 KiB; the stream is left this far past its
+    /// starting position.
+    pub total_size: u64,
+    /// Inodes (directories + files + symlinks).
+    pub inodes: u32,
+    /// Directories.
+    pub dirs: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Symlinks.
+    pub symlinks: u64,
+    /// Files stored as a reference to an identical earlier file.
+    pub duplicate_files: u64,
+    /// Sum of the sizes of all files (as if every duplicate were stored).
+    pub file_bytes: u64,
+    /// Data blocks written (not counting sparse ones).
+    pub data_blocks: u64,
+    /// All-zero blocks stored as holes.
+    pub sparse_blocks: u64,
+    /// Data or fragment blocks stored uncompressed because compression did not shrink them.
+    pub stored_raw_blocks: u64,
+    /// Fragment blocks.
+    pub fragment_blocks: u32,
+    /// Bytes of data and fragment blocks as stored.
+    pub data_bytes: u64,
+    /// Bytes of the inode table as stored.
+    pub inode_table_bytes: u64,
+    /// Bytes of the directory table as stored.
+    pub directory_table_bytes: u64,
+}
+
+/// Writes `root` as a squashfs image into `out`, starting at its current position. Offsets
+/// inside the image are relative to that position. The superblock is written last (the stream
+/// seeks back once to patch it) and the stream is left at the end of the padded image
+/// (`start + Summary::total_size`, a multiple of 4096 bytes past `start`). The writer never
+/// reads back from `out` and never seeks before `start`. On error, what was written after
+/// `start` is unspecified.
+pub fn write<W: Write + Seek>(
+    root: &InputNode,
+    options: &Options,
+    out: &mut W,
+) -> Result<Summary, WriteError> {
+    write_dyn(root, options, out)
+}
+
+/// A writable, seekable sink (the object-safe core behind [`write`]).
+pub(crate) trait WriteSeek: Write + Seek {}
+impl<T: Write + Seek> WriteSeek for T {}
+
+/// [`write`] into a new file at `path`: written to a temporary file beside it, synced and
+/// renamed into place; on error the temporary file is removed and `path` is untouched.
+pub fn write_to_path(root: &InputNode, options: &Options, path: &Path) -> Result<Summary, WriteError> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // The temporary name uses the process id only to avoid collisions between concurrent
+    // runs; it never reaches the image bytes.
+    let mut n = 0u32;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!(".{name}.isoforge-tmp-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(WriteError::Output(e)),
+        }
+    };
+    let result = (|| {
+        let s = write(root, options, &mut f)?;
+        f.sync_all().map_err(WriteError::Output)?;
+        std::fs::rename(&tmp, path).map_err(WriteError::Output)?;
+        Ok(s)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// A node flattened for planning.
+struct Flat<'a> {
+    node: &'a InputNode,
+    name: &'a [u8],
+    /// Children indexes (directories only), in name order.
+    children: Vec<usize>,
+    parent: usize,
+    inode_number: u32,
+}
+
+/// Where a file's data ended up.
+#[derive(Clone, Default)]
+enum Placement {
+    #[default]
+    Empty,
+    /// Stored here (blocks and/or fragment).
+    Stored(FileLayout),
+    /// Same bytes as another file (index into the file list).
+    Alias(usize),
+}
+
+fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Result<Summary, WriteError> {
+    let block_size = options.block_size;
+    if !block_size.is_power_of_two() || !(4096..=1 << 20).contains(&block_size) {
+        return Err(WriteError::BadOption {
+            option: "block size",
+            why: format!("{block_size} is not a power of two from 4096 to 1048576"),
+        });
+    }
+    options.compression.validate(block_size)?;
+    if !matches!(root, InputNode::Dir { .. }) {
+        return Err(WriteError::BadOption {
+            option: "root",
+            why: "the root must be a directory".to_string(),
+        });
+    }
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| WriteError::ThreadPool { threads, message: e.to_string() })?;
+
+    // ---- Plan: flatten, validate names, number inodes, collect ids and files. ----
+    let mut flat = Vec::new();
+    flatten(root, b"", usize::MAX, &mut flat, &mut String::new())?;
+    let inode_count = u32::try_from(flat.len())
+        .map_err(|_| WriteError::Overflow { field: "superblock.inodes", value: flat.len() as u64 })?;
+    number_inodes(&mut flat, 0, &mut 0);
+    let mut ids = BTreeSet::new();
+    for f in &flat {
+        ids.insert(f.node.meta().uid);
+        ids.insert(f.node.meta().gid);
+    }
+    if ids.len() > 65536 {
+        return Err(WriteError::Overflow { field: "superblock.no_ids", value: ids.len() as u64 });
+    }
+    let ids: Vec<u32> = ids.into_iter().collect();
+    let id_index: BTreeMap<u32, u16> = ids.iter().enumerate().map(|(i, &id)| (id, i as u16)).collect();
+    // Files in data order (pre-order, names sorted), as flat indexes.
+    let files: Vec<usize> =
+        (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
+    let mut file_slot = vec![usize::MAX; flat.len()];
+    for (k, &i) in files.iter().enumerate() {
+        file_slot[i] = k;
+    }
+    let mut placement: Vec<Placement> = vec![Placement::Empty; files.len()];
+    let mut summary = Summary { inodes: inode_count, ..Summary::default() };
+    for f in &flat {
+        match f.node {
+            InputNode::Dir { .. } => summary.dirs += 1,
+            InputNode::File { size, .. } => {
+                summary.files += 1;
+                summary.file_bytes += size;
+            }
+            InputNode::Symlink { .. } => summary.symlinks += 1,
+        }
+    }
+    if options.dedup {
+        for (dup, original) in pool.install(|| find_duplicates(&flat, &files))? {
+            placement[dup] = Placement::Alias(original);
+            summary.duplicate_files += 1;
+        }
+    }
+
+    // ---- Write: superblock placeholder, compressor options, data. ----
+    let start = out.stream_position().map_err(WriteError::Output)?;
+    let mut sink = Sink { out, pos: 0 };
+    sink.write(&[0u8; SUPERBLOCK_SIZE])?;
+    let comp_options = options.compression.options(block_size);
+    if let Some(opts) = &comp_options {
+        // A metadata block, stored uncompressed as mksquashfs does.
+        sink.write(&(opts.len() as u16 | crate::metadata::METADATA_UNCOMPRESSED).to_le_bytes())?;
+        sink.write(opts)?;
+    }
+
+    let window = threads.saturating_mul(2).max(2);
+    let mut pipe = Pipeline {
+        pool: &pool,
+        compression: options.compression,
+        block_size,
+        window,
+        tx: None,
+        rx: None,
+        next_seq: 0,
+        in_flight: VecDeque::new(),
+        arrived: BTreeMap::new(),
+        fragments: Vec::new(),
+        fragments_done: 0,
+        frag_buf: Vec::with_capacity(block_size as usize),
+    };
+    let (tx, rx) = mpsc::channel();
+    pipe.tx = Some(tx);
+    pipe.rx = Some(rx);
+    for (k, &i) in files.iter().enumerate() {
+        if matches!(placement[k], Placement::Alias(_)) {
+            continue;
+        }
+        let InputNode::File { data, size, .. } = flat[i].node else { continue };
+        if *size == 0 {
+            continue;
+        }
+        placement[k] =
+            Placement::Stored(FileLayout { file_size: *size, fragment: INVALID, ..FileLayout::default() });
+        pipe.add_file(k, data, *size, options.always_fragments, &mut sink, &mut placement, &mut summary)?;
+    }
+    pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
+    pipe.drain_all(&mut sink, &mut placement, &mut summary)?;
+    summary.data_bytes =
+        sink.pos - SUPERBLOCK_SIZE as u64 - comp_options.as_ref().map_or(0, |o| o.len() as u64 + 2);
+    let fragments = std::mem::take(&mut pipe.fragments);
+    drop(pipe);
+
+    // ---- Metadata: inodes and directories, children before parents. ----
+    let mut inodes = MetadataWriter::new(options.compression, block_size);
+    let mut dirs = MetadataWriter::new(options.compression, block_size);
+    let mut export = vec![0u64; flat.len()];
+    let ctx = MetaCtx { flat: &flat, files: &file_slot, placement: &placement, id_index: &id_index };
+    let root_listing = write_dir_tree(&ctx, 0, &mut inodes, &mut dirs, &mut export)?;
+    let root_ref = inodes.position();
+    let root_base = base_inode(&ctx, 0)?;
+    let root_nlink = 2 + subdir_count(&flat, 0);
+    inodes.write(&encode_dir(
+        root_base,
+        block32(root_listing.start.block)?,
+        root_listing.start.offset,
+        root_listing.file_size,
+        root_nlink,
+        inode_count + 1,
+        &root_listing.index,
+    ))?;
+    export[0] = root_ref.to_inode_ref();
+
+    let (inode_bytes, _) = inodes.finish()?;
+    let (dir_bytes, _) = dirs.finish()?;
+    summary.inode_table_bytes = inode_bytes.len() as u64;
+    summary.directory_table_bytes = dir_bytes.len() as u64;
+    let inode_table_start = sink.pos;
+    sink.write(&inode_bytes)?;
+    let directory_table_start = sink.pos;
+    sink.write(&dir_bytes)?;
+
+    let mut frag_entries = Vec::with_capacity(fragments.len() * 16);
+    for (start, size) in &fragments {
+        frag_entries.extend_from_slice(&start.to_le_bytes());
+        frag_entries.extend_from_slice(&size.to_le_bytes());
+        frag_entries.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let fragment_table_start = write_lookup_table(&mut sink, &frag_entries, options.compression, block_size)?;
+    let lookup_table_start = if options.exportable {
+        let mut bytes = Vec::with_capacity(export.len() * 8);
+        for (number_minus_one, r) in inode_refs_by_number(&flat, &export).into_iter().enumerate() {
+            debug_assert!(number_minus_one < flat.len());
+            bytes.extend_from_slice(&r.to_le_bytes());
+        }
+        write_lookup_table(&mut sink, &bytes, options.compression, block_size)?
+    } else {
+        NO_TABLE
+    };
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
+    let id_table_start = write_lookup_table(&mut sink, &id_bytes, options.compression, block_size)?;
+    let bytes_used = sink.pos;
+    let padded = bytes_used.div_ceil(PAD) * PAD;
+    let pad = vec![0u8; (padded - bytes_used) as usize];
+    sink.write(&pad)?;
+
+    let mut fl = flags::NO_XATTRS;
+    if options.dedup {
+        fl |= flags::DUPLICATES;
+    }
+    if options.exportable {
+        fl |= flags::EXPORTABLE;
+    }
+    if options.always_fragments {
+        fl |= flags::ALWAYS_FRAGMENTS;
+    }
+    if comp_options.is_some() {
+        fl |= flags::COMPRESSOR_OPTIONS;
+    }
+    if options.compression == Compression::None {
+        fl |= flags::UNCOMPRESSED_INODES
+            | flags::UNCOMPRESSED_DATA
+            | flags::UNCOMPRESSED_FRAGMENTS
+            | flags::UNCOMPRESSED_IDS;
+    }
+    let sb = Superblock {
+        s_magic: U32::new(MAGIC),
+        inodes: U32::new(inode_count),
+        mkfs_time: U32::new(options.mkfs_time),
+        block_size: U32::new(block_size),
+        fragments: U32::new(fragments.len() as u32),
+        compression: U16::new(options.compression.id()),
+        block_log: U16::new(block_size.trailing_zeros() as u16),
+        flags: U16::new(fl),
+        no_ids: U16::new(ids.len() as u16),
+        s_major: U16::new(4),
+        s_minor: U16::new(0),
+        root_inode: U64::new(root_ref.to_inode_ref()),
+        bytes_used: U64::new(bytes_used),
+        id_table_start: U64::new(id_table_start),
+        xattr_id_table_start: U64::new(NO_TABLE),
+        inode_table_start: U64::new(inode_table_start),
+        directory_table_start: U64::new(directory_table_start),
+        fragment_table_start: U64::new(fragment_table_start),
+        lookup_table_start: U64::new(lookup_table_start),
+    };
+    // The one patch: seek back to the superblock, then to the end.
+    let out = sink.out;
+    debug_assert_eq!(out.stream_position().ok(), Some(start + padded), "bytes counted = bytes written");
+    out.seek(SeekFrom::Start(start)).map_err(WriteError::Output)?;
+    out.write_all(sb.as_bytes()).map_err(WriteError::Output)?;
+    out.seek(SeekFrom::Start(start + padded)).map_err(WriteError::Output)?;
+    summary.bytes_used = bytes_used;
+    summary.total_size = padded;
+    summary.fragment_blocks = fragments.len() as u32;
+    Ok(summary)
+}
+
+/// Counts bytes written, relative to the image start.
+struct Sink<'a> {
+    out: &'a mut dyn WriteSeek,
+    pos: u64,
+}
+
+impl Sink<'_> {
+    fn write(&mut self, b: &[u8]) -> Result<(), WriteError> {
+        self.out.write_all(b).map_err(WriteError::Output)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+}
+
+fn block32(b: u64) -> Result<u32, WriteError> {
+    u32::try_from(b).map_err(|_| WriteError::Overflow { field: "directory table block", value: b })
+}
+
+fn flatten<'a>(
+    node: &'a InputNode,
+    name: &'a [u8],
+    parent: usize,
+    flat: &mut Vec<Flat<'a>>,
+    path: &mut String,
+) -> Result<usize, WriteError> {
+    let me = flat.len();
+    flat.push(Flat { node, name, children: Vec::new(), parent, inode_number: 0 });
+    match node {
+        InputNode::Dir { entries, .. } => {
+            let mut children = Vec::with_capacity(entries.len());
+            for (n, child) in entries {
+                check_name(path, n)?;
+                let len = path.len();
+                path.push('/');
+                path.push_str(&String::from_utf8_lossy(n));
+                children.push(flatten(child, n, me, flat, path)?);
+                path.truncate(len);
+            }
+            flat[me].children = children;
+        }
+        InputNode::Symlink { target, .. } => {
+            if target.is_empty() || target.len() > 4095 {
+                return Err(WriteError::BadName {
+                    dir: path.clone(),
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    why: "a symlink target must be 1 to 4095 bytes",
+                });
+            }
+        }
+        InputNode::File { .. } => {}
+    }
+    Ok(me)
+}
+
+fn check_name(dir: &str, n: &[u8]) -> Result<(), WriteError> {
+    let why = if n.is_empty() {
+        "empty"
+    } else if n.len() > 256 {
+        "longer than 256 bytes"
+    } else if n == b"." || n == b".." {
+        "'.' and '..' are implicit"
+    } else if n.contains(&b'/') || n.contains(&0) {
+        "contains '/' or NUL"
+    } else {
+        return Ok(());
+    };
+    Err(WriteError::BadName {
+        dir: if dir.is_empty() { "/".to_string() } else { dir.to_string() },
+        name: String::from_utf8_lossy(n).into_owned(),
+        why,
+    })
+}
+
+/// Numbers inodes so that each directory's children are consecutive (small deltas in the
+/// directory headers): descendants of a directory's subdirectories first, then its own
+/// children; the root is last (inode count), as mksquashfs does.
+fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
+    let children = std::mem::take(&mut flat[dir].children);
+    for &c in &children {
+        if matches!(flat[c].node, InputNode::Dir { .. }) {
+            number_inodes(flat, c, next);
+        }
+    }
+    for &c in &children {
+        *next += 1;
+        flat[c].inode_number = *next;
+    }
+    flat[dir].children = children;
+    if dir == 0 {
+        *next += 1;
+        flat[0].inode_number = *next;
+    }
+}
+
+fn subdir_count(flat: &[Flat<'_>], i: usize) -> u32 {
+    flat[i].children.iter().filter(|&&c| matches!(flat[c].node, InputNode::Dir { .. })).count() as u32
+}
+
+fn inode_refs_by_number(flat: &[Flat<'_>], export_by_flat: &[u64]) -> Vec<u64> {
+    let mut v = vec![0u64; flat.len()];
+    for (i, f) in flat.iter().enumerate() {
+        v[f.inode_number as usize - 1] = export_by_flat[i];
+    }
+    v
+}
+
+/// Finds files identical to an earlier file: same size, same sha256, then the same bytes
+/// compared one by one. Returns (duplicate, original) file-list indexes.
+fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usize)>, WriteError> {
+    let mut by_size: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (k, &i) in files.iter().enumerate() {
+        if let InputNode::File { size, .. } = flat[i].node {
+            if *size > 0 {
+                by_size.entry(*size).or_default().push(k);
+            }
+        }
+    }
+    let candidates: Vec<usize> = by_size.values().filter(|v| v.len() > 1).flatten().copied().collect();
+    let data = |k: usize| match flat[files[k]].node {
+        InputNode::File { data, size, .. } => (data, *size),
+        _ => unreachable!("files holds only files"),
+    };
+    let hashes: Vec<(usize, [u8; 32])> = candidates
+        .par_iter()
+        .map(|&k| {
+            let (d, size) = data(k);
+            hash_file(d, size).map(|h| (k, h))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut groups: BTreeMap<(u64, [u8; 32]), Vec<usize>> = BTreeMap::new();
+    for (k, h) in hashes {
+        groups.entry((data(k).1, h)).or_default().push(k);
+    }
+    let pairs: Vec<(usize, usize)> = groups
+        .values()
+        .filter(|g| g.len() > 1)
+        .flat_map(|g| {
+            let mut g = g.clone();
+            g.sort_unstable();
+            let first = g[0];
+            g.into_iter().skip(1).map(move |k| (k, first))
+        })
+        .collect();
+    let verified: Vec<Option<(usize, usize)>> = pairs
+        .par_iter()
+        .map(|&(dup, orig)| {
+            let (a, size) = data(dup);
+            let (b, _) = data(orig);
+            same_bytes(a, b, size).map(|same| same.then_some((dup, orig)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(verified.into_iter().flatten().collect())
+}
+
+/// An open file source.
+enum Source<'a> {
+    File(File),
+    Bytes(&'a [u8]),
+}
+
+impl Read for Source<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Source::File(f) => f.read(buf),
+            Source::Bytes(b) => b.read(buf),
+        }
+    }
+}
+
+impl Source<'_> {
+    /// Whether `pos..pos + len` is a hole the file system knows about (`SEEK_DATA`), so the
+    /// block can be recorded as sparse without reading it. Leaves the file at `pos + len` when
+    /// it is a hole and at `pos` otherwise. Sources without hole information answer false and
+    /// the block is read and checked for zeros instead; the output is the same either way.
+    fn is_hole(&mut self, pos: u64, len: u64) -> bool {
+        let Source::File(f) = self else { return false };
+        let next_data = match rustix::fs::seek(&*f, rustix::fs::SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => u64::MAX,
+            Err(_) => return false,
+        };
+        let hole = next_data >= pos.saturating_add(len);
+        let to = if hole { pos + len } else { pos };
+        f.seek(SeekFrom::Start(to)).is_ok() && hole
+    }
+}
+
+/// Opens a file source for streaming.
+fn open(data: &FileData) -> Result<Source<'_>, WriteError> {
+    match data {
+        FileData::Host(p) => {
+            let f = File::open(p).map_err(|source| WriteError::Read { path: p.clone(), source })?;
+            Ok(Source::File(f))
+        }
+        FileData::Bytes(b) => Ok(Source::Bytes(b)),
+    }
+}
+
+fn source_path(data: &FileData) -> std::path::PathBuf {
+    match data {
+        FileData::Host(p) => p.clone(),
+        FileData::Bytes(_) => std::path::PathBuf::from("<in-memory file>"),
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, or reports how many were available.
+fn read_full(
+    r: &mut dyn Read,
+    buf: &mut [u8],
+    data: &FileData,
+    expected: u64,
+    done: u64,
+) -> Result<(), WriteError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => {
+                return Err(WriteError::FileChanged {
+                    path: source_path(data),
+                    expected,
+                    found: done + n as u64,
+                });
+            }
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(WriteError::Read { path: source_path(data), source }),
+        }
+    }
+    Ok(())
+}
+
+/// Fails when the source has bytes past `size`.
+fn check_eof(r: &mut dyn Read, data: &FileData, size: u64) -> Result<(), WriteError> {
+    let mut b = [0u8; 1];
+    loop {
+        match r.read(&mut b) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {
+                return Err(WriteError::FileChanged {
+                    path: source_path(data),
+                    expected: size,
+                    found: size + 1,
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => return Err(WriteError::Read { path: source_path(data), source }),
+        }
+    }
+}
+
+const CHUNK: usize = 256 << 10;
+
+fn hash_file(data: &FileData, size: u64) -> Result<[u8; 32], WriteError> {
+    let mut r = open(data)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < size {
+        let n = (size - done).min(CHUNK as u64) as usize;
+        read_full(&mut r, &mut buf[..n], data, size, done)?;
+        h.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(h.finalize().into())
+}
+
+fn same_bytes(a: &FileData, b: &FileData, size: u64) -> Result<bool, WriteError> {
+    let mut ra = open(a)?;
+    let mut rb = open(b)?;
+    let mut ba = vec![0u8; CHUNK];
+    let mut bb = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < size {
+        let n = (size - done).min(CHUNK as u64) as usize;
+        read_full(&mut ra, &mut ba[..n], a, size, done)?;
+        read_full(&mut rb, &mut bb[..n], b, size, done)?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+        done += n as u64;
+    }
+    Ok(true)
+}
+
+/// What a compressed block belongs to.
+#[derive(Clone, Copy)]
+enum Target {
+    /// Block of a file (file-list index).
+    File(usize),
+    /// A fragment block (fragment index).
+    Fragment,
+}
+
+/// A compressed block as it will be stored.
+enum BlockOut {
+    Sparse,
+    Stored(Vec<u8>),
+    Packed(Vec<u8>),
+}
+
+type Arrival = (u64, Result<BlockOut, WriteError>);
+
+/// The ordered, bounded compression pipeline: blocks are compressed on the pool, at most
+/// `window` in flight, and written in submission order.
+struct Pipeline<'p> {
+    pool: &'p rayon::ThreadPool,
+    compression: Compression,
+    block_size: u32,
+    window: usize,
+    tx: Option<mpsc::Sender<Arrival>>,
+    rx: Option<mpsc::Receiver<Arrival>>,
+    next_seq: u64,
+    in_flight: VecDeque<(u64, Target, usize)>,
+    arrived: BTreeMap<u64, Result<BlockOut, WriteError>>,
+    /// (start, size word) of each fragment block written so far or in flight.
+    fragments: Vec<(u64, u32)>,
+    /// Fragments retired (written) so far.
+    fragments_done: usize,
+    frag_buf: Vec<u8>,
+}
+
+impl Pipeline<'_> {
+    fn submit(
+        &mut self,
+        data: Vec<u8>,
+        target: Target,
+        ctx: &mut WriteCtx<'_, '_>,
+    ) -> Result<(), WriteError> {
+        self.submit_block(data, target, None, ctx)
+    }
+
+    /// Submits a block; `hole` is the length of a block known to be a hole (then `data` is empty).
+    fn submit_block(
+        &mut self,
+        data: Vec<u8>,
+        target: Target,
+        hole: Option<usize>,
+        ctx: &mut WriteCtx<'_, '_>,
+    ) -> Result<(), WriteError> {
+        let known_hole = hole.is_some();
+        let hole_len = hole.unwrap_or(0);
+        while self.in_flight.len() >= self.window {
+            self.retire_one(ctx)?;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let tx = self.tx.clone();
+        let compression = self.compression;
+        let block_size = self.block_size;
+        let may_be_sparse = matches!(target, Target::File(_));
+        let len = if known_hole { hole_len } else { data.len() };
+        self.pool.spawn(move || {
+            let out = if known_hole || (may_be_sparse && is_zero(&data)) {
+                Ok(BlockOut::Sparse)
+            } else {
+                compress_block(&data, compression, block_size).map(|c| match c {
+                    Compressed::Packed(p) => BlockOut::Packed(p),
+                    Compressed::Stored => BlockOut::Stored(data),
+                })
+            };
+            if let Some(tx) = tx {
+                // The receiver only goes away when the writer has already failed.
+                let _ = tx.send((seq, out));
+            }
+        });
+        self.in_flight.push_back((seq, target, len));
+        Ok(())
+    }
+
+    fn retire_one(&mut self, ctx: &mut WriteCtx<'_, '_>) -> Result<(), WriteError> {
+        let Some((seq, target, len)) = self.in_flight.pop_front() else { return Ok(()) };
+        let out = loop {
+            if let Some(r) = self.arrived.remove(&seq) {
+                break r;
+            }
+            let rx = self
+                .rx
+                .as_ref()
+                .ok_or(WriteError::Compress { compressor: "pipeline", message: "closed".into() })?;
+            let (s, r) = rx.recv().map_err(|_| WriteError::Compress {
+                compressor: self.compression.name(),
+                message: "a compression thread died".into(),
+            })?;
+            self.arrived.insert(s, r);
+        }?;
+        let pos = ctx.sink.pos;
+        let word = match out {
+            BlockOut::Sparse => {
+                ctx.summary.sparse_blocks += 1;
+                0
+            }
+            BlockOut::Stored(b) => {
+                ctx.sink.write(&b)?;
+                ctx.summary.stored_raw_blocks += 1;
+                b.len() as u32 | DATA_UNCOMPRESSED
+            }
+            BlockOut::Packed(b) => {
+                ctx.sink.write(&b)?;
+                b.len() as u32
+            }
+        };
+        match target {
+            Target::File(k) => {
+                if word != 0 {
+                    ctx.summary.data_blocks += 1;
+                }
+                if let Placement::Stored(l) = &mut ctx.placement[k] {
+                    if l.blocks.is_empty() {
+                        l.start_block = pos;
+                    }
+                    if word == 0 {
+                        l.sparse += len as u64;
+                    }
+                    l.blocks.push(word);
+                }
+            }
+            Target::Fragment => {
+                // Fragments are retired in the order they were closed.
+                if let Some(f) = self.fragments.get_mut(self.fragments_done) {
+                    *f = (pos, word);
+                }
+                self.fragments_done += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_all(
+        &mut self,
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(), WriteError> {
+        let mut ctx = WriteCtx { sink, placement, summary };
+        while !self.in_flight.is_empty() {
+            self.retire_one(&mut ctx)?;
+        }
+        Ok(())
+    }
+
+    fn close_fragment(
+        &mut self,
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(), WriteError> {
+        if self.frag_buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.frag_buf, Vec::with_capacity(self.block_size as usize));
+        self.fragments.push((0, u32::MAX));
+        let mut ctx = WriteCtx { sink, placement, summary };
+        self.submit(data, Target::Fragment, &mut ctx)
+    }
+
+    /// Puts a tail into the current fragment block; returns (fragment index, offset).
+    fn add_tail(
+        &mut self,
+        tail: &[u8],
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(u32, u32), WriteError> {
+        if self.frag_buf.len() + tail.len() > self.block_size as usize {
+            self.close_fragment(sink, placement, summary)?;
+        }
+        let offset = self.frag_buf.len() as u32;
+        self.frag_buf.extend_from_slice(tail);
+        let index = u32::try_from(self.fragments.len()).map_err(|_| WriteError::Overflow {
+            field: "superblock.fragments",
+            value: self.fragments.len() as u64,
+        })?;
+        Ok((index, offset))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_file(
+        &mut self,
+        k: usize,
+        data: &FileData,
+        size: u64,
+        always_fragments: bool,
+        sink: &mut Sink<'_>,
+        placement: &mut [Placement],
+        summary: &mut Summary,
+    ) -> Result<(), WriteError> {
+        let bs = u64::from(self.block_size);
+        let mut r = open(data)?;
+        let full_blocks = size / bs;
+        let tail = size % bs;
+        let tail_in_fragment = tail > 0 && (size < bs || always_fragments);
+        let block_jobs = if tail_in_fragment { full_blocks } else { size.div_ceil(bs) };
+        let mut done = 0u64;
+        for _ in 0..block_jobs {
+            let n = (size - done).min(bs) as usize;
+            let mut ctx = WriteCtx { sink: &mut *sink, placement: &mut *placement, summary: &mut *summary };
+            if r.is_hole(done, n as u64) {
+                done += n as u64;
+                self.submit_block(Vec::new(), Target::File(k), Some(n), &mut ctx)?;
+                continue;
+            }
+            let mut buf = vec![0u8; n];
+            read_full(&mut r, &mut buf, data, size, done)?;
+            done += n as u64;
+            self.submit(buf, Target::File(k), &mut ctx)?;
+        }
+        if tail_in_fragment {
+            let mut buf = vec![0u8; tail as usize];
+            read_full(&mut r, &mut buf, data, size, done)?;
+            let (index, offset) = self.add_tail(&buf, sink, placement, summary)?;
+            if let Placement::Stored(l) = &mut placement[k] {
+                l.fragment = index;
+                l.frag_offset = offset;
+                if block_jobs == 0 {
+                    l.start_block = 0;
+                }
+            }
+        }
+        check_eof(&mut r, data, size)
+    }
+}
+
+struct WriteCtx<'s, 'o> {
+    sink: &'s mut Sink<'o>,
+    placement: &'s mut [Placement],
+    summary: &'s mut Summary,
+}
+
+static ZEROS: [u8; 65536] = [0; 65536];
+
+fn is_zero(b: &[u8]) -> bool {
+    b.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
+}
+
+/// Writes a table of fixed-size entries as metadata blocks followed by the u64 index of their
+/// positions (the fragment, export and id tables). Returns the index's position.
+fn write_lookup_table(
+    sink: &mut Sink<'_>,
+    entries: &[u8],
+    compression: Compression,
+    block_size: u32,
+) -> Result<u64, WriteError> {
+    let mut positions = Vec::new();
+    for chunk in entries.chunks(METADATA_SIZE) {
+        positions.push(sink.pos);
+        let mut w = MetadataWriter::new(compression, block_size);
+        w.write(chunk)?;
+        sink.write(&w.finish()?.0)?;
+    }
+    let start = sink.pos;
+    for p in positions {
+        sink.write(&p.to_le_bytes())?;
+    }
+    Ok(start)
+}
+
+struct MetaCtx<'a, 'b> {
+    flat: &'a [Flat<'b>],
+    files: &'a [usize],
+    placement: &'a [Placement],
+    id_index: &'a BTreeMap<u32, u16>,
+}
+
+fn base_inode(ctx: &MetaCtx<'_, '_>, i: usize) -> Result<BaseInode, WriteError> {
+    let m: &Meta = ctx.flat[i].node.meta();
+    let id = |v: u32| {
+        ctx.id_index.get(&v).copied().ok_or(WriteError::Overflow { field: "id table", value: u64::from(v) })
+    };
+    Ok(BaseInode {
+        inode_type: U16::new(0),
+        mode: U16::new(m.mode & 0o7777),
+        uid: U16::new(id(m.uid)?),
+        guid: U16::new(id(m.gid)?),
+        mtime: U32::new(m.mtime),
+        inode_number: U32::new(ctx.flat[i].inode_number),
+    })
+}
+
+/// Writes the inodes of `dir`'s children (after recursing into its subdirectories) and then
+/// its listing; returns the listing for `dir`'s own inode, which its parent writes.
+fn write_dir_tree(
+    ctx: &MetaCtx<'_, '_>,
+    dir: usize,
+    inodes: &mut MetadataWriter,
+    dirs: &mut MetadataWriter,
+    export: &mut [u64],
+) -> Result<crate::dir::Listing, WriteError> {
+    let children = &ctx.flat[dir].children;
+    let mut sub_listings = BTreeMap::new();
+    for &c in children {
+        if matches!(ctx.flat[c].node, InputNode::Dir { .. }) {
+            sub_listings.insert(c, write_dir_tree(ctx, c, inodes, dirs, export)?);
+        }
+    }
+    let mut entries = Vec::with_capacity(children.len());
+    for &c in children {
+        let pos = inodes.position();
+        let base = base_inode(ctx, c)?;
+        let (bytes, entry_type) = match ctx.flat[c].node {
+            InputNode::Dir { .. } => {
+                let l = &sub_listings[&c];
+                let nlink = 2 + subdir_count(ctx.flat, c);
+                let parent = ctx.flat[ctx.flat[c].parent].inode_number;
+                (
+                    encode_dir(
+                        base,
+                        block32(l.start.block)?,
+                        l.start.offset,
+                        l.file_size,
+                        nlink,
+                        parent,
+                        &l.index,
+                    ),
+                    kind::DIR,
+                )
+            }
+            InputNode::File { .. } => {
+                let mut k = ctx.files[c];
+                let mut hops = 0;
+                while let Placement::Alias(o) = ctx.placement[k] {
+                    k = o;
+                    hops += 1;
+                    if hops > ctx.placement.len() {
+                        break;
+                    }
+                }
+                let layout = match &ctx.placement[k] {
+                    Placement::Stored(l) => l.clone(),
+                    _ => FileLayout { fragment: INVALID, ..FileLayout::default() },
+                };
+                (encode_file(base, &layout), kind::REG)
+            }
+            InputNode::Symlink { target, .. } => (encode_symlink(base, target), kind::SYMLINK),
+        };
+        inodes.write(&bytes)?;
+        export[c] = pos.to_inode_ref();
+        entries.push(Entry {
+            name: ctx.flat[c].name.to_vec(),
+            inode: pos,
+            inode_number: ctx.flat[c].inode_number,
+            entry_type,
+        });
+    }
+    write_listing(dirs, &entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::{Archive, EntryKind};
+    use std::collections::BTreeMap;
+    use std::io::Cursor;
+
+    fn meta(mode: u16) -> Meta {
+        Meta { mode, uid: 0, gid: 0, mtime: 1 }
+    }
+
+    fn sample() -> InputNode {
+        let mut sub = BTreeMap::new();
+        sub.insert(b"small".to_vec(), InputNode::bytes_file(b"hello".to_vec(), meta(0o444)));
+        sub.insert(b"same".to_vec(), InputNode::bytes_file(b"hello".to_vec(), meta(0o444)));
+        let mut big = vec![7u8; 3 * 4096 + 10];
+        big[4096..8192].fill(0);
+        sub.insert(b"big".to_vec(), InputNode::bytes_file(big, meta(0o555)));
+        sub.insert(b"empty".to_vec(), InputNode::bytes_file(Vec::new(), meta(0o444)));
+        let mut root = BTreeMap::new();
+        root.insert(b"d".to_vec(), InputNode::Dir { entries: sub, meta: meta(0o555) });
+        root.insert(b"l".to_vec(), InputNode::Symlink { target: b"d/small".to_vec(), meta: meta(0o777) });
+        InputNode::Dir { entries: root, meta: meta(0o755) }
+    }
+
+    fn options(threads: usize) -> Options {
+        Options {
+            compression: Compression::Zstd { level: 3 },
+            block_size: 4096,
+            threads,
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn round_trip_in_memory() {
+        let mut cur = Cursor::new(Vec::new());
+        let s = write(&sample(), &options(2), &mut cur).unwrap();
+        assert_eq!((s.inodes, s.dirs, s.files, s.symlinks, s.duplicate_files), (7, 2, 4, 1, 1));
+        assert_eq!(s.sparse_blocks, 1);
+        assert_eq!(s.fragment_blocks, 1);
+        let bytes = cur.into_inner();
+        assert_eq!(bytes.len() as u64, s.total_size);
+        let mut a = Archive::open(Cursor::new(bytes)).unwrap();
+        assert!(a.verify().unwrap().is_empty());
+        let root = a.root().unwrap();
+        assert_eq!(root.inode_number, 7, "the root is the last inode");
+        let big = a.lookup(b"d/big").unwrap();
+        let EntryKind::File { layout, extended } = &big.kind else { panic!() };
+        assert!(*extended, "sparse files use the extended inode");
+        assert_eq!(layout.blocks.len(), 4);
+        assert_eq!(layout.blocks[1], 0);
+        let mut want = vec![7u8; 3 * 4096 + 10];
+        want[4096..8192].fill(0);
+        assert_eq!(a.read_to_vec(&big).unwrap(), want);
+        let small = a.lookup(b"d/small").unwrap();
+        let same = a.lookup(b"d/same").unwrap();
+        assert_eq!(a.read_to_vec(&same).unwrap(), b"hello");
+        assert_eq!(small.kind, same.kind, "duplicates share data");
+        assert_ne!(small.inode_number, same.inode_number);
+        assert_eq!(a.read_to_vec(&a.lookup(b"d/empty").unwrap()).unwrap(), b"");
+    }
+
+    #[test]
+    fn thread_count_does_not_change_bytes() {
+        let mut one = Cursor::new(Vec::new());
+        let mut four = Cursor::new(Vec::new());
+        write(&sample(), &options(1), &mut one).unwrap();
+        write(&sample(), &options(4), &mut four).unwrap();
+        assert_eq!(one.into_inner(), four.into_inner());
+    }
+
+    #[test]
+    fn siblings_get_consecutive_inode_numbers() {
+        let root = sample();
+        let mut flat = Vec::new();
+        flatten(&root, b"", usize::MAX, &mut flat, &mut String::new()).unwrap();
+        number_inodes(&mut flat, 0, &mut 0);
+        let d = flat[0].children[0];
+        let nums: Vec<u32> = flat[d].children.iter().map(|&c| flat[c].inode_number).collect();
+        assert_eq!(nums, vec![1, 2, 3, 4]);
+        assert_eq!(flat[0].inode_number, 7);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let mut entries = BTreeMap::new();
+        entries.insert(b"a/b".to_vec(), InputNode::bytes_file(b"x".to_vec(), meta(0o444)));
+        let e =
+            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        assert!(matches!(e, Err(WriteError::BadName { .. })));
+        let mut entries = BTreeMap::new();
+        entries.insert(vec![b'n'; 257], InputNode::bytes_file(b"x".to_vec(), meta(0o444)));
+        let e =
+            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        assert!(matches!(e, Err(WriteError::BadName { .. })));
+        let lying =
+            InputNode::File { data: FileData::Bytes(vec![1u8; 10].into()), size: 20, meta: meta(0o444) };
+        let mut entries = BTreeMap::new();
+        entries.insert(b"f".to_vec(), lying);
+        let e =
+            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        assert!(matches!(e, Err(WriteError::FileChanged { expected: 20, found: 10, .. })), "{e:?}");
+        let o = Options { block_size: 3000, ..options(1) };
+        assert!(matches!(
+            write(&sample(), &o, &mut Cursor::new(Vec::new())),
+            Err(WriteError::BadOption { .. })
+        ));
+    }
+}
