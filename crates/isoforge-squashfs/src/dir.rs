@@ -138,6 +138,9 @@ pub fn write_listing(table: &mut MetadataWriter, entries: &[Entry]) -> Result<Li
         written += bytes_in_run;
         i = j;
     }
+    if index.len() > usize::from(u16::MAX) {
+        return Err(WriteError::Overflow { field: "ldir.i_count", value: index.len() as u64 });
+    }
     let file_size = u32::try_from(written + 3)
         .map_err(|_| WriteError::Overflow { field: "dir.file_size", value: written })?;
     Ok(Listing { start, file_size, index })

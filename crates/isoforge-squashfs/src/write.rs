@@ -210,7 +210,8 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
         ids.insert(f.node.meta().uid);
         ids.insert(f.node.meta().gid);
     }
-    if ids.len() > 65536 {
+    // `no_ids` is a u16.
+    if ids.len() > usize::from(u16::MAX) {
         return Err(WriteError::Overflow { field: "superblock.no_ids", value: ids.len() as u64 });
     }
     let ids: Vec<u32> = ids.into_iter().collect();
@@ -298,13 +299,17 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     let root_ref = inodes.position();
     let root_base = base_inode(&ctx, 0)?;
     let root_nlink = 2 + subdir_count(&flat, 0);
+    // mksquashfs's convention for the root's parent: one past the last inode.
+    let root_parent = inode_count
+        .checked_add(1)
+        .ok_or(WriteError::Overflow { field: "dir.parent_inode", value: u64::from(inode_count) + 1 })?;
     inodes.write(&encode_dir(
         root_base,
         block32(root_listing.start.block)?,
         root_listing.start.offset,
         root_listing.file_size,
         root_nlink,
-        inode_count + 1,
+        root_parent,
         &root_listing.index,
     ))?;
     export[0] = root_ref.to_inode_ref();
