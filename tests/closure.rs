@@ -191,7 +191,7 @@ fn chroot_store() {
     compare_with_nix(&closure, &infos, &["--store".into(), store.clone().into_os_string()], false);
 
     let reg = registration(&closure, &RegistrationOptions::default()).unwrap();
-    load_and_verify(&closure, &reg, tmp.path());
+    load_and_verify(&closure, &reg, tmp.path(), None);
 }
 
 /// Compares `infos` with `nix-store -q` and `--dump-db` of the store `store_args` selects.
@@ -239,12 +239,19 @@ fn compare_with_nix(
 /// Copies the closure into a fresh chroot store, loads `reg` there with `--load-db`, and checks
 /// that Nix then has the same paths, hashes and references and that `--verify --check-contents`
 /// finds nothing modified; then plants a change and checks that it is found.
-fn load_and_verify(closure: &Closure, reg: &[u8], tmp: &Path) {
+///
+/// The store paths are copied from `source` (a directory holding them by base name) when given,
+/// else from the host store.
+fn load_and_verify(closure: &Closure, reg: &[u8], tmp: &Path, source: Option<&Path>) {
     let fresh = tmp.join("fresh");
     let fresh_store = fresh.join(closure.store_dir().trim_start_matches('/'));
     fs::create_dir_all(&fresh_store).unwrap();
     for p in closure.paths() {
-        ok(Command::new("cp").arg("-a").arg(closure.host_path(p)).arg(&fresh_store));
+        let from = match source {
+            Some(dir) => dir.join(p.base_name()),
+            None => closure.host_path(p),
+        };
+        ok(Command::new("cp").arg("-a").arg(from).arg(&fresh_store));
     }
     let mut child = nix("nix-store")
         .arg("--store")
@@ -469,7 +476,51 @@ fn built_closure() {
         assert_eq!(registration(&closure, &o).unwrap(), reg, "{threads} threads");
     }
 
-    load_and_verify(&closure, &reg, tmp.path());
+    load_and_verify(&closure, &reg, tmp.path(), None);
+}
+
+/// Issue 4 end to end with a real Nix: `isoforge build --closure` of the exportReferencesGraph
+/// Nix wrote; the squashfs extracted from the image holds every store path and a
+/// `nix-path-registration` that a fresh chroot store holding the extracted paths accepts with
+/// `--load-db` and then verifies with `--check-contents` (nothing "was modified").
+#[test]
+fn image_squashfs_loads_and_verifies_in_a_fresh_store() {
+    let Some(b) = built() else { return };
+    for t in ["bsdtar", "unsquashfs"] {
+        let found =
+            Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().unwrap().status.success();
+        if !found {
+            assert!(!ci(), "{t} is not installed (CI=true)");
+            skip(&format!("{t} not installed"));
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let iso = tmp.path().join("store.iso");
+    ok(Command::new(env!("CARGO_BIN_EXE_isoforge"))
+        .args(["build", "-o"])
+        .arg(&iso)
+        .args(["--volume-id", "NIX-STORE", "--compression", "zstd:3", "--closure"])
+        .arg(&b.graph));
+    let sq = tmp.path().join("store.squashfs");
+    let bytes = ok(Command::new("bsdtar").arg("-xOf").arg(&iso).arg("nix-store.squashfs")).stdout;
+    fs::write(&sq, bytes).unwrap();
+    let extracted = tmp.path().join("extracted");
+    ok(Command::new("unsquashfs").arg("-q").arg("-n").arg("-d").arg(&extracted).arg(&sq));
+    let reg = fs::read(extracted.join("nix-path-registration")).unwrap();
+    let closure = Closure::load(&b.graph, &ClosureOptions::default()).unwrap();
+    let listed: Vec<String> = fs::read_dir(&extracted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "nix-path-registration")
+        .collect();
+    let mut want: Vec<String> = closure.paths().iter().map(|p| p.base_name().to_string()).collect();
+    let mut got = listed;
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(reg, registration(&closure, &RegistrationOptions::default()).unwrap());
+    load_and_verify(&closure, &reg, tmp.path(), Some(&extracted));
 }
 
 /// Errors in Nix-written inputs name the file and the line.

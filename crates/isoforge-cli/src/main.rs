@@ -21,6 +21,8 @@ enum Command {
     Build(Box<cmd::build::BuildArgs>),
     /// Build a FAT image (an EFI system partition) from a directory.
     Fat(cmd::fat::FatArgs),
+    /// Build the store squashfs (closure + nix-path-registration) alone.
+    Squashfs(cmd::squashfs::SquashfsArgs),
 }
 
 fn main() {
@@ -28,6 +30,7 @@ fn main() {
     let result = match &cli.command {
         Command::Build(args) => cmd::build::run(args),
         Command::Fat(args) => cmd::fat::run(args),
+        Command::Squashfs(args) => cmd::squashfs::run(args),
     };
     if let Err(e) = result {
         // A closed stdout (`isoforge ... | head`) is not a failure.

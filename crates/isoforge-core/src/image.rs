@@ -11,7 +11,8 @@
 //! FAT image's place in it. The PVD's volume space size covers the whole image, padding and
 //! backup GPT included, as xorriso writes it.
 
-use std::io::{BufWriter, Write};
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -23,12 +24,15 @@ use crate::output::{AtomicOutput, OutputError};
 use crate::part::gpt::Guid;
 use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
 use crate::part::PartError;
+use crate::store::{self, PreparedStore, StoreError, StoreSpec};
 use crate::tree::{Tree, TreeError};
 
 /// Default path of the EFI FAT image in the ISO (as nixpkgs places it).
 pub const DEFAULT_EFI_IMAGE: &str = "boot/efi.img";
 /// Generated-file id of the EFI FAT image.
 pub const EFI_GENERATED_ID: u32 = 1;
+/// Generated-file id of the store squashfs.
+pub const SQUASHFS_GENERATED_ID: u32 = 2;
 /// Bytes of an isohybrid MBR template that reach the image (the rest of the sector is the
 /// partition table and signature).
 pub const MBR_TEMPLATE_BYTES: usize = 432;
@@ -71,6 +75,12 @@ pub enum BuildError {
     /// Options that do not go together.
     #[error("{0}")]
     Conflict(String),
+    /// The store squashfs could not be made.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A temporary file for a non-seekable output could not be used.
+    #[error("temporary squashfs file: {0}")]
+    Temp(#[source] std::io::Error),
 }
 
 /// The EFI system partition image to build and add as the El Torito EFI entry.
@@ -128,12 +138,14 @@ pub struct ImageSpec {
     pub efi: Option<EfiSpec>,
     /// The system area layout.
     pub hybrid: HybridSpec,
+    /// The store closure to put in a squashfs, if any.
+    pub store: Option<StoreSpec>,
 }
 
 impl ImageSpec {
-    /// A spec with no grafts, no boot entries and the default layout.
+    /// A spec with no grafts, no boot entries, no store and the default layout.
     pub fn new(iso: IsoOptions) -> ImageSpec {
-        ImageSpec { grafts: Vec::new(), iso, efi: None, hybrid: HybridSpec::default() }
+        ImageSpec { grafts: Vec::new(), iso, efi: None, hybrid: HybridSpec::default(), store: None }
     }
 }
 
@@ -148,16 +160,27 @@ pub struct ImagePlan {
     pub frame: ImageFrame,
     /// The EFI image's plan, when there is one.
     pub fat: Option<(PathBuf, FatPlan)>,
+    /// The store squashfs input, when there is one (its size is known once written).
+    pub store: Option<PreparedStore>,
+    /// The layout and template used for the system area.
+    layout: Layout,
+    template: Option<Vec<u8>>,
 }
 
 struct Producers<'a> {
     fat: Option<&'a (PathBuf, FatPlan)>,
+    /// A squashfs already written to a temporary file (non-seekable outputs).
+    squashfs: Option<&'a mut File>,
 }
 
 impl GeneratedContent for Producers<'_> {
     fn write_generated(&mut self, id: u32, out: &mut dyn Write) -> Result<(), String> {
-        match (id, self.fat) {
-            (EFI_GENERATED_ID, Some((_, fat))) => fat.write(out).map_err(|e| e.to_string()),
+        match (id, self.fat, self.squashfs.as_mut()) {
+            (EFI_GENERATED_ID, Some((_, fat)), _) => fat.write(out).map_err(|e| e.to_string()),
+            (SQUASHFS_GENERATED_ID, _, Some(f)) => {
+                f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+                std::io::copy(f, out).map(|_| ()).map_err(|e| e.to_string())
+            }
             _ => Err(format!("no producer for generated file {id}")),
         }
     }
@@ -166,8 +189,11 @@ impl GeneratedContent for Producers<'_> {
 /// What a build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildReport {
-    /// Bytes written (the image size).
+    /// Bytes the build wrote: the image, plus the metadata region written twice in a
+    /// single-pass build.
     pub bytes_written: u64,
+    /// Size of the image file.
+    pub image_size: u64,
     /// ISO volume size in 2048-byte blocks.
     pub volume_blocks: u32,
 }
@@ -190,7 +216,8 @@ fn read_mbr_template(path: &Path) -> Result<Vec<u8>, BuildError> {
     Ok(bytes)
 }
 
-/// Plans the whole image.
+/// Plans the whole image. With a store, the squashfs size is only an upper bound until it is
+/// written: the system area is planned by [`finish_plan`] once it is known.
 pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     let mut tree = build_tree(&spec.grafts)?;
     let mut iso_options = spec.iso.clone();
@@ -203,12 +230,47 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
         iso_options.efi_boot = Some(EfiBoot { image: efi.image_path.clone() });
         fat = Some((efi.dir.clone(), plan));
     }
+    let mut prepared = None;
+    if let Some(st) = &spec.store {
+        let p = store::prepare(st, spec.iso.epoch)?;
+        tree.add_generated(&st.image_path, SQUASHFS_GENERATED_ID, p.upper_bound)?;
+        iso_options.deferred = Some(SQUASHFS_GENERATED_ID);
+        prepared = Some(p);
+    }
     let template = spec.hybrid.isohybrid_mbr.as_deref().map(read_mbr_template).transpose()?;
     let layout = spec.hybrid.layout.unwrap_or(Layout::default_for(template.is_some(), spec.efi.is_some()));
     if template.is_some() && layout == Layout::None {
         return Err(BuildError::Conflict("--isohybrid-mbr has no effect with --layout none".into()));
     }
-    let mut iso = plan::plan(tree, &iso_options)?;
+    let iso = plan::plan(tree, &iso_options)?;
+    let mut plan = ImagePlan {
+        iso,
+        system_area: plan_system_area(&SystemAreaRequest {
+            layout: Layout::None,
+            mbr_template: None,
+            bios_boot: None,
+            efi_image: None,
+            iso_blocks: 0,
+            pad_blocks: 0,
+            volume_id: &spec.iso.volume_id,
+            epoch: spec.iso.epoch,
+            disk_guid: None,
+        })?,
+        frame: ImageFrame::default(),
+        fat,
+        store: prepared,
+        layout,
+        template,
+    };
+    if plan.store.is_none() {
+        finish_plan(&mut plan, spec)?;
+    }
+    Ok(plan)
+}
+
+/// Plans the system area and the frame once every size is known.
+pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildError> {
+    let iso = &mut plan.iso;
     let bios_boot = iso.options.bios_boot.as_ref().and_then(|b| iso.find_file(&b.image)).map(|f| f.lba);
     let efi_image = spec
         .efi
@@ -216,8 +278,8 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
         .and_then(|e| iso.find_file(&e.image_path))
         .map(|f| EfiImage { start: f.lba, size: f.size });
     let system_area = plan_system_area(&SystemAreaRequest {
-        layout,
-        mbr_template: template.as_deref(),
+        layout: plan.layout,
+        mbr_template: plan.template.as_deref(),
         bios_boot,
         efi_image,
         iso_blocks: iso.data_end.0,
@@ -231,36 +293,108 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     if let (Some(start), Some(bytes)) = (system_area.backup_gpt_start(), system_area.encode_backup_gpt()) {
         tail.push((start.byte_offset(), bytes));
     }
-    let frame = ImageFrame {
+    plan.frame = ImageFrame {
         system_area: system_area.encode_system_area(),
         image_size: system_area.image_bytes(),
         tail,
     };
-    Ok(ImagePlan { iso, system_area, frame, fat })
+    plan.system_area = system_area;
+    Ok(())
 }
 
-fn write_planned(plan: &ImagePlan, out: &mut dyn Write) -> Result<u64, BuildError> {
-    let mut producers = Producers { fat: plan.fat.as_ref() };
+fn write_planned(
+    plan: &ImagePlan,
+    squashfs: Option<&mut File>,
+    out: &mut dyn Write,
+) -> Result<u64, BuildError> {
+    let mut producers = Producers { fat: plan.fat.as_ref(), squashfs };
     let mut w = BufWriter::with_capacity(1 << 20, out);
     let n = iso_write::write_image(&plan.iso, &plan.frame, &mut producers, &mut w)?;
     w.flush().map_err(IsoError::Write)?;
     Ok(n)
 }
 
-/// Plans and writes the image into `out`.
+fn squashfs_options(spec: &ImageSpec) -> isoforge_squashfs::Options {
+    let mut o = spec.store.as_ref().map(|s| s.squashfs).unwrap_or_default();
+    o.mkfs_time = spec.iso.epoch.as_u32_clamped();
+    o
+}
+
+/// Writes the image in one pass into a seekable file: the metadata with provisional values,
+/// the files, the squashfs straight into its extent, the tail; then the metadata region once
+/// more with the final sizes. Returns the bytes written (the metadata region counts twice).
+fn write_single_pass(plan: &mut ImagePlan, spec: &ImageSpec, file: &mut File) -> Result<u64, BuildError> {
+    let write_err = |e| BuildError::Iso(IsoError::Write(e));
+    let mut producers = Producers { fat: plan.fat.as_ref(), squashfs: None };
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
+        iso_write::write_metadata(&plan.iso, &ImageFrame::default(), &mut w)?;
+        iso_write::write_file_data(&plan.iso, &mut producers, &mut w, false)?;
+        w.flush().map_err(write_err)?;
+    }
+    let start = file.stream_position().map_err(write_err)?;
+    let Some(store) = &plan.store else {
+        return Err(BuildError::Conflict("single-pass write without a store".into()));
+    };
+    let summary =
+        isoforge_squashfs::write(&store.tree, &squashfs_options(spec), file).map_err(StoreError::from)?;
+    plan.iso.set_deferred_size(summary.total_size)?;
+    finish_plan(plan, spec)?;
+    file.seek(SeekFrom::Start(start + summary.total_size)).map_err(write_err)?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
+        iso_write::write_tail(&plan.iso, &plan.frame, &mut w)?;
+        w.flush().map_err(write_err)?;
+    }
+    file.seek(SeekFrom::Start(0)).map_err(write_err)?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
+        iso_write::write_metadata(&plan.iso, &plan.frame, &mut w)?;
+        w.flush().map_err(write_err)?;
+    }
+    Ok(plan.frame.image_size + plan.iso.metadata_end.byte_offset() + SQUASHFS_SUPERBLOCK_REWRITE)
+}
+
+/// The squashfs writer rewrites its 96-byte superblock once at the end.
+const SQUASHFS_SUPERBLOCK_REWRITE: u64 = 96;
+
+/// Plans and writes the image into `out`. A store squashfs is first written to a temporary
+/// file (an arbitrary `Write` cannot seek back); [`build_to_path`] needs no temporary.
 pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport, BuildError> {
-    let plan = plan_image(spec)?;
-    let bytes_written = write_planned(&plan, out)?;
-    Ok(BuildReport { bytes_written, volume_blocks: plan.iso.volume_blocks })
+    let mut plan = plan_image(spec)?;
+    let mut temp = None;
+    if let Some(store) = &plan.store {
+        let mut f = tempfile::tempfile().map_err(BuildError::Temp)?;
+        let summary = isoforge_squashfs::write(&store.tree, &squashfs_options(spec), &mut f)
+            .map_err(StoreError::from)?;
+        plan.iso.set_deferred_size(summary.total_size)?;
+        finish_plan(&mut plan, spec)?;
+        temp = Some(f);
+    }
+    let bytes_written = write_planned(&plan, temp.as_mut(), out)?;
+    Ok(BuildReport {
+        bytes_written,
+        image_size: plan.frame.image_size,
+        volume_blocks: plan.iso.volume_blocks,
+    })
 }
 
 /// Plans and writes the image to `path`, through a temporary file beside it that is renamed
 /// only when the image is complete. On error the target is untouched and no temporary is
-/// left behind. Planning happens before the temporary file is created.
+/// left behind. Planning happens before the temporary file is created. A store squashfs is
+/// written straight into its place in the image (single pass).
 pub fn build_to_path(spec: &ImageSpec, path: &Path) -> Result<BuildReport, BuildError> {
-    let plan = plan_image(spec)?;
+    let mut plan = plan_image(spec)?;
     let mut out = AtomicOutput::create(path)?;
-    let bytes_written = write_planned(&plan, out.file())?;
+    let bytes_written = if plan.store.is_some() {
+        write_single_pass(&mut plan, spec, out.file())?
+    } else {
+        write_planned(&plan, None, out.file())?
+    };
     out.commit()?;
-    Ok(BuildReport { bytes_written, volume_blocks: plan.iso.volume_blocks })
+    Ok(BuildReport {
+        bytes_written,
+        image_size: plan.frame.image_size,
+        volume_blocks: plan.iso.volume_blocks,
+    })
 }

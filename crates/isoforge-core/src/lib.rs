@@ -21,6 +21,7 @@ pub mod iso9660;
 pub mod output;
 pub mod part;
 pub mod read_at;
+pub mod store;
 pub mod time;
 pub mod tree;
 pub mod units;

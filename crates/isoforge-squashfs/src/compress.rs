@@ -49,6 +49,43 @@ impl Default for Compression {
     }
 }
 
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    /// Parses `ALGO[:LEVEL]`: `zstd` (level 1–22, default 19), `xz` (`xz:bcj` adds the x86
+    /// BCJ filter), `gzip` (level 1–9, default 9), `lz4`, `none`.
+    fn from_str(s: &str) -> Result<Compression, String> {
+        let (algo, arg) = match s.split_once(':') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let level = |min: u8, max: u8, default: u8| -> Result<u8, String> {
+            match arg {
+                None => Ok(default),
+                Some(l) => match l.parse::<u8>() {
+                    Ok(n) if (min..=max).contains(&n) => Ok(n),
+                    _ => Err(format!("{algo} level {l:?} is not a whole number from {min} to {max}")),
+                },
+            }
+        };
+        match algo {
+            "zstd" => Ok(Compression::Zstd { level: level(1, 22, 19)? }),
+            "gzip" => Ok(Compression::Gzip { level: level(1, 9, 9)? }),
+            "xz" => match arg {
+                None => Ok(Compression::Xz { dict_size: None, x86_bcj: false }),
+                Some("bcj") | Some("x86") => Ok(Compression::Xz { dict_size: None, x86_bcj: true }),
+                Some(a) => Err(format!("xz takes no level; {a:?} is not \"bcj\"")),
+            },
+            "lz4" | "none" if arg.is_some() => Err(format!("{algo} takes no level")),
+            "lz4" => Ok(Compression::Lz4),
+            "none" => Ok(Compression::None),
+            _ => Err(format!(
+                "unknown compression {algo:?}: use zstd[:LEVEL], xz[:bcj], gzip[:LEVEL], lz4 or none"
+            )),
+        }
+    }
+}
+
 /// Compressor ids (`ZLIB_COMPRESSION` … `ZSTD_COMPRESSION` in squashfs_fs.h).
 pub mod id {
     /// gzip (zlib).
@@ -320,6 +357,18 @@ pub(crate) fn decompress_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_compression() {
+        assert_eq!("zstd:3".parse::<Compression>(), Ok(Compression::Zstd { level: 3 }));
+        assert_eq!("zstd".parse::<Compression>(), Ok(Compression::Zstd { level: 19 }));
+        assert_eq!("gzip:9".parse::<Compression>(), Ok(Compression::Gzip { level: 9 }));
+        assert_eq!("xz".parse::<Compression>(), Ok(Compression::Xz { dict_size: None, x86_bcj: false }));
+        assert_eq!("lz4".parse::<Compression>(), Ok(Compression::Lz4));
+        assert_eq!("none".parse::<Compression>(), Ok(Compression::None));
+        assert!("zstd:23".parse::<Compression>().is_err());
+        assert!("brotli".parse::<Compression>().is_err());
+    }
 
     fn sample() -> Vec<u8> {
         let mut v = Vec::new();

@@ -12,6 +12,7 @@ use isoforge_core::part::layout::Layout;
 use isoforge_core::time::Epoch;
 
 use super::fat::{parse_size, serial_value};
+use super::store_args::StoreArgs;
 
 /// Arguments of `isoforge build`.
 #[derive(clap::Args, Debug)]
@@ -76,6 +77,9 @@ pub struct BuildArgs {
     /// GPT disk GUID; default: derived from the volume id and the epoch.
     #[arg(long = "gpt-disk-guid", value_name = "GUID", value_parser = guid_value)]
     pub gpt_disk_guid: Option<Guid>,
+    /// The store closure, put in /nix-store.squashfs with nix-path-registration.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 fn guid_value(s: &str) -> Result<Guid, String> {
@@ -133,9 +137,15 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         isohybrid_mbr: args.isohybrid_mbr.clone(),
         gpt_disk_guid: args.gpt_disk_guid,
     };
-    let spec = ImageSpec { grafts, iso, efi, hybrid };
+    let spec = ImageSpec { grafts, iso, efi, hybrid, store: args.store.spec() };
     let report = image::build_to_path(&spec, &args.output)
         .with_context(|| format!("building {}", args.output.display()))?;
-    println!("{}: {} bytes, {} blocks", args.output.display(), report.bytes_written, report.volume_blocks);
+    println!(
+        "{}: {} bytes, {} blocks ({} bytes written)",
+        args.output.display(),
+        report.image_size,
+        report.volume_blocks,
+        report.bytes_written
+    );
     Ok(())
 }

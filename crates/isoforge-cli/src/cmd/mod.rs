@@ -1,3 +1,5 @@
 //! One module per subcommand.
 pub mod build;
 pub mod fat;
+pub mod squashfs;
+pub mod store_args;

@@ -1,0 +1,43 @@
+//! `isoforge squashfs`: the store squashfs alone, as `build --closure` embeds it.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use isoforge_core::store;
+use isoforge_core::time::Epoch;
+
+use super::store_args::StoreArgs;
+
+/// Arguments of `isoforge squashfs`.
+#[derive(clap::Args, Debug)]
+pub struct SquashfsArgs {
+    /// Output file (written to a temporary file beside it, renamed when complete).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Seconds since 1970 for the root, nix-path-registration and the superblock; default:
+    /// $SOURCE_DATE_EPOCH, else 315532800.
+    #[arg(long = "epoch", value_name = "N", allow_hyphen_values = true)]
+    pub epoch: Option<i64>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Runs `isoforge squashfs`.
+pub fn run(args: &SquashfsArgs) -> anyhow::Result<()> {
+    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let epoch = Epoch::resolve(args.epoch, sde.as_deref()).map_err(anyhow::Error::msg)?;
+    let Some(spec) = args.store.spec() else { anyhow::bail!("--closure is required") };
+    let summary = store::build_squashfs(&spec, epoch, &args.output)
+        .with_context(|| format!("building {}", args.output.display()))?;
+    println!(
+        "{}: {} bytes, {} inodes, {} files ({} duplicates), {} directories, {} symlinks",
+        args.output.display(),
+        summary.total_size,
+        summary.inodes,
+        summary.files,
+        summary.duplicate_files,
+        summary.dirs,
+        summary.symlinks
+    );
+    Ok(())
+}

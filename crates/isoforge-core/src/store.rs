@@ -1,0 +1,144 @@
+//! The store stage: a closure becomes the squashfs input tree of `/nix-store.squashfs`.
+//!
+//! The closure is read ([`crate::closure`]), checked on the host, its `nix-path-registration`
+//! taken from the input (closureInfo's `registration`, or `--registration`) or generated, and
+//! laid out as nixpkgs' `mksquashfs ... -keep-as-directory -all-root` does: one top-level
+//! directory per store path named by its basename, the registration at the root. Metadata is
+//! Nix's canonical form unless `keep_metadata`.
+
+use std::path::PathBuf;
+
+use isoforge_squashfs::{closure_tree, InputNode};
+use thiserror::Error;
+
+use crate::closure::registration::{registration, RegistrationOptions};
+use crate::closure::{Closure, ClosureError, ClosureOptions};
+use crate::time::Epoch;
+
+/// Default path of the store squashfs in the ISO.
+pub const DEFAULT_SQUASHFS_PATH: &str = "nix-store.squashfs";
+
+/// Errors of the store stage.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The closure could not be read or does not match the host.
+    #[error(transparent)]
+    Closure(#[from] ClosureError),
+    /// A registration file could not be read.
+    #[error("cannot read registration {path}: {source}")]
+    Registration {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The squashfs input tree could not be built or written.
+    #[error(transparent)]
+    Squashfs(#[from] isoforge_squashfs::WriteError),
+}
+
+/// What the store squashfs is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// A file of store paths, a closureInfo directory or an exportReferencesGraph file.
+    pub closure: PathBuf,
+    /// The store directory and where it is on the host.
+    pub closure_options: ClosureOptions,
+    /// A registration to use as is (otherwise closureInfo's, else generated).
+    pub registration: Option<PathBuf>,
+    /// Path of the squashfs in the ISO.
+    pub image_path: String,
+    /// Compression, block size, threads.
+    pub squashfs: isoforge_squashfs::Options,
+    /// Copy host modes and mtimes instead of Nix's canonical metadata.
+    pub keep_metadata: bool,
+}
+
+impl StoreSpec {
+    /// A spec with the defaults: `/nix/store` under `/`, nixpkgs' squashfs settings.
+    pub fn new(closure: PathBuf) -> StoreSpec {
+        StoreSpec {
+            closure,
+            closure_options: ClosureOptions::default(),
+            registration: None,
+            image_path: DEFAULT_SQUASHFS_PATH.to_string(),
+            squashfs: isoforge_squashfs::Options::default(),
+            keep_metadata: false,
+        }
+    }
+}
+
+/// The squashfs input, ready to write.
+#[derive(Debug)]
+pub struct PreparedStore {
+    /// The input tree (store paths and `nix-path-registration`).
+    pub tree: InputNode,
+    /// Number of store paths.
+    pub paths: usize,
+    /// An upper bound of the squashfs size, for planning its directory records.
+    pub upper_bound: u64,
+}
+
+/// Reads the closure and builds the squashfs input tree. Reads every store path once to
+/// hash it when the registration has to be generated.
+pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreError> {
+    let closure = Closure::load(&spec.closure, &spec.closure_options)?;
+    closure.check_host()?;
+    let reg_file = match &spec.registration {
+        Some(f) => {
+            closure.check_registration(f)?;
+            Some(f.clone())
+        }
+        None => closure.registration_file().map(PathBuf::from),
+    };
+    let reg = match reg_file {
+        Some(f) => std::fs::read(&f).map_err(|source| StoreError::Registration { path: f, source })?,
+        None => registration(&closure, &RegistrationOptions::new().threads(spec.squashfs.threads))?,
+    };
+    let paths: Vec<(Vec<u8>, PathBuf)> =
+        closure.paths().iter().map(|p| (p.base_name().as_bytes().to_vec(), closure.host_path(p))).collect();
+    let options = isoforge_squashfs::ClosureOptions {
+        epoch: epoch.as_u32_clamped(),
+        keep_metadata: spec.keep_metadata,
+    };
+    let tree = closure_tree(&paths, &reg, options)?;
+    let upper_bound = upper_bound(&tree, spec.squashfs.block_size);
+    Ok(PreparedStore { tree, paths: paths.len(), upper_bound })
+}
+
+/// A size no squashfs of `tree` can exceed: every byte of every file stored raw, generous
+/// metadata per entry (inode, block list, directory entry, export slot) and per table, padded
+/// to 4 KiB. Only the number of 4 GiB extents of the ISO record depends on it.
+pub fn upper_bound(tree: &InputNode, block_size: u32) -> u64 {
+    fn walk(node: &InputNode, name_len: u64, block: u64, total: &mut u64) {
+        // Inode (≤ 64 bytes), directory entry (8 + name), export entry, metadata framing.
+        *total += 96 + name_len;
+        match node {
+            InputNode::Dir { entries, .. } => {
+                *total += 64;
+                for (name, child) in entries {
+                    walk(child, name.len() as u64, block, total);
+                }
+            }
+            InputNode::File { size, .. } => *total += size + 4 * size.div_ceil(block) + 16,
+            InputNode::Symlink { target, .. } => *total += target.len() as u64,
+        }
+    }
+    let mut total = 1 << 20;
+    walk(tree, 0, u64::from(block_size.max(4096)), &mut total);
+    total.div_ceil(4096) * 4096
+}
+
+/// Builds the store squashfs alone into a file (`isoforge squashfs`): written to a temporary
+/// file beside `path` and renamed when complete. Its `mkfs_time` is the epoch.
+pub fn build_squashfs(
+    spec: &StoreSpec,
+    epoch: Epoch,
+    path: &std::path::Path,
+) -> Result<isoforge_squashfs::Summary, StoreError> {
+    let prepared = prepare(spec, epoch)?;
+    let mut options = spec.squashfs;
+    options.mkfs_time = epoch.as_u32_clamped();
+    Ok(isoforge_squashfs::write_to_path(&prepared.tree, &options, path)?)
+}
