@@ -154,8 +154,8 @@ impl ImageSpec {
 pub struct ImagePlan {
     /// The ISO 9660 plan (its volume size already covers the whole image).
     pub iso: IsoPlan,
-    /// The system area plan.
-    pub system_area: SystemAreaPlan,
+    /// The system area plan; `None` until every size is known ([`finish_plan`]).
+    pub system_area: Option<SystemAreaPlan>,
     /// The frame (system area bytes, image size, backup GPT).
     pub frame: ImageFrame,
     /// The EFI image's plan, when there is one.
@@ -245,17 +245,7 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     let iso = plan::plan(tree, &iso_options)?;
     let mut plan = ImagePlan {
         iso,
-        system_area: plan_system_area(&SystemAreaRequest {
-            layout: Layout::None,
-            mbr_template: None,
-            bios_boot: None,
-            efi_image: None,
-            iso_blocks: 0,
-            pad_blocks: 0,
-            volume_id: &spec.iso.volume_id,
-            epoch: spec.iso.epoch,
-            disk_guid: None,
-        })?,
+        system_area: None,
         frame: ImageFrame::default(),
         fat,
         store: prepared,
@@ -298,7 +288,7 @@ pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildEr
         image_size: system_area.image_bytes(),
         tail,
     };
-    plan.system_area = system_area;
+    plan.system_area = Some(system_area);
     Ok(())
 }
 
