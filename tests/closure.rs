@@ -17,6 +17,8 @@
 // Helpers outside #[test] functions panic on purpose, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -33,15 +35,11 @@ use isoforge_core::closure::{
 /// without the daemon), and no substituters (nothing from the network).
 const NIX_CONFIG: &str = "sandbox = false\nbuild-users-group =\nsubstituters =\nfsync-metadata = false\n";
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
+use support::ci;
 
+/// Stops a test that cannot run here (a failure under CI=true); returns false.
 fn skip(why: &str) -> bool {
-    if ci() {
-        panic!("required under CI=true: {why}");
-    }
-    eprintln!("note: skipping: {why}");
+    support::skip(why);
     false
 }
 
@@ -63,20 +61,14 @@ fn nix(program: &str) -> Command {
     c
 }
 
+/// Runs a command whatever its exit status.
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// Runs a command that must succeed.
 fn ok(cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::run(cmd)
 }
 
 fn stdout(cmd: &mut Command) -> String {

@@ -6,6 +6,8 @@
 // Helpers outside #[test] functions panic on purpose, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -20,40 +22,23 @@ const MIB: u64 = 1024 * 1024;
 /// `mkfs.fat --invariant`'s creation time, used for its label entry.
 const MKFS_INVARIANT_TIME: i64 = 1_426_325_213;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_isoforge")
+fn bin() -> PathBuf {
+    support::isoforge_bin()
 }
 
 /// Whether `tool` can run; skips (or fails under CI=true) when it cannot.
 fn have(tool: &str) -> bool {
-    match Command::new(tool).arg("--version").output() {
-        Ok(_) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{tool} is required under CI=true but was not found");
-            }
-            eprintln!("note: skipping: {tool} not found");
-            false
-        }
-        Err(e) => panic!("cannot run {tool}: {e}"),
-    }
+    support::tool(tool)
 }
 
+/// Runs a command whatever its exit status.
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// Runs a command that must succeed.
 fn ok(cmd: &mut Command) -> Output {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::run(cmd)
 }
 
 fn isoforge_fat(dir: &Path, out: &Path, extra: &[&str]) -> Output {
