@@ -17,7 +17,7 @@
 //! truncated to 64 characters keeping a short extension, and made unique the same way. No
 //! `;1` version is written, as xorriso does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest name plus extension in an ISO 9660 identifier (excluding the dot and version).
 const ISO_NAME_EXT_MAX: usize = 30;
@@ -178,15 +178,12 @@ pub fn joliet_names(entries: &[EntryName<'_>]) -> Vec<Vec<u16>> {
 /// Like xorriso, every counter of a group has the same width, enough for the group's size
 /// (`0`–`9` for up to ten members, `00`–`99` for up to a hundred), zero-padded.
 fn resolve<T: Ord + Clone>(mut ids: Vec<T>, rename: impl Fn(usize, &str) -> T) -> Vec<T> {
-    let mut taken: BTreeSet<T> = BTreeSet::new();
-    let mut dup: BTreeSet<T> = BTreeSet::new();
-    for id in &ids {
-        if !taken.insert(id.clone()) {
-            dup.insert(id.clone());
-        }
+    let mut groups: BTreeMap<T, Vec<usize>> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        groups.entry(id.clone()).or_default().push(i);
     }
-    for group_id in dup {
-        let members: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] == group_id).collect();
+    let mut taken: BTreeSet<T> = groups.keys().cloned().collect();
+    for members in groups.into_values().filter(|m| m.len() > 1) {
         let width = (members.len() - 1).to_string().len();
         let mut counter = 0u64;
         for i in members {
