@@ -134,7 +134,9 @@ pub struct ImageSpec {
     pub grafts: Vec<Graft>,
     /// ISO 9660 options (volume id, epoch, BIOS boot entry, sort weights).
     pub iso: IsoOptions,
-    /// The EFI image, if the image boots under UEFI.
+    /// The EFI image to build, if the image boots under UEFI. Without it, `iso.efi_boot` may
+    /// name a prebuilt FAT image among the grafted files: it becomes the El Torito EFI entry and
+    /// the EFI partition of the system area all the same.
     pub efi: Option<EfiSpec>,
     /// The system area layout.
     pub hybrid: HybridSpec,
@@ -238,7 +240,8 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
         prepared = Some(p);
     }
     let template = spec.hybrid.isohybrid_mbr.as_deref().map(read_mbr_template).transpose()?;
-    let layout = spec.hybrid.layout.unwrap_or(Layout::default_for(template.is_some(), spec.efi.is_some()));
+    let has_efi = spec.efi.is_some() || spec.iso.efi_boot.is_some();
+    let layout = spec.hybrid.layout.unwrap_or(Layout::default_for(template.is_some(), has_efi));
     if template.is_some() && layout == Layout::None {
         return Err(BuildError::Conflict("--isohybrid-mbr has no effect with --layout none".into()));
     }
@@ -272,10 +275,13 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
 pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildError> {
     let iso = &mut plan.iso;
     let bios_boot = iso.options.bios_boot.as_ref().and_then(|b| iso.find_file(&b.image)).map(|f| f.lba);
-    let efi_image = spec
-        .efi
+    // The El Torito EFI entry's image: the one built from `spec.efi`, or a prebuilt FAT image
+    // grafted with the contents and named by `spec.iso.efi_boot` (nixpkgs' `efiBootImage`).
+    let efi_image = iso
+        .options
+        .efi_boot
         .as_ref()
-        .and_then(|e| iso.find_file(&e.image_path))
+        .and_then(|e| iso.find_file(&e.image))
         .map(|f| EfiImage { start: f.lba, size: f.size });
     let system_area = plan_system_area(&SystemAreaRequest {
         layout: plan.layout,

@@ -1,0 +1,1 @@
+//! Issue 7: Nix integration (placeholder, filled below).
