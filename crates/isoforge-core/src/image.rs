@@ -389,6 +389,49 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
 /// only when the image is complete. On error the target is untouched and no temporary is
 /// left behind. Planning happens before the temporary file is created. A store squashfs is
 /// written straight into its place in the image (single pass).
+///
+/// # Example
+///
+/// A UEFI-bootable image with a store closure, as `isoforge build -o live.iso --volume-id
+/// LIVE --graft /=TREE --efi-dir EFI --closure paths.txt --store-root ROOT --compression
+/// zstd:3` builds it (`--store-root` reads `/nix/store/…` from `ROOT/nix/store/…`):
+///
+/// ```
+/// use isoforge_core::closure::ClosureOptions;
+/// use isoforge_core::fat::FatOptions;
+/// use isoforge_core::image::{build_to_path, EfiSpec, Graft, ImageSpec, DEFAULT_EFI_IMAGE};
+/// use isoforge_core::iso9660::plan::IsoOptions;
+/// use isoforge_core::store::StoreSpec;
+/// use isoforge_core::time::Epoch;
+/// use isoforge_squashfs::Compression;
+///
+/// let dir = tempfile::tempdir()?;
+/// let d = dir.path();
+/// std::fs::create_dir_all(d.join("tree/boot"))?;
+/// std::fs::write(d.join("tree/boot/readme.txt"), "hi\n")?;
+/// std::fs::create_dir_all(d.join("efi/EFI/BOOT"))?;
+/// std::fs::write(d.join("efi/EFI/BOOT/BOOTX64.EFI"), vec![0u8; 4096])?;
+/// let path = "/nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello";
+/// std::fs::create_dir_all(d.join("root").join(&path[1..]).join("bin"))?;
+/// std::fs::write(d.join("root").join(&path[1..]).join("bin/hello"), "#!/bin/sh\n")?;
+/// std::fs::write(d.join("paths.txt"), format!("{path}\n"))?;
+///
+/// let epoch = Epoch(315532800);
+/// let mut spec = ImageSpec::new(IsoOptions::new("LIVE", epoch));
+/// spec.grafts.push(Graft { target: "/".into(), source: d.join("tree") });
+/// spec.efi = Some(EfiSpec {
+///     dir: d.join("efi"),
+///     image_path: DEFAULT_EFI_IMAGE.into(),
+///     fat: FatOptions::new(epoch),
+/// });
+/// let mut store = StoreSpec::new(d.join("paths.txt"));
+/// store.closure_options = ClosureOptions { store_root: d.join("root"), ..ClosureOptions::default() };
+/// store.squashfs.compression = Compression::Zstd { level: 3 };
+/// spec.store = Some(store);
+/// let report = build_to_path(&spec, &d.join("live.iso"))?;
+/// assert!(report.volume_blocks > 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn build_to_path(spec: &ImageSpec, path: &Path) -> Result<BuildReport, BuildError> {
     let mut plan = plan_image(spec)?;
     let mut out = AtomicOutput::create(path)?;
