@@ -157,6 +157,80 @@ fn spec_generator_evaluates_to_json_the_cli_builds() {
     assert!(zst.exists());
 }
 
+/// `nix/module.nix` and `nix/make-iso-image.nix` with nixpkgs stubbed out (`mkDerivation`
+/// returns its attributes, `closureInfo` a fixed path): the `isoImage.*` options become the
+/// spec, the mksquashfs-built `/nix-store.squashfs` is dropped from the contents, the closure
+/// comes from closureInfo, and the command accepts the spec.
+const MODULE_STUB: &str = r#"let
+  stubs = {
+    lib = { };
+    stdenvNoCC.mkDerivation = a: a;
+    closureInfo = { rootPaths }: "/nix/store/00000000000000000000000000000000-closure-info";
+  };
+  pkgs = {
+    callPackage = path: extra: import path (stubs // extra);
+    syslinux = "/nix/store/11111111111111111111111111111111-syslinux";
+  };
+  lib = {
+    mkForce = x: x;
+    optionalAttrs = c: a: if c then a else { };
+  };
+  config.isoImage = {
+    isoName = "nixos.iso"; compressImage = true; volumeID = "NIXOS_ISO";
+    squashfsCompression = "zstd -Xcompression-level 19";
+    contents = [ { source = "/tmp/k"; target = "/boot/bzImage"; } { source = "/tmp/sq"; target = "/nix-store.squashfs"; } ];
+    storeContents = [ "/nix/store/22222222222222222222222222222222-toplevel" ];
+    makeBiosBootable = true; makeUsbBootable = true; makeEfiBootable = true;
+  };
+  module = import @MODULE@ { isoforge = "/nix/store/33333333333333333333333333333333-isoforge"; };
+in (module { inherit config lib pkgs; }).system.build.isoImage
+"#;
+
+#[test]
+fn module_and_make_iso_image_give_a_spec_the_cli_accepts() {
+    if !have_nix() {
+        return;
+    }
+    let dir = support::tempdir();
+    let expr = dir.path().join("stub.nix");
+    write_file(&expr, MODULE_STUB.replace("@MODULE@", &repo().join("nix/module.nix").display().to_string()));
+    let out = run_ok_stdout(
+        nix("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-E"])
+            .arg(format!("let d = import {}; in {{ inherit (d) spec name buildCommand; }}", expr.display())),
+    );
+    assert!(out.contains(r#""name":"nixos.iso""#), "{out}");
+    assert!(out.contains("isoforge build --spec"), "{out}");
+    // The spec is a JSON string inside the JSON answer.
+    let start = out.find(r#""spec":""#).unwrap() + 8;
+    let end = out.rfind('"').unwrap();
+    let spec = out[start..end].replace(r#"\""#, "\"");
+    for needle in [
+        r#""squashfsContents":"/nix/store/00000000000000000000000000000000-closure-info""#,
+        r#""efiBootImage":"boot/efi.img""#,
+        r#""isohybridMbrImage":"/nix/store/11111111111111111111111111111111-syslinux/share/syslinux/isohdpfx.bin""#,
+        r#""sortWeights":{"/isolinux":1}"#,
+    ] {
+        assert!(spec.contains(needle), "{needle} not in {spec}");
+    }
+    assert!(!spec.contains("nix-store.squashfs"), "{spec}");
+    let file = dir.path().join("spec.json");
+    write_file(&file, &spec);
+    // The spec parses; the build then fails on the first missing host path (the stubs are
+    // not real), not on a key.
+    let o = isoforge()
+        .args(["build", "--spec"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path().join("x.iso"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("spec key") && !err.contains("unknown key"), "{err}");
+    assert!(err.contains("/tmp/k") || err.contains("/nix/store/"), "{err}");
+}
+
 #[test]
 fn spec_errors_name_the_key() {
     let dir = support::tempdir();
