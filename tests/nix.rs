@@ -437,3 +437,55 @@ fn derivation_image_boots_bios_cdrom() {
 fn derivation_image_boots_uefi_disk() {
     boot(Firmware::Uefi, Media::Disk);
 }
+
+/// The spec and the flags build the same bytes; a prebuilt EFI image among the contents named
+/// by `efiBootImage` (nixpkgs' way) gives the same image as `efiDir`/`--efi-dir` building it:
+/// the same El Torito EFI entry and the same GPT EFI partition.
+#[test]
+fn spec_equals_flags_and_prebuilt_efi_image_equals_built() {
+    if !tool("bsdtar") {
+        return;
+    }
+    let dir = support::tempdir();
+    let d = dir.path();
+    write_file(
+        &d.join("efi/EFI/BOOT/BOOTX64.EFI"),
+        (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>(),
+    );
+    write_file(&d.join("tree/hello.txt"), "hello\n");
+    let flags = d.join("flags.iso");
+    run(isoforge()
+        .args(["build", "-o"])
+        .arg(&flags)
+        .args(["--volume-id", "EFI-TEST", "--graft"])
+        .arg(format!("/={}", d.join("tree").display()))
+        .arg("--efi-dir")
+        .arg(d.join("efi")));
+    let img = d.join("prebuilt/efi.img");
+    mkdir_p(img.parent().unwrap());
+    fs::write(&img, run(Command::new("bsdtar").arg("-xOf").arg(&flags).arg("boot/efi.img")).stdout).unwrap();
+    let tree = d.join("tree").display().to_string();
+    for (name, json) in [
+        (
+            "built",
+            format!(
+                r#"{{"volumeID": "EFI-TEST", "contents": [{{"source": "{tree}", "target": "/"}}], "efiBootable": true, "efiDir": "{}"}}"#,
+                d.join("efi").display()
+            ),
+        ),
+        (
+            "prebuilt",
+            format!(
+                r#"{{"volumeID": "EFI-TEST", "contents": [{{"source": "{tree}", "target": "/"}}, {{"source": "{}", "target": "/boot/efi.img"}}],
+                    "efiBootable": true, "efiBootImage": "boot/efi.img"}}"#,
+                img.display()
+            ),
+        ),
+    ] {
+        let spec = d.join(format!("{name}.json"));
+        write_file(&spec, json);
+        let iso = d.join(format!("{name}.iso"));
+        run(isoforge().args(["build", "--spec"]).arg(&spec).arg("-o").arg(&iso));
+        assert_eq!(sha256_file(&iso), sha256_file(&flags), "{name}");
+    }
+}
