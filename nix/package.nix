@@ -6,7 +6,7 @@ rustPlatform.buildRustPackage {
   src = lib.cleanSourceWith {
     src = ./..;
     # Build outputs and the boot-test assets are not sources.
-    filter = path: type: !(lib.hasInfix "/target" path) && lib.cleanSourceFilter path type;
+    filter = path: type: !(type == "directory" && baseNameOf path == "target") && lib.cleanSourceFilter path type;
   };
   cargoLock.lockFile = ../Cargo.lock;
   cargoBuildFlags = [ "-p" "isoforge-cli" ];

@@ -38,13 +38,16 @@ pub enum OutputsError {
     #[error("image name {0:?} is not a file name")]
     BadName(String),
     /// A file or directory of the output could not be written.
-    #[error("output directory {path}: {source}")]
+    #[error("output directory {path}: {error}")]
     Io {
         /// The path being written.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    /// The output directory exists and is not empty.
+    #[error("output directory {0} exists and is not empty")]
+    NotEmpty(PathBuf),
 }
 
 /// What the output directory holds besides the image.
@@ -76,7 +79,7 @@ pub struct OutDirReport {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutputsError + '_ {
-    move |source| OutputsError::Io { path: path.to_path_buf(), source }
+    move |error| OutputsError::Io { path: path.to_path_buf(), error }
 }
 
 /// Lower-case hex sha256 of a file.
@@ -125,6 +128,12 @@ pub fn build_out_dir(
         return Err(OutputsError::BadName(name.clone()));
     }
     let dir = std::path::absolute(dir).map_err(io_err(dir))?;
+    // Refuse a non-empty directory before the build rather than at the final rename.
+    if let Ok(mut entries) = fs::read_dir(&dir) {
+        if entries.next().is_some() {
+            return Err(OutputsError::NotEmpty(dir));
+        }
+    }
     let parent = dir.parent().unwrap_or(Path::new("/"));
     let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = tempfile::Builder::new()
@@ -166,7 +175,7 @@ pub fn build_out_dir(
     let kept = tmp.keep();
     if let Err(e) = fs::rename(&kept, &dir) {
         let _ = fs::remove_dir_all(&kept);
-        return Err(OutputsError::Io { path: dir, source: e });
+        return Err(OutputsError::Io { path: dir, error: e });
     }
     Ok(OutDirReport { build, image: final_image, size, sha256 })
 }
