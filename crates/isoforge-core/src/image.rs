@@ -134,7 +134,9 @@ pub struct ImageSpec {
     pub grafts: Vec<Graft>,
     /// ISO 9660 options (volume id, epoch, BIOS boot entry, sort weights).
     pub iso: IsoOptions,
-    /// The EFI image, if the image boots under UEFI.
+    /// The EFI image to build, if the image boots under UEFI. Without it, `iso.efi_boot` may
+    /// name a prebuilt FAT image among the grafted files: it becomes the El Torito EFI entry and
+    /// the EFI partition of the system area all the same.
     pub efi: Option<EfiSpec>,
     /// The system area layout.
     pub hybrid: HybridSpec,
@@ -238,7 +240,8 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
         prepared = Some(p);
     }
     let template = spec.hybrid.isohybrid_mbr.as_deref().map(read_mbr_template).transpose()?;
-    let layout = spec.hybrid.layout.unwrap_or(Layout::default_for(template.is_some(), spec.efi.is_some()));
+    let has_efi = spec.efi.is_some() || spec.iso.efi_boot.is_some();
+    let layout = spec.hybrid.layout.unwrap_or(Layout::default_for(template.is_some(), has_efi));
     if template.is_some() && layout == Layout::None {
         return Err(BuildError::Conflict("--isohybrid-mbr has no effect with --layout none".into()));
     }
@@ -262,10 +265,13 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
 pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildError> {
     let iso = &mut plan.iso;
     let bios_boot = iso.options.bios_boot.as_ref().and_then(|b| iso.find_file(&b.image)).map(|f| f.lba);
-    let efi_image = spec
-        .efi
+    // The El Torito EFI entry's image: the one built from `spec.efi`, or a prebuilt FAT image
+    // grafted with the contents and named by `spec.iso.efi_boot` (nixpkgs' `efiBootImage`).
+    let efi_image = iso
+        .options
+        .efi_boot
         .as_ref()
-        .and_then(|e| iso.find_file(&e.image_path))
+        .and_then(|e| iso.find_file(&e.image))
         .map(|f| EfiImage { start: f.lba, size: f.size });
     let system_area = plan_system_area(&SystemAreaRequest {
         layout: plan.layout,
@@ -373,6 +379,49 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
 /// only when the image is complete. On error the target is untouched and no temporary is
 /// left behind. Planning happens before the temporary file is created. A store squashfs is
 /// written straight into its place in the image (single pass).
+///
+/// # Example
+///
+/// A UEFI-bootable image with a store closure, as `isoforge build -o live.iso --volume-id
+/// LIVE --graft /=TREE --efi-dir EFI --closure paths.txt --store-root ROOT --compression
+/// zstd:3` builds it (`--store-root` reads `/nix/store/…` from `ROOT/nix/store/…`):
+///
+/// ```
+/// use isoforge_core::closure::ClosureOptions;
+/// use isoforge_core::fat::FatOptions;
+/// use isoforge_core::image::{build_to_path, EfiSpec, Graft, ImageSpec, DEFAULT_EFI_IMAGE};
+/// use isoforge_core::iso9660::plan::IsoOptions;
+/// use isoforge_core::store::StoreSpec;
+/// use isoforge_core::time::Epoch;
+/// use isoforge_squashfs::Compression;
+///
+/// let dir = tempfile::tempdir()?;
+/// let d = dir.path();
+/// std::fs::create_dir_all(d.join("tree/boot"))?;
+/// std::fs::write(d.join("tree/boot/readme.txt"), "hi\n")?;
+/// std::fs::create_dir_all(d.join("efi/EFI/BOOT"))?;
+/// std::fs::write(d.join("efi/EFI/BOOT/BOOTX64.EFI"), vec![0u8; 4096])?;
+/// let path = "/nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello";
+/// std::fs::create_dir_all(d.join("root").join(&path[1..]).join("bin"))?;
+/// std::fs::write(d.join("root").join(&path[1..]).join("bin/hello"), "#!/bin/sh\n")?;
+/// std::fs::write(d.join("paths.txt"), format!("{path}\n"))?;
+///
+/// let epoch = Epoch(315532800);
+/// let mut spec = ImageSpec::new(IsoOptions::new("LIVE", epoch));
+/// spec.grafts.push(Graft { target: "/".into(), source: d.join("tree") });
+/// spec.efi = Some(EfiSpec {
+///     dir: d.join("efi"),
+///     image_path: DEFAULT_EFI_IMAGE.into(),
+///     fat: FatOptions::new(epoch),
+/// });
+/// let mut store = StoreSpec::new(d.join("paths.txt"));
+/// store.closure_options = ClosureOptions { store_root: d.join("root"), ..ClosureOptions::default() };
+/// store.squashfs.compression = Compression::Zstd { level: 3 };
+/// spec.store = Some(store);
+/// let report = build_to_path(&spec, &d.join("live.iso"))?;
+/// assert!(report.volume_blocks > 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn build_to_path(spec: &ImageSpec, path: &Path) -> Result<BuildReport, BuildError> {
     let mut plan = plan_image(spec)?;
     let mut out = AtomicOutput::create(path)?;

@@ -19,10 +19,18 @@ use super::store_args::StoreArgs;
 pub struct BuildArgs {
     /// Output image path (written to a temporary file beside it, renamed when complete).
     #[arg(short = 'o', long = "output", value_name = "OUT.iso")]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Write a Nix-style output directory instead: DIR/iso/<isoName> (or .zst),
+    /// DIR/nix-support/{hydra-build-products,system}.
+    #[arg(long = "out-dir", value_name = "DIR", conflicts_with = "output")]
+    pub out_dir: Option<PathBuf>,
+    /// Read the image's description from a JSON spec file (docs/spec-file.md); flags given as
+    /// well override it.
+    #[arg(long = "spec", value_name = "FILE.json")]
+    pub spec: Option<PathBuf>,
     /// Volume id (1–32 bytes, written verbatim: the live system mounts the image by it).
     #[arg(long = "volume-id", value_name = "ID")]
-    pub volume_id: String,
+    pub volume_id: Option<String>,
     /// Application id (up to 128 bytes).
     #[arg(long = "app-id", value_name = "S", default_value = "")]
     pub app_id: String,
@@ -86,7 +94,7 @@ fn guid_value(s: &str) -> Result<Guid, String> {
     Guid::parse(s).map_err(|e| e.to_string())
 }
 
-fn sort_weights(args: &[String]) -> anyhow::Result<BTreeMap<String, i32>> {
+pub(super) fn sort_weights(args: &[String]) -> anyhow::Result<BTreeMap<String, i32>> {
     let mut out = BTreeMap::new();
     for a in args {
         let Some((path, w)) = a.rsplit_once('=') else { bail!("--sort-weight {a:?} is not PATH=N") };
@@ -108,9 +116,15 @@ fn normalise(path: &str) -> String {
 
 /// Runs `isoforge build`.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+    if args.spec.is_some() || args.out_dir.is_some() {
+        return super::spec_args::run(args);
+    }
+    let (Some(output), Some(volume_id)) = (&args.output, &args.volume_id) else {
+        bail!("-o/--output and --volume-id are required (unless --spec or --out-dir is given)");
+    };
     let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
     let epoch = Epoch::resolve(args.epoch, sde.as_deref()).map_err(anyhow::Error::msg)?;
-    let mut iso = IsoOptions::new(args.volume_id.clone(), epoch);
+    let mut iso = IsoOptions::new(volume_id.clone(), epoch);
     iso.application_id = args.app_id.clone();
     iso.publisher = args.publisher.clone();
     iso.boot_catalog = args.boot_catalog.clone();
@@ -138,11 +152,11 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         gpt_disk_guid: args.gpt_disk_guid,
     };
     let spec = ImageSpec { grafts, iso, efi, hybrid, store: args.store.spec() };
-    let report = image::build_to_path(&spec, &args.output)
-        .with_context(|| format!("building {}", args.output.display()))?;
+    let report =
+        image::build_to_path(&spec, output).with_context(|| format!("building {}", output.display()))?;
     println!(
         "{}: {} bytes, {} blocks ({} bytes written)",
-        args.output.display(),
+        output.display(),
         report.image_size,
         report.volume_blocks,
         report.bytes_written

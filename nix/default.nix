@@ -1,0 +1,15 @@
+# Without flakes: `nix-build nix -A isoforge`, or in Nix code
+#   (import ./nix { inherit pkgs; }).makeIsoImage { ... }
+{
+  pkgs ? import <nixpkgs> { },
+}:
+let
+  isoforge = pkgs.callPackage ./package.nix { };
+in
+{
+  inherit isoforge;
+  makeIsoImage = pkgs.callPackage ./make-iso-image.nix { inherit isoforge; };
+  # The pure spec generator: make-iso9660-image.nix's arguments -> the spec attribute set.
+  spec = import ./spec.nix;
+  nixosModule = import ./module.nix { inherit isoforge; };
+}

@@ -1,0 +1,491 @@
+//! Issue 7: Nix integration, against a real Nix (Debian's `nix-bin`, Nix 2.8).
+//!
+//! - `nix-instantiate --parse` accepts every `.nix` file in `nix/`;
+//! - the pure spec generator `nix/spec.nix` evaluates (`nix-instantiate --eval --strict
+//!   --json`) to JSON that `isoforge build --spec` builds, into an `--out-dir` laid out as
+//!   nixpkgs' `$out` (`iso/`, `nix-support/hydra-build-products`, `nix-support/system`, the
+//!   `.sha256` file), the `.zst` decompressing to the plain build and not depending on the
+//!   thread count;
+//! - spec errors (unknown key, wrong type, missing key) exit 2 naming the key, with no output;
+//! - a real derivation written with plain `builtins.derivation` (busybox as the builder,
+//!   isoforge added to the store) gets its closure through `exportReferencesGraph`, runs
+//!   `isoforge build --spec --out-dir $out` with nixpkgs-style arguments (a prebuilt
+//!   `efi.img` among the contents, `efiBootImage` naming it), passes `nix-build --check`
+//!   (rebuilt, same bytes), and its image boots in QEMU (SeaBIOS from a CD-ROM, OVMF from a
+//!   disk) with the initramfs checking files inside the store squashfs.
+//!
+//! Builds run in the machine's `/nix/store` with `sandbox = false` and no build users (root),
+//! set through `NIX_CONFIG`, as in `tests/closure.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use support::bootkit::{self, BootSpec};
+use support::qemu::{self, Firmware, Media};
+use support::{isoforge_bin, mkdir_p, run, run_ok_stdout, sha256_file, skip, tool, write_file};
+
+const NIX_CONFIG: &str = "sandbox = false\nbuild-users-group =\nsubstituters =\nfsync-metadata = false\n";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn nix(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("NIX_CONFIG", NIX_CONFIG).env_remove("NIX_REMOTE").env_remove("NIX_STORE_DIR");
+    c
+}
+
+fn isoforge() -> Command {
+    let mut c = Command::new(isoforge_bin());
+    c.env_remove("SOURCE_DATE_EPOCH").env_remove("system");
+    c
+}
+
+/// Whether `nix-instantiate` runs (a skip note otherwise; a failure under `CI=true`).
+fn have_nix() -> bool {
+    if !tool("nix-instantiate") || !tool("nix-store") || !tool("nix-build") {
+        return false;
+    }
+    true
+}
+
+fn nix_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(repo().join("nix"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nix"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_nix_file_parses() {
+    let files = nix_files();
+    for name in ["default.nix", "flake.nix", "spec.nix", "make-iso-image.nix", "module.nix", "package.nix"] {
+        assert!(files.iter().any(|f| f.ends_with(name)), "nix/{name} missing");
+    }
+    if !have_nix() {
+        return;
+    }
+    for f in files {
+        run(nix("nix-instantiate").arg("--parse").arg(&f));
+    }
+}
+
+/// `nix/spec.nix` applied to `args` (a Nix attribute set expression), as JSON text.
+fn eval_spec(args: &str) -> String {
+    let spec_nix = repo().join("nix/spec.nix");
+    let expr = format!("import {} ({args})", spec_nix.display());
+    run_ok_stdout(nix("nix-instantiate").args(["--eval", "--strict", "--json", "-E"]).arg(expr))
+}
+
+#[test]
+fn spec_generator_evaluates_to_json_the_cli_builds() {
+    if !have_nix() || !tool("zstd") || !tool("sha256sum") {
+        return;
+    }
+    let dir = support::tempdir();
+    let tree = repo().join("fixtures/demo/tree");
+    let args = format!(
+        r#"{{ isoName = "demo.iso"; volumeID = "NIX-DEMO"; contents = [ {{ source = "{}"; target = "/"; }} ];
+             compressImage = true; sha256 = true; epoch = 1700000000; syslinux = null; }}"#,
+        tree.display()
+    );
+    let json = eval_spec(&args);
+    assert!(json.contains(r#""volumeID":"NIX-DEMO""#), "{json}");
+    // Keys isoforge does not know are not emitted (the nixpkgs-only `syslinux` is dropped).
+    assert!(!json.contains("syslinux"), "{json}");
+    let spec = dir.path().join("spec.json");
+    write_file(&spec, &json);
+
+    let out = dir.path().join("out");
+    let text = run_ok_stdout(isoforge().args(["build", "--spec"]).arg(&spec).arg("--out-dir").arg(&out));
+    assert!(text.contains("demo.iso.zst"), "{text}");
+    let zst = out.join("iso/demo.iso.zst");
+    let products = fs::read_to_string(out.join("nix-support/hydra-build-products")).unwrap();
+    assert_eq!(products, format!("file iso {}\n", zst.display()));
+    let system = fs::read_to_string(out.join("nix-support/system")).unwrap();
+    assert_eq!(system, format!("{}-{}\n", std::env::consts::ARCH, std::env::consts::OS));
+    let mut names: Vec<String> = fs::read_dir(out.join("iso"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["demo.iso.zst", "demo.iso.zst.sha256"]);
+    run(Command::new("sha256sum").arg("-c").arg("demo.iso.zst.sha256").current_dir(out.join("iso")));
+
+    // The .zst holds exactly the image `-o` builds from the same spec; the flag overrides
+    // the spec's volume id.
+    let plain = dir.path().join("plain.iso");
+    run(isoforge().args(["build", "--spec"]).arg(&spec).arg("-o").arg(&plain));
+    let unz = dir.path().join("unz.iso");
+    run(Command::new("zstd").args(["-q", "-d", "-o"]).arg(&unz).arg(&zst));
+    assert_eq!(sha256_file(&unz), sha256_file(&plain));
+    let info = run_ok_stdout(Command::new("isoinfo").arg("-d").arg("-i").arg(&plain));
+    assert!(info.contains("Volume id: NIX-DEMO"), "{info}");
+    let other = dir.path().join("other.iso");
+    run(isoforge()
+        .args(["build", "--spec"])
+        .arg(&spec)
+        .arg("-o")
+        .arg(&other)
+        .args(["--volume-id", "FLAG-ID"]));
+    let info = run_ok_stdout(Command::new("isoinfo").arg("-d").arg("-i").arg(&other));
+    assert!(info.contains("Volume id: FLAG-ID"), "{info}");
+
+    // 1 and 3 zstd workers: the same .zst.
+    for threads in ["1", "3"] {
+        let o = dir.path().join(format!("out-{threads}"));
+        run(isoforge()
+            .args(["build", "--spec"])
+            .arg(&spec)
+            .arg("--out-dir")
+            .arg(&o)
+            .args(["--threads", threads]));
+        assert_eq!(sha256_file(&o.join("iso/demo.iso.zst")), sha256_file(&zst), "{threads} threads");
+    }
+    // A non-empty output directory is refused and left alone.
+    let o = isoforge().args(["build", "--spec"]).arg(&spec).arg("--out-dir").arg(&out).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(zst.exists());
+}
+
+/// `nix/module.nix` and `nix/make-iso-image.nix` with nixpkgs stubbed out (`mkDerivation`
+/// returns its attributes, `closureInfo` a fixed path): the `isoImage.*` options become the
+/// spec, the mksquashfs-built `/nix-store.squashfs` is dropped from the contents, the closure
+/// comes from closureInfo, and the command accepts the spec.
+const MODULE_STUB: &str = r#"let
+  stubs = {
+    lib = { };
+    stdenvNoCC.mkDerivation = a: a;
+    closureInfo = { rootPaths }: "/nix/store/00000000000000000000000000000000-closure-info";
+  };
+  pkgs = {
+    callPackage = path: extra: import path (stubs // extra);
+    syslinux = "/nix/store/11111111111111111111111111111111-syslinux";
+  };
+  lib = {
+    mkForce = x: x;
+    optionalAttrs = c: a: if c then a else { };
+  };
+  config.isoImage = {
+    isoName = "nixos.iso"; compressImage = true; volumeID = "NIXOS_ISO";
+    squashfsCompression = "zstd -Xcompression-level 19";
+    contents = [ { source = "/tmp/k"; target = "/boot/bzImage"; } { source = "/tmp/sq"; target = "/nix-store.squashfs"; } ];
+    storeContents = [ "/nix/store/22222222222222222222222222222222-toplevel" ];
+    makeBiosBootable = true; makeUsbBootable = true; makeEfiBootable = true;
+  };
+  module = import @MODULE@ { isoforge = "/nix/store/33333333333333333333333333333333-isoforge"; };
+in (module { inherit config lib pkgs; }).system.build.isoImage
+"#;
+
+#[test]
+fn module_and_make_iso_image_give_a_spec_the_cli_accepts() {
+    if !have_nix() {
+        return;
+    }
+    let dir = support::tempdir();
+    let expr = dir.path().join("stub.nix");
+    write_file(&expr, MODULE_STUB.replace("@MODULE@", &repo().join("nix/module.nix").display().to_string()));
+    let out = run_ok_stdout(
+        nix("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-E"])
+            .arg(format!("let d = import {}; in {{ inherit (d) spec name buildCommand; }}", expr.display())),
+    );
+    assert!(out.contains(r#""name":"nixos.iso""#), "{out}");
+    assert!(out.contains("isoforge build --spec"), "{out}");
+    // The spec is a JSON string inside the JSON answer.
+    let start = out.find(r#""spec":""#).unwrap() + 8;
+    let end = out.rfind('"').unwrap();
+    let spec = out[start..end].replace(r#"\""#, "\"");
+    for needle in [
+        r#""squashfsContents":"/nix/store/00000000000000000000000000000000-closure-info""#,
+        r#""efiBootImage":"boot/efi.img""#,
+        r#""isohybridMbrImage":"/nix/store/11111111111111111111111111111111-syslinux/share/syslinux/isohdpfx.bin""#,
+        r#""sortWeights":{"/isolinux":1}"#,
+    ] {
+        assert!(spec.contains(needle), "{needle} not in {spec}");
+    }
+    assert!(!spec.contains("nix-store.squashfs"), "{spec}");
+    let file = dir.path().join("spec.json");
+    write_file(&file, &spec);
+    // The spec parses; the build then fails on the first missing host path (the stubs are
+    // not real), not on a key.
+    let o = isoforge()
+        .args(["build", "--spec"])
+        .arg(&file)
+        .arg("-o")
+        .arg(dir.path().join("x.iso"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("spec key") && !err.contains("unknown key"), "{err}");
+    assert!(err.contains("/tmp/k") || err.contains("/nix/store/"), "{err}");
+}
+
+#[test]
+fn spec_errors_name_the_key() {
+    let dir = support::tempdir();
+    for (json, key) in [
+        (r#"{"volumeID": "X", "isoNmae": "x.iso"}"#, "isoNmae"),
+        (r#"{"volumeID": "X", "compressImage": "yes"}"#, "compressImage"),
+        (r#"{"volumeID": ["X"]}"#, "volumeID"),
+        (r#"{"isoName": "x.iso"}"#, "volumeID"),
+        (r#"{"volumeID": "X", "contents": [{"source": "/", "target": "/", "mode": 1}]}"#, "contents[0]"),
+        (r#"{"volumeID": "X", "squashfsCompression": "lzo"}"#, "squashfsCompression"),
+        (r#"{"volumeID": "X", "sortWeights": [1]}"#, "sortWeights"),
+    ] {
+        let spec = dir.path().join("bad.json");
+        write_file(&spec, json);
+        let iso = dir.path().join("bad.iso");
+        let out = isoforge().args(["build", "--spec"]).arg(&spec).arg("-o").arg(&iso).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{json}: {err}");
+        assert!(err.contains(&format!("\"{key}\"")) || err.contains(key), "{json}: {key:?} not in {err}");
+        assert!(!iso.exists());
+    }
+    // Without --spec the old required flags stay required.
+    let out = isoforge().args(["build", "--volume-id", "X"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The derivation's results.
+struct Built {
+    /// The image in the derivation's output.
+    image: PathBuf,
+    /// What the boot checks.
+    spec: BootSpec,
+}
+
+const LABEL: &str = "IsoForge-Nix.7";
+const ISO_NAME: &str = "isoforge-nix-test.iso";
+
+/// A closure (`payload` refers to busybox) and the image derivation, nixpkgs-style arguments
+/// through `nix/spec.nix`: isolinux boot, a prebuilt `efi.img` in the contents named by
+/// `efiBootImage`, `usbBootable` with the isohybrid MBR, the squashfs from the
+/// exportReferencesGraph file `closure`.
+const EXPR: &str = r#"
+let
+  bb = builtins.storePath "@BUSYBOX@";
+  sh = "${bb}/bin/busybox";
+  payload = builtins.derivation {
+    name = "isoforge-nix-test-payload";
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-e" "-c" "${sh} mkdir -p $out/share; echo 'payload using ${sh}' > $out/share/hello.txt" ];
+  };
+  iso = name: builtins.derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-e" "-c" "${builtins.storePath "@ISOFORGE@"}/bin/isoforge build --spec $specPath --out-dir $out" ];
+    PATH = "${bb}/bin";
+    spec = builtins.toJSON (import @SPEC_NIX@ {
+      isoName = "@ISO_NAME@";
+      volumeID = "@LABEL@";
+      contents = [ { source = builtins.storePath "@TREE@"; target = "/"; } ];
+      squashfsContents = "closure";
+      squashfsCompression = "zstd -Xcompression-level 19";
+      bootable = true;
+      bootImage = "/isolinux/isolinux.bin";
+      efiBootable = true;
+      efiBootImage = "boot/efi.img";
+      usbBootable = true;
+      isohybridMbrImage = builtins.storePath "@MBR@";
+      sortWeights = { "/isolinux" = 1; };
+      sha256 = true;
+    });
+    passAsFile = [ "spec" ];
+    exportReferencesGraph = [ "closure" payload ];
+  };
+in { inherit payload; image = iso "isoforge-nix-test-image"; again = iso "isoforge-nix-test-image-again"; }
+"#;
+
+fn add_to_store(path: &Path) -> String {
+    run_ok_stdout(nix("nix-store").arg("--add").arg(path)).trim().to_string()
+}
+
+fn built() -> Option<&'static Built> {
+    static B: OnceLock<Option<Built>> = OnceLock::new();
+    B.get_or_init(build).as_ref()
+}
+
+fn build() -> Option<Built> {
+    if !have_nix() {
+        return None;
+    }
+    let uid = run_ok_stdout(Command::new("id").arg("-u"));
+    if uid.trim() != "0" {
+        skip("building in /nix/store needs root");
+        return None;
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.exists() {
+        skip("/bin/busybox not found (Debian package busybox-static)");
+        return None;
+    }
+    let kit = bootkit::bootkit(LABEL)?;
+    for d in ["/nix/store", "/nix/var/nix"] {
+        mkdir_p(Path::new(d));
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nix-derivation");
+    let _ = fs::remove_dir_all(&dir);
+    // busybox picks its applet from argv[0]: the builder must be called .../busybox.
+    let bb_dir = dir.join("isoforge-test-busybox");
+    mkdir_p(&bb_dir.join("bin"));
+    fs::copy(busybox, bb_dir.join("bin/busybox")).unwrap();
+    let bb = add_to_store(&bb_dir);
+    // The isoforge binary under test (dynamically linked against the host's glibc, which the
+    // unsandboxed builder can load).
+    let bin_dir = dir.join("isoforge-test-isoforge");
+    mkdir_p(&bin_dir.join("bin"));
+    fs::copy(isoforge_bin(), bin_dir.join("bin/isoforge")).unwrap();
+    let isoforge_store = add_to_store(&bin_dir);
+    let mbr = add_to_store(&kit.isohdpfx);
+    let expr_file = dir.join("image.nix");
+    let expr = |tree: &str| {
+        EXPR.replace("@BUSYBOX@", &bb)
+            .replace("@ISOFORGE@", &isoforge_store)
+            .replace("@SPEC_NIX@", &repo().join("nix/spec.nix").display().to_string())
+            .replace("@ISO_NAME@", ISO_NAME)
+            .replace("@LABEL@", LABEL)
+            .replace("@MBR@", &mbr)
+            .replace("@TREE@", tree)
+    };
+    // The payload first: the boot checks name files inside it.
+    write_file(&expr_file, expr("/nix/store/00000000000000000000000000000000-unused"));
+    let payload = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "payload"]));
+    let payload = payload.trim();
+    let base = |p: &str| p.trim_start_matches("/nix/store/").to_string();
+    let hello = Path::new(payload).join("share/hello.txt");
+    let spec = BootSpec::new(LABEL)
+        .check("/boot/bzImage", Some(&sha256_file(&kit.kernel)))
+        .squashfs("/nix-store.squashfs")
+        .sqcheck(&format!("/{}/share/hello.txt", base(payload)), Some(&sha256_file(&hello)))
+        .sqcheck(&format!("/{}/bin/busybox", base(&bb)), Some(&sha256_file(busybox)))
+        .sqcheck("/nix-path-registration", None);
+    let tree = dir.join("isoforge-test-iso-tree");
+    mkdir_p(&tree);
+    bootkit::write_iso_tree(&kit, &spec, &tree);
+    // nixpkgs' way: a prebuilt FAT image among the contents, named by efiBootImage.
+    if !bootkit::efi_img(&kit, &tree.join("boot/efi.img")) {
+        return None;
+    }
+    let tree_store = add_to_store(&tree);
+    write_file(&expr_file, expr(&tree_store));
+    let out = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "image"]));
+    let out = PathBuf::from(out.trim());
+
+    // The nixpkgs $out layout.
+    let image = out.join("iso").join(ISO_NAME);
+    let products = fs::read_to_string(out.join("nix-support/hydra-build-products")).unwrap();
+    assert_eq!(products, format!("file iso {}\n", image.display()));
+    let current =
+        run_ok_stdout(nix("nix-instantiate").args(["--eval", "--json", "-E", "builtins.currentSystem"]));
+    let system = fs::read_to_string(out.join("nix-support/system")).unwrap();
+    assert_eq!(format!("\"{}\"", system.trim_end()), current.trim());
+    let sums = fs::read_to_string(out.join("iso").join(format!("{ISO_NAME}.sha256"))).unwrap();
+    let sha = sha256_file(&image);
+    assert_eq!(sums, format!("{sha}  {ISO_NAME}\n"));
+
+    // Reproducible: `--check` builds again and compares the output with the first build;
+    // a differently named derivation gives the same image bytes.
+    run(nix("nix-build").arg(&expr_file).args(["--no-out-link", "--check", "-A", "image"]));
+    let again = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "again"]));
+    assert_eq!(sha256_file(&Path::new(again.trim()).join("iso").join(ISO_NAME)), sha);
+
+    // The closure reached the squashfs: both store paths, and the registration.
+    if tool("bsdtar") && tool("unsquashfs") {
+        let sq = dir.join("store.squashfs");
+        let bytes = run(Command::new("bsdtar").arg("-xOf").arg(&image).arg("nix-store.squashfs")).stdout;
+        fs::write(&sq, bytes).unwrap();
+        let list = run_ok_stdout(Command::new("unsquashfs").args(["-l", "-d", ""]).arg(&sq));
+        for p in [payload, bb.as_str()] {
+            assert!(list.lines().any(|l| l == format!("/{}", base(p))), "{p} not in the squashfs:\n{list}");
+        }
+        let reg = run(Command::new("unsquashfs").arg("-cat").arg(&sq).arg("nix-path-registration")).stdout;
+        let reg = String::from_utf8(reg).unwrap();
+        assert!(reg.lines().any(|l| l == payload) && reg.lines().any(|l| l == bb), "{reg}");
+    }
+    Some(Built { image, spec })
+}
+
+fn boot(firmware: Firmware, media: Media) {
+    if !qemu::available(firmware) {
+        return;
+    }
+    let Some(b) = built() else { return };
+    qemu::expect_boot(&b.image, firmware, media, &b.spec.marker());
+}
+
+/// Builds the derivation (the first call) and boots its image with SeaBIOS from a CD-ROM.
+#[test]
+fn derivation_image_boots_bios_cdrom() {
+    boot(Firmware::Bios, Media::Cdrom);
+}
+
+/// The same image with OVMF from a disk: the prebuilt efi.img as the GPT's EFI partition.
+#[test]
+fn derivation_image_boots_uefi_disk() {
+    boot(Firmware::Uefi, Media::Disk);
+}
+
+/// The spec and the flags build the same bytes; a prebuilt EFI image among the contents named
+/// by `efiBootImage` (nixpkgs' way) gives the same image as `efiDir`/`--efi-dir` building it:
+/// the same El Torito EFI entry and the same GPT EFI partition.
+#[test]
+fn spec_equals_flags_and_prebuilt_efi_image_equals_built() {
+    if !tool("bsdtar") {
+        return;
+    }
+    let dir = support::tempdir();
+    let d = dir.path();
+    write_file(
+        &d.join("efi/EFI/BOOT/BOOTX64.EFI"),
+        (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>(),
+    );
+    write_file(&d.join("tree/hello.txt"), "hello\n");
+    let flags = d.join("flags.iso");
+    run(isoforge()
+        .args(["build", "-o"])
+        .arg(&flags)
+        .args(["--volume-id", "EFI-TEST", "--graft"])
+        .arg(format!("/={}", d.join("tree").display()))
+        .arg("--efi-dir")
+        .arg(d.join("efi")));
+    let img = d.join("prebuilt/efi.img");
+    mkdir_p(img.parent().unwrap());
+    fs::write(&img, run(Command::new("bsdtar").arg("-xOf").arg(&flags).arg("boot/efi.img")).stdout).unwrap();
+    let tree = d.join("tree").display().to_string();
+    for (name, json) in [
+        (
+            "built",
+            format!(
+                r#"{{"volumeID": "EFI-TEST", "contents": [{{"source": "{tree}", "target": "/"}}], "efiBootable": true, "efiDir": "{}"}}"#,
+                d.join("efi").display()
+            ),
+        ),
+        (
+            "prebuilt",
+            format!(
+                r#"{{"volumeID": "EFI-TEST", "contents": [{{"source": "{tree}", "target": "/"}}, {{"source": "{}", "target": "/boot/efi.img"}}],
+                    "efiBootable": true, "efiBootImage": "boot/efi.img"}}"#,
+                img.display()
+            ),
+        ),
+    ] {
+        let spec = d.join(format!("{name}.json"));
+        write_file(&spec, json);
+        let iso = d.join(format!("{name}.iso"));
+        run(isoforge().args(["build", "--spec"]).arg(&spec).arg("-o").arg(&iso));
+        assert_eq!(sha256_file(&iso), sha256_file(&flags), "{name}");
+    }
+}
