@@ -5,6 +5,7 @@
 //! - [`iso9660`]: ISO 9660 level 3 with Rock Ridge and Joliet, El Torito boot catalog;
 //! - [`fat`]: the FAT12/16/32 EFI system partition image;
 //! - [`part`]: the isohybrid MBR and GPT in the system area;
+//! - [`inspect`]: the model of a whole image, `verify` checks and `diff`;
 //! - [`tree`]: the input tree built from grafts, shared by every format.
 //!
 //! Every writer follows the same rule: a pure planning step turns inputs into a plan that fixes
@@ -15,6 +16,7 @@
 pub mod endian;
 pub mod fat;
 pub mod image;
+pub mod inspect;
 pub mod iso9660;
 pub mod output;
 pub mod part;

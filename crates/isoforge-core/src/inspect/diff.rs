@@ -1,0 +1,1 @@
+//! `isoforge diff`: every differing byte range of two images, named.
