@@ -508,7 +508,11 @@ impl ByteMap {
         }
         if let Some(b) = img.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).filter(|b| b.present) {
             let at = u64::from(b.load_rba) * ISO_BLOCK + BOOT_INFO_TABLE_OFFSET as u64;
-            let o = self.owner("boot-info-table.");
+            // Named after the boot file: its bytes belong to that file (a move explains them).
+            let o = match img.file_at_block(b.load_rba) {
+                Some(f) => self.owner(format!("{}: boot-info-table.", f.path_lossy())),
+                None => self.owner("boot-info-table."),
+            };
             fields!(self, BootInfoTable, at, o, [
                 pvd_lba => "bi_pvd", file_lba => "bi_file", file_length => "bi_length",
                 checksum => "bi_csum", reserved,

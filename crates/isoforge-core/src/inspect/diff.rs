@@ -168,17 +168,22 @@ pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, In
     Ok(report)
 }
 
-fn owners_named(m: &ByteMap, names: &BTreeSet<String>) -> BTreeSet<u32> {
+/// Owners that belong to the files `paths`: their content (`file /x`) and every structure of a
+/// payload inside them (`/x: FAT.BPB.`…).
+fn owners_named(m: &ByteMap, paths: &BTreeSet<String>) -> BTreeSet<u32> {
     m.owners
         .iter()
         .enumerate()
-        .filter(|(_, o)| names.contains(o.as_str()))
+        .filter(|(_, o)| {
+            o.strip_prefix("file ").is_some_and(|p| paths.contains(p))
+                || o.split_once(": ").is_some_and(|(p, _)| paths.contains(p))
+        })
         .filter_map(|(i, _)| u32::try_from(i).ok())
         .collect()
 }
 
-/// Files matched by path: only in one image, moved, content. Returns the owner names of the
-/// files whose bytes these reports explain.
+/// Files matched by path: only in one image, moved, content. Returns the paths of the files
+/// whose bytes these reports explain.
 fn files(
     ia: &Image,
     ib: &Image,
@@ -200,7 +205,7 @@ fn files(
     let range = |e: &Entry| e.extents.first().map(|&(l, _)| (u64::from(l) * ISO_BLOCK, e.size));
     for (p, e) in &fa {
         if !fb.contains_key(p) {
-            explained.insert(format!("file {}", e.path_lossy()));
+            explained.insert(e.path_lossy());
             report.push(
                 max,
                 Difference {
@@ -215,7 +220,7 @@ fn files(
     }
     for (p, e) in &fb {
         if !fa.contains_key(p) {
-            explained.insert(format!("file {}", e.path_lossy()));
+            explained.insert(e.path_lossy());
             report.push(
                 max,
                 Difference {
@@ -234,7 +239,7 @@ fn files(
             continue;
         }
         let name = format!("file {}", ea.path_lossy());
-        explained.insert(name.clone());
+        explained.insert(ea.path_lossy());
         report.push(
             max,
             Difference {

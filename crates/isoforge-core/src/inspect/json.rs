@@ -71,6 +71,17 @@ impl Json {
             Json::Str(t) => quote(s, t),
             Json::Arr(a) if a.is_empty() => s.push_str("[]"),
             Json::Obj(o) if o.is_empty() => s.push_str("{}"),
+            // Short arrays of numbers (CHS triples, extents) stay on one line.
+            Json::Arr(a) if a.len() <= 4 && a.iter().all(|v| matches!(v, Json::Int(_))) => {
+                s.push('[');
+                for (i, v) in a.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    v.write(s, indent);
+                }
+                s.push(']');
+            }
             Json::Arr(a) => {
                 s.push('[');
                 for (i, v) in a.iter().enumerate() {
@@ -234,6 +245,7 @@ pub fn image(img: &Image, tree: bool) -> Json {
                         "first_usable_lba": x.first_usable_lba.get(),
                         "last_usable_lba": x.last_usable_lba.get(),
                         "disk_guid": x.disk_guid.to_string(),
+                        "disk_guid_bytes": super::system_area::hex(&x.disk_guid.0),
                         "partition_entry_lba": x.partition_entry_lba.get(),
                         "number_of_partition_entries": x.number_of_partition_entries.get(),
                         "size_of_partition_entry": x.size_of_partition_entry.get(),
@@ -249,7 +261,9 @@ pub fn image(img: &Image, tree: bool) -> Json {
             "entries": Json::Arr(g.entries.iter().map(|p| obj! {
                 "index": p.index,
                 "type_guid": p.type_guid.as_str(),
+                "type_guid_bytes": p.type_guid_bytes.as_str(),
                 "unique_guid": p.unique_guid.as_str(),
+                "unique_guid_bytes": p.unique_guid_bytes.as_str(),
                 "first_lba": p.first_lba,
                 "last_lba": p.last_lba,
                 "attributes": p.attributes,

@@ -57,8 +57,12 @@ pub struct GptPartition {
     pub index: u32,
     /// Partition type GUID, text.
     pub type_guid: String,
+    /// Partition type GUID, the 16 bytes as stored, hex (as `xorriso -report_system_area`).
+    pub type_guid_bytes: String,
     /// Unique partition GUID, text.
     pub unique_guid: String,
+    /// Unique partition GUID, the bytes as stored, hex.
+    pub unique_guid_bytes: String,
     /// First sector.
     pub first_lba: u64,
     /// Last sector (inclusive).
@@ -176,7 +180,9 @@ impl SystemArea {
                         .map(|(i, e)| GptPartition {
                             index: *i,
                             type_guid: e.partition_type_guid.to_string(),
+                            type_guid_bytes: hex(&e.partition_type_guid.0),
                             unique_guid: e.unique_partition_guid.to_string(),
+                            unique_guid_bytes: hex(&e.unique_partition_guid.0),
                             first_lba: e.starting_lba.get(),
                             last_lba: e.ending_lba.get(),
                             attributes: e.attributes.get(),
