@@ -590,8 +590,17 @@ impl ByteMap {
             let o = self.owner(format!("{p}FAT directory /"));
             self.clusters(base, g, &f.root_clusters, u64::MAX, o);
         }
+        if let Some(l) = f.label_offset {
+            let d = self.owner(format!("{p}FAT volume label entry "));
+            self.dirent(base + l, d);
+        }
+        for (path, off) in &f.dot_entries {
+            let d = self.owner(format!("{p}FAT dirent {path} "));
+            self.dirent(base + off, d);
+        }
         for e in &f.entries {
             let d = self.owner(format!("{p}FAT dirent {} ", e.path));
+            self.dirent(base + e.dirent_offset, d);
             fields!(
                 self,
                 DirEntry,
@@ -623,6 +632,29 @@ impl ByteMap {
             let size = if e.is_dir { u64::MAX } else { u64::from(e.size) };
             self.clusters(base, g, &e.clusters, size, c);
         }
+    }
+
+    fn dirent(&mut self, at: u64, d: u32) {
+        fields!(
+            self,
+            DirEntry,
+            at,
+            d,
+            [
+                name,
+                attr,
+                nt_res,
+                crt_time_tenth,
+                crt_time,
+                crt_date,
+                lst_acc_date,
+                fst_clus_hi,
+                wrt_time,
+                wrt_date,
+                fst_clus_lo,
+                file_size,
+            ]
+        );
     }
 
     /// Content regions for a chain, one per run of consecutive clusters, up to `size` bytes.

@@ -68,6 +68,10 @@ pub struct FatInfo {
     pub root_label: Option<String>,
     /// Every file and directory, sorted by path component by component.
     pub entries: Vec<FatEntry>,
+    /// The "." and ".." entries: (path of the entry, byte offset in the FAT image).
+    pub dot_entries: Vec<(String, u64)>,
+    /// Byte offset of the root directory's volume label entry.
+    pub label_offset: Option<u64>,
     /// Clusters of the FAT32 root directory (empty on FAT12/16).
     pub root_clusters: Vec<u32>,
     /// Everything wrong.
@@ -119,6 +123,8 @@ impl FatInfo {
             oem_name: String::from_utf8_lossy(&sector[3..11]).trim_end().to_string(),
             root_label: None,
             entries: Vec::new(),
+            dot_entries: Vec::new(),
+            label_offset: None,
             root_clusters: Vec::new(),
             problems: Vec::new(),
         };
@@ -139,12 +145,12 @@ impl FatInfo {
             }
             Err(e) => info.problems.push(fat_error(e)),
         }
-        info.walk(&vol);
+        info.walk(&vol, src);
         info.check_chains(&vol);
         Ok(info)
     }
 
-    fn walk(&mut self, vol: &FatVolume<'_, dyn ReadAt + '_>) {
+    fn walk(&mut self, vol: &FatVolume<'_, dyn ReadAt + '_>, src: &dyn ReadAt) {
         let g = self.boot.geometry.clone();
         let cs = g.cluster_size();
         let root = match vol.root() {
@@ -166,6 +172,19 @@ impl FatInfo {
             Vec::new()
         };
         self.root_clusters = root_chain.clone();
+        // The label entry: the first root entry with only the volume-id attribute among the
+        // first 16 (mkfs.fat writes it first).
+        let root_at = match root_chain.first() {
+            Some(&c) => g.cluster_offset(Cluster(c)),
+            None => g.root_dir_offset(),
+        };
+        let mut first = [0u8; 512];
+        if src.read_at(root_at, &mut first).is_ok() {
+            self.label_offset = first
+                .chunks_exact(32)
+                .position(|e| e[0] != 0 && e[0] != 0xE5 && e[11] & 0x3F == 0x08)
+                .map(|i| root_at + 32 * i as u64);
+        }
         self.root_label = root.volume_label.map(|l| String::from_utf8_lossy(&l).trim_end().to_string());
         let mut visited = BTreeSet::new();
         if g.fat_type == FatType::Fat32 {
@@ -186,6 +205,9 @@ impl FatInfo {
                 }
             };
             let mut subdirs = Vec::new();
+            for e in dir.entries.iter().filter(|e| e.is_dot()) {
+                self.dot_entries.push((format!("{prefix}/{}", e.name), at(e.offset)));
+            }
             for e in dir.entries.iter().filter(|e| !e.is_dot()) {
                 if self.entries.len() >= super::MAX_FAT_ENTRIES {
                     budget_hit = true;
