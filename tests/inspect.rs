@@ -629,3 +629,100 @@ fn diff_names_what_changed() {
     assert!(out.contains("moved: file /readme.txt"), "{out}");
     assert!(out.contains("content: file /readme.txt size: A 6 bytes, B 5000 bytes"), "{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fuzz targets, replayed on stable: every seed of fuzz/seeds plus deterministic mutations.
+
+#[path = "../fuzz/src/targets.rs"]
+#[allow(dead_code)]
+mod fuzz_targets;
+
+/// xorshift64*: deterministic mutations without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// One mutation of `seed`: byte flips (mostly in the metadata-rich first 96 KiB), a 32-bit field
+/// set to 0, all ones or a plausible block number (loops, pointers past the end), or a cut.
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut d = seed.to_vec();
+    let hot = d.len().min(96 << 10);
+    for _ in 0..1 + rng.below(4) {
+        if d.len() < 8 {
+            break;
+        }
+        let at = if rng.below(10) < 8 { rng.below(hot - 4) } else { rng.below(d.len() - 4) };
+        match rng.below(6) {
+            0 | 1 => d[at] ^= 1 << rng.below(8),
+            2 => d[at] = rng.next() as u8,
+            3 => d[at..at + 4].copy_from_slice(&[0xFF; 4]),
+            4 => {
+                let lba = rng.below(d.len() / 2048 + 2) as u32;
+                d[at..at + 4].copy_from_slice(&lba.to_le_bytes());
+            }
+            _ => d[at..at + 4].copy_from_slice(&[0; 4]),
+        }
+    }
+    if rng.below(12) == 0 {
+        let cut = rng.below(d.len());
+        d.truncate(cut);
+    }
+    d
+}
+
+#[test]
+fn fuzz_seeds_and_mutations_replay() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target, &[&str]); 5] = [
+        ("iso", fuzz_targets::iso, &["iso"]),
+        ("el_torito", fuzz_targets::el_torito, &["el_torito"]),
+        ("part", fuzz_targets::part, &["part"]),
+        ("fat", fuzz_targets::fat, &["fat"]),
+        ("inspect", fuzz_targets::inspect, &["inspect", "iso"]),
+    ];
+    let rounds: u64 =
+        std::env::var("ISOFORGE_FUZZ_REPLAY_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let mut runs = 0u64;
+    for (name, target, dirs) in targets {
+        for dir in dirs {
+            let mut files: Vec<PathBuf> =
+                std::fs::read_dir(seeds.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+            files.sort();
+            assert!(!files.is_empty(), "no seeds in fuzz/seeds/{dir}");
+            for f in files {
+                let seed = std::fs::read(&f).unwrap();
+                target(&seed);
+                // Fewer mutations of big seeds: the time per run grows with the size.
+                let n = ((64 << 10) * 200 / seed.len().max(1)).clamp(40, 300) as u64 * rounds;
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed.len() as u64);
+                for k in 0..n {
+                    let m = mutate(&seed, &mut rng);
+                    let r = std::panic::catch_unwind(|| target(&m));
+                    if r.is_err() {
+                        let out =
+                            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-{name}-{k}.bin"));
+                        std::fs::write(&out, &m).unwrap();
+                        panic!(
+                            "fuzz target {name} panicked on mutation {k} of {}: input kept in {}",
+                            f.display(),
+                            out.display()
+                        );
+                    }
+                    runs += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{runs} mutated inputs replayed");
+}

@@ -674,3 +674,41 @@ impl ByteMap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_go_to_the_smallest_region() {
+        let mut m = ByteMap::default();
+        let file = m.owner("file /efi.img");
+        let bpb = m.owner("/efi.img: FAT.BPB.");
+        m.content(100, 1000, file, 0);
+        m.field(111, 2, bpb, "byts_per_sec");
+        m.field(2000, 4, bpb, "vol_id");
+        m.finish();
+        assert_eq!(m.at(50), (None, 100));
+        let (r, end) = m.at(100);
+        assert_eq!((m.name(r.unwrap()), end), ("file /efi.img".to_string(), 111));
+        let (r, end) = m.at(112);
+        assert_eq!((m.name(r.unwrap()), end), ("/efi.img: FAT.BPB.byts_per_sec".to_string(), 113));
+        let (r, end) = m.at(113);
+        assert_eq!((m.name(r.unwrap()), end), ("file /efi.img".to_string(), 1100));
+        assert_eq!(m.at(1100), (None, 2000));
+        assert_eq!(m.at(2004), (None, u64::MAX));
+    }
+
+    #[test]
+    fn fields_follow_the_layout() {
+        let mut m = ByteMap::default();
+        let o = m.owner("PVD.");
+        fields!(m, VolumeDescriptor, 32768, o, [volume_space_size, creation_date => "volume_creation_date"]);
+        m.finish();
+        // ECMA-119 8.4: volume space size at BP 81-88, creation date at BP 814-830.
+        assert_eq!(m.regions[0].start, 32768 + 80);
+        assert_eq!(m.regions[0].end, 32768 + 88);
+        assert_eq!(m.regions[1].start, 32768 + 813);
+        assert_eq!(m.name(1), "PVD.volume_creation_date");
+    }
+}

@@ -398,3 +398,22 @@ pub fn image(img: &Image, tree: bool) -> Json {
         "problems": img.iso_problems.len(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pretty_printing_is_stable_and_escaped() {
+        let j = Json::Obj(vec![
+            ("a", Json::Str("q\"\\\n\u{1}".into())),
+            ("b", Json::Arr(vec![Json::Int(1), Json::Int(-2)])),
+            ("c", Json::Arr(vec![])),
+            ("d", Json::Obj(vec![("e", Json::Null), ("f", Json::Bool(true))])),
+        ]);
+        assert_eq!(
+            j.pretty(),
+            "{\n  \"a\": \"q\\\"\\\\\\n\\u0001\",\n  \"b\": [1, -2],\n  \"c\": [],\n  \"d\": {\n    \"e\": null,\n    \"f\": true\n  }\n}\n"
+        );
+    }
+}
