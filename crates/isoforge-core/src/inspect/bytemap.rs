@@ -76,7 +76,7 @@ macro_rules! fields {
     ($map:expr, $ty:ty, $base:expr, $owner:expr, [$($f:ident $(=> $alias:literal)?),* $(,)?]) => {{
         let z = <$ty as FromZeros>::new_zeroed();
         $(
-            $map.field($base + offset_of!($ty, $f) as u64, size_of_val(&z.$f) as u64, $owner,
+            $map.field(u64::saturating_add($base, offset_of!($ty, $f) as u64), size_of_val(&z.$f) as u64, $owner,
                 fields!(@name $f $(, $alias)?));
         )*
     }};
@@ -269,7 +269,7 @@ impl ByteMap {
                     partition_entry_array_crc32,
                 ]
             );
-            self.field(base + 92, 420, o, "reserved_tail");
+            self.field(base.saturating_add(92), 420, o, "reserved_tail");
             let x = &h.header;
             let arr = x.partition_entry_lba.get().saturating_mul(512);
             let arr_len = x.entry_array_bytes().min(crate::part::gpt::MAX_ENTRY_ARRAY_BYTES);
@@ -277,7 +277,7 @@ impl ByteMap {
             self.content(arr, arr_len, ao, 0);
             for p in &g.entries {
                 let o = self.owner(format!("GPT.{name}.entry[{}].", p.index));
-                let at = arr + u64::from(p.index - 1) * 128;
+                let at = arr.saturating_add(u64::from(p.index.saturating_sub(1)) * 128);
                 fields!(
                     self,
                     GptEntry,

@@ -162,18 +162,24 @@ impl SystemArea {
         let gpt = match &report {
             Some(r) if r.primary.is_some() || r.backup.is_some() => {
                 mismatches.extend(r.mismatches.iter().cloned());
-                let header = |h: &Option<GptHeader>| -> Option<GptHeaderInfo> {
+                // Where read_gpt read each header: sector 1, and the primary's alternate_lba
+                // when inside the disk, else the last sector.
+                let backup_at = match &r.primary {
+                    Some(p) if p.alternate_lba.get() < disk_sectors => p.alternate_lba.get(),
+                    _ => disk_sectors - 1,
+                };
+                let header = |h: &Option<GptHeader>, at: u64| -> Option<GptHeaderInfo> {
                     let h = (*h)?;
                     Some(GptHeaderInfo {
                         header: h,
-                        at: h.my_lba.get(),
+                        at,
                         header_crc_valid: h.compute_crc() == h.header_crc32.get(),
                         entries_crc_valid: entries_crc(src, &h),
                     })
                 };
                 Some(GptInfo {
-                    primary: header(&r.primary),
-                    backup: header(&r.backup),
+                    primary: header(&r.primary, 1),
+                    backup: header(&r.backup, backup_at),
                     entries: r
                         .entries
                         .iter()

@@ -191,7 +191,13 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
     // A separate ESP holding the same bytes as the El Torito image is a copy: information.
     let copy = |part_start: u64| -> Result<bool, InspectError> {
         match file {
-            Some(f) if f.size > 0 && part_start.checked_mul(512).is_some_and(|s| s + f.size <= image.len) => {
+            Some(f)
+                if f.size > 0
+                    && part_start
+                        .checked_mul(512)
+                        .and_then(|s| s.checked_add(f.size))
+                        .is_some_and(|e| e <= image.len) =>
+            {
                 same_bytes(src, start * 512, part_start * 512, f.size)
             }
             _ => Ok(false),
@@ -225,16 +231,16 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
         }
     }
     if let Some(g) = &image.system_area.gpt {
-        let base = g.primary.as_ref().map(|h| h.header.partition_entry_lba.get() * 512);
+        let base = g.primary.as_ref().map(|h| h.header.partition_entry_lba.get().saturating_mul(512));
         for p in g.entries.iter().filter(|p| p.type_guid == Guid::EFI_SYSTEM.to_string()) {
-            let off = base.map(|b| b + u64::from(p.index - 1) * 128);
+            let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * 128));
             if p.first_lba != start {
                 let is_copy = copy(p.first_lba)?;
                 push(
                     out,
                     if is_copy { Severity::Info } else { Severity::Error },
                     format!("{} starting_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
-                    off.map(|o| o + 32),
+                    off.map(|o| o.saturating_add(32)),
                     format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
                     if is_copy {
                         format!("sector {}, a byte-identical copy of the EFI image", p.first_lba)
@@ -249,8 +255,8 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                     out,
                     Severity::Error,
                     format!("{} ending_lba (the ESP) vs the EFI image file", p.name()),
-                    off.map(|o| o + 40),
-                    format!("{} ({n} sectors)", p.first_lba + n - 1),
+                    off.map(|o| o.saturating_add(40)),
+                    format!("{} ({n} sectors)", p.first_lba.saturating_add(n).saturating_sub(1)),
                     format!("{} ({len} sectors)", p.last_lba),
                 );
             }
