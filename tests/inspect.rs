@@ -508,6 +508,16 @@ fn verify_names_what_is_broken() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("error: MBR isohybrid boot-file field (bytes 432..440) at byte 432"), "{out}");
 
+    // The embedded FAT: its second FAT differs from the first.
+    let j = inspect_json(&iso);
+    let emb = &j.arr("embedded")[0];
+    let fat2 =
+        emb.num("offset") + (emb.num("payload.reserved_sectors") + emb.num("payload.sectors_per_fat")) * 512;
+    let fat = broken(&iso, "fat.iso", |b| b[fat2 as usize + 3] ^= 0x10);
+    let (code, out) = isoforge_status(&["verify"], &[&fat]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("error: /boot/efi.img: FAT FAT copy at byte {}", fat2 + 3)), "{out}");
+
     let half = broken(&iso, "half.iso", |b| b.truncate(b.len() / 2));
     let (code, out) = isoforge_status(&["verify"], &[&half]);
     assert_eq!(code, 1, "{out}");
@@ -725,4 +735,33 @@ fn fuzz_seeds_and_mutations_replay() {
         }
     }
     eprintln!("{runs} mutated inputs replayed");
+}
+
+/// The FAT checks on a mkfs.fat image whose file chain is bent into a directory's cluster:
+/// a cross-link and a chain longer than the file's size.
+#[test]
+fn fat_checks_find_cross_links_and_bad_chains() {
+    use isoforge_core::inspect::fat::FatInfo;
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/fat/mkfs-fat-64k.img");
+    let mut img = std::fs::read(seed).unwrap();
+    let info = FatInfo::read(&img).unwrap();
+    assert!(info.problems.is_empty(), "{:?}", info.problems);
+    let file = info.entries.iter().find(|e| e.path == "/EFI/BOOT/BOOTX64.EFI").unwrap();
+    let dir = info.entries.iter().find(|e| e.path == "/EFI").unwrap();
+    let last = *file.clusters.last().unwrap();
+    // FAT12: entry n at byte n * 3 / 2, low or high 12 bits.
+    let g = &info.boot.geometry;
+    let at = g.fat_offset(0) as usize + last as usize * 3 / 2;
+    let v = u16::from_le_bytes([img[at], img[at + 1]]);
+    let target = dir.first_cluster as u16;
+    let nv = if last % 2 == 0 { (v & 0xF000) | target } else { (v & 0x000F) | (target << 4) };
+    img[at..at + 2].copy_from_slice(&nv.to_le_bytes());
+    let broken = FatInfo::read(&img).unwrap();
+    let text: Vec<String> =
+        broken.problems.iter().map(|p| format!("{} {} {}", p.what, p.expected, p.found)).collect();
+    assert!(
+        text.iter().any(|t| t.contains("FAT chain of /EFI/BOOT/BOOTX64.EFI") && t.contains("clusters for")),
+        "{text:#?}"
+    );
+    assert!(text.iter().any(|t| t.contains("cross-linked")), "{text:#?}");
 }
