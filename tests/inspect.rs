@@ -629,6 +629,17 @@ fn diff_names_what_changed() {
     assert_eq!(out.lines().count(), 3, "{out}");
     assert!(out.contains("8 more differences omitted (--max 2)"), "{out}");
 
+    // Inside the FAT image: a new file before BOOTX64.EFI moves it to other clusters.
+    let efi2 = dir.path().join("efi2");
+    run(Command::new("cp").arg("-r").arg(&efi).arg(&efi2));
+    write_file(&efi2.join("EFI/BOOT/AAA.EFI"), vec![7u8; 5000]);
+    let e2 = build(dir.path(), "efi2.iso", &tree, &efi2, true, &[]);
+    let (code, out) = isoforge_status(&["diff"], &[&a, &e2]);
+    assert_eq!(code, 1);
+    assert!(out.contains("moved: /boot/efi.img: file /EFI/BOOT/BOOTX64.EFI"), "{out}");
+    assert!(out.contains("only-in-b: /boot/efi.img: file /EFI/BOOT/AAA.EFI"), "{out}");
+    assert!(out.contains("bytes: /boot/efi.img: FAT.table[0] bytes"), "{out}");
+
     // A file that changes size moves the files after it: one "moved" line each, and every
     // other byte is named or counted.
     let dir3 = dir.path().join("bigger");

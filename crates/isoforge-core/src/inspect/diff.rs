@@ -19,10 +19,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use super::bytemap::ByteMap;
-use super::{Image, InspectError};
+use super::fat::{FatEntry, FatInfo};
+use super::{Image, InspectError, Payload};
 use crate::iso9660::read::{Entry, EntryKind};
 use crate::read_at::ReadAt;
-use crate::units::ISO_BLOCK;
+use crate::units::{Cluster, ISO_BLOCK};
 
 /// The schema identifier of `diff --json`.
 pub const SCHEMA: &str = "isoforge-diff/1";
@@ -162,10 +163,23 @@ pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, In
         );
     }
     let explained = files(&ia, &ib, a, b, max, &mut report)?;
-    let exa: BTreeSet<u32> = owners_named(&ma, &explained);
-    let exb: BTreeSet<u32> = owners_named(&mb, &explained);
+    let fat = fat_files(&ia, &ib, a, b, &explained, max, &mut report)?;
+    let mut exa: BTreeSet<u32> = owners_named(&ma, &explained);
+    let mut exb: BTreeSet<u32> = owners_named(&mb, &explained);
+    exa.extend(owners_exact(&ma, &fat));
+    exb.extend(owners_exact(&mb, &fat));
     bytes(a, b, &ma, &mb, &exa, &exb, max, &mut report)?;
     Ok(report)
+}
+
+/// Owners whose names are in `names`.
+fn owners_exact(m: &ByteMap, names: &BTreeSet<String>) -> BTreeSet<u32> {
+    m.owners
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| names.contains(o.as_str()))
+        .filter_map(|(i, _)| u32::try_from(i).ok())
+        .collect()
 }
 
 /// Owners that belong to the files `paths`: their content (`file /x`) and every structure of a
@@ -256,28 +270,64 @@ fn files(
                 ),
             },
         );
-        content(ea, eb, a, b, &name, max, report)?;
+        content(&Extents::of_iso(ea), &Extents::of_iso(eb), a, b, &name, max, report)?;
     }
     Ok(explained)
 }
 
-/// The image offset of byte `rel` of a file, and how many bytes follow in that extent.
-fn locate(e: &Entry, rel: u64) -> Option<(u64, u64)> {
-    let mut at = 0u64;
-    for &(lba, len) in &e.extents {
-        let len = u64::from(len);
-        if rel < at + len {
-            return Some((u64::from(lba) * ISO_BLOCK + (rel - at), len - (rel - at)));
+/// A file's bytes in an image: (byte offset, length) pieces in file order, and its size.
+#[derive(Debug, Clone)]
+struct Extents {
+    pieces: Vec<(u64, u64)>,
+    size: u64,
+}
+
+impl Extents {
+    fn of_iso(e: &Entry) -> Extents {
+        Extents {
+            pieces: e.extents.iter().map(|&(l, n)| (u64::from(l) * ISO_BLOCK, u64::from(n))).collect(),
+            size: e.size,
         }
-        at += len;
     }
-    None
+
+    /// The clusters of a FAT file, runs merged, cut at its size.
+    fn of_fat(base: u64, g: &crate::fat::bpb::Geometry, e: &FatEntry) -> Extents {
+        let cs = g.cluster_size();
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut left = u64::from(e.size);
+        for &c in &e.clusters {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(cs);
+            let off = base + g.cluster_offset(Cluster(c));
+            match pieces.last_mut() {
+                Some((o, l)) if *o + *l == off => *l += n,
+                _ => pieces.push((off, n)),
+            }
+            left -= n;
+        }
+        Extents { pieces, size: u64::from(e.size) - left }
+    }
+
+    /// The image offset of byte `rel`, and how many bytes of the piece follow.
+    fn locate(&self, rel: u64) -> Option<(u64, u64)> {
+        let mut at = 0u64;
+        for &(off, len) in &self.pieces {
+            if rel < at + len {
+                return Some((off + (rel - at), len - (rel - at)));
+            }
+            at += len;
+        }
+        None
+    }
 }
 
 /// Compares the contents of two files matched by path, reporting differing runs.
+#[allow(clippy::too_many_arguments)]
 fn content(
-    ea: &Entry,
-    eb: &Entry,
+    ea: &Extents,
+    eb: &Extents,
     a: &dyn ReadAt,
     b: &dyn ReadAt,
     name: &str,
@@ -296,15 +346,15 @@ fn content(
                 Difference {
                     kind: DiffKind::Content,
                     name: format!("{name} bytes {s:#x}..{e:#x}"),
-                    a: locate(ea, s).map(|(o, _)| (o, e - s)),
-                    b: locate(eb, s).map(|(o, _)| (o, e - s)),
+                    a: ea.locate(s).map(|(o, _)| (o, e - s)),
+                    b: eb.locate(s).map(|(o, _)| (o, e - s)),
                     detail: String::new(),
                 },
             );
         }
     };
     while rel < common {
-        let (Some((oa, la)), Some((ob, lb))) = (locate(ea, rel), locate(eb, rel)) else { break };
+        let (Some((oa, la)), Some((ob, lb))) = (ea.locate(rel), eb.locate(rel)) else { break };
         let n = (common - rel).min(la).min(lb).min(CHUNK as u64);
         let n_us = usize::try_from(n).unwrap_or(CHUNK);
         if oa.checked_add(n).is_none_or(|end| end > a.len())
@@ -343,6 +393,96 @@ fn content(
         );
     }
     Ok(())
+}
+
+/// Files of the embedded FAT images present in both images (matched by the payload's name),
+/// matched by path: only in one, moved (other clusters), content. Returns the owner names
+/// (`<payload>: file <path>`) these reports explain.
+fn fat_files(
+    ia: &Image,
+    ib: &Image,
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    skip: &BTreeSet<String>,
+    max: usize,
+    report: &mut DiffReport,
+) -> Result<BTreeSet<String>, InspectError> {
+    let mut explained = BTreeSet::new();
+    for pa in &ia.embedded {
+        let Payload::Fat(fa) = &pa.payload else { continue };
+        let Some((pb, fb)) = ib.embedded.iter().find_map(|p| match &p.payload {
+            Payload::Fat(f) if p.name == pa.name => Some((p, f)),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // A payload inside a file that moved or changed was compared as that file already.
+        if skip.contains(&pa.name) && pa.offset != pb.offset {
+            continue;
+        }
+        let files = |f: &FatInfo| -> BTreeMap<String, FatEntry> {
+            f.entries.iter().filter(|e| !e.is_dir).map(|e| (e.path.clone(), e.clone())).collect()
+        };
+        let (ma, mb) = (files(fa), files(fb));
+        let (ga, gb) = (&fa.boot.geometry, &fb.boot.geometry);
+        for (path, ea) in &ma {
+            let name = format!("{}: file {path}", pa.name);
+            let xa = Extents::of_fat(pa.offset, ga, ea);
+            let Some(eb) = mb.get(path) else {
+                explained.insert(name.clone());
+                let range = xa.pieces.first().map(|&(o, _)| (o, xa.size));
+                report.push(
+                    max,
+                    Difference {
+                        kind: DiffKind::OnlyInA,
+                        name,
+                        a: range,
+                        b: None,
+                        detail: format!("{} bytes", ea.size),
+                    },
+                );
+                continue;
+            };
+            let xb = Extents::of_fat(pb.offset, gb, eb);
+            if xa.pieces == xb.pieces && ea.size == eb.size {
+                continue;
+            }
+            explained.insert(name.clone());
+            report.push(
+                max,
+                Difference {
+                    kind: DiffKind::Moved,
+                    name: name.clone(),
+                    a: xa.pieces.first().map(|&(o, _)| (o, xa.size)),
+                    b: xb.pieces.first().map(|&(o, _)| (o, xb.size)),
+                    detail: format!(
+                        "cluster {} → {}, {} → {} bytes",
+                        ea.first_cluster, eb.first_cluster, ea.size, eb.size
+                    ),
+                },
+            );
+            content(&xa, &xb, a, b, &name, max, report)?;
+        }
+        for (path, eb) in &mb {
+            if !ma.contains_key(path) {
+                let name = format!("{}: file {path}", pb.name);
+                let xb = Extents::of_fat(pb.offset, gb, eb);
+                explained.insert(name.clone());
+                let range = xb.pieces.first().map(|&(o, _)| (o, xb.size));
+                report.push(
+                    max,
+                    Difference {
+                        kind: DiffKind::OnlyInB,
+                        name,
+                        a: None,
+                        b: range,
+                        detail: format!("{} bytes", eb.size),
+                    },
+                );
+            }
+        }
+    }
+    Ok(explained)
 }
 
 /// One differing range cut at the leaves of both maps.

@@ -147,7 +147,8 @@ fn system_area(image: &Image, out: &mut Vec<Finding>) {
         // so it starts before the first usable sector and contains the other entries.
         let intended = nixos
             && m.structure.starts_with("GPT entry")
-            && (m.structure.contains("(ISOHybrid)") || m.expected.starts_with("no overlap with entry 1 "));
+            && m.field == "starting_lba"
+            && (m.structure.ends_with("(ISOHybrid)") || m.expected.starts_with("no overlap with entry 1 "));
         push(
             out,
             if intended { Severity::Info } else { Severity::Error },
