@@ -342,6 +342,8 @@ pub const MAX_CATALOG_BYTES: u64 = 64 << 10;
 /// Finds the payloads: the El Torito EFI image, the ESP of the MBR and of the GPT, and every
 /// `*.img` file of the ISO 9660 tree that starts with a FAT boot sector. Candidates at the same
 /// offset are one payload found several ways.
+// TODO(squashfs): also take every single-extent file whose first 4 bytes are the squashfs magic
+// "hsqs" (nixpkgs names it /nix-store.squashfs) as a candidate, found by "file".
 fn find_embedded(image: &Image, src: &dyn ReadAt) -> Vec<EmbeddedImage> {
     // (offset, length hint, how, name from the tree)
     let mut cands: Vec<(u64, Option<u64>, String)> = Vec::new();
