@@ -146,8 +146,16 @@ fn date(d: &VolumeDate) -> Json {
     }
 }
 
-fn volume(v: &VolumeSummary) -> Json {
+fn volume(v: &VolumeSummary, x: &super::DescriptorExtras) -> Json {
     obj! {
+        "volume_flags": x.volume_flags,
+        "escape_sequences": x.escape_sequences.as_str(),
+        "volume_set_size": x.volume_set_size,
+        "volume_sequence_number": x.volume_sequence_number,
+        "copyright_file_id": x.copyright_file_id.as_str(),
+        "abstract_file_id": x.abstract_file_id.as_str(),
+        "bibliographic_file_id": x.bibliographic_file_id.as_str(),
+        "application_use_sha256": x.application_use_sha256.as_str(),
         "descriptor_lba": v.descriptor_lba,
         "system_id": v.system_id.as_str(),
         "volume_id": v.volume_id.as_str(),
@@ -389,8 +397,11 @@ pub fn image(img: &Image, tree: bool) -> Json {
         "volume_descriptors": Json::Arr(img.descriptors.iter().map(|d| obj! {
             "lba": d.lba, "type": d.descriptor_type, "role": d.role,
         }).collect()),
-        "primary": volume(&img.pvd),
-        "joliet": img.joliet.as_ref().map(volume).unwrap_or(Json::Null),
+        "primary": volume(&img.pvd, &img.pvd_extras),
+        "joliet": match (&img.joliet, &img.joliet_extras) {
+            (Some(v), Some(x)) => volume(v, x),
+            _ => Json::Null,
+        },
         "el_torito": el_torito.unwrap_or(Json::Null),
         "iso9660": listing(&img.primary, tree),
         "joliet_tree": img.joliet_tree.as_ref().map(|l| listing(l, tree)).unwrap_or(Json::Null),

@@ -179,6 +179,63 @@ impl CatalogSlot {
     }
 }
 
+/// The fields of a primary or supplementary volume descriptor that
+/// [`VolumeSummary`] leaves out (ECMA-119 8.4, 8.5), decoded from the raw block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorExtras {
+    /// Volume flags (BP 8; 0 in a PVD).
+    pub volume_flags: u8,
+    /// Escape sequences (BP 89–120; the Joliet level in an SVD), hex.
+    pub escape_sequences: String,
+    /// Volume set size (little-endian copy).
+    pub volume_set_size: u16,
+    /// Volume sequence number (little-endian copy).
+    pub volume_sequence_number: u16,
+    /// Copyright file identifier, trimmed.
+    pub copyright_file_id: String,
+    /// Abstract file identifier, trimmed.
+    pub abstract_file_id: String,
+    /// Bibliographic file identifier, trimmed.
+    pub bibliographic_file_id: String,
+    /// Lowercase hex SHA-256 of the 512-byte application use field.
+    pub application_use_sha256: String,
+}
+
+impl DescriptorExtras {
+    fn read(src: &dyn ReadAt, lba: u32, joliet: bool) -> Result<DescriptorExtras, InspectError> {
+        use sha2::{Digest, Sha256};
+        use zerocopy::FromBytes;
+        let mut block = vec![0u8; ISO_BLOCK as usize];
+        read(src, u64::from(lba) * ISO_BLOCK, &mut block, "volume descriptor")?;
+        let vd = crate::iso9660::volume_descriptor::VolumeDescriptor::read_from_bytes(&block[..]).map_err(
+            |_| InspectError::Io {
+                what: "volume descriptor".into(),
+                offset: u64::from(lba) * ISO_BLOCK,
+                len: ISO_BLOCK,
+                source: std::io::Error::other("a block of the wrong size"),
+            },
+        )?;
+        let text = |raw: &[u8]| {
+            if joliet {
+                crate::iso9660::read::ucs2(raw)
+            } else {
+                let end = raw.iter().rposition(|&b| b != b' ' && b != 0).map_or(0, |i| i + 1);
+                String::from_utf8_lossy(&raw[..end]).into_owned()
+            }
+        };
+        Ok(DescriptorExtras {
+            volume_flags: vd.volume_flags,
+            escape_sequences: system_area::hex(&vd.escape_sequences),
+            volume_set_size: vd.volume_set_size.le(),
+            volume_sequence_number: vd.volume_sequence_number.le(),
+            copyright_file_id: text(&vd.copyright_file_id),
+            abstract_file_id: text(&vd.abstract_file_id),
+            bibliographic_file_id: text(&vd.bibliographic_file_id),
+            application_use_sha256: system_area::hex(&Sha256::digest(vd.application_use)),
+        })
+    }
+}
+
 /// A whole hybrid image, read.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -190,8 +247,12 @@ pub struct Image {
     pub descriptors: Vec<DescriptorInfo>,
     /// The primary volume descriptor.
     pub pvd: VolumeSummary,
+    /// The rest of the primary volume descriptor's fields.
+    pub pvd_extras: DescriptorExtras,
     /// The Joliet supplementary volume descriptor.
     pub joliet: Option<VolumeSummary>,
+    /// The rest of the Joliet descriptor's fields.
+    pub joliet_extras: Option<DescriptorExtras>,
     /// The El Torito boot record.
     pub boot_record: Option<BootRecordInfo>,
     /// The boot catalog as the ISO 9660 reader decoded and checked it.
@@ -238,7 +299,12 @@ impl Image {
             system_area,
             descriptors: iso.descriptors().to_vec(),
             pvd: iso.pvd().clone(),
+            pvd_extras: DescriptorExtras::read(src, iso.pvd().descriptor_lba, false)?,
             joliet: iso.joliet().cloned(),
+            joliet_extras: match iso.joliet() {
+                Some(j) => Some(DescriptorExtras::read(src, j.descriptor_lba, true)?),
+                None => None,
+            },
             boot_record: iso.boot_record().copied(),
             el_torito: report.el_torito,
             catalog,
