@@ -24,7 +24,8 @@ ln -s boot/bzImage "$work/tree/kernel"
 head -c 2000 /dev/zero | tr '\0' 'e' > "$work/efi/EFI/BOOT/BOOTX64.EFI"
 
 mkdir -p "$here"/{iso,el_torito,part,fat,inspect}
-rm -f "$here"/{iso,el_torito,part,fat,inspect}/*
+# Hand-made regression inputs (regression-*) are kept.
+find "$here"/{iso,el_torito,part,fat,inspect} -type f ! -name "regression-*" -delete
 
 # FAT payloads: isoforge's and mkfs.fat's (FAT12; FAT32 needs >= 32 MiB, too big for a seed).
 "$isoforge" fat --dir "$work/efi" -o "$here/fat/isoforge-64k.img" --size 64K >/dev/null
