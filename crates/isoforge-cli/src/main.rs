@@ -23,23 +23,37 @@ enum Command {
     Fat(cmd::fat::FatArgs),
     /// Build the store squashfs (closure + nix-path-registration) alone.
     Squashfs(cmd::squashfs::SquashfsArgs),
+    /// Describe every structure of an image (system area, descriptors, El Torito, trees, FAT).
+    Inspect(cmd::inspect::InspectArgs),
+    /// Check an image's consistency: exit 0 clean, 1 problems found, 2 unreadable.
+    Verify(cmd::verify::VerifyArgs),
+    /// Name every differing byte range of two images: exit 0 identical, 1 different, 2 error.
+    Diff(cmd::diff::DiffArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Build(args) => cmd::build::run(args),
-        Command::Fat(args) => cmd::fat::run(args),
-        Command::Squashfs(args) => cmd::squashfs::run(args),
+        Command::Build(args) => cmd::build::run(args).map(|()| 0),
+        Command::Fat(args) => cmd::fat::run(args).map(|()| 0),
+        Command::Squashfs(args) => cmd::squashfs::run(args).map(|()| 0),
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Diff(args) => cmd::diff::run(args),
     };
-    if let Err(e) = result {
-        // A closed stdout (`isoforge ... | head`) is not a failure.
-        if e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        }) {
-            std::process::exit(0);
-        }
-        eprintln!("isoforge: error: {e:#}");
-        std::process::exit(2);
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail(&e),
     }
+}
+
+/// Prints the error and exits 2; a closed stdout (`isoforge ... | head`) is not a failure.
+fn fail(e: &anyhow::Error) -> ! {
+    if e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        std::process::exit(0);
+    }
+    eprintln!("isoforge: error: {e:#}");
+    std::process::exit(2);
 }

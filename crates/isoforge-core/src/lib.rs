@@ -5,6 +5,7 @@
 //! - [`iso9660`]: ISO 9660 level 3 with Rock Ridge and Joliet, El Torito boot catalog;
 //! - [`fat`]: the FAT12/16/32 EFI system partition image;
 //! - [`part`]: the isohybrid MBR and GPT in the system area;
+//! - [`inspect`]: the model of a whole image, `verify` checks and `diff`;
 //! - [`tree`]: the input tree built from grafts, shared by every format;
 //! - [`closure`]: the Nix store closure, NAR hashing and `nix-path-registration`.
 //!
@@ -79,6 +80,7 @@ pub mod closure;
 pub mod endian;
 pub mod fat;
 pub mod image;
+pub mod inspect;
 pub mod iso9660;
 pub mod output;
 pub mod outputs;

@@ -1,6 +1,9 @@
 //! One module per subcommand.
 pub mod build;
+pub mod diff;
 pub mod fat;
+pub mod inspect;
 pub mod spec_args;
 pub mod squashfs;
 pub mod store_args;
+pub mod verify;

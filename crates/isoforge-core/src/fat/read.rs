@@ -40,8 +40,17 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
             expected: "a FAT that fits in memory".into(),
             found: g.sectors_per_fat.to_string(),
         })?;
-        let mut fat = vec![0u8; len];
         let off = g.fat_offset(0);
+        // Untrusted sizes: never allocate a FAT the source does not hold.
+        if off.saturating_add(g.fat_bytes()) > r.len() {
+            return Err(FatError::Corrupt {
+                offset: 22,
+                field: "sectors per FAT",
+                expected: format!("a FAT within the image's {} bytes", r.len()),
+                found: format!("{} bytes at byte {off}", g.fat_bytes()),
+            });
+        }
+        let mut fat = vec![0u8; len];
         r.read_at(off, &mut fat).map_err(|source| FatError::ReadImage { offset: off, source })?;
         Ok(FatVolume { r, boot, fat })
     }
@@ -139,7 +148,8 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
     pub fn walk(&self) -> Result<Vec<WalkEntry>, FatError> {
         let mut out = Vec::new();
         let root = self.root()?;
-        self.walk_dir(&root, "", &mut out, 0)?;
+        let mut seen = std::collections::BTreeSet::new();
+        self.walk_dir(&root, "", &mut out, 0, &mut seen)?;
         Ok(out)
     }
 
@@ -149,6 +159,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         prefix: &str,
         out: &mut Vec<WalkEntry>,
         depth: u32,
+        seen: &mut std::collections::BTreeSet<u32>,
     ) -> Result<(), FatError> {
         if depth > 1000 {
             return Err(FatError::Corrupt {
@@ -162,8 +173,18 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
             let path = format!("{prefix}/{}", e.name);
             out.push(WalkEntry { path: path.clone(), entry: e.clone() });
             if e.is_dir() {
+                // A directory listed twice (a loop or a cross-link) would make the walk
+                // exponential: each directory is walked once.
+                if !seen.insert(e.entry.first_cluster().0) {
+                    return Err(FatError::Corrupt {
+                        offset: 0,
+                        field: "directory tree",
+                        expected: "each directory once".into(),
+                        found: format!("{path} points at cluster {} again", e.entry.first_cluster().0),
+                    });
+                }
                 let sub = self.dir(e)?;
-                self.walk_dir(&sub, &path, out, depth + 1)?;
+                self.walk_dir(&sub, &path, out, depth + 1, seen)?;
             }
         }
         Ok(())

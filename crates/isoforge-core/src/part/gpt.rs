@@ -363,7 +363,7 @@ impl GptEntry {
 
     /// Number of sectors covered (0 if `ending_lba < starting_lba`).
     pub fn sectors(&self) -> u64 {
-        (self.ending_lba.get() + 1).saturating_sub(self.starting_lba.get())
+        self.ending_lba.get().saturating_add(1).saturating_sub(self.starting_lba.get())
     }
 }
 
@@ -554,7 +554,7 @@ fn read_array(
         mismatches.push(Mismatch::new(
             name,
             "partition_entry_array_crc32",
-            h.my_lba.get() * 512 + 88,
+            h.my_lba.get().saturating_mul(512).saturating_add(88),
             format!("{crc:#010x} (CRC of the array)"),
             format!("{:#010x}", h.partition_entry_array_crc32.get()),
         ));
@@ -601,7 +601,7 @@ fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Mismat
         out.push(Mismatch::new(name, "revision", base + 8, p.revision.get(), b.revision.get()));
     }
     // The backup array must lie between the last usable sector and the backup header.
-    let entries_end = b.partition_entry_lba.get() + b.entry_array_sectors();
+    let entries_end = b.partition_entry_lba.get().saturating_add(b.entry_array_sectors());
     if b.partition_entry_lba.get() <= b.last_usable_lba.get() || entries_end > b.my_lba.get() {
         out.push(Mismatch::new(
             name,

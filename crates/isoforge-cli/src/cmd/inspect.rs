@@ -1,0 +1,37 @@
+//! `isoforge inspect`: what every structure of an image holds.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use isoforge_core::inspect::{json, text, Image};
+
+/// Arguments of `isoforge inspect`.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// The image to read.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Print JSON (schema `isoforge-inspect/1`, see docs/inspect-json.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list every entry of both hierarchies and of embedded file systems.
+    #[arg(long)]
+    pub tree: bool,
+}
+
+/// Opens `path` and reads its model; errors name the path.
+pub fn read_image(path: &std::path::Path) -> anyhow::Result<(std::fs::File, Image)> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let image = Image::read(&file).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok((file, image))
+}
+
+/// Runs `isoforge inspect`.
+pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
+    let (_file, image) = read_image(&args.image)?;
+    let out =
+        if args.json { json::image(&image, args.tree).pretty() } else { text::summary(&image, args.tree) };
+    std::io::stdout().lock().write_all(out.as_bytes())?;
+    Ok(0)
+}

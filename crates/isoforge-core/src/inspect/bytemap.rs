@@ -1,0 +1,714 @@
+//! Byte maps: which structure each byte of an image belongs to (for `diff`).
+//!
+//! A [`ByteMap`] is a list of named regions — every volume descriptor field, path table,
+//! directory record field and Rock Ridge entry, catalog entry field, MBR and GPT field, each
+//! file's content extents, and, inside an embedded FAT image, its boot sector fields, FATs,
+//! directory entries and file clusters. Regions nest (a FAT field lies inside the content of
+//! `/boot/efi.img`; an MBR field inside the system area): [`ByteMap::finish`] flattens them into
+//! disjoint leaves, each byte going to the smallest region that covers it. Bytes in no region
+//! are "unattributed": `diff` reports them by offset.
+//!
+//! Names: a region's name is its owner followed by its field: `PVD.volume_creation_date`,
+//! `GPT.primary.disk_guid`, `ElTorito.section[1].entry[0].load_size`,
+//! `dirrec /boot/bzImage extent_lba`, `inode /boot/bzImage mode`,
+//! `/boot/efi.img: FAT.BPB.volume_serial`, `/boot/efi.img: FAT dirent /EFI/BOOT wrt_date`.
+//! Content regions (files, path tables, FATs, directories) carry the offset of their first byte
+//! within the whole (the file), so a report says `file /boot/bzImage bytes 0x1000..0x1010`.
+
+use std::collections::{BTreeSet, BinaryHeap};
+use std::mem::{offset_of, size_of_val};
+
+use zerocopy::FromZeros;
+
+use super::{Image, InspectError, Payload};
+use crate::fat::bpb::{BootSector16, BootSector32, Bpb, ExtBpb, FatType, FsInfo};
+use crate::fat::dir_entry::DirEntry;
+use crate::iso9660::directory_record::DirectoryRecordHeader;
+use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
+use crate::iso9660::read::{EntryKind, Listing};
+use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
+use crate::part::gpt::{GptEntry, GptHeader};
+use crate::part::mbr::{Mbr, MbrPartitionRecord};
+use crate::read_at::ReadAt;
+use crate::units::{Cluster, ISO_BLOCK};
+
+/// Most directory bytes re-read to map directory records, over the whole image.
+pub const MAX_DIRECTORY_BYTES_MAPPED: u64 = 1 << 30;
+
+/// A named byte range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    /// First byte (image offset).
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// Index of the owner's name in [`ByteMap::owners`].
+    pub owner: u32,
+    /// The field ("" for a content region).
+    pub field: &'static str,
+    /// A content region: differences are reported with offsets relative to `rel`.
+    pub content: bool,
+    /// For content: the offset of `start` within the whole (the file, the table).
+    pub rel: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leaf {
+    start: u64,
+    end: u64,
+    region: u32,
+}
+
+/// The regions of one image, and their flattening.
+#[derive(Debug, Clone, Default)]
+pub struct ByteMap {
+    /// Owner names (`PVD.`, `file /boot/bzImage`, `inode /x `): a region's name is its owner's
+    /// name followed by its field.
+    pub owners: Vec<String>,
+    /// Every region, as added.
+    pub regions: Vec<Region>,
+    leaves: Vec<Leaf>,
+}
+
+/// Adds one region per listed field of a zerocopy layout struct at `base`, named by the struct
+/// field (or the alias after `=>`).
+macro_rules! fields {
+    ($map:expr, $ty:ty, $base:expr, $owner:expr, [$($f:ident $(=> $alias:literal)?),* $(,)?]) => {{
+        let z = <$ty as FromZeros>::new_zeroed();
+        $(
+            $map.field(u64::saturating_add($base, offset_of!($ty, $f) as u64), size_of_val(&z.$f) as u64, $owner,
+                fields!(@name $f $(, $alias)?));
+        )*
+    }};
+    (@name $f:ident) => { stringify!($f) };
+    (@name $f:ident, $alias:literal) => { $alias };
+}
+
+impl ByteMap {
+    /// The map of `img` (read from `src`, which directory records are re-read from).
+    pub fn build(img: &Image, src: &dyn ReadAt) -> Result<ByteMap, InspectError> {
+        let mut m = ByteMap::default();
+        m.system_area(img);
+        m.descriptors(img);
+        m.path_tables(img);
+        let mut budget = MAX_DIRECTORY_BYTES_MAPPED;
+        m.directories(&img.primary, "dirrec ", src, &mut budget)?;
+        if let Some(j) = &img.joliet_tree {
+            m.directories(j, "joliet dirrec ", src, &mut budget)?;
+        }
+        m.files(&img.primary);
+        m.el_torito(img);
+        for e in &img.embedded {
+            if let Payload::Fat(f) = &e.payload {
+                m.fat(&format!("{}: ", e.name), e.offset, f);
+            }
+        }
+        m.finish();
+        Ok(m)
+    }
+
+    /// The index of owner `name`, added when new (owners are few per structure, so a linear
+    /// search of the last few is enough: owners are added in runs).
+    pub fn owner(&mut self, name: impl Into<String>) -> u32 {
+        let name = name.into();
+        if let Some(i) = self.owners.iter().rev().take(4).position(|o| *o == name) {
+            return u32::try_from(self.owners.len() - 1 - i).unwrap_or(u32::MAX);
+        }
+        self.owners.push(name);
+        u32::try_from(self.owners.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// Adds a field region.
+    pub fn field(&mut self, start: u64, len: u64, owner: u32, field: &'static str) {
+        if len > 0 {
+            self.regions.push(Region {
+                start,
+                end: start.saturating_add(len),
+                owner,
+                field,
+                content: false,
+                rel: 0,
+            });
+        }
+    }
+
+    /// Adds a content region whose first byte is byte `rel` of its whole.
+    pub fn content(&mut self, start: u64, len: u64, owner: u32, rel: u64) {
+        if len > 0 {
+            self.regions.push(Region {
+                start,
+                end: start.saturating_add(len),
+                owner,
+                field: "",
+                content: true,
+                rel,
+            });
+        }
+    }
+
+    /// The full name of region `r` (owner and field).
+    pub fn name(&self, r: u32) -> String {
+        let Some(reg) = self.regions.get(r as usize) else { return "unattributed".into() };
+        let owner = self.owners.get(reg.owner as usize).map_or("", String::as_str);
+        format!("{owner}{}", reg.field).trim_end().to_string()
+    }
+
+    /// The region `r`.
+    pub fn region(&self, r: u32) -> Option<&Region> {
+        self.regions.get(r as usize)
+    }
+
+    /// Flattens the regions into disjoint leaves: each byte goes to the smallest region covering
+    /// it (the one added first among equals).
+    pub fn finish(&mut self) {
+        let mut order: Vec<u32> = (0..u32::try_from(self.regions.len()).unwrap_or(u32::MAX)).collect();
+        order.sort_by_key(|&i| self.regions[i as usize].start);
+        let mut bounds: Vec<u64> = self.regions.iter().flat_map(|r| [r.start, r.end]).collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut active: BTreeSet<(u64, u32)> = BTreeSet::new();
+        let mut ends: BinaryHeap<std::cmp::Reverse<(u64, u64, u32)>> = BinaryHeap::new();
+        let mut next = 0usize;
+        let mut leaves: Vec<Leaf> = Vec::new();
+        for w in bounds.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            while let Some(&i) = order.get(next) {
+                let r = &self.regions[i as usize];
+                if r.start > a {
+                    break;
+                }
+                let len = r.end - r.start;
+                active.insert((len, i));
+                ends.push(std::cmp::Reverse((r.end, len, i)));
+                next += 1;
+            }
+            while let Some(std::cmp::Reverse((end, len, i))) = ends.peek().copied() {
+                if end > a {
+                    break;
+                }
+                ends.pop();
+                active.remove(&(len, i));
+            }
+            if let Some(&(_, i)) = active.first() {
+                match leaves.last_mut() {
+                    Some(l) if l.region == i && l.end == a => l.end = b,
+                    _ => leaves.push(Leaf { start: a, end: b, region: i }),
+                }
+            }
+        }
+        self.leaves = leaves;
+    }
+
+    /// The region holding byte `pos` (`None`: unattributed) and where that attribution ends.
+    pub fn at(&self, pos: u64) -> (Option<u32>, u64) {
+        let i = self.leaves.partition_point(|l| l.start <= pos);
+        if i > 0 {
+            let l = self.leaves[i - 1];
+            if l.end > pos {
+                return (Some(l.region), l.end);
+            }
+        }
+        (None, self.leaves.get(i).map_or(u64::MAX, |l| l.start))
+    }
+
+    fn system_area(&mut self, img: &Image) {
+        let sa = &img.system_area;
+        let all = self.owner("system area");
+        self.content(0, 32 * 1024, all, 0);
+        let mbr = self.owner("MBR.");
+        let code = offset_of!(Mbr, boot_code) as u64;
+        self.field(code, 432, mbr, "boot_code");
+        self.field(code + 432, 8, mbr, "isohybrid_boot_lba");
+        fields!(self, Mbr, 0, mbr, [unique_mbr_disk_signature => "disk_signature", unknown, signature]);
+        for i in 0..4u64 {
+            let o = self.owner(format!("MBR.partition[{}].", i + 1));
+            let base = offset_of!(Mbr, partition_record) as u64 + i * 16;
+            fields!(
+                self,
+                MbrPartitionRecord,
+                base,
+                o,
+                [
+                    boot_indicator,
+                    start_head,
+                    start_sector,
+                    start_track,
+                    os_indicator,
+                    end_head,
+                    end_sector,
+                    end_track,
+                    starting_lba,
+                    size_in_lba,
+                ]
+            );
+        }
+        let Some(g) = &sa.gpt else { return };
+        for (name, h) in [("primary", &g.primary), ("backup", &g.backup)] {
+            let Some(h) = h else { continue };
+            let base = h.at.saturating_mul(512);
+            let o = self.owner(format!("GPT.{name}."));
+            fields!(
+                self,
+                GptHeader,
+                base,
+                o,
+                [
+                    signature,
+                    revision,
+                    header_size,
+                    header_crc32,
+                    reserved,
+                    my_lba,
+                    alternate_lba,
+                    first_usable_lba,
+                    last_usable_lba,
+                    disk_guid,
+                    partition_entry_lba,
+                    number_of_partition_entries,
+                    size_of_partition_entry,
+                    partition_entry_array_crc32,
+                ]
+            );
+            self.field(base.saturating_add(92), 420, o, "reserved_tail");
+            let x = &h.header;
+            let arr = x.partition_entry_lba.get().saturating_mul(512);
+            let arr_len = x.entry_array_bytes().min(crate::part::gpt::MAX_ENTRY_ARRAY_BYTES);
+            let ao = self.owner(format!("GPT.{name}.entry_array"));
+            self.content(arr, arr_len, ao, 0);
+            for p in &g.entries {
+                let o = self.owner(format!("GPT.{name}.entry[{}].", p.index));
+                let at = arr.saturating_add(u64::from(p.index.saturating_sub(1)) * 128);
+                fields!(
+                    self,
+                    GptEntry,
+                    at,
+                    o,
+                    [
+                        partition_type_guid,
+                        unique_partition_guid,
+                        starting_lba,
+                        ending_lba,
+                        attributes,
+                        partition_name,
+                    ]
+                );
+            }
+        }
+    }
+
+    fn descriptors(&mut self, img: &Image) {
+        for d in &img.descriptors {
+            let base = u64::from(d.lba) * ISO_BLOCK;
+            match d.role {
+                "primary" | "joliet" => {
+                    let p = if d.role == "primary" { "PVD" } else { "SVD" };
+                    let o = self.owner(format!("{p}."));
+                    fields!(self, VolumeDescriptor, base, o, [
+                        descriptor_type, standard_id, version, volume_flags, system_id, volume_id,
+                        unused1, volume_space_size, escape_sequences, volume_set_size,
+                        volume_sequence_number, logical_block_size, path_table_size,
+                        type_l_path_table, optional_type_l_path_table, type_m_path_table,
+                        optional_type_m_path_table, root_directory_record, volume_set_id,
+                        publisher_id, data_preparer_id, application_id, copyright_file_id,
+                        abstract_file_id, bibliographic_file_id,
+                        creation_date => "volume_creation_date",
+                        modification_date => "volume_modification_date",
+                        expiration_date => "volume_expiration_date",
+                        effective_date => "volume_effective_date",
+                        file_structure_version, reserved1, application_use, reserved2,
+                    ]);
+                    let r = self.owner(format!("{p}.root_directory_record."));
+                    let rb = base + offset_of!(VolumeDescriptor, root_directory_record) as u64;
+                    self.record_header(rb, r);
+                }
+                "el torito" => {
+                    let o = self.owner("BootRecord.");
+                    fields!(
+                        self,
+                        BootRecord,
+                        base,
+                        o,
+                        [descriptor_type, standard_id, version, boot_system_id, boot_id, catalog_lba, unused,]
+                    );
+                }
+                "terminator" => {
+                    let o = self.owner("VDST");
+                    self.field(base, ISO_BLOCK, o, "");
+                }
+                other => {
+                    let o = self.owner(format!("volume descriptor at block {} ({other}) ", d.lba));
+                    self.content(base, ISO_BLOCK, o, 0);
+                }
+            }
+        }
+    }
+
+    fn record_header(&mut self, base: u64, o: u32) {
+        fields!(
+            self,
+            DirectoryRecordHeader,
+            base,
+            o,
+            [
+                length,
+                extended_attribute_length,
+                extent_lba,
+                data_length,
+                recording_date,
+                file_flags,
+                file_unit_size,
+                interleave_gap,
+                volume_sequence_number,
+                file_identifier_length,
+            ]
+        );
+    }
+
+    fn path_tables(&mut self, img: &Image) {
+        for (p, v) in [("PVD", Some(&img.pvd)), ("SVD", img.joliet.as_ref())] {
+            let Some(v) = v else { continue };
+            for (kind, lba) in [
+                ("L", v.l_path_table),
+                ("optional L", v.optional_l_path_table),
+                ("M", v.m_path_table),
+                ("optional M", v.optional_m_path_table),
+            ] {
+                if lba != 0 {
+                    let o = self.owner(format!("path table {kind} of the {p}"));
+                    self.content(u64::from(lba) * ISO_BLOCK, u64::from(v.path_table_size), o, 0);
+                }
+            }
+        }
+    }
+
+    fn directories(
+        &mut self,
+        l: &Listing,
+        prefix: &str,
+        src: &dyn ReadAt,
+        budget: &mut u64,
+    ) -> Result<(), InspectError> {
+        let by_record: std::collections::BTreeMap<u64, &[u8]> =
+            l.entries.iter().map(|e| (e.record_offset, e.path.as_slice())).collect();
+        let skip = l.susp.as_ref().map_or(0usize, |s| usize::from(s.skip));
+        let rr = l.has_rock_ridge();
+        for d in l.entries.iter().filter(|e| e.kind == EntryKind::Dir && !e.is_relocation_link()) {
+            let Some(&(lba, len)) = d.extents.first() else { continue };
+            let start = u64::from(lba) * ISO_BLOCK;
+            let len = u64::from(len);
+            let dpath = String::from_utf8_lossy(&d.path).into_owned();
+            let o = self.owner(format!("directory {dpath}"));
+            self.content(start, len, o, 0);
+            if len > *budget || start.checked_add(len).is_none_or(|e| e > src.len()) {
+                continue;
+            }
+            *budget -= len;
+            let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+            super::read(src, start, &mut buf, "directory")?;
+            for (bi, block) in buf.chunks(ISO_BLOCK as usize).enumerate() {
+                let mut pos = 0usize;
+                while pos + 34 <= block.len() {
+                    let rlen = usize::from(block[pos]);
+                    if rlen == 0 {
+                        break;
+                    }
+                    if rlen < 34 || pos + rlen > block.len() {
+                        break;
+                    }
+                    let at = start + (bi as u64) * ISO_BLOCK + pos as u64;
+                    let rec = &block[pos..pos + rlen];
+                    let id_len = usize::from(rec[32]);
+                    let id = rec.get(33..33 + id_len).unwrap_or(&[]);
+                    let name = match by_record.get(&at) {
+                        Some(p) => String::from_utf8_lossy(p).into_owned(),
+                        None if id == [0] => format!("{}/.", dpath.trim_end_matches('/')),
+                        None if id == [1] => format!("{}/..", dpath.trim_end_matches('/')),
+                        None => format!("{}/{}", dpath.trim_end_matches('/'), String::from_utf8_lossy(id)),
+                    };
+                    let ro = self.owner(format!("{prefix}{name} "));
+                    self.record_header(at, ro);
+                    self.field(at + 33, id_len as u64, ro, "file_identifier");
+                    let su_start = 33 + id_len + usize::from(id_len % 2 == 0);
+                    if rr && su_start < rlen {
+                        self.susp(&rec[su_start..], at + su_start as u64, skip, &name);
+                    }
+                    pos += rlen;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn susp(&mut self, su: &[u8], base: u64, skip: usize, name: &str) {
+        let mut i = skip;
+        let ino = self.owner(format!("inode {name} "));
+        while i + 4 <= su.len() {
+            let len = usize::from(su[i + 2]);
+            if su[i] == 0 || len < 4 || i + len > su.len() {
+                break;
+            }
+            let at = base + i as u64;
+            let field = match &su[i..i + 2] {
+                b"PX" => {
+                    for (k, f) in ["mode", "nlink", "uid", "gid", "serial"].into_iter().enumerate() {
+                        if 4 + 8 * (k + 1) <= len {
+                            self.field(at + 4 + 8 * k as u64, 8, ino, f);
+                        }
+                    }
+                    "PX"
+                }
+                b"TF" => "times (TF)",
+                b"NM" => "name (NM)",
+                b"SL" => "symlink (SL)",
+                b"PN" => "device (PN)",
+                b"CE" => "continuation (CE)",
+                b"SP" => "SUSP SP",
+                b"ER" => "SUSP ER",
+                b"ST" => "SUSP ST",
+                b"RR" => "RR flags",
+                b"CL" | b"PL" | b"RE" => "relocation (CL/PL/RE)",
+                b"ZF" => "zisofs (ZF)",
+                _ => "system use entry",
+            };
+            self.field(at, len as u64, ino, field);
+            i += len;
+        }
+    }
+
+    fn files(&mut self, l: &Listing) {
+        for e in l.entries.iter().filter(|e| e.kind == EntryKind::File && e.size > 0) {
+            let o = self.owner(format!("file {}", e.path_lossy()));
+            let mut rel = 0u64;
+            for &(lba, len) in &e.extents {
+                self.content(u64::from(lba) * ISO_BLOCK, u64::from(len), o, rel);
+                rel += u64::from(len);
+            }
+        }
+    }
+
+    fn el_torito(&mut self, img: &Image) {
+        let Some(br) = img.boot_record else { return };
+        let cat = u64::from(br.catalog_lba) * ISO_BLOCK;
+        let o = self.owner("ElTorito.catalog");
+        self.content(cat, ISO_BLOCK, o, 0);
+        let v = self.owner("ElTorito.validation_entry.");
+        fields!(
+            self,
+            ValidationEntry,
+            cat,
+            v,
+            [header_id, platform_id, reserved, id_string, checksum, key55, key_aa]
+        );
+        for s in &img.catalog {
+            let o = self.owner(format!("{}.", s.name()));
+            fields!(self, BootEntry, s.offset, o, [
+                boot_indicator, media_type, load_segment, system_type, unused1,
+                sector_count => "load_size", load_rba, selection_criteria_type, vendor_criteria,
+            ]);
+        }
+        if let Some(b) = img.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).filter(|b| b.present) {
+            let at = u64::from(b.load_rba) * ISO_BLOCK + BOOT_INFO_TABLE_OFFSET as u64;
+            // Named after the boot file: its bytes belong to that file (a move explains them).
+            let o = match img.file_at_block(b.load_rba) {
+                Some(f) => self.owner(format!("{}: boot-info-table.", f.path_lossy())),
+                None => self.owner("boot-info-table."),
+            };
+            fields!(self, BootInfoTable, at, o, [
+                pvd_lba => "bi_pvd", file_lba => "bi_file", file_length => "bi_length",
+                checksum => "bi_csum", reserved,
+            ]);
+        }
+    }
+
+    fn fat(&mut self, p: &str, base: u64, f: &super::FatInfo) {
+        let g = &f.boot.geometry;
+        let bpb = self.owner(format!("{p}FAT.BPB."));
+        fields!(
+            self,
+            Bpb,
+            base,
+            bpb,
+            [
+                jmp_boot,
+                oem_name,
+                byts_per_sec,
+                sec_per_clus,
+                rsvd_sec_cnt,
+                num_fats,
+                root_ent_cnt,
+                tot_sec16,
+                media,
+                fat_sz16,
+                sec_per_trk,
+                num_heads,
+                hidd_sec,
+                tot_sec32,
+            ]
+        );
+        let boot = self.owner(format!("{p}FAT.boot_sector."));
+        let ext_at = if g.fat_type == FatType::Fat32 {
+            fields!(
+                self,
+                BootSector32,
+                base,
+                bpb,
+                [fat_sz32, ext_flags, fs_ver, root_clus, fs_info, bk_boot_sec, reserved]
+            );
+            fields!(self, BootSector32, base, boot, [boot_code, signature]);
+            base + offset_of!(BootSector32, ext) as u64
+        } else {
+            fields!(self, BootSector16, base, boot, [boot_code, signature]);
+            base + offset_of!(BootSector16, ext) as u64
+        };
+        fields!(self, ExtBpb, ext_at, bpb, [
+            drv_num, reserved1, boot_sig, vol_id => "volume_serial", vol_lab => "volume_label",
+            fil_sys_type,
+        ]);
+        if g.fat_type == FatType::Fat32 {
+            let fi = self.owner(format!("{p}FAT.FSInfo."));
+            let at = base + u64::from(f.boot.fsinfo_sector) * 512;
+            fields!(
+                self,
+                FsInfo,
+                at,
+                fi,
+                [lead_sig, reserved1, struc_sig, free_count, nxt_free, reserved2, trail_sig]
+            );
+            if f.boot.backup_boot_sector != 0 {
+                let bb = self.owner(format!("{p}FAT.backup_boot_sector"));
+                self.content(base + u64::from(f.boot.backup_boot_sector) * 512, 512, bb, 0);
+            }
+        }
+        for copy in 0..g.num_fats {
+            let o = self.owner(format!("{p}FAT.table[{copy}]"));
+            self.content(base + g.fat_offset(copy), g.fat_bytes(), o, 0);
+        }
+        if g.fat_type != FatType::Fat32 {
+            let o = self.owner(format!("{p}FAT.root_directory"));
+            self.content(base + g.root_dir_offset(), g.root_dir_bytes(), o, 0);
+        } else {
+            let o = self.owner(format!("{p}FAT directory /"));
+            self.clusters(base, g, &f.root_clusters, u64::MAX, o);
+        }
+        if let Some(l) = f.label_offset {
+            let d = self.owner(format!("{p}FAT volume label entry "));
+            self.dirent(base + l, d);
+        }
+        for (path, off) in &f.dot_entries {
+            let d = self.owner(format!("{p}FAT dirent {path} "));
+            self.dirent(base + off, d);
+        }
+        for e in &f.entries {
+            let d = self.owner(format!("{p}FAT dirent {} ", e.path));
+            self.dirent(base + e.dirent_offset, d);
+            fields!(
+                self,
+                DirEntry,
+                base + e.dirent_offset,
+                d,
+                [
+                    name,
+                    attr,
+                    nt_res,
+                    crt_time_tenth,
+                    crt_time,
+                    crt_date,
+                    lst_acc_date,
+                    fst_clus_hi,
+                    wrt_time,
+                    wrt_date,
+                    fst_clus_lo,
+                    file_size,
+                ]
+            );
+            for &l in &e.lfn_offsets {
+                self.field(base + l, 32, d, "long_name");
+            }
+            let c = if e.is_dir {
+                self.owner(format!("{p}FAT directory {}", e.path))
+            } else {
+                self.owner(format!("{p}file {}", e.path))
+            };
+            let size = if e.is_dir { u64::MAX } else { u64::from(e.size) };
+            self.clusters(base, g, &e.clusters, size, c);
+        }
+    }
+
+    fn dirent(&mut self, at: u64, d: u32) {
+        fields!(
+            self,
+            DirEntry,
+            at,
+            d,
+            [
+                name,
+                attr,
+                nt_res,
+                crt_time_tenth,
+                crt_time,
+                crt_date,
+                lst_acc_date,
+                fst_clus_hi,
+                wrt_time,
+                wrt_date,
+                fst_clus_lo,
+                file_size,
+            ]
+        );
+    }
+
+    /// Content regions for a chain, one per run of consecutive clusters, up to `size` bytes.
+    fn clusters(&mut self, base: u64, g: &crate::fat::bpb::Geometry, chain: &[u32], size: u64, o: u32) {
+        let cs = g.cluster_size();
+        let mut rel = 0u64;
+        let mut i = 0;
+        while i < chain.len() && rel < size {
+            let mut j = i + 1;
+            while j < chain.len() && chain[j] == chain[j - 1].wrapping_add(1) {
+                j += 1;
+            }
+            let len = ((j - i) as u64 * cs).min(size - rel);
+            self.content(base + g.cluster_offset(Cluster(chain[i])), len, o, rel);
+            rel += len;
+            i = j;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaves_go_to_the_smallest_region() {
+        let mut m = ByteMap::default();
+        let file = m.owner("file /efi.img");
+        let bpb = m.owner("/efi.img: FAT.BPB.");
+        m.content(100, 1000, file, 0);
+        m.field(111, 2, bpb, "byts_per_sec");
+        m.field(2000, 4, bpb, "vol_id");
+        m.finish();
+        assert_eq!(m.at(50), (None, 100));
+        let (r, end) = m.at(100);
+        assert_eq!((m.name(r.unwrap()), end), ("file /efi.img".to_string(), 111));
+        let (r, end) = m.at(112);
+        assert_eq!((m.name(r.unwrap()), end), ("/efi.img: FAT.BPB.byts_per_sec".to_string(), 113));
+        let (r, end) = m.at(113);
+        assert_eq!((m.name(r.unwrap()), end), ("file /efi.img".to_string(), 1100));
+        assert_eq!(m.at(1100), (None, 2000));
+        assert_eq!(m.at(2004), (None, u64::MAX));
+    }
+
+    #[test]
+    fn fields_follow_the_layout() {
+        let mut m = ByteMap::default();
+        let o = m.owner("PVD.");
+        fields!(m, VolumeDescriptor, 32768, o, [volume_space_size, creation_date => "volume_creation_date"]);
+        m.finish();
+        // ECMA-119 8.4: volume space size at BP 81-88, creation date at BP 814-830.
+        assert_eq!(m.regions[0].start, 32768 + 80);
+        assert_eq!(m.regions[0].end, 32768 + 88);
+        assert_eq!(m.regions[1].start, 32768 + 813);
+        assert_eq!(m.name(1), "PVD.volume_creation_date");
+    }
+}

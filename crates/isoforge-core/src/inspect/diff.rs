@@ -1,0 +1,686 @@
+//! `isoforge diff`: every differing byte range of two images, named.
+//!
+//! 1. Both images are read ([`Image::read`]) and mapped ([`ByteMap::build`]).
+//! 2. Structural alignment: files of the ISO 9660 tree are matched by path. A file only in one
+//!    image is reported as such; a file whose extents moved is reported as `moved`, and its
+//!    contents are compared stream against stream (`file /x bytes 0x…`), so a move alone
+//!    is one line, not two screens of bytes.
+//! 3. The images are compared byte by byte, 1 MiB at a time (memory stays bounded whatever
+//!    their size). Each differing range is cut at the leaves of both maps and named by what
+//!    covers it in each image: one name when it is the same structure in both
+//!    (`PVD.volume_creation_date`), `A … / B …` when the bytes belong to different structures.
+//!    Consecutive differences in the same pair of regions are one difference. Ranges that lie
+//!    in moved or added/removed files on both sides are counted in one summary line (their
+//!    content was compared in step 2); bytes in no region are reported as `unattributed`
+//!    with their offsets, never dropped.
+//! 4. When the lengths differ, the tail of the longer image is reported region by region.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use super::bytemap::ByteMap;
+use super::fat::{FatEntry, FatInfo};
+use super::{Image, InspectError, Payload};
+use crate::iso9660::read::{Entry, EntryKind};
+use crate::read_at::ReadAt;
+use crate::units::{Cluster, ISO_BLOCK};
+
+/// The schema identifier of `diff --json`.
+pub const SCHEMA: &str = "isoforge-diff/1";
+
+/// Chunk size of the streaming comparison.
+const CHUNK: usize = 1 << 20;
+
+/// What kind of difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiffKind {
+    /// The images have different lengths.
+    Length,
+    /// A file only in image A.
+    OnlyInA,
+    /// A file only in image B.
+    OnlyInB,
+    /// A file whose extents differ (it moved, or its size changed).
+    Moved,
+    /// Different content of a file matched by path.
+    Content,
+    /// Different bytes at the same offset.
+    Bytes,
+    /// Bytes inside moved files, already reported by `Moved`/`Content` (a count).
+    Explained,
+}
+
+impl DiffKind {
+    /// The name used in text and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffKind::Length => "length",
+            DiffKind::OnlyInA => "only-in-a",
+            DiffKind::OnlyInB => "only-in-b",
+            DiffKind::Moved => "moved",
+            DiffKind::Content => "content",
+            DiffKind::Bytes => "bytes",
+            DiffKind::Explained => "explained",
+        }
+    }
+}
+
+/// One difference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// What kind.
+    pub kind: DiffKind,
+    /// What differs (`PVD.volume_creation_date`, `file /boot/bzImage bytes 0x0..0x10`).
+    pub name: String,
+    /// The byte range in image A (offset, length), when there is one.
+    pub a: Option<(u64, u64)>,
+    /// The byte range in image B.
+    pub b: Option<(u64, u64)>,
+    /// Values or details (`A 1980010100000000, B 2000010100000000`).
+    pub detail: String,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.name)?;
+        match (self.a, self.b) {
+            (Some(a), Some(b)) if a == b => write!(f, " [{:#x}+{}]", a.0, a.1)?,
+            (a, b) => {
+                if let Some(a) = a {
+                    write!(f, " [A {:#x}+{}]", a.0, a.1)?;
+                }
+                if let Some(b) = b {
+                    write!(f, " [B {:#x}+{}]", b.0, b.1)?;
+                }
+            }
+        }
+        if !self.detail.is_empty() {
+            write!(f, ": {}", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// What [`diff`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffReport {
+    /// The differences kept (at most `max`).
+    pub differences: Vec<Difference>,
+    /// How many more were found and not kept.
+    pub omitted: u64,
+    /// Total differing bytes at equal offsets (over the common length).
+    pub differing_bytes: u64,
+}
+
+impl DiffReport {
+    /// True when the images are byte-identical.
+    pub fn identical(&self) -> bool {
+        self.differences.is_empty() && self.omitted == 0
+    }
+
+    fn push(&mut self, max: usize, d: Difference) {
+        if self.differences.len() < max {
+            self.differences.push(d);
+        } else {
+            self.omitted += 1;
+        }
+    }
+}
+
+fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(), InspectError> {
+    super::read(src, offset, buf, what)
+}
+
+/// A few bytes as text when printable, else hex (at most 32 bytes shown).
+fn show(bytes: &[u8]) -> String {
+    let b = &bytes[..bytes.len().min(32)];
+    let more = if bytes.len() > 32 { "…" } else { "" };
+    if !b.is_empty() && b.iter().all(|&c| (0x20..0x7f).contains(&c)) {
+        format!("{:?}{more}", String::from_utf8_lossy(b))
+    } else {
+        let h: Vec<String> = b.iter().map(|c| format!("{c:02x}")).collect();
+        format!("{}{more}", h.join(" "))
+    }
+}
+
+/// Compares `a` and `b`; keeps at most `max` differences (the rest are counted).
+pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, InspectError> {
+    let ia = Image::read(a)?;
+    let ib = Image::read(b)?;
+    let ma = ByteMap::build(&ia, a)?;
+    let mb = ByteMap::build(&ib, b)?;
+    let mut report = DiffReport::default();
+    if a.len() != b.len() {
+        report.push(
+            max,
+            Difference {
+                kind: DiffKind::Length,
+                name: "image length".into(),
+                a: None,
+                b: None,
+                detail: format!("A {} bytes, B {} bytes", a.len(), b.len()),
+            },
+        );
+    }
+    let explained = files(&ia, &ib, a, b, max, &mut report)?;
+    let fat = fat_files(&ia, &ib, a, b, &explained, max, &mut report)?;
+    let mut exa: BTreeSet<u32> = owners_named(&ma, &explained);
+    let mut exb: BTreeSet<u32> = owners_named(&mb, &explained);
+    exa.extend(owners_exact(&ma, &fat));
+    exb.extend(owners_exact(&mb, &fat));
+    bytes(a, b, &ma, &mb, &exa, &exb, max, &mut report)?;
+    Ok(report)
+}
+
+/// Owners whose names are in `names`.
+fn owners_exact(m: &ByteMap, names: &BTreeSet<String>) -> BTreeSet<u32> {
+    m.owners
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| names.contains(o.as_str()))
+        .filter_map(|(i, _)| u32::try_from(i).ok())
+        .collect()
+}
+
+/// Owners that belong to the files `paths`: their content (`file /x`) and every structure of a
+/// payload inside them (`/x: FAT.BPB.`…).
+fn owners_named(m: &ByteMap, paths: &BTreeSet<String>) -> BTreeSet<u32> {
+    m.owners
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            o.strip_prefix("file ").is_some_and(|p| paths.contains(p))
+                || o.split_once(": ").is_some_and(|(p, _)| paths.contains(p))
+        })
+        .filter_map(|(i, _)| u32::try_from(i).ok())
+        .collect()
+}
+
+/// Files matched by path: only in one image, moved, content. Returns the paths of the files
+/// whose bytes these reports explain.
+fn files(
+    ia: &Image,
+    ib: &Image,
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    max: usize,
+    report: &mut DiffReport,
+) -> Result<BTreeSet<String>, InspectError> {
+    let index = |img: &Image| -> BTreeMap<Vec<u8>, Entry> {
+        img.primary
+            .entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| (e.path.clone(), e.clone()))
+            .collect()
+    };
+    let (fa, fb) = (index(ia), index(ib));
+    let mut explained = BTreeSet::new();
+    let range = |e: &Entry| e.extents.first().map(|&(l, _)| (u64::from(l) * ISO_BLOCK, e.size));
+    for (p, e) in &fa {
+        if !fb.contains_key(p) {
+            explained.insert(e.path_lossy());
+            report.push(
+                max,
+                Difference {
+                    kind: DiffKind::OnlyInA,
+                    name: format!("file {}", e.path_lossy()),
+                    a: range(e),
+                    b: None,
+                    detail: format!("{} bytes", e.size),
+                },
+            );
+        }
+    }
+    for (p, e) in &fb {
+        if !fa.contains_key(p) {
+            explained.insert(e.path_lossy());
+            report.push(
+                max,
+                Difference {
+                    kind: DiffKind::OnlyInB,
+                    name: format!("file {}", e.path_lossy()),
+                    a: None,
+                    b: range(e),
+                    detail: format!("{} bytes", e.size),
+                },
+            );
+        }
+    }
+    for (p, ea) in &fa {
+        let Some(eb) = fb.get(p) else { continue };
+        if ea.extents == eb.extents {
+            continue;
+        }
+        let name = format!("file {}", ea.path_lossy());
+        explained.insert(ea.path_lossy());
+        report.push(
+            max,
+            Difference {
+                kind: DiffKind::Moved,
+                name: name.clone(),
+                a: range(ea),
+                b: range(eb),
+                detail: format!(
+                    "block {} → {}, {} → {} bytes",
+                    ea.first_lba(),
+                    eb.first_lba(),
+                    ea.size,
+                    eb.size
+                ),
+            },
+        );
+        content(&Extents::of_iso(ea), &Extents::of_iso(eb), a, b, &name, max, report)?;
+    }
+    Ok(explained)
+}
+
+/// A file's bytes in an image: (byte offset, length) pieces in file order, and its size.
+#[derive(Debug, Clone)]
+struct Extents {
+    pieces: Vec<(u64, u64)>,
+    size: u64,
+}
+
+impl Extents {
+    fn of_iso(e: &Entry) -> Extents {
+        Extents {
+            pieces: e.extents.iter().map(|&(l, n)| (u64::from(l) * ISO_BLOCK, u64::from(n))).collect(),
+            size: e.size,
+        }
+    }
+
+    /// The clusters of a FAT file, runs merged, cut at its size.
+    fn of_fat(base: u64, g: &crate::fat::bpb::Geometry, e: &FatEntry) -> Extents {
+        let cs = g.cluster_size();
+        let mut pieces: Vec<(u64, u64)> = Vec::new();
+        let mut left = u64::from(e.size);
+        for &c in &e.clusters {
+            if left == 0 {
+                break;
+            }
+            let n = left.min(cs);
+            let off = base + g.cluster_offset(Cluster(c));
+            match pieces.last_mut() {
+                Some((o, l)) if *o + *l == off => *l += n,
+                _ => pieces.push((off, n)),
+            }
+            left -= n;
+        }
+        Extents { pieces, size: u64::from(e.size) - left }
+    }
+
+    /// The image offset of byte `rel`, and how many bytes of the piece follow.
+    fn locate(&self, rel: u64) -> Option<(u64, u64)> {
+        let mut at = 0u64;
+        for &(off, len) in &self.pieces {
+            if rel < at + len {
+                return Some((off + (rel - at), len - (rel - at)));
+            }
+            at += len;
+        }
+        None
+    }
+}
+
+/// Compares the contents of two files matched by path, reporting differing runs.
+#[allow(clippy::too_many_arguments)]
+fn content(
+    ea: &Extents,
+    eb: &Extents,
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    name: &str,
+    max: usize,
+    report: &mut DiffReport,
+) -> Result<(), InspectError> {
+    let common = ea.size.min(eb.size);
+    let mut x = vec![0u8; CHUNK];
+    let mut y = vec![0u8; CHUNK];
+    let mut rel = 0u64;
+    let mut run: Option<(u64, u64)> = None;
+    let flush = |run: &mut Option<(u64, u64)>, report: &mut DiffReport| {
+        if let Some((s, e)) = run.take() {
+            report.push(
+                max,
+                Difference {
+                    kind: DiffKind::Content,
+                    name: format!("{name} bytes {s:#x}..{e:#x}"),
+                    a: ea.locate(s).map(|(o, _)| (o, e - s)),
+                    b: eb.locate(s).map(|(o, _)| (o, e - s)),
+                    detail: String::new(),
+                },
+            );
+        }
+    };
+    while rel < common {
+        let (Some((oa, la)), Some((ob, lb))) = (ea.locate(rel), eb.locate(rel)) else { break };
+        let n = (common - rel).min(la).min(lb).min(CHUNK as u64);
+        let n_us = usize::try_from(n).unwrap_or(CHUNK);
+        if oa.checked_add(n).is_none_or(|end| end > a.len())
+            || ob.checked_add(n).is_none_or(|end| end > b.len())
+        {
+            break;
+        }
+        read(a, oa, &mut x[..n_us], "file content")?;
+        read(b, ob, &mut y[..n_us], "file content")?;
+        for i in 0..n_us {
+            if x[i] != y[i] {
+                let at = rel + i as u64;
+                match &mut run {
+                    // Differences less than a block apart are one run.
+                    Some((_, e)) if at <= *e + ISO_BLOCK => *e = at + 1,
+                    _ => {
+                        flush(&mut run, report);
+                        run = Some((at, at + 1));
+                    }
+                }
+            }
+        }
+        rel += n;
+    }
+    flush(&mut run, report);
+    if ea.size != eb.size {
+        report.push(
+            max,
+            Difference {
+                kind: DiffKind::Content,
+                name: format!("{name} size"),
+                a: None,
+                b: None,
+                detail: format!("A {} bytes, B {} bytes", ea.size, eb.size),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Files of the embedded FAT images present in both images (matched by the payload's name),
+/// matched by path: only in one, moved (other clusters), content. Returns the owner names
+/// (`<payload>: file <path>`) these reports explain.
+fn fat_files(
+    ia: &Image,
+    ib: &Image,
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    skip: &BTreeSet<String>,
+    max: usize,
+    report: &mut DiffReport,
+) -> Result<BTreeSet<String>, InspectError> {
+    let mut explained = BTreeSet::new();
+    for pa in &ia.embedded {
+        let Payload::Fat(fa) = &pa.payload else { continue };
+        let Some((pb, fb)) = ib.embedded.iter().find_map(|p| match &p.payload {
+            Payload::Fat(f) if p.name == pa.name => Some((p, f)),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // A payload inside a file that moved or changed was compared as that file already.
+        if skip.contains(&pa.name) && pa.offset != pb.offset {
+            continue;
+        }
+        let files = |f: &FatInfo| -> BTreeMap<String, FatEntry> {
+            f.entries.iter().filter(|e| !e.is_dir).map(|e| (e.path.clone(), e.clone())).collect()
+        };
+        let (ma, mb) = (files(fa), files(fb));
+        let (ga, gb) = (&fa.boot.geometry, &fb.boot.geometry);
+        for (path, ea) in &ma {
+            let name = format!("{}: file {path}", pa.name);
+            let xa = Extents::of_fat(pa.offset, ga, ea);
+            let Some(eb) = mb.get(path) else {
+                explained.insert(name.clone());
+                let range = xa.pieces.first().map(|&(o, _)| (o, xa.size));
+                report.push(
+                    max,
+                    Difference {
+                        kind: DiffKind::OnlyInA,
+                        name,
+                        a: range,
+                        b: None,
+                        detail: format!("{} bytes", ea.size),
+                    },
+                );
+                continue;
+            };
+            let xb = Extents::of_fat(pb.offset, gb, eb);
+            if xa.pieces == xb.pieces && ea.size == eb.size {
+                continue;
+            }
+            explained.insert(name.clone());
+            report.push(
+                max,
+                Difference {
+                    kind: DiffKind::Moved,
+                    name: name.clone(),
+                    a: xa.pieces.first().map(|&(o, _)| (o, xa.size)),
+                    b: xb.pieces.first().map(|&(o, _)| (o, xb.size)),
+                    detail: format!(
+                        "cluster {} → {}, {} → {} bytes",
+                        ea.first_cluster, eb.first_cluster, ea.size, eb.size
+                    ),
+                },
+            );
+            content(&xa, &xb, a, b, &name, max, report)?;
+        }
+        for (path, eb) in &mb {
+            if !ma.contains_key(path) {
+                let name = format!("{}: file {path}", pb.name);
+                let xb = Extents::of_fat(pb.offset, gb, eb);
+                explained.insert(name.clone());
+                let range = xb.pieces.first().map(|&(o, _)| (o, xb.size));
+                report.push(
+                    max,
+                    Difference {
+                        kind: DiffKind::OnlyInB,
+                        name,
+                        a: None,
+                        b: range,
+                        detail: format!("{} bytes", eb.size),
+                    },
+                );
+            }
+        }
+    }
+    Ok(explained)
+}
+
+/// One differing range cut at the leaves of both maps.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    start: u64,
+    end: u64,
+    ra: Option<u32>,
+    rb: Option<u32>,
+}
+
+/// Byte-by-byte comparison over the common length, then the tail of the longer image.
+#[allow(clippy::too_many_arguments)]
+fn bytes(
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    ma: &ByteMap,
+    mb: &ByteMap,
+    exa: &BTreeSet<u32>,
+    exb: &BTreeSet<u32>,
+    max: usize,
+    report: &mut DiffReport,
+) -> Result<(), InspectError> {
+    let common = a.len().min(b.len());
+    let mut x = vec![0u8; CHUNK];
+    let mut y = vec![0u8; CHUNK];
+    let mut cur: Option<Piece> = None;
+    let mut explained = (0u64, 0u64); // (ranges, bytes)
+    let mut pos = 0u64;
+    while pos < common {
+        let n = usize::try_from((common - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
+        read(a, pos, &mut x[..n], "image A")?;
+        read(b, pos, &mut y[..n], "image B")?;
+        if x[..n] != y[..n] {
+            let mut i = 0usize;
+            while i < n {
+                if x[i] == y[i] {
+                    i += 1;
+                    continue;
+                }
+                let s = i;
+                while i < n && x[i] != y[i] {
+                    i += 1;
+                }
+                report.differing_bytes += (i - s) as u64;
+                let (mut p, e) = (pos + s as u64, pos + i as u64);
+                while p < e {
+                    let (ra, enda) = ma.at(p);
+                    let (rb, endb) = mb.at(p);
+                    let end = e.min(enda).min(endb);
+                    let piece = Piece { start: p, end, ra, rb };
+                    match &mut cur {
+                        Some(c) if c.ra == ra && c.rb == rb && mergeable(ma, ra, c.end, p) => c.end = end,
+                        _ => {
+                            if let Some(c) = cur.take() {
+                                emit(c, a, b, ma, mb, exa, exb, max, report, &mut explained)?;
+                            }
+                            cur = Some(piece);
+                        }
+                    }
+                    p = end;
+                }
+            }
+        }
+        pos += n as u64;
+    }
+    if let Some(c) = cur.take() {
+        emit(c, a, b, ma, mb, exa, exb, max, report, &mut explained)?;
+    }
+    if explained.0 > 0 {
+        report.push(
+            max,
+            Difference {
+                kind: DiffKind::Explained,
+                name: "bytes of moved, added or removed files".into(),
+                a: None,
+                b: None,
+                detail: format!(
+                    "{} ranges, {} bytes, inside files reported above (moved/only-in/content)",
+                    explained.0, explained.1
+                ),
+            },
+        );
+    }
+    // The tail of the longer image, region by region.
+    let (long, map, side_a) = if a.len() > b.len() { (a, ma, true) } else { (b, mb, false) };
+    let mut p = common;
+    while p < long.len() {
+        let (r, end) = map.at(p);
+        let end = end.min(long.len());
+        let name = r.map_or_else(|| "unattributed".to_string(), |r| named(map, r, p, end));
+        let range = Some((p, end - p));
+        report.push(
+            max,
+            Difference {
+                kind: if side_a { DiffKind::OnlyInA } else { DiffKind::OnlyInB },
+                name: format!("{name} (past the end of the other image)"),
+                a: if side_a { range } else { None },
+                b: if side_a { None } else { range },
+                detail: String::new(),
+            },
+        );
+        p = end;
+    }
+    Ok(())
+}
+
+/// Whether a difference at `next` continues the one ending at `end` in the same region: always
+/// within a field; within content or unattributed bytes, when less than a block apart.
+fn mergeable(m: &ByteMap, r: Option<u32>, end: u64, next: u64) -> bool {
+    match r.and_then(|r| m.region(r)) {
+        Some(reg) if !reg.content => true,
+        _ => next <= end + ISO_BLOCK,
+    }
+}
+
+/// The name of region `r` for the bytes `s..e`: fields by name, content with its relative
+/// offsets.
+fn named(m: &ByteMap, r: u32, s: u64, e: u64) -> String {
+    let name = m.name(r);
+    match m.region(r) {
+        Some(reg) if reg.content => {
+            let rs = reg.rel + (s - reg.start);
+            format!("{name} bytes {rs:#x}..{:#x}", rs + (e - s))
+        }
+        _ => name,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emit(
+    c: Piece,
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    ma: &ByteMap,
+    mb: &ByteMap,
+    exa: &BTreeSet<u32>,
+    exb: &BTreeSet<u32>,
+    max: usize,
+    report: &mut DiffReport,
+    explained: &mut (u64, u64),
+) -> Result<(), InspectError> {
+    let owner = |m: &ByteMap, r: Option<u32>| r.and_then(|r| m.region(r)).map(|reg| reg.owner);
+    let ex = |set: &BTreeSet<u32>, o: Option<u32>| o.is_some_and(|o| set.contains(&o));
+    if ex(exa, owner(ma, c.ra)) && ex(exb, owner(mb, c.rb)) {
+        explained.0 += 1;
+        explained.1 += c.end - c.start;
+        return Ok(());
+    }
+    let na = c.ra.map_or_else(|| "unattributed".to_string(), |r| named(ma, r, c.start, c.end));
+    let nb = c.rb.map_or_else(|| "unattributed".to_string(), |r| named(mb, r, c.start, c.end));
+    let name = if na == nb { na } else { format!("A {na} / B {nb}") };
+    let len = c.end - c.start;
+    let detail = if len <= 32 && report.differences.len() < max {
+        let n = usize::try_from(len).unwrap_or(0);
+        let mut x = vec![0u8; n];
+        let mut y = vec![0u8; n];
+        read(a, c.start, &mut x, "image A")?;
+        read(b, c.start, &mut y, "image B")?;
+        format!("A {}, B {}", show(&x), show(&y))
+    } else {
+        String::new()
+    };
+    report.push(
+        max,
+        Difference { kind: DiffKind::Bytes, name, a: Some((c.start, len)), b: Some((c.start, len)), detail },
+    );
+    Ok(())
+}
+
+/// The report as JSON (schema `isoforge-diff/1`).
+pub fn to_json(r: &DiffReport) -> super::json::Json {
+    use super::json::Json;
+    let range = |x: Option<(u64, u64)>| match x {
+        Some((o, l)) => Json::Obj(vec![("offset", o.into()), ("length", l.into())]),
+        None => Json::Null,
+    };
+    Json::Obj(vec![
+        ("schema", SCHEMA.into()),
+        ("identical", r.identical().into()),
+        ("differing_bytes", r.differing_bytes.into()),
+        (
+            "differences",
+            Json::Arr(
+                r.differences
+                    .iter()
+                    .map(|d| {
+                        Json::Obj(vec![
+                            ("kind", d.kind.as_str().into()),
+                            ("name", d.name.as_str().into()),
+                            ("a", range(d.a)),
+                            ("b", range(d.b)),
+                            ("detail", d.detail.as_str().into()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("omitted", r.omitted.into()),
+    ])
+}

@@ -1,0 +1,492 @@
+//! The model of a whole hybrid image, and what `isoforge inspect`, `verify` and `diff` are
+//! built on.
+//!
+//! [`Image::read`] reads everything the other readers know about one image: the system area
+//! ([`SystemArea`]: MBR, isohybrid boot-file field, primary and backup GPT), the volume
+//! descriptor set, the El Torito catalog and boot-info-table, both directory hierarchies with
+//! their path tables, and every payload recognised inside the image ([`EmbeddedImage`]: the FAT
+//! EFI image now; the squashfs store later). Nothing is held in memory but the metadata: file
+//! contents stay in the source and are streamed by [`verify`] and [`diff`].
+//!
+//! Images come from anywhere: every loop and allocation here is bounded (by the readers'
+//! [`Limits`](crate::iso9660::read::Limits) and by [`MAX_FAT_ENTRIES`] and friends), and what is
+//! wrong becomes a finding, never a panic.
+//!
+//! ```no_run
+//! use isoforge_core::inspect::{verify, Image};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let file = std::fs::File::open("nixos.iso")?;
+//! let image = Image::read(&file)?;
+//! println!("{} entries", image.primary.entries.len());
+//! for f in verify::verify(&image, &file)? {
+//!     println!("{f}");
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod bytemap;
+pub mod diff;
+pub mod fat;
+pub mod json;
+pub mod system_area;
+pub mod text;
+pub mod verify;
+
+use thiserror::Error;
+
+use crate::iso9660::el_torito::PLATFORM_EFI;
+use crate::iso9660::read::{
+    BootRecordInfo, DescriptorInfo, ElTorito, EntryKind, Hierarchy, IsoImage, Listing, PathTables, Problem,
+    ReadError, VolumeSummary,
+};
+use crate::part::gpt::Guid;
+use crate::part::mbr::OS_TYPE_EFI;
+use crate::read_at::ReadAt;
+use crate::units::ISO_BLOCK;
+
+pub use fat::FatInfo;
+pub use system_area::SystemArea;
+
+/// Most entries of an embedded FAT tree listed; further ones are counted as a problem.
+pub const MAX_FAT_ENTRIES: usize = 1_000_000;
+
+/// Errors that stop [`Image::read`]: the source is not an ISO 9660 image or cannot be read.
+/// Everything else wrong with an image is a problem kept in the model.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum InspectError {
+    /// The ISO 9660 reader could not read the image.
+    #[error(transparent)]
+    Iso(#[from] ReadError),
+    /// Reading the source failed outside the ISO 9660 reader.
+    #[error("cannot read {len} bytes of the {what} at byte offset {offset}: {source}")]
+    Io {
+        /// What was being read.
+        what: String,
+        /// Byte offset of the read.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// A window `offset..offset + len` of another source: how a payload inside a file (the FAT
+/// image inside the ISO) is read with the readers that expect a whole image.
+pub struct SubRead<'a> {
+    /// The enclosing source.
+    pub src: &'a dyn ReadAt,
+    /// Where the window starts in it.
+    pub offset: u64,
+    /// Length of the window (clamped to the source).
+    pub len: u64,
+}
+
+impl<'a> SubRead<'a> {
+    /// The window `offset..offset + len` of `src`, clamped to the end of `src`.
+    pub fn new(src: &'a dyn ReadAt, offset: u64, len: u64) -> SubRead<'a> {
+        let len = len.min(src.len().saturating_sub(offset));
+        SubRead { src, offset, len }
+    }
+}
+
+impl ReadAt for SubRead<'_> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "read of {} bytes at offset {offset} runs past the end of the embedded image ({} bytes)",
+                    buf.len(),
+                    self.len
+                ),
+            ));
+        }
+        self.src.read_at(self.offset + offset, buf)
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// A payload recognised inside the image.
+///
+/// New payload kinds are new variants: the FAT EFI image now.
+// TODO(squashfs): add `Squashfs(SquashfsInfo)` once the isoforge-squashfs reader exists: recognise
+// a file whose first 4 bytes are "hsqs" in `recognise`, model superblock, tables, tree and
+// per-file blocks, map them in `bytemap::map_payload` ("<path>: squashfs.superblock.mkfs_time",
+// "<path>: /<hash>-name/bin/x content block 3") and check them in `verify::verify_payload`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Payload {
+    /// A FAT12/16/32 file system.
+    Fat(Box<FatInfo>),
+    /// Something was expected here (an ESP, an El Torito EFI image) but is not readable as any
+    /// known payload.
+    Unrecognised {
+        /// Why it could not be read.
+        why: String,
+    },
+}
+
+/// A payload inside the image, and how it was found.
+#[derive(Debug, Clone)]
+pub struct EmbeddedImage {
+    /// The name used in reports: the ISO 9660 path of the file holding it, else a description
+    /// of where it lies (`ESP at block 1234`).
+    pub name: String,
+    /// Byte offset in the image.
+    pub offset: u64,
+    /// Length in bytes (clamped to the image).
+    pub len: u64,
+    /// Every way it was found: `file`, `El Torito EFI entry`, `MBR partition N`, `GPT entry N`.
+    pub found_by: Vec<String>,
+    /// What it holds.
+    pub payload: Payload,
+}
+
+/// One boot catalog entry with where it lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogSlot {
+    /// Section: 0 for the initial/default entry, then 1, 2, … for each section header.
+    pub section: usize,
+    /// Entry within the section (0 for the default entry).
+    pub entry: usize,
+    /// Byte offset of the 32-byte entry in the image.
+    pub offset: u64,
+    /// Platform id (of the validation entry for the default entry, of the section header else).
+    pub platform: u8,
+    /// Boot indicator byte.
+    pub boot_indicator: u8,
+    /// Media type.
+    pub media_type: u8,
+    /// Load segment.
+    pub load_segment: u16,
+    /// System type.
+    pub system_type: u8,
+    /// Sector count ("load size"): 512-byte virtual sectors.
+    pub load_size: u16,
+    /// Load block (2048 bytes).
+    pub load_rba: u32,
+}
+
+impl CatalogSlot {
+    /// The report name: `ElTorito.section[S].entry[E]`.
+    pub fn name(&self) -> String {
+        format!("ElTorito.section[{}].entry[{}]", self.section, self.entry)
+    }
+}
+
+/// The fields of a primary or supplementary volume descriptor that
+/// [`VolumeSummary`] leaves out (ECMA-119 8.4, 8.5), decoded from the raw block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescriptorExtras {
+    /// Volume flags (BP 8; 0 in a PVD).
+    pub volume_flags: u8,
+    /// Escape sequences (BP 89–120; the Joliet level in an SVD), hex.
+    pub escape_sequences: String,
+    /// Volume set size (little-endian copy).
+    pub volume_set_size: u16,
+    /// Volume sequence number (little-endian copy).
+    pub volume_sequence_number: u16,
+    /// Copyright file identifier, trimmed.
+    pub copyright_file_id: String,
+    /// Abstract file identifier, trimmed.
+    pub abstract_file_id: String,
+    /// Bibliographic file identifier, trimmed.
+    pub bibliographic_file_id: String,
+    /// Lowercase hex SHA-256 of the 512-byte application use field.
+    pub application_use_sha256: String,
+}
+
+impl DescriptorExtras {
+    fn read(src: &dyn ReadAt, lba: u32, joliet: bool) -> Result<DescriptorExtras, InspectError> {
+        use sha2::{Digest, Sha256};
+        use zerocopy::FromBytes;
+        let mut block = vec![0u8; ISO_BLOCK as usize];
+        read(src, u64::from(lba) * ISO_BLOCK, &mut block, "volume descriptor")?;
+        let vd = crate::iso9660::volume_descriptor::VolumeDescriptor::read_from_bytes(&block[..]).map_err(
+            |_| InspectError::Io {
+                what: "volume descriptor".into(),
+                offset: u64::from(lba) * ISO_BLOCK,
+                len: ISO_BLOCK,
+                source: std::io::Error::other("a block of the wrong size"),
+            },
+        )?;
+        let text = |raw: &[u8]| {
+            if joliet {
+                crate::iso9660::read::ucs2(raw)
+            } else {
+                let end = raw.iter().rposition(|&b| b != b' ' && b != 0).map_or(0, |i| i + 1);
+                String::from_utf8_lossy(&raw[..end]).into_owned()
+            }
+        };
+        Ok(DescriptorExtras {
+            volume_flags: vd.volume_flags,
+            escape_sequences: system_area::hex(&vd.escape_sequences),
+            volume_set_size: vd.volume_set_size.le(),
+            volume_sequence_number: vd.volume_sequence_number.le(),
+            copyright_file_id: text(&vd.copyright_file_id),
+            abstract_file_id: text(&vd.abstract_file_id),
+            bibliographic_file_id: text(&vd.bibliographic_file_id),
+            application_use_sha256: system_area::hex(&Sha256::digest(vd.application_use)),
+        })
+    }
+}
+
+/// A whole hybrid image, read.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Length of the image in bytes.
+    pub len: u64,
+    /// The first 32 KiB and the backup GPT.
+    pub system_area: SystemArea,
+    /// Every volume descriptor, terminator included.
+    pub descriptors: Vec<DescriptorInfo>,
+    /// The primary volume descriptor.
+    pub pvd: VolumeSummary,
+    /// The rest of the primary volume descriptor's fields.
+    pub pvd_extras: DescriptorExtras,
+    /// The Joliet supplementary volume descriptor.
+    pub joliet: Option<VolumeSummary>,
+    /// The rest of the Joliet descriptor's fields.
+    pub joliet_extras: Option<DescriptorExtras>,
+    /// The El Torito boot record.
+    pub boot_record: Option<BootRecordInfo>,
+    /// The boot catalog as the ISO 9660 reader decoded and checked it.
+    pub el_torito: Option<ElTorito>,
+    /// Each catalog entry with its byte offset (walked here, header by header).
+    pub catalog: Vec<CatalogSlot>,
+    /// The ISO 9660 hierarchy (with Rock Ridge).
+    pub primary: Listing,
+    /// The Joliet hierarchy.
+    pub joliet_tree: Option<Listing>,
+    /// Path tables of each hierarchy.
+    pub path_tables: Vec<PathTables>,
+    /// Every problem the ISO 9660 reader found.
+    pub iso_problems: Vec<Problem>,
+    /// Payloads found inside the image.
+    pub embedded: Vec<EmbeddedImage>,
+}
+
+fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(), InspectError> {
+    src.read_at(offset, buf).map_err(|source| InspectError::Io {
+        what: what.into(),
+        offset,
+        len: buf.len() as u64,
+        source,
+    })
+}
+
+impl Image {
+    /// Reads every structure of the image at `src`.
+    ///
+    /// Fails only when `src` is not an ISO 9660 image (no primary volume descriptor) or a read
+    /// inside the image fails; inconsistencies are kept in the model (`iso_problems`,
+    /// `system_area.mismatches`, the payloads' problems) for [`verify`].
+    pub fn read(src: &dyn ReadAt) -> Result<Image, InspectError> {
+        let system_area = SystemArea::read(src)?;
+        let iso = IsoImage::open(src)?;
+        let report = iso.check()?;
+        let catalog = match iso.boot_record() {
+            Some(br) => catalog_slots(src, br.catalog_lba)?,
+            None => Vec::new(),
+        };
+        let mut image = Image {
+            len: src.len(),
+            system_area,
+            descriptors: iso.descriptors().to_vec(),
+            pvd: iso.pvd().clone(),
+            pvd_extras: DescriptorExtras::read(src, iso.pvd().descriptor_lba, false)?,
+            joliet: iso.joliet().cloned(),
+            joliet_extras: match iso.joliet() {
+                Some(j) => Some(DescriptorExtras::read(src, j.descriptor_lba, true)?),
+                None => None,
+            },
+            boot_record: iso.boot_record().copied(),
+            el_torito: report.el_torito,
+            catalog,
+            primary: report.primary,
+            joliet_tree: report.joliet,
+            path_tables: report.path_tables,
+            iso_problems: report.problems,
+            embedded: Vec::new(),
+        };
+        image.embedded = find_embedded(&image, src);
+        Ok(image)
+    }
+
+    /// The hierarchy `h`, when present.
+    pub fn listing(&self, h: Hierarchy) -> Option<&Listing> {
+        match h {
+            Hierarchy::Primary => Some(&self.primary),
+            Hierarchy::Joliet => self.joliet_tree.as_ref(),
+        }
+    }
+
+    /// The El Torito EFI entry (platform 0xEF), if any.
+    pub fn efi_entry(&self) -> Option<&CatalogSlot> {
+        self.catalog.iter().find(|c| c.platform == PLATFORM_EFI)
+    }
+
+    /// The El Torito BIOS entry (the default entry, platform 0).
+    pub fn bios_entry(&self) -> Option<&CatalogSlot> {
+        self.catalog.iter().find(|c| c.section == 0 && c.platform == 0)
+    }
+
+    /// Path of the ISO 9660 file whose first extent starts at block `lba`, if any.
+    pub fn file_at_block(&self, lba: u32) -> Option<&crate::iso9660::read::Entry> {
+        self.primary.entries.iter().find(|e| e.kind == EntryKind::File && e.size > 0 && e.first_lba() == lba)
+    }
+}
+
+/// Walks the boot catalog entry by entry (validation entry, default entry, section headers and
+/// their entries), keeping each entry's byte offset. Bounded by one 2 KiB read per block and
+/// [`MAX_CATALOG_BYTES`] in all.
+fn catalog_slots(src: &dyn ReadAt, catalog_lba: u32) -> Result<Vec<CatalogSlot>, InspectError> {
+    let start = u64::from(catalog_lba) * ISO_BLOCK;
+    let len = MAX_CATALOG_BYTES.min(src.len().saturating_sub(start));
+    if len < 64 {
+        return Ok(Vec::new());
+    }
+    let mut cat = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    read(src, start, &mut cat, "boot catalog")?;
+    let mut out = Vec::new();
+    if cat[0] != 1 || cat[30] != 0x55 || cat[31] != 0xAA {
+        return Ok(out);
+    }
+    let slot = |at: usize, section: usize, entry: usize, platform: u8| -> Option<CatalogSlot> {
+        let b = cat.get(at..at + 32)?;
+        Some(CatalogSlot {
+            section,
+            entry,
+            offset: start + at as u64,
+            platform,
+            boot_indicator: b[0],
+            media_type: b[1],
+            load_segment: u16::from_le_bytes([b[2], b[3]]),
+            system_type: b[4],
+            load_size: u16::from_le_bytes([b[6], b[7]]),
+            load_rba: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+        })
+    };
+    out.extend(slot(32, 0, 0, cat[1]));
+    let mut at = 64usize;
+    let mut section = 1usize;
+    while at + 32 <= cat.len() {
+        let indicator = cat[at];
+        if indicator != 0x90 && indicator != 0x91 {
+            break;
+        }
+        let platform = cat[at + 1];
+        let count = usize::from(u16::from_le_bytes([cat[at + 2], cat[at + 3]]));
+        at += 32;
+        let mut entry = 0;
+        while entry < count && at + 32 <= cat.len() {
+            // Extension entries (0x44) continue the previous entry's selection criteria.
+            if cat[at] == 0x44 {
+                at += 32;
+                continue;
+            }
+            out.extend(slot(at, section, entry, platform));
+            entry += 1;
+            at += 32;
+        }
+        section += 1;
+        if indicator == 0x91 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Largest boot catalog walked by [`Image::read`].
+pub const MAX_CATALOG_BYTES: u64 = 64 << 10;
+
+/// Finds the payloads: the El Torito EFI image, the ESP of the MBR and of the GPT, and every
+/// `*.img` file of the ISO 9660 tree that starts with a FAT boot sector. Candidates at the same
+/// offset are one payload found several ways.
+// TODO(squashfs): also take every single-extent file whose first 4 bytes are the squashfs magic
+// "hsqs" (nixpkgs names it /nix-store.squashfs) as a candidate, found by "file".
+fn find_embedded(image: &Image, src: &dyn ReadAt) -> Vec<EmbeddedImage> {
+    // (offset, length hint, how, name from the tree)
+    let mut cands: Vec<(u64, Option<u64>, String)> = Vec::new();
+    if let Some(e) = image.efi_entry() {
+        let len = image
+            .file_at_block(e.load_rba)
+            .map(|f| f.size)
+            .or((e.load_size > 0).then_some(u64::from(e.load_size) * 512));
+        cands.push((u64::from(e.load_rba) * ISO_BLOCK, len, e.name()));
+    }
+    for p in &image.system_area.partitions {
+        if p.os_type == OS_TYPE_EFI && p.sectors > 0 {
+            cands.push((u64::from(p.start_lba) * 512, Some(u64::from(p.sectors) * 512), p.name()));
+        }
+    }
+    if let Some(g) = &image.system_area.gpt {
+        for p in &g.entries {
+            if p.type_guid == Guid::EFI_SYSTEM.to_string() && p.last_lba >= p.first_lba {
+                let sectors = p.last_lba - p.first_lba + 1;
+                cands.push((p.first_lba.saturating_mul(512), Some(sectors.saturating_mul(512)), p.name()));
+            }
+        }
+    }
+    for e in &image.primary.entries {
+        if e.kind == EntryKind::File && e.size >= 512 && e.name.to_ascii_lowercase().ends_with(b".img") {
+            if let [(lba, _)] = e.extents[..] {
+                if fat::looks_like_fat(src, u64::from(lba) * ISO_BLOCK) {
+                    cands.push((u64::from(lba) * ISO_BLOCK, Some(e.size), "file".into()));
+                }
+            }
+        }
+    }
+    cands.sort_by_key(|c| c.0);
+    let mut out: Vec<EmbeddedImage> = Vec::new();
+    for (offset, len, how) in cands {
+        if let Some(last) = out.last_mut().filter(|l| l.offset == offset) {
+            last.found_by.push(how);
+            if let Some(l) = len {
+                last.len = last.len.max(l.min(image.len.saturating_sub(offset)));
+            }
+            continue;
+        }
+        let len = len.unwrap_or(0).min(image.len.saturating_sub(offset));
+        let name = match offset.checked_div(ISO_BLOCK) {
+            Some(b) if offset % ISO_BLOCK == 0 => {
+                match u32::try_from(b).ok().and_then(|b| image.file_at_block(b)) {
+                    Some(f) => f.path_lossy(),
+                    None => format!("payload at block {b}"),
+                }
+            }
+            _ => format!("payload at byte {offset}"),
+        };
+        out.push(EmbeddedImage {
+            name,
+            offset,
+            len,
+            found_by: vec![how],
+            payload: Payload::Unrecognised { why: String::new() },
+        });
+    }
+    for e in &mut out {
+        // The tree's file size is the best length: partitions may be rounded up.
+        if let Some(f) = u32::try_from(e.offset / ISO_BLOCK).ok().and_then(|b| image.file_at_block(b)) {
+            if e.offset % ISO_BLOCK == 0 {
+                e.len = f.size.min(image.len.saturating_sub(e.offset));
+            }
+        }
+        let sub = SubRead::new(src, e.offset, e.len);
+        e.payload = recognise(&sub);
+    }
+    out
+}
+
+/// Reads a payload: FAT when the window starts with a FAT boot sector.
+fn recognise(sub: &SubRead<'_>) -> Payload {
+    match FatInfo::read(sub) {
+        Ok(f) => Payload::Fat(Box::new(f)),
+        Err(why) => Payload::Unrecognised { why },
+    }
+}

@@ -1,0 +1,351 @@
+//! `isoforge verify`: the consistency checks of a whole image.
+//!
+//! - every problem the ISO 9660 reader found (descriptors, both-endian copies, directory records,
+//!   Rock Ridge, path tables, extents outside the image, the El Torito catalog, the
+//!   boot-info-table, a truncated image);
+//! - the MBR and GPT checks (signatures, CRCs, backup vs primary, entries in range); the
+//!   `nixos` layout's intended overlap ("ISOHybrid" starting at sector 0 and containing the other
+//!   partitions) is information, not an error;
+//! - the El Torito EFI entry's start equals the ESP's in the MBR and in the GPT, and the ESP is
+//!   as large as the EFI image file;
+//! - the isohybrid boot-file field (MBR bytes 432..440) names the BIOS boot image;
+//! - no two file or directory extents overlap (identical extents, shared data, are allowed);
+//! - every embedded payload is readable, and a FAT one passes fsck-level checks.
+
+use std::fmt;
+
+use super::fat::FatProblem;
+use super::{Image, InspectError, Payload};
+use crate::iso9660::read::{EntryKind, ProblemKind};
+use crate::part::gpt::Guid;
+use crate::part::layout::Layout;
+use crate::part::mbr::OS_TYPE_EFI;
+use crate::read_at::ReadAt;
+use crate::units::ISO_BLOCK;
+
+/// Most overlap findings reported (the rest are counted in one finding).
+pub const MAX_OVERLAP_FINDINGS: usize = 1000;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The image is inconsistent.
+    Error,
+    /// The image works, but a checker would complain (e.g. lost FAT clusters).
+    Warning,
+    /// Worth knowing, not a problem (the nixos layout's intended GPT overlap).
+    Info,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        })
+    }
+}
+
+/// One finding of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// How bad.
+    pub severity: Severity,
+    /// The structure and field (`GPT primary header header_crc32`).
+    pub location: String,
+    /// Byte offset in the image, when known.
+    pub offset: Option<u64>,
+    /// What should be there.
+    pub expected: String,
+    /// What is there.
+    pub found: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.severity, self.location)?;
+        if let Some(o) = self.offset {
+            write!(f, " at byte {o} ({o:#x})")?;
+        }
+        write!(f, ": expected {}, found {}", self.expected, self.found)
+    }
+}
+
+/// Whether `findings` hold a problem (an error or a warning): `verify`'s exit status 1.
+pub fn has_problems(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity != Severity::Info)
+}
+
+fn push(
+    out: &mut Vec<Finding>,
+    severity: Severity,
+    location: impl Into<String>,
+    offset: Option<u64>,
+    expected: impl ToString,
+    found: impl ToString,
+) {
+    out.push(Finding {
+        severity,
+        location: location.into(),
+        offset,
+        expected: expected.to_string(),
+        found: found.to_string(),
+    });
+}
+
+/// Runs every check on `image` (read from `src`) and returns the findings, errors first.
+pub fn verify(image: &Image, src: &dyn ReadAt) -> Result<Vec<Finding>, InspectError> {
+    let mut out = Vec::new();
+    for p in &image.iso_problems {
+        let severity = match p.kind {
+            ProblemKind::LimitExceeded => Severity::Warning,
+            _ => Severity::Error,
+        };
+        push(&mut out, severity, format!("{} {}", p.structure, p.field), p.offset, &p.expected, &p.found);
+    }
+    system_area(image, &mut out);
+    efi_range(image, src, &mut out)?;
+    isohybrid_field(image, &mut out);
+    overlaps(image, &mut out);
+    for e in &image.embedded {
+        match &e.payload {
+            Payload::Fat(f) => {
+                for p in &f.problems {
+                    out.push(fat_finding(&e.name, e.offset, p));
+                }
+            }
+            Payload::Unrecognised { why } => push(
+                &mut out,
+                Severity::Error,
+                format!("{} (found by {})", e.name, e.found_by.join(", ")),
+                Some(e.offset),
+                "a FAT file system",
+                why,
+            ),
+        }
+    }
+    out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.offset.cmp(&b.offset)));
+    Ok(out)
+}
+
+fn fat_finding(name: &str, base: u64, p: &FatProblem) -> Finding {
+    Finding {
+        severity: if p.warning { Severity::Warning } else { Severity::Error },
+        location: format!("{name}: {}", p.what),
+        offset: p.offset.map(|o| base + o),
+        expected: p.expected.clone(),
+        found: p.found.clone(),
+    }
+}
+
+fn system_area(image: &Image, out: &mut Vec<Finding>) {
+    let sa = &image.system_area;
+    let nixos = sa.layout == Some(Layout::Nixos);
+    for m in &sa.mismatches {
+        // xorriso's isohybrid GPT: "ISOHybrid" (entry 1) covers the whole image from sector 0,
+        // so it starts before the first usable sector and contains the other entries.
+        let intended = nixos
+            && m.structure.starts_with("GPT entry")
+            && m.field == "starting_lba"
+            && (m.structure.ends_with("(ISOHybrid)") || m.expected.starts_with("no overlap with entry 1 "));
+        push(
+            out,
+            if intended { Severity::Info } else { Severity::Error },
+            format!("{} {}", m.structure, m.field),
+            Some(m.offset),
+            if intended {
+                format!("{} (nixos layout: intended, as xorriso does)", m.expected)
+            } else {
+                m.expected.clone()
+            },
+            &m.found,
+        );
+    }
+}
+
+/// Whether the `len` bytes at `a` and at `b` are equal (an ESP appended as a copy of the El
+/// Torito EFI image, as `xorriso -append_partition` makes).
+fn same_bytes(src: &dyn ReadAt, a: u64, b: u64, len: u64) -> Result<bool, InspectError> {
+    let mut x = vec![0u8; 1 << 20];
+    let mut y = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    while done < len {
+        let n = usize::try_from((len - done).min(1 << 20)).unwrap_or(1 << 20);
+        if src.read_at(a + done, &mut x[..n]).is_err() || src.read_at(b + done, &mut y[..n]).is_err() {
+            return Ok(false);
+        }
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+        done += n as u64;
+    }
+    Ok(true)
+}
+
+fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<(), InspectError> {
+    let Some(efi) = image.efi_entry() else { return Ok(()) };
+    let start = u64::from(efi.load_rba) * 4;
+    let file = image.file_at_block(efi.load_rba);
+    let size_sectors = file.map(|f| f.size.div_ceil(512));
+    let entry_off = efi.offset;
+    // A separate ESP holding the same bytes as the El Torito image is a copy: information.
+    let copy = |part_start: u64| -> Result<bool, InspectError> {
+        match file {
+            Some(f)
+                if f.size > 0
+                    && part_start
+                        .checked_mul(512)
+                        .and_then(|s| s.checked_add(f.size))
+                        .is_some_and(|e| e <= image.len) =>
+            {
+                same_bytes(src, start * 512, part_start * 512, f.size)
+            }
+            _ => Ok(false),
+        }
+    };
+    for p in image.system_area.partitions.iter().filter(|p| p.os_type == OS_TYPE_EFI) {
+        if u64::from(p.start_lba) != start {
+            let is_copy = copy(u64::from(p.start_lba))?;
+            push(
+                out,
+                if is_copy { Severity::Info } else { Severity::Error },
+                format!("{} start_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
+                Some(446 + 16 * (p.index as u64 - 1) + 8),
+                format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
+                if is_copy {
+                    format!("sector {}, a byte-identical copy of the EFI image", p.start_lba)
+                } else {
+                    format!("sector {}", p.start_lba)
+                },
+            );
+        }
+        if let Some(n) = size_sectors.filter(|&n| n != u64::from(p.sectors)) {
+            push(
+                out,
+                Severity::Error,
+                format!("{} size_in_lba (the ESP) vs the EFI image file", p.name()),
+                Some(446 + 16 * (p.index as u64 - 1) + 12),
+                format!("{n} sectors"),
+                format!("{} sectors", p.sectors),
+            );
+        }
+    }
+    if let Some(g) = &image.system_area.gpt {
+        let base = g.primary.as_ref().map(|h| h.header.partition_entry_lba.get().saturating_mul(512));
+        for p in g.entries.iter().filter(|p| p.type_guid == Guid::EFI_SYSTEM.to_string()) {
+            let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * 128));
+            if p.first_lba != start {
+                let is_copy = copy(p.first_lba)?;
+                push(
+                    out,
+                    if is_copy { Severity::Info } else { Severity::Error },
+                    format!("{} starting_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
+                    off.map(|o| o.saturating_add(32)),
+                    format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
+                    if is_copy {
+                        format!("sector {}, a byte-identical copy of the EFI image", p.first_lba)
+                    } else {
+                        format!("sector {}", p.first_lba)
+                    },
+                );
+            }
+            let len = p.last_lba.saturating_sub(p.first_lba) + 1;
+            if let Some(n) = size_sectors.filter(|&n| n != len) {
+                push(
+                    out,
+                    Severity::Error,
+                    format!("{} ending_lba (the ESP) vs the EFI image file", p.name()),
+                    off.map(|o| o.saturating_add(40)),
+                    format!("{} ({n} sectors)", p.first_lba.saturating_add(n).saturating_sub(1)),
+                    format!("{} ({len} sectors)", p.last_lba),
+                );
+            }
+        }
+    }
+    if efi.load_rba == 0 || u64::from(efi.load_rba) * ISO_BLOCK >= image.len {
+        push(
+            out,
+            Severity::Error,
+            format!("{} load_rba", efi.name()),
+            Some(entry_off + 8),
+            "a block inside the image",
+            efi.load_rba,
+        );
+    }
+    Ok(())
+}
+
+fn isohybrid_field(image: &Image, out: &mut Vec<Finding>) {
+    let sa = &image.system_area;
+    if sa.boot_code_zero || !sa.mbr_signature_ok {
+        return;
+    }
+    let Some(bios) = image.bios_entry() else { return };
+    let want = u64::from(bios.load_rba) * 4;
+    if sa.isohybrid_boot_lba != want {
+        push(
+            out,
+            Severity::Error,
+            "MBR isohybrid boot-file field (bytes 432..440)",
+            Some(432),
+            format!("sector {want} (the BIOS boot image at block {})", bios.load_rba),
+            format!("sector {}", sa.isohybrid_boot_lba),
+        );
+    }
+}
+
+fn overlaps(image: &Image, out: &mut Vec<Finding>) {
+    // (start, end, path); identical extents are shared data, not an overlap.
+    let mut ext: Vec<(u64, u64, &[u8])> = Vec::new();
+    for e in &image.primary.entries {
+        if e.is_relocation_link() {
+            continue;
+        }
+        let dir = e.kind == EntryKind::Dir;
+        for &(lba, len) in e.extents.iter().take(if dir { 1 } else { usize::MAX }) {
+            if len > 0 {
+                let s = u64::from(lba) * ISO_BLOCK;
+                ext.push((s, s + u64::from(len), &e.path));
+            }
+        }
+    }
+    ext.sort();
+    ext.dedup_by(|b, a| a.0 == b.0 && a.1 == b.1);
+    let mut reported = 0usize;
+    let mut more = 0u64;
+    let mut cur: Option<(u64, u64, &[u8])> = None;
+    for &(s, e, p) in &ext {
+        if let Some((cs, ce, cp)) = cur {
+            if s < ce {
+                if reported < MAX_OVERLAP_FINDINGS {
+                    push(
+                        out,
+                        Severity::Error,
+                        format!("extent of {}", String::from_utf8_lossy(p)),
+                        Some(s),
+                        format!("no overlap with {} (bytes {cs:#x}..{ce:#x})", String::from_utf8_lossy(cp)),
+                        format!("bytes {s:#x}..{e:#x}"),
+                    );
+                    reported += 1;
+                } else {
+                    more += 1;
+                }
+                if e <= ce {
+                    continue;
+                }
+            }
+        }
+        cur = Some((s, e, p));
+    }
+    if more > 0 {
+        push(
+            out,
+            Severity::Error,
+            "file extents",
+            None,
+            "no overlaps",
+            format!("{more} more overlaps, not listed"),
+        );
+    }
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Regenerates the seed corpus of every fuzz target (see README.md beside this script).
+# Usage: fuzz/seeds/make.sh [path/to/isoforge]   (default: builds it with cargo)
+# Needs: xorriso, genisoimage, mkfs.fat (dosfstools), mtools, isolinux (isolinux.bin, isohdpfx.bin).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+isoforge="${1:-}"
+if [ -z "$isoforge" ]; then
+  cargo build -q --manifest-path "$root/Cargo.toml" -p isoforge-cli
+  isoforge="$root/target/debug/isoforge"
+fi
+export SOURCE_DATE_EPOCH=315532800
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# A tiny tree: a BIOS boot file, a small "kernel", a deep path, a long name, a symlink.
+mkdir -p "$work/tree/isolinux" "$work/tree/boot" "$work/tree/a/b/c/d/e/f/g/h/i" "$work/efi/EFI/BOOT"
+cp /usr/lib/ISOLINUX/isolinux.bin "$work/tree/isolinux/"
+head -c 3000 /dev/zero | tr '\0' 'k' > "$work/tree/boot/bzImage"
+echo deep > "$work/tree/a/b/c/d/e/f/g/h/i/file"
+echo long > "$work/tree/a-rather-long-file-name-for-joliet-and-rock-ridge.txt"
+ln -s boot/bzImage "$work/tree/kernel"
+head -c 2000 /dev/zero | tr '\0' 'e' > "$work/efi/EFI/BOOT/BOOTX64.EFI"
+
+mkdir -p "$here"/{iso,el_torito,part,fat,inspect}
+# Hand-made regression inputs (regression-*) are kept.
+find "$here"/{iso,el_torito,part,fat,inspect} -type f ! -name "regression-*" -delete
+
+# FAT payloads: isoforge's and mkfs.fat's (FAT12; FAT32 needs >= 32 MiB, too big for a seed).
+"$isoforge" fat --dir "$work/efi" -o "$here/fat/isoforge-64k.img" --size 64K >/dev/null
+mkfs.fat --invariant -i 12345678 -n EFIBOOT -C "$here/fat/mkfs-fat-64k.img" 64 >/dev/null
+mmd -i "$here/fat/mkfs-fat-64k.img" ::/EFI ::/EFI/BOOT
+mcopy -i "$here/fat/mkfs-fat-64k.img" "$work/efi/EFI/BOOT/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+
+# Images: isoforge (layout none, and nixos), genisoimage (no padding), xorriso (nixpkgs flags).
+"$isoforge" build -o "$work/none.iso" --volume-id SEED --graft "/=$work/tree" \
+  --bios-boot isolinux/isolinux.bin --boot-catalog isolinux/boot.cat \
+  --efi-dir "$work/efi" --efi-size 64K --layout none >/dev/null
+"$isoforge" build -o "$work/nixos.iso" --volume-id SEED --graft "/=$work/tree" \
+  --bios-boot isolinux/isolinux.bin --boot-catalog isolinux/boot.cat \
+  --efi-dir "$work/efi" --efi-size 64K --isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin --layout nixos >/dev/null
+"$isoforge" build -o "$work/gpt.iso" --volume-id SEED --graft "/=$work/tree" \
+  --efi-dir "$work/efi" --efi-size 64K --layout gpt >/dev/null
+cp "$here/fat/isoforge-64k.img" "$work/tree/efi.img"
+genisoimage -quiet -no-pad -R -J -V SEED -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot \
+  -boot-load-size 4 -boot-info-table -eltorito-alt-boot -e efi.img -no-emul-boot \
+  -o "$work/genisoimage.iso" "$work/tree"
+xorriso -volume_date all_file_dates =315532800 -as mkisofs -quiet -iso-level 3 -full-iso9660-filenames \
+  -joliet -joliet-long -rational-rock -volid SEED -eltorito-boot isolinux/isolinux.bin \
+  -eltorito-catalog isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
+  -eltorito-alt-boot -e efi.img -no-emul-boot -isohybrid-gpt-basdat \
+  -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin -output "$work/xorriso.iso" "$work/tree" 2>/dev/null
+
+for i in none genisoimage; do cp "$work/$i.iso" "$here/iso/"; done
+# The inspect target also runs on the iso seeds (.ci/fuzz.sh passes both directories).
+# The hybrid images are 1 MiB (cylinder-aligned); the part target gets their first 32 KiB
+# (MBR + primary GPT) and their last 32 KiB is left out, so its backup GPT is "missing".
+for i in nixos gpt xorriso; do head -c 32768 "$work/$i.iso" > "$here/part/$i-system-area.bin"; done
+cp "$work/nixos.iso" "$here/inspect/nixos.iso"
+# Boot catalogs: the block the El Torito boot record points at.
+for i in none genisoimage xorriso; do
+  lba=$(od -An -tu4 -j $((17 * 2048 + 0x47)) -N4 "$work/$i.iso" | tr -d ' ')
+  dd if="$work/$i.iso" of="$here/el_torito/$i-catalog.bin" bs=2048 skip="$lba" count=1 status=none
+done
+ls -l "$here"/*/

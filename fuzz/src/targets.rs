@@ -1,0 +1,78 @@
+//! One function per reader. Each must return (never panic, never hang) on any input; the
+//! readers report what is wrong as problems or errors, which are ignored here.
+
+use isoforge_core::fat::FatVolume;
+use isoforge_core::inspect::diff::diff;
+use isoforge_core::inspect::{bytemap::ByteMap, fat::FatInfo, system_area::SystemArea, verify, Image};
+use isoforge_core::iso9660::el_torito::{decode_catalog, BootInfoChecksum};
+use isoforge_core::iso9660::read::{Hierarchy, IsoImage};
+use isoforge_core::part::gpt::read_gpt;
+use isoforge_core::part::layout::identify;
+use isoforge_core::part::mbr::Mbr;
+
+/// The ISO 9660 reader: descriptors, both walks, path tables, El Torito, the checks.
+pub fn iso(data: &[u8]) {
+    let src = data.to_vec();
+    let Ok(img) = IsoImage::open(&src) else { return };
+    let _ = img.walk(Hierarchy::Primary);
+    let _ = img.walk(Hierarchy::Joliet);
+    let _ = img.path_tables(Hierarchy::Primary);
+    let _ = img.check();
+}
+
+/// The boot catalog decoder and the boot-info-table checksum.
+pub fn el_torito(data: &[u8]) {
+    let _ = decode_catalog(data);
+    let mut sum = BootInfoChecksum::default();
+    sum.update(data);
+    let _ = sum.finish();
+}
+
+/// The MBR and GPT readers, on `data` as a whole disk.
+pub fn part(data: &[u8]) {
+    if let Ok(mbr) = Mbr::decode(data) {
+        let _ = mbr.check(data.len() as u64 / 512);
+        let _ = mbr.isohybrid_boot_lba();
+    }
+    let sectors = data.len() as u64 / 512;
+    let mut rd = |off: u64, buf: &mut [u8]| {
+        let start = usize::try_from(off).ok().filter(|&s| s <= data.len());
+        match start.and_then(|s| data.get(s..s.checked_add(buf.len())?)) {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof)),
+        }
+    };
+    let report = if sectors >= 2 { read_gpt(&mut rd, sectors).ok() } else { None };
+    let _ = identify(data, report.as_ref());
+    let src = data.to_vec();
+    let _ = SystemArea::read(&src);
+}
+
+/// The FAT readers: the inspect model (fsck-level walk) and the plain volume reader.
+pub fn fat(data: &[u8]) {
+    let src = data.to_vec();
+    let _ = FatInfo::read(&src);
+    if let Ok(vol) = FatVolume::open(&src) {
+        let _ = vol.verify();
+        if let Ok(list) = vol.walk() {
+            for e in list.iter().take(64) {
+                let _ = vol.read_file(&e.entry, &mut std::io::sink());
+            }
+        }
+    }
+}
+
+/// The whole-image model, verify, the byte map, and diff of the image with itself (which must
+/// find it identical).
+pub fn inspect(data: &[u8]) {
+    let src = data.to_vec();
+    let Ok(img) = Image::read(&src) else { return };
+    let _ = verify::verify(&img, &src);
+    let _ = ByteMap::build(&img, &src);
+    if let Ok(r) = diff(&src, &src, 16) {
+        assert!(r.identical(), "an image differs from itself: {:?}", r.differences);
+    }
+}
