@@ -6,7 +6,8 @@
 //! - [`fat`]: the FAT12/16/32 EFI system partition image;
 //! - [`part`]: the isohybrid MBR and GPT in the system area;
 //! - [`tree`]: the input tree built from grafts, shared by every format;
-//! - [`closure`]: the Nix store closure, NAR hashing and `nix-path-registration`.
+//! - [`closure`]: the Nix store closure, NAR hashing and `nix-path-registration`;
+//! - [`progress`]: the observer a build reports its phases and written bytes to.
 //!
 //! Every writer follows the same rule: a pure planning step turns inputs into a plan that fixes
 //! every extent, address and size, then a writer streams bytes in increasing offset order.
@@ -20,6 +21,7 @@ pub mod image;
 pub mod iso9660;
 pub mod output;
 pub mod part;
+pub mod progress;
 pub mod read_at;
 pub mod store;
 pub mod time;
