@@ -149,7 +149,7 @@ measure() { # experiment tool level threads rep fn
     echo "isoforge: $(git -C "$repo" rev-parse --short HEAD) ($("$isoforge" --version))"
     echo "mksquashfs: $(mksquashfs -version 2>&1 | head -1)"
     echo "xorriso: $(xorriso -version 2>/dev/null | head -1)"
-    echo "mkfs.vfat: $(mkfs.vfat --help 2>&1 | head -1)"
+    echo "dosfstools: $(dpkg-query -W -f='${Version}' dosfstools 2>/dev/null || echo '?')"
     echo "mtools: $(mcopy --version | head -1)"
     echo "faketime: $(dpkg-query -W -f='${Version}' faketime 2>/dev/null || echo '?')"
     echo "fixture: gen-closure --seed $seed --size $size; $(wc -l <"$fixture/closure-info/store-paths") store paths;" \
