@@ -24,6 +24,7 @@ use crate::output::{AtomicOutput, OutputError};
 use crate::part::gpt::Guid;
 use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
 use crate::part::PartError;
+use crate::progress::{phase, Counted, NoProgress, Phase, Progress};
 use crate::store::{self, PreparedStore, StoreError, StoreSpec};
 use crate::tree::{Tree, TreeError};
 
@@ -198,6 +199,8 @@ pub struct BuildReport {
     pub image_size: u64,
     /// ISO volume size in 2048-byte blocks.
     pub volume_blocks: u32,
+    /// What the store squashfs writer reported, when there is a store.
+    pub squashfs: Option<isoforge_squashfs::Summary>,
 }
 
 /// Builds the input tree from the grafts. The result does not depend on graft order.
@@ -221,11 +224,16 @@ fn read_mbr_template(path: &Path) -> Result<Vec<u8>, BuildError> {
 /// Plans the whole image. With a store, the squashfs size is only an upper bound until it is
 /// written: the system area is planned by [`finish_plan`] once it is known.
 pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
-    let mut tree = build_tree(&spec.grafts)?;
+    plan_image_with(spec, &NoProgress)
+}
+
+/// [`plan_image`], reporting the scan, registration and plan phases to `progress`.
+pub fn plan_image_with(spec: &ImageSpec, progress: &dyn Progress) -> Result<ImagePlan, BuildError> {
+    let mut tree = phase(progress, Phase::Scan, None, || build_tree(&spec.grafts))?;
     let mut iso_options = spec.iso.clone();
     let mut fat = None;
     if let Some(efi) = &spec.efi {
-        let node = crate::tree::scan(&efi.dir)?;
+        let node = phase(progress, Phase::Scan, None, || crate::tree::scan(&efi.dir))?;
         let fat_err = |source| BuildError::Fat { dir: efi.dir.clone(), source };
         let plan = FatPlan::new(&node, &efi.fat).map_err(fat_err)?;
         tree.add_generated(&efi.image_path, EFI_GENERATED_ID, plan.image_size())?;
@@ -234,7 +242,7 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     }
     let mut prepared = None;
     if let Some(st) = &spec.store {
-        let p = store::prepare(st, spec.iso.epoch)?;
+        let p = store::prepare_with(st, spec.iso.epoch, progress)?;
         tree.add_generated(&st.image_path, SQUASHFS_GENERATED_ID, p.upper_bound)?;
         iso_options.deferred = Some(SQUASHFS_GENERATED_ID);
         prepared = Some(p);
@@ -245,7 +253,7 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     if template.is_some() && layout == Layout::None {
         return Err(BuildError::Conflict("--isohybrid-mbr has no effect with --layout none".into()));
     }
-    let iso = plan::plan(tree, &iso_options)?;
+    let iso = phase(progress, Phase::Plan, None, || plan::plan(tree, &iso_options))?;
     let mut plan = ImagePlan {
         iso,
         system_area: None,
@@ -302,12 +310,15 @@ fn write_planned(
     plan: &ImagePlan,
     squashfs: Option<&mut File>,
     out: &mut dyn Write,
+    progress: &dyn Progress,
 ) -> Result<u64, BuildError> {
     let mut producers = Producers { fat: plan.fat.as_ref(), squashfs };
-    let mut w = BufWriter::with_capacity(1 << 20, out);
-    let n = iso_write::write_image(&plan.iso, &plan.frame, &mut producers, &mut w)?;
-    w.flush().map_err(IsoError::Write)?;
-    Ok(n)
+    phase(progress, Phase::Write, None, || {
+        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: out, progress });
+        let n = iso_write::write_image(&plan.iso, &plan.frame, &mut producers, &mut w)?;
+        w.flush().map_err(IsoError::Write)?;
+        Ok(n)
+    })
 }
 
 fn squashfs_options(spec: &ImageSpec) -> isoforge_squashfs::Options {
@@ -319,36 +330,45 @@ fn squashfs_options(spec: &ImageSpec) -> isoforge_squashfs::Options {
 /// Writes the image in one pass into a seekable file: the metadata with provisional values,
 /// the files, the squashfs straight into its extent, the tail; then the metadata region once
 /// more with the final sizes. Returns the bytes written (the metadata region counts twice).
-fn write_single_pass(plan: &mut ImagePlan, spec: &ImageSpec, file: &mut File) -> Result<u64, BuildError> {
+fn write_single_pass(
+    plan: &mut ImagePlan,
+    spec: &ImageSpec,
+    file: &mut File,
+    progress: &dyn Progress,
+) -> Result<(u64, isoforge_squashfs::Summary), BuildError> {
     let write_err = |e| BuildError::Iso(IsoError::Write(e));
     let mut producers = Producers { fat: plan.fat.as_ref(), squashfs: None };
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
+    phase(progress, Phase::Write, None, || {
+        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
         iso_write::write_metadata(&plan.iso, &ImageFrame::default(), &mut w)?;
         iso_write::write_file_data(&plan.iso, &mut producers, &mut w, false)?;
-        w.flush().map_err(write_err)?;
-    }
+        w.flush().map_err(write_err)
+    })?;
     let start = file.stream_position().map_err(write_err)?;
     let Some(store) = &plan.store else {
         return Err(BuildError::Conflict("single-pass write without a store".into()));
     };
-    let summary =
-        isoforge_squashfs::write(&store.tree, &squashfs_options(spec), file).map_err(StoreError::from)?;
-    plan.iso.set_deferred_size(summary.total_size)?;
-    finish_plan(plan, spec)?;
-    file.seek(SeekFrom::Start(start + summary.total_size)).map_err(write_err)?;
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
-        iso_write::write_tail(&plan.iso, &plan.frame, &mut w)?;
-        w.flush().map_err(write_err)?;
-    }
-    file.seek(SeekFrom::Start(0)).map_err(write_err)?;
-    {
-        let mut w = BufWriter::with_capacity(1 << 20, &mut *file);
+    let summary = phase(progress, Phase::Compress, Some(store.file_bytes), || {
+        let mut out = Counted { inner: &mut *file, progress };
+        isoforge_squashfs::write(&store.tree, &squashfs_options(spec), &mut out)
+    })
+    .map_err(StoreError::from)?;
+    phase(progress, Phase::Finish, None, || {
+        plan.iso.set_deferred_size(summary.total_size)?;
+        finish_plan(plan, spec)?;
+        file.seek(SeekFrom::Start(start + summary.total_size)).map_err(write_err)?;
+        {
+            let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
+            iso_write::write_tail(&plan.iso, &plan.frame, &mut w)?;
+            w.flush().map_err(write_err)?;
+        }
+        file.seek(SeekFrom::Start(0)).map_err(write_err)?;
+        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
         iso_write::write_metadata(&plan.iso, &plan.frame, &mut w)?;
-        w.flush().map_err(write_err)?;
-    }
-    Ok(plan.frame.image_size + plan.iso.metadata_end.byte_offset() + SQUASHFS_SUPERBLOCK_REWRITE)
+        w.flush().map_err(write_err)
+    })?;
+    let written = plan.frame.image_size + plan.iso.metadata_end.byte_offset() + SQUASHFS_SUPERBLOCK_REWRITE;
+    Ok((written, summary))
 }
 
 /// The squashfs writer rewrites its 96-byte superblock once at the end.
@@ -359,6 +379,7 @@ const SQUASHFS_SUPERBLOCK_REWRITE: u64 = 96;
 pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport, BuildError> {
     let mut plan = plan_image(spec)?;
     let mut temp = None;
+    let mut squashfs = None;
     if let Some(store) = &plan.store {
         let mut f = tempfile::tempfile().map_err(BuildError::Temp)?;
         let summary = isoforge_squashfs::write(&store.tree, &squashfs_options(spec), &mut f)
@@ -366,12 +387,14 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
         plan.iso.set_deferred_size(summary.total_size)?;
         finish_plan(&mut plan, spec)?;
         temp = Some(f);
+        squashfs = Some(summary);
     }
-    let bytes_written = write_planned(&plan, temp.as_mut(), out)?;
+    let bytes_written = write_planned(&plan, temp.as_mut(), out, &NoProgress)?;
     Ok(BuildReport {
         bytes_written,
         image_size: plan.frame.image_size,
         volume_blocks: plan.iso.volume_blocks,
+        squashfs,
     })
 }
 
@@ -423,17 +446,29 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn build_to_path(spec: &ImageSpec, path: &Path) -> Result<BuildReport, BuildError> {
-    let mut plan = plan_image(spec)?;
+    build_to_path_with(spec, path, &NoProgress)
+}
+
+/// [`build_to_path`], reporting phases and written bytes to `progress` (see
+/// [`crate::progress`] for the phases).
+pub fn build_to_path_with(
+    spec: &ImageSpec,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<BuildReport, BuildError> {
+    let mut plan = plan_image_with(spec, progress)?;
     let mut out = AtomicOutput::create(path)?;
-    let bytes_written = if plan.store.is_some() {
-        write_single_pass(&mut plan, spec, out.file())?
+    let (bytes_written, squashfs) = if plan.store.is_some() {
+        let (n, summary) = write_single_pass(&mut plan, spec, out.file(), progress)?;
+        (n, Some(summary))
     } else {
-        write_planned(&plan, None, out.file())?
+        (write_planned(&plan, None, out.file(), progress)?, None)
     };
-    out.commit()?;
+    phase(progress, Phase::Finish, None, || out.commit())?;
     Ok(BuildReport {
         bytes_written,
         image_size: plan.frame.image_size,
         volume_blocks: plan.iso.volume_blocks,
+        squashfs,
     })
 }

@@ -7,7 +7,8 @@
 //! - [`part`]: the isohybrid MBR and GPT in the system area;
 //! - [`inspect`]: the model of a whole image, `verify` checks and `diff`;
 //! - [`tree`]: the input tree built from grafts, shared by every format;
-//! - [`closure`]: the Nix store closure, NAR hashing and `nix-path-registration`.
+//! - [`closure`]: the Nix store closure, NAR hashing and `nix-path-registration`;
+//! - [`progress`]: the observer a build reports its phases and written bytes to.
 //!
 //! Every writer follows the same rule: a pure planning step turns inputs into a plan that fixes
 //! every extent, address and size, then a writer streams bytes in increasing offset order.
@@ -85,6 +86,7 @@ pub mod iso9660;
 pub mod output;
 pub mod outputs;
 pub mod part;
+pub mod progress;
 pub mod read_at;
 pub mod spec;
 pub mod store;

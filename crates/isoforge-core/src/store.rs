@@ -13,6 +13,7 @@ use thiserror::Error;
 
 use crate::closure::registration::{registration, RegistrationOptions};
 use crate::closure::{Closure, ClosureError, ClosureOptions};
+use crate::progress::{phase, NoProgress, Phase, Progress};
 use crate::time::Epoch;
 
 /// Default path of the store squashfs in the ISO.
@@ -78,13 +79,27 @@ pub struct PreparedStore {
     pub paths: usize,
     /// An upper bound of the squashfs size, for planning its directory records.
     pub upper_bound: u64,
+    /// Bytes of the files in the tree (the compressor's input, duplicates counted).
+    pub file_bytes: u64,
 }
 
 /// Reads the closure and builds the squashfs input tree. Reads every store path once to
 /// hash it when the registration has to be generated.
 pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreError> {
-    let closure = Closure::load(&spec.closure, &spec.closure_options)?;
-    closure.check_host()?;
+    prepare_with(spec, epoch, &NoProgress)
+}
+
+/// [`prepare`], reporting the scan and registration phases to `progress`.
+pub fn prepare_with(
+    spec: &StoreSpec,
+    epoch: Epoch,
+    progress: &dyn Progress,
+) -> Result<PreparedStore, StoreError> {
+    let closure = phase(progress, Phase::Scan, None, || -> Result<Closure, ClosureError> {
+        let closure = Closure::load(&spec.closure, &spec.closure_options)?;
+        closure.check_host()?;
+        Ok(closure)
+    })?;
     let reg_file = match &spec.registration {
         Some(f) => {
             closure.check_registration(f)?;
@@ -94,7 +109,9 @@ pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreErr
     };
     let reg = match reg_file {
         Some(f) => std::fs::read(&f).map_err(|source| StoreError::Registration { path: f, source })?,
-        None => registration(&closure, &RegistrationOptions::new().threads(spec.squashfs.threads))?,
+        None => phase(progress, Phase::Registration, None, || {
+            registration(&closure, &RegistrationOptions::new().threads(spec.squashfs.threads))
+        })?,
     };
     let paths: Vec<(Vec<u8>, PathBuf)> =
         closure.paths().iter().map(|p| (p.base_name().as_bytes().to_vec(), closure.host_path(p))).collect();
@@ -102,9 +119,19 @@ pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreErr
         epoch: epoch.as_u32_clamped(),
         keep_metadata: spec.keep_metadata,
     };
-    let tree = closure_tree(&paths, &reg, options)?;
+    let tree = phase(progress, Phase::Scan, None, || closure_tree(&paths, &reg, options))?;
     let upper_bound = upper_bound(&tree, spec.squashfs.block_size);
-    Ok(PreparedStore { tree, paths: paths.len(), upper_bound })
+    let file_bytes = file_bytes(&tree);
+    Ok(PreparedStore { tree, paths: paths.len(), upper_bound, file_bytes })
+}
+
+/// Sum of the sizes of the files in `tree`.
+pub fn file_bytes(tree: &InputNode) -> u64 {
+    match tree {
+        InputNode::Dir { entries, .. } => entries.values().map(file_bytes).sum(),
+        InputNode::File { size, .. } => *size,
+        InputNode::Symlink { .. } => 0,
+    }
 }
 
 /// A size no squashfs of `tree` can exceed: every byte of every file stored raw, generous
@@ -137,8 +164,20 @@ pub fn build_squashfs(
     epoch: Epoch,
     path: &std::path::Path,
 ) -> Result<isoforge_squashfs::Summary, StoreError> {
-    let prepared = prepare(spec, epoch)?;
+    build_squashfs_with(spec, epoch, path, &NoProgress)
+}
+
+/// [`build_squashfs`], reporting the scan, registration and compress phases to `progress`.
+pub fn build_squashfs_with(
+    spec: &StoreSpec,
+    epoch: Epoch,
+    path: &std::path::Path,
+    progress: &dyn Progress,
+) -> Result<isoforge_squashfs::Summary, StoreError> {
+    let prepared = prepare_with(spec, epoch, progress)?;
     let mut options = spec.squashfs;
     options.mkfs_time = epoch.as_u32_clamped();
-    Ok(isoforge_squashfs::write_to_path(&prepared.tree, &options, path)?)
+    Ok(phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
+        isoforge_squashfs::write_to_path(&prepared.tree, &options, path)
+    })?)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use isoforge_core::fat::{FatOptions, DEFAULT_LABEL};
-use isoforge_core::image::{self, EfiSpec, Graft, HybridSpec, ImageSpec, DEFAULT_EFI_IMAGE};
+use isoforge_core::image::{EfiSpec, Graft, HybridSpec, ImageSpec, DEFAULT_EFI_IMAGE};
 use isoforge_core::iso9660::plan::{BiosBoot, IsoOptions, DEFAULT_BOOT_CATALOG, DEFAULT_BOOT_LOAD_SIZE};
 use isoforge_core::part::gpt::Guid;
 use isoforge_core::part::layout::Layout;
@@ -88,6 +88,9 @@ pub struct BuildArgs {
     /// The store closure, put in /nix-store.squashfs with nix-path-registration.
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Progress bar, `-v` timings, `--json` report.
+    #[command(flatten)]
+    pub report: super::report::ReportArgs,
 }
 
 fn guid_value(s: &str) -> Result<Guid, String> {
@@ -152,14 +155,5 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         gpt_disk_guid: args.gpt_disk_guid,
     };
     let spec = ImageSpec { grafts, iso, efi, hybrid, store: args.store.spec() };
-    let report =
-        image::build_to_path(&spec, output).with_context(|| format!("building {}", output.display()))?;
-    println!(
-        "{}: {} bytes, {} blocks ({} bytes written)",
-        output.display(),
-        report.image_size,
-        report.volume_blocks,
-        report.bytes_written
-    );
-    Ok(())
+    super::report::build_and_report(&spec, output, &args.report)
 }

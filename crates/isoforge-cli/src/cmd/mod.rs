@@ -3,6 +3,7 @@ pub mod build;
 pub mod diff;
 pub mod fat;
 pub mod inspect;
+pub mod report;
 pub mod spec_args;
 pub mod squashfs;
 pub mod store_args;

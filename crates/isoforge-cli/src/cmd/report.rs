@@ -1,0 +1,204 @@
+//! What `isoforge build` tells while and after it builds: the progress bar, `-v` phase timings
+//! and the `--json` report.
+//!
+//! The library reports phases and written bytes to a [`Progress`] observer and never reads
+//! the clock; this observer takes the times. The progress bar (indicatif) is drawn on stderr
+//! only when stderr is a terminal, so a Nix build's log gets nothing. `-v` prints one line
+//! per phase to stderr. `--json` prints one JSON object to stdout instead of the summary
+//! line. Its `sha256` is computed by reading the finished image back once: hashing while
+//! writing cannot work, because the single-pass writer rewrites the first sectors and the
+//! squashfs superblock at the end; the read-back costs one sequential pass, usually from the
+//! page cache, and is done only for `--json`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use isoforge_core::image::{self, BuildReport, ImageSpec};
+use isoforge_core::progress::{Phase, Progress};
+use sha2::{Digest, Sha256};
+
+/// The reporting flags of `isoforge build`.
+#[derive(clap::Args, Debug, Default)]
+pub struct ReportArgs {
+    /// Print per-phase timings (scan, registration, plan, write, compress, finish) to stderr.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Print a machine-readable JSON report to stdout (phases with durations, sizes,
+    /// compression ratio, the image's sha256) instead of the summary line.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+#[derive(Default)]
+struct State {
+    current: Option<(Phase, Instant)>,
+    durations: BTreeMap<Phase, Duration>,
+    written: u64,
+}
+
+/// Takes the times of the phases and drives the progress bar.
+struct Reporter {
+    state: RefCell<State>,
+    bar: Option<ProgressBar>,
+}
+
+impl Reporter {
+    fn new(bar: bool) -> Reporter {
+        let bar = bar.then(|| {
+            let pb = ProgressBar::new_spinner();
+            let style = ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {msg}: {bytes} written ({bytes_per_sec})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            pb.set_style(style);
+            pb.enable_steady_tick(Duration::from_millis(200));
+            pb
+        });
+        Reporter { state: RefCell::new(State::default()), bar }
+    }
+
+    fn close(&self, now: Instant) {
+        let mut st = self.state.borrow_mut();
+        if let Some((p, t)) = st.current.take() {
+            *st.durations.entry(p).or_default() += now.duration_since(t);
+        }
+    }
+}
+
+impl Progress for Reporter {
+    fn phase_start(&self, phase: Phase, input_bytes: Option<u64>) {
+        let now = Instant::now();
+        self.close(now);
+        self.state.borrow_mut().current = Some((phase, now));
+        if let Some(bar) = &self.bar {
+            bar.set_message(match input_bytes {
+                Some(n) => format!("{} ({} MiB in)", phase.name(), n >> 20),
+                None => phase.name().to_string(),
+            });
+        }
+    }
+
+    fn phase_end(&self, _phase: Phase) {
+        self.close(Instant::now());
+    }
+
+    fn written(&self, n: u64) {
+        let mut st = self.state.borrow_mut();
+        st.written += n;
+        if let Some(bar) = &self.bar {
+            bar.set_position(st.written);
+        }
+    }
+}
+
+/// Builds `spec` into `output` and prints what `args` asks for.
+pub fn build_and_report(spec: &ImageSpec, output: &Path, args: &ReportArgs) -> anyhow::Result<()> {
+    let reporter = Reporter::new(std::io::stderr().is_terminal());
+    let started = Instant::now();
+    let result = image::build_to_path_with(spec, output, &reporter);
+    if let Some(bar) = &reporter.bar {
+        bar.finish_and_clear();
+    }
+    let report = result.with_context(|| format!("building {}", output.display()))?;
+    let total = started.elapsed();
+    let durations = reporter.state.borrow().durations.clone();
+    if args.verbose {
+        for (phase, d) in &durations {
+            eprintln!("{:>12}: {:8.3} s", phase.name(), d.as_secs_f64());
+        }
+        eprintln!("{:>12}: {:8.3} s", "total", total.as_secs_f64());
+    }
+    if args.json {
+        let sha = sha256_file(output)?;
+        println!("{}", json(output, &report, &durations, total, &sha));
+    } else {
+        println!(
+            "{}: {} bytes, {} blocks ({} bytes written)",
+            output.display(),
+            report.image_size,
+            report.volume_blocks,
+            report.bytes_written
+        );
+    }
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading back {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading back {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A JSON string literal.
+fn string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json(
+    output: &Path,
+    report: &BuildReport,
+    durations: &BTreeMap<Phase, Duration>,
+    total: Duration,
+    sha256: &str,
+) -> String {
+    let phases: Vec<String> = durations
+        .iter()
+        .map(|(p, d)| format!("{{\"name\":{},\"seconds\":{:.6}}}", string(p.name()), d.as_secs_f64()))
+        .collect();
+    let squashfs = match &report.squashfs {
+        Some(s) => {
+            let ratio = if s.bytes_used > 0 { s.file_bytes as f64 / s.bytes_used as f64 } else { 0.0 };
+            format!(
+                "{{\"bytes\":{},\"bytes_used\":{},\"file_bytes\":{},\"data_bytes\":{},\"files\":{},\
+                 \"duplicate_files\":{},\"directories\":{},\"symlinks\":{},\"compression_ratio\":{ratio:.4}}}",
+                s.total_size, s.bytes_used, s.file_bytes, s.data_bytes, s.files, s.duplicate_files, s.dirs, s.symlinks
+            )
+        }
+        None => "null".to_string(),
+    };
+    format!(
+        "{{\"output\":{},\"image_bytes\":{},\"volume_blocks\":{},\"bytes_written\":{},\"sha256\":{},\
+         \"squashfs\":{squashfs},\"phases\":[{}],\"total_seconds\":{:.6}}}",
+        string(&output.to_string_lossy()),
+        report.image_size,
+        report.volume_blocks,
+        report.bytes_written,
+        string(sha256),
+        phases.join(","),
+        total.as_secs_f64()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}
