@@ -331,7 +331,16 @@ impl SquashfsInfo {
         info.read_tables(src);
         match Archive::open(Cursor { src, pos: 0 }) {
             Ok(a) => info.read_archive(&a),
-            Err(e) => info.problems.push(problem("squashfs", None, "tables the reader can open", e)),
+            Err(e) => {
+                // A lookup table sized by a superblock count that does not match is that count's fault.
+                let msg = e.to_string();
+                let what =
+                    [("export table", "inodes"), ("fragment table", "fragments"), ("id table", "no_ids")]
+                        .iter()
+                        .find(|(t, _)| msg.starts_with(t))
+                        .map_or("squashfs".to_string(), |(_, f)| format!("squashfs.superblock.{f}"));
+                info.problems.push(problem(what, None, "tables the reader can open", msg));
+            }
         }
         Ok(info)
     }
