@@ -856,7 +856,8 @@ fn squashfs_inspect_verify_and_diff() {
     assert_eq!(field("Number of inodes ").parse::<i128>().unwrap(), p.num("payload.superblock.inodes"));
     assert_eq!(field("Filesystem size ").parse::<i128>().unwrap(), p.num("payload.superblock.bytes_used"));
     let listing = run_ok_stdout(Command::new("unsquashfs").arg("-lln").arg(&sq));
-    let mut theirs: Vec<(String, i128)> = listing
+    // `-rwxr-xr-x 0/0 21 1970-01-01 00:16 squashfs-root/x` (symlinks: `name -> target`).
+    let mut theirs: Vec<(String, String, String, i128)> = listing
         .lines()
         .filter(|l| l.len() > 10 && matches!(l.as_bytes()[0], b'd' | b'-' | b'l'))
         .map(|l| {
@@ -864,11 +865,32 @@ fn squashfs_inspect_verify_and_diff() {
             let path = f[5].strip_prefix("squashfs-root").unwrap();
             let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
             let size: i128 = if l.starts_with('d') { 0 } else { f[2].parse().unwrap() };
-            (path, size)
+            (path, f[0].to_string(), f[1].to_string(), size)
         })
         .collect();
-    let mut ours: Vec<(String, i128)> =
-        p.arr("payload.tree").iter().map(|e| (e.str("path").to_string(), e.num("size"))).collect();
+    let rwx = |kind: &str, mode: i128| -> String {
+        let mut s = String::from(match kind {
+            "dir" => "d",
+            "symlink" => "l",
+            _ => "-",
+        });
+        for i in (0..9).rev() {
+            s.push(if mode >> i & 1 == 1 { ['x', 'w', 'r'][i % 3] } else { '-' });
+        }
+        s
+    };
+    let mut ours: Vec<(String, String, String, i128)> = p
+        .arr("payload.tree")
+        .iter()
+        .map(|e| {
+            (
+                e.str("path").to_string(),
+                rwx(e.str("kind"), e.num("mode")),
+                format!("{}/{}", e.num("uid"), e.num("gid")),
+                e.num("size"),
+            )
+        })
+        .collect();
     theirs.sort();
     ours.sort();
     assert_eq!(ours, theirs);
