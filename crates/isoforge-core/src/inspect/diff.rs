@@ -622,7 +622,10 @@ fn squashfs_payloads(
                     SquashfsKind::File { blocks: ba, fragment: fa, .. },
                     SquashfsKind::File { blocks: bb, fragment: fb, .. },
                 ) => {
-                    field("fragment", format!("{fa:?}"), format!("{fb:?}"));
+                    // The fragment block holding the tail (its offset inside moves with its neighbours).
+                    let frag =
+                        |f: &Option<(u32, u32)>| f.map_or("none".to_string(), |(i, _)| format!("block {i}"));
+                    field("fragment", frag(fa), frag(fb));
                     let len = |w: u32| u64::from(w & (DATA_UNCOMPRESSED - 1));
                     for (i, (&(oa, wa), &(ob, wb))) in ba.iter().zip(bb.iter()).enumerate() {
                         block(
@@ -684,22 +687,33 @@ fn squashfs_payloads(
         let mut mb = ByteMap::default();
         mb.squashfs(&p, 0, qb);
         mb.finish();
-        for (path, _) in ea
+        for (path, e) in ea
             .iter()
             .filter(|(k, _)| !eb.contains_key(*k))
             .chain(eb.iter().filter(|(k, _)| !ea.contains_key(*k)))
         {
-            let pre = format!("{p}{path} content block ");
-            explained
-                .extend(ma.owners.iter().chain(mb.owners.iter()).filter(|o| o.starts_with(&pre)).cloned());
+            if let SquashfsKind::File { blocks, .. } = &e.kind {
+                explained.extend((0..blocks.len()).map(|i| format!("{p}{path} content block {i}")));
+            }
         }
         // Fragment blocks: named by the fragment map's owners.
-        let frag_name = |m: &ByteMap, i: usize| {
-            let pre = format!("{p}squashfs fragment block {i} ");
-            m.owners.iter().find(|o| o.starts_with(&pre)).cloned().unwrap_or(pre)
+        // Fragment block index → its owner name (one pass over the owners).
+        let frag_names = |m: &ByteMap| -> BTreeMap<usize, String> {
+            let pre = format!("{p}squashfs fragment block ");
+            m.owners
+                .iter()
+                .filter_map(|o| {
+                    let i = o.strip_prefix(&pre)?.split(' ').next()?.parse().ok()?;
+                    Some((i, o.clone()))
+                })
+                .collect()
+        };
+        let (fna, fnb) = (frag_names(&ma), frag_names(&mb));
+        let frag_name = |m: &BTreeMap<usize, String>, i: usize| {
+            m.get(&i).cloned().unwrap_or_else(|| format!("{p}squashfs fragment block {i}"))
         };
         for (i, (&(oa, wa), &(ob, wb))) in qa.fragments.iter().zip(qb.fragments.iter()).enumerate() {
-            let (na, nb) = (frag_name(&ma, i), frag_name(&mb, i));
+            let (na, nb) = (frag_name(&fna, i), frag_name(&fnb, i));
             let len = |w: u32| u64::from(w & (DATA_UNCOMPRESSED - 1));
             explained.insert(na.clone());
             explained.insert(nb.clone());
