@@ -705,11 +705,12 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 fn fuzz_seeds_and_mutations_replay() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     type Target = fn(&[u8]);
-    let targets: [(&str, Target, &[&str]); 5] = [
+    let targets: [(&str, Target, &[&str]); 6] = [
         ("iso", fuzz_targets::iso, &["iso"]),
         ("el_torito", fuzz_targets::el_torito, &["el_torito"]),
         ("part", fuzz_targets::part, &["part"]),
         ("fat", fuzz_targets::fat, &["fat"]),
+        ("squashfs", fuzz_targets::squashfs, &["squashfs"]),
         ("inspect", fuzz_targets::inspect, &["inspect", "iso"]),
     ];
     let rounds: u64 =
@@ -775,4 +776,194 @@ fn fat_checks_find_cross_links_and_bad_chains() {
         "{text:#?}"
     );
     assert!(text.iter().any(|t| t.contains("cross-linked")), "{text:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The embedded squashfs (`/nix-store.squashfs`).
+
+const H_APP: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const H_LIB: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// A tiny fake store under `root` (an app with a script and a symlink, a lib with one file of
+/// two 1 MiB blocks and a tail), and the closure file listing it.
+fn squashfs_store(root: &Path, script: &str, big_first: u8) -> PathBuf {
+    let store = root.join("nix/store");
+    write_file(&store.join(format!("{H_APP}-app/bin/x")), script);
+    std::os::unix::fs::symlink("x", store.join(format!("{H_APP}-app/bin/y"))).unwrap();
+    let mut big: Vec<u8> =
+        (0..(2u32 << 20) + 1000).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    big[0] = big_first;
+    write_file(&store.join(format!("{H_LIB}-lib/lib/big")), big);
+    let closure = root.join("closure");
+    write_file(&closure, format!("/nix/store/{H_APP}-app\n/nix/store/{H_LIB}-lib\n"));
+    closure
+}
+
+fn store_image(dir: &Path, name: &str, store: &Path, closure: &Path, epoch: &str) -> PathBuf {
+    let out = dir.join(name);
+    run_ok_stdout(
+        isoforge()
+            .args(["build", "--volume-id", "STORE", "--compression", "zstd:3", "--epoch", epoch, "--closure"])
+            .arg(closure)
+            .arg("--store-root")
+            .arg(store)
+            .arg("-o")
+            .arg(&out),
+    );
+    out
+}
+
+fn squashfs_payload(j: &J) -> &J {
+    j.arr("embedded")
+        .iter()
+        .find(|e| e.str("payload.type") == "squashfs")
+        .unwrap_or_else(|| panic!("no squashfs payload in {j:?}"))
+}
+
+#[test]
+fn squashfs_inspect_verify_and_diff() {
+    if !tool("unsquashfs") || !tool("mksquashfs") {
+        return;
+    }
+    let dir = support::tempdir();
+    let (s1, s2) = (dir.path().join("s1"), dir.path().join("s2"));
+    let closure = squashfs_store(&s1, "#!/bin/sh\necho one\n", 0);
+    let closure2 = squashfs_store(&s2, "#!/bin/sh\necho two, longer\n", 0xff);
+    let a = store_image(dir.path(), "a.iso", &s1, &closure, "1000");
+    let e = store_image(dir.path(), "e.iso", &s1, &closure, "2000");
+    let c = store_image(dir.path(), "c.iso", &s2, &closure2, "1000");
+
+    // inspect --json agrees with unsquashfs -s and -lln.
+    let j = parse_json(&run_ok_stdout(isoforge().args(["inspect", "--json", "--tree"]).arg(&a)));
+    let p = squashfs_payload(&j);
+    assert_eq!(p.str("name"), "/nix-store.squashfs");
+    let (off, len) = (p.num("offset") as usize, p.num("length") as usize);
+    let bytes = std::fs::read(&a).unwrap();
+    let sq = dir.path().join("a.squashfs");
+    std::fs::write(&sq, &bytes[off..off + len]).unwrap();
+    let s = run_ok_stdout(Command::new("unsquashfs").arg("-s").arg(&sq));
+    let field = |prefix: &str| -> String {
+        s.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {s}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(field("Block size ").parse::<i128>().unwrap(), p.num("payload.superblock.block_size"));
+    assert_eq!(field("Compression "), p.str("payload.compressor"));
+    assert_eq!(field("Number of inodes ").parse::<i128>().unwrap(), p.num("payload.superblock.inodes"));
+    assert_eq!(field("Filesystem size ").parse::<i128>().unwrap(), p.num("payload.superblock.bytes_used"));
+    let listing = run_ok_stdout(Command::new("unsquashfs").arg("-lln").arg(&sq));
+    // `-rwxr-xr-x 0/0 21 1970-01-01 00:16 squashfs-root/x` (symlinks: `name -> target`).
+    let mut theirs: Vec<(String, String, String, i128)> = listing
+        .lines()
+        .filter(|l| l.len() > 10 && matches!(l.as_bytes()[0], b'd' | b'-' | b'l'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let path = f[5].strip_prefix("squashfs-root").unwrap();
+            let path = if path.is_empty() { "/".to_string() } else { path.to_string() };
+            let size: i128 = if l.starts_with('d') { 0 } else { f[2].parse().unwrap() };
+            (path, f[0].to_string(), f[1].to_string(), size)
+        })
+        .collect();
+    let rwx = |kind: &str, mode: i128| -> String {
+        let mut s = String::from(match kind {
+            "dir" => "d",
+            "symlink" => "l",
+            _ => "-",
+        });
+        for i in (0..9).rev() {
+            s.push(if mode >> i & 1 == 1 { ['x', 'w', 'r'][i % 3] } else { '-' });
+        }
+        s
+    };
+    let mut ours: Vec<(String, String, String, i128)> = p
+        .arr("payload.tree")
+        .iter()
+        .map(|e| {
+            (
+                e.str("path").to_string(),
+                rwx(e.str("kind"), e.num("mode")),
+                format!("{}/{}", e.num("uid"), e.num("gid")),
+                e.num("size"),
+            )
+        })
+        .collect();
+    theirs.sort();
+    ours.sort();
+    assert_eq!(ours, theirs);
+    assert_eq!(
+        p.arr("payload.tree").iter().find(|e| e.str("path").ends_with("/bin/y")).unwrap().str("target"),
+        "x"
+    );
+
+    // verify: clean on isoforge store images and on a mksquashfs image grafted in.
+    for iso in [&a, &e, &c] {
+        let (code, out) = isoforge_status(&["verify"], &[iso]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let m = dir.path().join("m.sqfs");
+    run(Command::new("mksquashfs").arg(s1.join("nix/store")).arg(&m).args([
+        "-quiet",
+        "-noappend",
+        "-comp",
+        "xz",
+    ]));
+    let mi = dir.path().join("m.iso");
+    run_ok_stdout(
+        isoforge()
+            .args(["build", "--volume-id", "M", "--graft"])
+            .arg(format!("/m.sqfs={}", m.display()))
+            .arg("-o")
+            .arg(&mi),
+    );
+    let (code, out) = isoforge_status(&["verify"], &[&mi]);
+    assert_eq!(code, 0, "{out}");
+    let (_, text) = isoforge_status(&["inspect"], &[&mi]);
+    assert!(text.contains("squashfs 4.0: xz"), "{text}");
+
+    // verify names a corrupted superblock field.
+    let bad = broken(&a, "bad.iso", |b| b[off + 4] ^= 0x40);
+    let (code, out) = isoforge_status(&["verify"], &[&bad]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("/nix-store.squashfs: squashfs.superblock.inodes"), "{out}");
+
+    // diff: epochs.
+    let (code, out) = isoforge_status(&["diff", "--max", "1000"], &[&a, &e]);
+    assert_eq!(code, 1, "{out}");
+    let names = diff_names(&out);
+    for want in [
+        "/nix-store.squashfs: squashfs.superblock.mkfs_time",
+        "/nix-store.squashfs: inode / mtime",
+        "/nix-store.squashfs: inode /nix-path-registration mtime",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want || n.starts_with(&format!("{want}: "))),
+            "{want} not in {out}"
+        );
+    }
+    assert!(!names.iter().any(|n| n.contains("content block")), "{out}");
+    // diff: one closure file changed (the script's size, the big file's first block).
+    let (code, out) = isoforge_status(&["diff", "--max", "1000"], &[&a, &c]);
+    assert_eq!(code, 1, "{out}");
+    let names = diff_names(&out);
+    for want in [
+        format!("/nix-store.squashfs: inode /{H_APP}-app/bin/x size"),
+        format!("/nix-store.squashfs: /{H_LIB}-lib/lib/big content block 0"),
+        "/nix-store.squashfs: squashfs.inode_table metadata block 0".to_string(),
+    ] {
+        assert!(
+            names.iter().any(|n| *n == want || n.starts_with(&format!("{want}: "))),
+            "{want} not in {out}"
+        );
+    }
+    assert!(
+        names.iter().any(|n| n.contains("fragment block 0 (tails of") && n.contains("-app/bin/x")),
+        "{out}"
+    );
+    assert!(!names.iter().any(|n| n.contains("content block 1")), "{out}");
+    let (code, out) = isoforge_status(&["diff"], &[&a, &a]);
+    assert_eq!(code, 0, "{out}");
 }

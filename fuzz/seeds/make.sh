@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpus of every fuzz target (see README.md beside this script).
 # Usage: fuzz/seeds/make.sh [path/to/isoforge]   (default: builds it with cargo)
-# Needs: xorriso, genisoimage, mkfs.fat (dosfstools), mtools, isolinux (isolinux.bin, isohdpfx.bin).
+# Needs: xorriso, genisoimage, mkfs.fat (dosfstools), mtools, squashfs-tools, isolinux (isolinux.bin, isohdpfx.bin).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -23,9 +23,9 @@ echo long > "$work/tree/a-rather-long-file-name-for-joliet-and-rock-ridge.txt"
 ln -s boot/bzImage "$work/tree/kernel"
 head -c 2000 /dev/zero | tr '\0' 'e' > "$work/efi/EFI/BOOT/BOOTX64.EFI"
 
-mkdir -p "$here"/{iso,el_torito,part,fat,inspect}
+mkdir -p "$here"/{iso,el_torito,part,fat,inspect,squashfs}
 # Hand-made regression inputs (regression-*) are kept.
-find "$here"/{iso,el_torito,part,fat,inspect} -type f ! -name "regression-*" -delete
+find "$here"/{iso,el_torito,part,fat,inspect,squashfs} -type f ! -name "regression-*" -delete
 
 # FAT payloads: isoforge's and mkfs.fat's (FAT12; FAT32 needs >= 32 MiB, too big for a seed).
 "$isoforge" fat --dir "$work/efi" -o "$here/fat/isoforge-64k.img" --size 64K >/dev/null
@@ -63,4 +63,24 @@ for i in none genisoimage xorriso; do
   lba=$(od -An -tu4 -j $((17 * 2048 + 0x47)) -N4 "$work/$i.iso" | tr -d ' ')
   dd if="$work/$i.iso" of="$here/el_torito/$i-catalog.bin" bs=2048 skip="$lba" count=1 status=none
 done
+
+# Squashfs payloads: isoforge's store image of a tiny fake store (4 KiB blocks: a file of two
+# blocks and a tail, a fragment, a symlink, nix-path-registration), and mksquashfs images of the
+# same directory (gzip with fragments and an export table; xz without fragments or export table).
+h1=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+h2=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+mkdir -p "$work/store/nix/store/$h1-app/bin" "$work/store/nix/store/$h2-lib/lib"
+printf '#!/bin/sh\necho app\n' > "$work/store/nix/store/$h1-app/bin/app"
+ln -s app "$work/store/nix/store/$h1-app/bin/alias"
+head -c 9000 /dev/zero | tr '\0' 'l' > "$work/store/nix/store/$h2-lib/lib/libx.so"
+printf '/nix/store/%s-app\n/nix/store/%s-lib\n' "$h1" "$h2" > "$work/closure"
+"$isoforge" squashfs -o "$here/squashfs/isoforge-zstd.squashfs" --closure "$work/closure" \
+  --store-root "$work/store" --block-size 4K --compression zstd:3 >/dev/null
+mksquashfs "$work/store/nix/store" "$here/squashfs/mksquashfs-gzip.squashfs" -quiet -noappend \
+  -comp gzip -b 4K -all-root >/dev/null
+mksquashfs "$work/store/nix/store" "$here/squashfs/mksquashfs-xz.squashfs" -quiet -noappend \
+  -comp xz -b 4K -no-fragments -no-exports -all-root >/dev/null
+# A store image: the whole-image target reads the squashfs inside it.
+"$isoforge" build -o "$here/inspect/store.iso" --volume-id SEED --closure "$work/closure" \
+  --store-root "$work/store" --block-size 4K --compression zstd:3 >/dev/null
 ls -l "$here"/*/

@@ -3,7 +3,9 @@
 
 use isoforge_core::fat::FatVolume;
 use isoforge_core::inspect::diff::diff;
-use isoforge_core::inspect::{bytemap::ByteMap, fat::FatInfo, system_area::SystemArea, verify, Image};
+use isoforge_core::inspect::{
+    bytemap::ByteMap, fat::FatInfo, squashfs::SquashfsInfo, system_area::SystemArea, verify, Image,
+};
 use isoforge_core::iso9660::el_torito::{decode_catalog, BootInfoChecksum};
 use isoforge_core::iso9660::read::{Hierarchy, IsoImage};
 use isoforge_core::part::gpt::read_gpt;
@@ -60,6 +62,25 @@ pub fn fat(data: &[u8]) {
         if let Ok(list) = vol.walk() {
             for e in list.iter().take(64) {
                 let _ = vol.read_file(&e.entry, &mut std::io::sink());
+            }
+        }
+    }
+}
+
+/// The squashfs readers: the inspect model (superblock against tables, tree, block lists) and
+/// its byte map, and the plain reader's `verify`, walk and file reads.
+pub fn squashfs(data: &[u8]) {
+    let src = data.to_vec();
+    if let Ok(info) = SquashfsInfo::read(&src) {
+        let mut m = ByteMap::default();
+        m.squashfs("s: ", 0, &info);
+        m.finish();
+    }
+    if let Ok(mut a) = isoforge_squashfs::Archive::open(std::io::Cursor::new(data)) {
+        let _ = a.verify();
+        if let Ok(list) = a.walk() {
+            for (_, n) in list.iter().filter(|(_, n)| n.size() > 0).take(64) {
+                let _ = a.read_file(n, &mut std::io::sink());
             }
         }
     }

@@ -99,8 +99,10 @@ impl ByteMap {
         m.files(&img.primary);
         m.el_torito(img);
         for e in &img.embedded {
-            if let Payload::Fat(f) = &e.payload {
-                m.fat(&format!("{}: ", e.name), e.offset, f);
+            match &e.payload {
+                Payload::Fat(f) => m.fat(&format!("{}: ", e.name), e.offset, f),
+                Payload::Squashfs(q) => m.squashfs(&format!("{}: ", e.name), e.offset, q),
+                _ => {}
             }
         }
         m.finish();
@@ -655,6 +657,83 @@ impl ByteMap {
                 file_size,
             ]
         );
+    }
+
+    /// The regions of an embedded squashfs at `base`: superblock fields, the compressor options
+    /// block, each metadata block of each table (`squashfs.inode_table metadata block 3`), each
+    /// lookup table's index, each file's data blocks (`/x content block 0`, counted from 0) and
+    /// each fragment block, named by the files whose tails it holds.
+    pub fn squashfs(&mut self, p: &str, base: u64, q: &super::SquashfsInfo) {
+        use isoforge_squashfs::inode::DATA_UNCOMPRESSED;
+        use isoforge_squashfs::superblock::Superblock;
+        let sb = self.owner(format!("{p}squashfs.superblock."));
+        fields!(
+            self,
+            Superblock,
+            base,
+            sb,
+            [
+                s_magic,
+                inodes,
+                mkfs_time,
+                block_size,
+                fragments,
+                compression,
+                block_log,
+                flags,
+                no_ids,
+                s_major,
+                s_minor,
+                root_inode,
+                bytes_used,
+                id_table_start,
+                xattr_id_table_start,
+                inode_table_start,
+                directory_table_start,
+                fragment_table_start,
+                lookup_table_start,
+            ]
+        );
+        if q.compressor_options.is_some() {
+            let o = self.owner(format!("{p}squashfs.compressor_options"));
+            // The options block: 2-byte header and at most a few bytes of options.
+            let len = q.compressor_options.as_ref().map_or(0, |x| x.len() as u64 / 2);
+            self.field(base + 96, 2 + len, o, "");
+        }
+        for t in &q.tables {
+            for (i, &(o, l)) in t.blocks.iter().enumerate() {
+                let ow = self.owner(format!("{p}squashfs.{} metadata block {i}", t.name));
+                self.field(base.saturating_add(o), l, ow, "");
+            }
+            if let Some((o, l)) = t.index {
+                let ow = self.owner(format!("{p}squashfs.{} index", t.name));
+                self.field(base.saturating_add(o), l, ow, "");
+            }
+        }
+        let mut users: std::collections::BTreeMap<u32, Vec<&str>> = std::collections::BTreeMap::new();
+        for e in &q.entries {
+            if let super::squashfs::SquashfsKind::File { blocks, fragment, .. } = &e.kind {
+                for (i, &(o, w)) in blocks.iter().enumerate() {
+                    let len = u64::from(w & (DATA_UNCOMPRESSED - 1));
+                    if len > 0 {
+                        let ow = self.owner(format!("{p}{} content block {i}", e.path));
+                        self.field(base.saturating_add(o), len, ow, "");
+                    }
+                }
+                if let Some((f, _)) = fragment {
+                    users.entry(*f).or_default().push(&e.path);
+                }
+            }
+        }
+        for (i, &(o, w)) in q.fragments.iter().enumerate() {
+            let len = u64::from(w & (DATA_UNCOMPRESSED - 1));
+            let files = users.get(&u32::try_from(i).unwrap_or(u32::MAX)).map_or(&[][..], Vec::as_slice);
+            let shown: Vec<&str> = files.iter().take(3).copied().collect();
+            let more = if files.len() > 3 { format!(", … {} files", files.len()) } else { String::new() };
+            let ow =
+                self.owner(format!("{p}squashfs fragment block {i} (tails of {}{more})", shown.join(", ")));
+            self.field(base.saturating_add(o), len, ow, "");
+        }
     }
 
     /// Content regions for a chain, one per run of consecutive clusters, up to `size` bytes.

@@ -20,6 +20,7 @@ use std::fmt;
 
 use super::bytemap::ByteMap;
 use super::fat::{FatEntry, FatInfo};
+use super::SquashfsInfo;
 use super::{Image, InspectError, Payload};
 use crate::iso9660::read::{Entry, EntryKind};
 use crate::read_at::ReadAt;
@@ -162,8 +163,11 @@ pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, In
             },
         );
     }
-    let explained = files(&ia, &ib, a, b, max, &mut report)?;
+    let squashfs_names = squashfs_pairs(&ia, &ib).map(|(pa, _, _, _)| pa.name.clone()).collect();
+    let mut explained = files(&ia, &ib, a, b, &squashfs_names, max, &mut report)?;
     let fat = fat_files(&ia, &ib, a, b, &explained, max, &mut report)?;
+    squashfs_payloads(&ia, &ib, a, b, max, &mut report)?;
+    explained.extend(squashfs_names);
     let mut exa: BTreeSet<u32> = owners_named(&ma, &explained);
     let mut exb: BTreeSet<u32> = owners_named(&mb, &explained);
     exa.extend(owners_exact(&ma, &fat));
@@ -197,12 +201,14 @@ fn owners_named(m: &ByteMap, paths: &BTreeSet<String>) -> BTreeSet<u32> {
 }
 
 /// Files matched by path: only in one image, moved, content. Returns the paths of the files
-/// whose bytes these reports explain.
+/// whose bytes these reports explain. The contents of the files in `inside` (squashfs payloads
+/// in both images) are compared by [`squashfs_payloads`] instead.
 fn files(
     ia: &Image,
     ib: &Image,
     a: &dyn ReadAt,
     b: &dyn ReadAt,
+    inside: &BTreeSet<String>,
     max: usize,
     report: &mut DiffReport,
 ) -> Result<BTreeSet<String>, InspectError> {
@@ -270,7 +276,9 @@ fn files(
                 ),
             },
         );
-        content(&Extents::of_iso(ea), &Extents::of_iso(eb), a, b, &name, max, report)?;
+        if !inside.contains(&ea.path_lossy()) {
+            content(&Extents::of_iso(ea), &Extents::of_iso(eb), a, b, &name, max, report)?;
+        }
     }
     Ok(explained)
 }
@@ -483,6 +491,266 @@ fn fat_files(
         }
     }
     Ok(explained)
+}
+
+/// The squashfs payloads present in both images under the same name.
+fn squashfs_pairs<'a>(
+    ia: &'a Image,
+    ib: &'a Image,
+) -> impl Iterator<Item = (&'a super::EmbeddedImage, &'a SquashfsInfo, &'a super::EmbeddedImage, &'a SquashfsInfo)>
+{
+    ia.embedded.iter().filter_map(move |pa| {
+        let Payload::Squashfs(qa) = &pa.payload else { return None };
+        ib.embedded.iter().find_map(|pb| match &pb.payload {
+            Payload::Squashfs(qb) if pb.name == pa.name => Some((pa, &**qa, pb, &**qb)),
+            _ => None,
+        })
+    })
+}
+
+/// Stored bytes of a squashfs block (`len` bytes at `off` of the payload at `base`), or `None`
+/// when they are past the end of the image.
+fn stored(src: &dyn ReadAt, base: u64, off: u64, len: u64) -> Result<Option<Vec<u8>>, InspectError> {
+    let Some(start) = base.checked_add(off) else { return Ok(None) };
+    if len > 16 << 20 || start.checked_add(len).is_none_or(|e| e > src.len()) {
+        return Ok(None);
+    }
+    let mut v = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    read(src, start, &mut v, "squashfs block")?;
+    Ok(Some(v))
+}
+
+/// The squashfs payloads of both images, compared structure by structure:
+///
+/// 1. entries matched by path: only in one image; inode fields (`inode /x mode`, `mtime`,
+///    `uid`, `gid`, `size`, `target`, `nlink`, `kind`, `fragment`);
+/// 2. each file's data blocks matched by index: a block whose stored bytes differ is
+///    `/x content block N` (counted from 0); a block that only moved is explained;
+/// 3. fragment blocks and every table's metadata blocks matched by index, the same way;
+/// 4. the remaining bytes of the two payloads compared at equal offsets inside them and named by
+///    the squashfs byte maps (superblock fields, table indexes, unattributed padding).
+///
+/// Reported offsets are image offsets.
+fn squashfs_payloads(
+    ia: &Image,
+    ib: &Image,
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    max: usize,
+    report: &mut DiffReport,
+) -> Result<(), InspectError> {
+    use super::squashfs::SquashfsKind;
+    use isoforge_squashfs::inode::DATA_UNCOMPRESSED;
+    for (pa, qa, pb, qb) in squashfs_pairs(ia, ib) {
+        let p = format!("{}: ", pa.name);
+        let mut explained: BTreeSet<String> = BTreeSet::new();
+        let (ea, eb): (BTreeMap<&str, _>, BTreeMap<&str, _>) = (
+            qa.entries.iter().map(|e| (e.path.as_str(), e)).collect(),
+            qb.entries.iter().map(|e| (e.path.as_str(), e)).collect(),
+        );
+        let block = |name: String,
+                     x: (u64, u64),
+                     y: (u64, u64),
+                     report: &mut DiffReport,
+                     explained: &mut BTreeSet<String>|
+         -> Result<(), InspectError> {
+            let sa = stored(a, pa.offset, x.0, x.1)?;
+            let sb = stored(b, pb.offset, y.0, y.1)?;
+            if sa.is_some() && sa == sb {
+                explained.insert(name);
+                return Ok(());
+            }
+            report.push(
+                max,
+                Difference {
+                    kind: DiffKind::Content,
+                    name: name.clone(),
+                    a: Some((pa.offset + x.0, x.1)),
+                    b: Some((pb.offset + y.0, y.1)),
+                    detail: if x.1 == y.1 {
+                        format!("stored bytes differ ({} bytes)", x.1)
+                    } else {
+                        format!("{} → {} stored bytes", x.1, y.1)
+                    },
+                },
+            );
+            explained.insert(name);
+            Ok(())
+        };
+        for (path, x) in &ea {
+            let Some(y) = eb.get(path) else {
+                report.push(
+                    max,
+                    Difference {
+                        kind: DiffKind::OnlyInA,
+                        name: format!("{p}{path}"),
+                        a: None,
+                        b: None,
+                        detail: format!("{} {} bytes", x.kind_name(), x.size()),
+                    },
+                );
+                continue;
+            };
+            let mut field = |f: &str, va: String, vb: String| {
+                if va != vb {
+                    report.push(
+                        max,
+                        Difference {
+                            kind: DiffKind::Content,
+                            name: format!("{p}inode {path} {f}"),
+                            a: None,
+                            b: None,
+                            detail: format!("A {va}, B {vb}"),
+                        },
+                    );
+                }
+            };
+            field("kind", x.kind_name().into(), y.kind_name().into());
+            field("mode", format!("{:04o}", x.mode), format!("{:04o}", y.mode));
+            field("uid", x.uid.to_string(), y.uid.to_string());
+            field("gid", x.gid.to_string(), y.gid.to_string());
+            field("mtime", x.mtime.to_string(), y.mtime.to_string());
+            field("size", x.size().to_string(), y.size().to_string());
+            match (&x.kind, &y.kind) {
+                (SquashfsKind::Symlink { target: t }, SquashfsKind::Symlink { target: u }) => {
+                    field("target", t.clone(), u.clone());
+                }
+                (SquashfsKind::Dir { nlink: n, .. }, SquashfsKind::Dir { nlink: m, .. }) => {
+                    field("nlink", n.to_string(), m.to_string());
+                }
+                (
+                    SquashfsKind::File { blocks: ba, fragment: fa, .. },
+                    SquashfsKind::File { blocks: bb, fragment: fb, .. },
+                ) => {
+                    // The fragment block holding the tail (its offset inside moves with its neighbours).
+                    let frag =
+                        |f: &Option<(u32, u32)>| f.map_or("none".to_string(), |(i, _)| format!("block {i}"));
+                    field("fragment", frag(fa), frag(fb));
+                    let len = |w: u32| u64::from(w & (DATA_UNCOMPRESSED - 1));
+                    for (i, (&(oa, wa), &(ob, wb))) in ba.iter().zip(bb.iter()).enumerate() {
+                        block(
+                            format!("{p}{path} content block {i}"),
+                            (oa, len(wa)),
+                            (ob, len(wb)),
+                            report,
+                            &mut explained,
+                        )?;
+                    }
+                    for (i, &(o, w)) in ba.iter().enumerate().skip(bb.len()) {
+                        explained.insert(format!("{p}{path} content block {i}"));
+                        report.push(
+                            max,
+                            Difference {
+                                kind: DiffKind::OnlyInA,
+                                name: format!("{p}{path} content block {i}"),
+                                a: Some((pa.offset + o, len(w))),
+                                b: None,
+                                detail: String::new(),
+                            },
+                        );
+                    }
+                    for (i, &(o, w)) in bb.iter().enumerate().skip(ba.len()) {
+                        explained.insert(format!("{p}{path} content block {i}"));
+                        report.push(
+                            max,
+                            Difference {
+                                kind: DiffKind::OnlyInB,
+                                name: format!("{p}{path} content block {i}"),
+                                a: None,
+                                b: Some((pb.offset + o, len(w))),
+                                detail: String::new(),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (path, y) in &eb {
+            if !ea.contains_key(path) {
+                report.push(
+                    max,
+                    Difference {
+                        kind: DiffKind::OnlyInB,
+                        name: format!("{p}{path}"),
+                        a: None,
+                        b: None,
+                        detail: format!("{} {} bytes", y.kind_name(), y.size()),
+                    },
+                );
+            }
+        }
+        // Files only in one image: their blocks are explained by the line above.
+        let mut ma = ByteMap::default();
+        ma.squashfs(&p, 0, qa);
+        ma.finish();
+        let mut mb = ByteMap::default();
+        mb.squashfs(&p, 0, qb);
+        mb.finish();
+        for (path, e) in ea
+            .iter()
+            .filter(|(k, _)| !eb.contains_key(*k))
+            .chain(eb.iter().filter(|(k, _)| !ea.contains_key(*k)))
+        {
+            if let SquashfsKind::File { blocks, .. } = &e.kind {
+                explained.extend((0..blocks.len()).map(|i| format!("{p}{path} content block {i}")));
+            }
+        }
+        // Fragment blocks: named by the fragment map's owners.
+        // Fragment block index → its owner name (one pass over the owners).
+        let frag_names = |m: &ByteMap| -> BTreeMap<usize, String> {
+            let pre = format!("{p}squashfs fragment block ");
+            m.owners
+                .iter()
+                .filter_map(|o| {
+                    let i = o.strip_prefix(&pre)?.split(' ').next()?.parse().ok()?;
+                    Some((i, o.clone()))
+                })
+                .collect()
+        };
+        let (fna, fnb) = (frag_names(&ma), frag_names(&mb));
+        let frag_name = |m: &BTreeMap<usize, String>, i: usize| {
+            m.get(&i).cloned().unwrap_or_else(|| format!("{p}squashfs fragment block {i}"))
+        };
+        for (i, (&(oa, wa), &(ob, wb))) in qa.fragments.iter().zip(qb.fragments.iter()).enumerate() {
+            let (na, nb) = (frag_name(&fna, i), frag_name(&fnb, i));
+            let len = |w: u32| u64::from(w & (DATA_UNCOMPRESSED - 1));
+            explained.insert(na.clone());
+            explained.insert(nb.clone());
+            let name = if na == nb { na } else { format!("A {na} / B {nb}") };
+            block(name, (oa, len(wa)), (ob, len(wb)), report, &mut explained)?;
+        }
+        // Metadata blocks of each table, matched by table and index.
+        for ta in &qa.tables {
+            let Some(tb) = qb.tables.iter().find(|t| t.name == ta.name) else { continue };
+            for (i, (&x, &y)) in ta.blocks.iter().zip(tb.blocks.iter()).enumerate() {
+                let name = format!("{p}squashfs.{} metadata block {i}", ta.name);
+                block(name, x, y, report, &mut explained)?;
+            }
+            if let (Some(x), Some(y)) = (ta.index, tb.index) {
+                block(format!("{p}squashfs.{} index", ta.name), x, y, report, &mut explained)?;
+            }
+        }
+        // What is left, at equal offsets inside the two payloads.
+        let sa = super::SubRead::new(a, pa.offset, pa.len);
+        let sb = super::SubRead::new(b, pb.offset, pb.len);
+        let exa = owners_exact(&ma, &explained);
+        let exb = owners_exact(&mb, &explained);
+        let first = report.differences.len();
+        bytes(&sa, &sb, &ma, &mb, &exa, &exb, max, report)?;
+        for d in &mut report.differences[first..] {
+            d.a = d.a.map(|(o, l)| (o + pa.offset, l));
+            d.b = d.b.map(|(o, l)| (o + pb.offset, l));
+            if d.kind == DiffKind::Explained {
+                d.name = format!("{p}blocks that only moved");
+                d.detail = d.detail.replace(
+                    "inside files reported above (moved/only-in/content)",
+                    "moved or reported above by file, block and table",
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One differing range cut at the leaves of both maps.

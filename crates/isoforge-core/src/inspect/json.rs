@@ -138,6 +138,124 @@ macro_rules! obj {
     ($($k:literal : $v:expr),* $(,)?) => { Json::Obj(vec![$(($k, Json::from($v))),*]) };
 }
 
+/// The `"type": "squashfs"` payload (docs/inspect-json.md).
+fn squashfs(q: &super::SquashfsInfo, tree: bool) -> Json {
+    use super::squashfs::SquashfsKind;
+    let sb = &q.superblock;
+    let mut o = vec![
+        ("type", Json::from("squashfs")),
+        (
+            "superblock",
+            obj! {
+                "s_magic": sb.s_magic.get(),
+                "inodes": sb.inodes.get(),
+                "mkfs_time": sb.mkfs_time.get(),
+                "block_size": sb.block_size.get(),
+                "fragments": sb.fragments.get(),
+                "compression": sb.compression.get(),
+                "block_log": sb.block_log.get(),
+                "flags": sb.flags.get(),
+                "no_ids": sb.no_ids.get(),
+                "s_major": sb.s_major.get(),
+                "s_minor": sb.s_minor.get(),
+                "root_inode": sb.root_inode.get(),
+                "bytes_used": sb.bytes_used.get(),
+                "id_table_start": sb.id_table_start.get(),
+                "xattr_id_table_start": sb.xattr_id_table_start.get(),
+                "inode_table_start": sb.inode_table_start.get(),
+                "directory_table_start": sb.directory_table_start.get(),
+                "fragment_table_start": sb.fragment_table_start.get(),
+                "lookup_table_start": sb.lookup_table_start.get(),
+            },
+        ),
+        ("compressor", q.compressor.as_str().into()),
+        ("compressor_options", q.compressor_options.clone().into()),
+        ("ids", Json::Arr(q.ids.iter().map(|&i| i.into()).collect())),
+        (
+            "fragment_blocks",
+            Json::Arr(
+                q.fragments
+                    .iter()
+                    .map(|&(o, w)| {
+                        obj! {
+                            "offset": o,
+                            "size": w & 0x00ff_ffff,
+                            "compressed": w & (1 << 24) == 0,
+                        }
+                    })
+                    .collect(),
+            ),
+        ),
+        ("export_entries", q.export_entries.into()),
+        (
+            "tables",
+            Json::Arr(
+                q.tables
+                    .iter()
+                    .map(|t| {
+                        obj! {
+                            "name": t.name,
+                            "start": t.start(),
+                            "end": t.end(),
+                            "metadata_blocks": t.blocks.len(),
+                            "index": t.index.map(|(o, l)| obj! { "offset": o, "length": l }),
+                        }
+                    })
+                    .collect(),
+            ),
+        ),
+        ("entries", q.entries.len().into()),
+        ("problems", q.problems.len().into()),
+    ];
+    if tree {
+        let tree = q
+            .entries
+            .iter()
+            .map(|e| {
+                let mut x = vec![
+                    ("path", Json::from(e.path.as_str())),
+                    ("kind", e.kind_name().into()),
+                    ("inode", e.inode_number.into()),
+                    ("mode", e.mode.into()),
+                    ("uid", e.uid.into()),
+                    ("gid", e.gid.into()),
+                    ("mtime", e.mtime.into()),
+                    ("size", e.size().into()),
+                ];
+                match &e.kind {
+                    SquashfsKind::Dir { nlink, .. } => x.push(("nlink", (*nlink).into())),
+                    SquashfsKind::File { blocks, fragment, .. } => {
+                        x.push((
+                            "blocks",
+                            Json::Arr(
+                                blocks
+                                    .iter()
+                                    .map(|&(o, w)| {
+                                        obj! {
+                                            "offset": o,
+                                            "size": w & 0x00ff_ffff,
+                                            "compressed": w & (1 << 24) == 0,
+                                        }
+                                    })
+                                    .collect(),
+                            ),
+                        ));
+                        x.push((
+                            "fragment",
+                            fragment.map_or(Json::Null, |(i, off)| obj! { "index": i, "offset": off }),
+                        ));
+                    }
+                    SquashfsKind::Symlink { target } => x.push(("target", target.as_str().into())),
+                    SquashfsKind::Special { inode_type } => x.push(("inode_type", (*inode_type).into())),
+                }
+                Json::Obj(x)
+            })
+            .collect();
+        o.push(("tree", Json::Arr(tree)));
+    }
+    Json::Obj(o)
+}
+
 fn date(d: &VolumeDate) -> Json {
     obj! {
         "raw": String::from_utf8_lossy(&d.raw[..16]).into_owned(),
@@ -378,6 +496,7 @@ pub fn image(img: &Image, tree: bool) -> Json {
                         }
                         Json::Obj(o)
                     }
+                    Payload::Squashfs(q) => squashfs(q, tree),
                     Payload::Unrecognised { why } => obj! { "type": "unrecognised", "why": why.as_str() },
                 };
                 obj! {

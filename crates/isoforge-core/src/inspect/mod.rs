@@ -5,7 +5,7 @@
 //! ([`SystemArea`]: MBR, isohybrid boot-file field, primary and backup GPT), the volume
 //! descriptor set, the El Torito catalog and boot-info-table, both directory hierarchies with
 //! their path tables, and every payload recognised inside the image ([`EmbeddedImage`]: the FAT
-//! EFI image now; the squashfs store later). Nothing is held in memory but the metadata: file
+//! EFI image and the squashfs store). Nothing is held in memory but the metadata: file
 //! contents stay in the source and are streamed by [`verify`] and [`diff`].
 //!
 //! Images come from anywhere: every loop and allocation here is bounded (by the readers'
@@ -28,6 +28,7 @@ pub mod bytemap;
 pub mod diff;
 pub mod fat;
 pub mod json;
+pub mod squashfs;
 pub mod system_area;
 pub mod text;
 pub mod verify;
@@ -45,6 +46,7 @@ use crate::read_at::ReadAt;
 use crate::units::ISO_BLOCK;
 
 pub use fat::FatInfo;
+pub use squashfs::SquashfsInfo;
 pub use system_area::SystemArea;
 
 /// Most entries of an embedded FAT tree listed; further ones are counted as a problem.
@@ -113,16 +115,14 @@ impl ReadAt for SubRead<'_> {
 
 /// A payload recognised inside the image.
 ///
-/// New payload kinds are new variants: the FAT EFI image now.
-// TODO(squashfs): add `Squashfs(SquashfsInfo)` once the isoforge-squashfs reader exists: recognise
-// a file whose first 4 bytes are "hsqs" in `recognise`, model superblock, tables, tree and
-// per-file blocks, map them in `bytemap::map_payload` ("<path>: squashfs.superblock.mkfs_time",
-// "<path>: /<hash>-name/bin/x content block 3") and check them in `verify::verify_payload`.
+/// New payload kinds are new variants: the FAT EFI image and the squashfs store.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Payload {
     /// A FAT12/16/32 file system.
     Fat(Box<FatInfo>),
+    /// A squashfs 4.0 file system (the Nix store image).
+    Squashfs(Box<SquashfsInfo>),
     /// Something was expected here (an ESP, an El Torito EFI image) but is not readable as any
     /// known payload.
     Unrecognised {
@@ -407,9 +407,8 @@ pub const MAX_CATALOG_BYTES: u64 = 64 << 10;
 
 /// Finds the payloads: the El Torito EFI image, the ESP of the MBR and of the GPT, and every
 /// `*.img` file of the ISO 9660 tree that starts with a FAT boot sector. Candidates at the same
-/// offset are one payload found several ways.
-// TODO(squashfs): also take every single-extent file whose first 4 bytes are the squashfs magic
-// "hsqs" (nixpkgs names it /nix-store.squashfs) as a candidate, found by "file".
+/// offset are one payload found several ways. Every single-extent file of the tree whose first
+/// 4 bytes are the squashfs magic `hsqs` (nixpkgs' `/nix-store.squashfs`) is a candidate too.
 fn find_embedded(image: &Image, src: &dyn ReadAt) -> Vec<EmbeddedImage> {
     // (offset, length hint, how, name from the tree)
     let mut cands: Vec<(u64, Option<u64>, String)> = Vec::new();
@@ -437,6 +436,13 @@ fn find_embedded(image: &Image, src: &dyn ReadAt) -> Vec<EmbeddedImage> {
         if e.kind == EntryKind::File && e.size >= 512 && e.name.to_ascii_lowercase().ends_with(b".img") {
             if let [(lba, _)] = e.extents[..] {
                 if fat::looks_like_fat(src, u64::from(lba) * ISO_BLOCK) {
+                    cands.push((u64::from(lba) * ISO_BLOCK, Some(e.size), "file".into()));
+                }
+            }
+        }
+        if e.kind == EntryKind::File && e.size >= 96 {
+            if let [(lba, _)] = e.extents[..] {
+                if squashfs::looks_like_squashfs(src, u64::from(lba) * ISO_BLOCK) {
                     cands.push((u64::from(lba) * ISO_BLOCK, Some(e.size), "file".into()));
                 }
             }
@@ -483,8 +489,15 @@ fn find_embedded(image: &Image, src: &dyn ReadAt) -> Vec<EmbeddedImage> {
     out
 }
 
-/// Reads a payload: FAT when the window starts with a FAT boot sector.
+/// Reads a payload: squashfs when the window starts with its magic, FAT when it starts with a
+/// FAT boot sector.
 fn recognise(sub: &SubRead<'_>) -> Payload {
+    if squashfs::looks_like_squashfs(sub, 0) {
+        return match SquashfsInfo::read(sub) {
+            Ok(s) => Payload::Squashfs(Box::new(s)),
+            Err(why) => Payload::Unrecognised { why },
+        };
+    }
     match FatInfo::read(sub) {
         Ok(f) => Payload::Fat(Box::new(f)),
         Err(why) => Payload::Unrecognised { why },

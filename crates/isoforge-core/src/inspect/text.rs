@@ -197,6 +197,7 @@ pub fn summary(img: &Image, tree: bool) -> String {
                     }
                 }
             }
+            Payload::Squashfs(q) => squashfs(&mut s, q, tree),
             Payload::Unrecognised { why } => {
                 let _ = writeln!(s, "  unreadable: {why}");
             }
@@ -204,4 +205,65 @@ pub fn summary(img: &Image, tree: bool) -> String {
     }
     let _ = writeln!(s, "problems: {} (run `isoforge verify` for the list)", img.iso_problems.len());
     s
+}
+
+/// Deepest squashfs path listed by `inspect --tree` in text (a Nix store has 100,000+ files;
+/// `--json --tree` lists them all).
+pub const SQUASHFS_TREE_DEPTH: usize = 2;
+
+fn squashfs(s: &mut String, q: &super::SquashfsInfo, tree: bool) {
+    let sb = &q.superblock;
+    let _ = writeln!(
+        s,
+        "  squashfs {}.{}: {}, block size {}, {} inodes, {} ids, {} fragments, {} bytes used, mkfs_time {}, flags {:#06x}, {} entries, {} problems",
+        sb.s_major.get(),
+        sb.s_minor.get(),
+        q.compressor,
+        sb.block_size.get(),
+        sb.inodes.get(),
+        sb.no_ids.get(),
+        sb.fragments.get(),
+        sb.bytes_used.get(),
+        sb.mkfs_time.get(),
+        sb.flags.get(),
+        q.entries.len(),
+        q.problems.len()
+    );
+    for t in &q.tables {
+        let _ = writeln!(
+            s,
+            "  {}: bytes {}..{}, {} metadata blocks",
+            t.name,
+            t.start().unwrap_or(0),
+            t.end().unwrap_or(0),
+            t.blocks.len()
+        );
+    }
+    if tree {
+        let mut hidden = 0usize;
+        for e in &q.entries {
+            if e.path.matches('/').count() > SQUASHFS_TREE_DEPTH {
+                hidden += 1;
+                continue;
+            }
+            let target = match &e.kind {
+                super::squashfs::SquashfsKind::Symlink { target } => format!(" -> {target}"),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:>7} {:04o} {}/{} {:>12} {:>10} {}{target}",
+                e.kind_name(),
+                e.mode & 0o7777,
+                e.uid,
+                e.gid,
+                e.size(),
+                e.mtime,
+                e.path
+            );
+        }
+        if hidden > 0 {
+            let _ = writeln!(s, "  … {hidden} deeper entries (inspect --json --tree lists them all)");
+        }
+    }
 }

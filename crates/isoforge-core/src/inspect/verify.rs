@@ -115,12 +115,23 @@ pub fn verify(image: &Image, src: &dyn ReadAt) -> Result<Vec<Finding>, InspectEr
                     out.push(fat_finding(&e.name, e.offset, p));
                 }
             }
+            Payload::Squashfs(q) => {
+                for p in &q.problems {
+                    out.push(Finding {
+                        severity: Severity::Error,
+                        location: format!("{}: {}", e.name, p.what),
+                        offset: p.offset.map(|o| e.offset.saturating_add(o)),
+                        expected: p.expected.clone(),
+                        found: p.found.clone(),
+                    });
+                }
+            }
             Payload::Unrecognised { why } => push(
                 &mut out,
                 Severity::Error,
                 format!("{} (found by {})", e.name, e.found_by.join(", ")),
                 Some(e.offset),
-                "a FAT file system",
+                "a FAT or squashfs file system",
                 why,
             ),
         }
