@@ -125,22 +125,7 @@ fn nixos_layout_reports_like_xorriso() {
         .arg("-o")
         .arg(xtree.join("boot/efi.img")));
     let theirs = dir.path().join("theirs.iso");
-    run(Command::new("xorriso")
-        .env("SOURCE_DATE_EPOCH", "315532800")
-        .args(["-volume_date", "all_file_dates", "=315532800", "-as", "mkisofs"])
-        .args(["-iso-level", "3", "-full-iso9660-filenames", "-joliet", "-joliet-long", "-rational-rock"])
-        .args(["-volid", "TestVol", "-eltorito-boot", "isolinux/isolinux.bin"])
-        .args(["-eltorito-catalog", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4"])
-        .args(["-boot-info-table", "-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot"])
-        .args([
-            "-isohybrid-gpt-basdat",
-            "-isohybrid-mbr",
-            "/usr/lib/ISOLINUX/isohdpfx.bin",
-            "-quiet",
-            "-output",
-        ])
-        .arg(&theirs)
-        .arg(&xtree));
+    support::xorriso_nixpkgs_image(&xtree, &theirs, "TestVol");
     let (a, b) = (masked_report(&ours), masked_report(&theirs));
     assert!(a.iter().any(|l| l.starts_with("GPT entry array : 2 248 overlapping")), "{a:#?}");
     assert!(a.iter().any(|l| l.starts_with("El Torito boot img : 2 UEFI y none")), "{a:#?}");

@@ -71,22 +71,7 @@ fn xorriso_image(dir: &Path, tree: &Path, efi: &Path) -> PathBuf {
     run(Command::new("cp").arg("-r").arg(format!("{}/.", tree.display())).arg(&xtree));
     run(isoforge().args(["fat", "--dir"]).arg(efi).arg("-o").arg(xtree.join("boot/efi.img")));
     let iso = dir.join("xorriso.iso");
-    run(Command::new("xorriso")
-        .env("SOURCE_DATE_EPOCH", "315532800")
-        .args(["-volume_date", "all_file_dates", "=315532800", "-as", "mkisofs"])
-        .args(["-iso-level", "3", "-full-iso9660-filenames", "-joliet", "-joliet-long", "-rational-rock"])
-        .args(["-volid", "TestVol", "-eltorito-boot", "isolinux/isolinux.bin"])
-        .args(["-eltorito-catalog", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4"])
-        .args(["-boot-info-table", "-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot"])
-        .args([
-            "-isohybrid-gpt-basdat",
-            "-isohybrid-mbr",
-            "/usr/lib/ISOLINUX/isohdpfx.bin",
-            "-quiet",
-            "-output",
-        ])
-        .arg(&iso)
-        .arg(&xtree));
+    support::xorriso_nixpkgs_image(&xtree, &iso, "TestVol");
     iso
 }
 

@@ -160,3 +160,25 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Builds `out` from `tree` with xorriso and the flags of nixpkgs' make-iso9660-image.sh
+/// (El Torito BIOS `isolinux/isolinux.bin` + EFI `boot/efi.img`, isohybrid MBR + GPT), dated
+/// 1980-01-01 as nixpkgs dates it. Debian's isohdpfx.bin is the MBR template.
+pub fn xorriso_nixpkgs_image(tree: &Path, out: &Path, volume_id: &str) {
+    run(Command::new("xorriso")
+        .env("SOURCE_DATE_EPOCH", "315532800")
+        .args(["-volume_date", "all_file_dates", "=315532800", "-as", "mkisofs"])
+        .args(["-iso-level", "3", "-full-iso9660-filenames", "-joliet", "-joliet-long", "-rational-rock"])
+        .args(["-volid", volume_id, "-eltorito-boot", "isolinux/isolinux.bin"])
+        .args(["-eltorito-catalog", "isolinux/boot.cat", "-no-emul-boot", "-boot-load-size", "4"])
+        .args(["-boot-info-table", "-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot"])
+        .args([
+            "-isohybrid-gpt-basdat",
+            "-isohybrid-mbr",
+            "/usr/lib/ISOLINUX/isohdpfx.bin",
+            "-quiet",
+            "-output",
+        ])
+        .arg(out)
+        .arg(tree));
+}
