@@ -515,6 +515,9 @@ const PREFIX: u64 = 4 << 10;
 /// A host file's `(device, inode)`.
 type HostFile = (u64, u64);
 
+/// A duplicate candidate: its file-list index and, for a host file, which file it is.
+type Candidate = (usize, Option<HostFile>);
+
 /// What the duplicate search learns about a candidate without reading it whole: which file
 /// it is on the host (`(device, inode)`, so hard links are known to be identical without
 /// reading them) and the sha256 of its first [`PREFIX`] bytes.
@@ -553,7 +556,8 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
             probe_file(d, size).map(|p| (k, p))
         })
         .collect::<Result<_, _>>()?;
-    let mut groups: BTreeMap<(u64, [u8; 32]), Vec<(usize, Option<HostFile>)>> = BTreeMap::new();
+    // (size, prefix hash) → the candidates (file-list index, host file).
+    let mut groups: BTreeMap<(u64, [u8; 32]), Vec<Candidate>> = BTreeMap::new();
     for (k, p) in probes {
         groups.entry((data(k).1, p.prefix)).or_default().push((k, p.identity));
     }
