@@ -625,6 +625,10 @@ fn small_store(root: &Path, umask: u32, mtime_base: i64) -> Vec<(Vec<u8>, PathBu
     zeros_and_text.extend_from_slice(&text(100_000, 3));
     fs::write(p.join("share/mixed"), zeros_and_text).unwrap();
     std::os::unix::fs::symlink("../share", p.join("bin/share")).unwrap();
+    // Hard links (the duplicate search takes them as identical without reading): one of a
+    // file with no other twin, one of a file that is itself a duplicate of an earlier one.
+    fs::hard_link(p.join("bin/prog"), p.join("bin/prog-link")).unwrap();
+    fs::hard_link(p.join("share/doc/copy"), p.join("share/doc/link")).unwrap();
     let q = root.join("abc-other");
     fs::create_dir_all(&q).unwrap();
     for i in 0..50 {
@@ -850,6 +854,17 @@ fn writes_inside_a_larger_stream_and_pads() {
     let mut a = Archive::open(c).unwrap();
     let node = a.lookup(b"xyz-small/share/doc/README").unwrap();
     assert_eq!(a.read_to_vec(&node).unwrap(), text(900_000, 8));
+    // Hard links and copies share the first file's data (same layout), inodes stay apart.
+    for (first, later) in [
+        (&b"xyz-small/bin/prog"[..], &b"xyz-small/bin/prog-link"[..]),
+        (b"xyz-small/share/doc/README", b"xyz-small/share/doc/copy"),
+        (b"xyz-small/share/doc/README", b"xyz-small/share/doc/link"),
+    ] {
+        let (f, l) = (a.lookup(first).unwrap(), a.lookup(later).unwrap());
+        assert_eq!(f.kind, l.kind, "{}", String::from_utf8_lossy(later));
+        assert_ne!(f.inode_number, l.inode_number);
+    }
+    assert_eq!(s.duplicate_files, 3);
     if have("unsquashfs") {
         let image = tmp.path().join("embedded.img");
         fs::write(&image, &bytes).unwrap();
