@@ -575,8 +575,8 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
         let mut first_of: BTreeMap<HostFile, usize> = BTreeMap::new();
         let mut distinct = Vec::new();
         for (k, identity) in members {
-            match identity.and_then(|id| first_of.get(&id).map(|&orig| (id, orig))) {
-                Some((_, orig)) => found.push((k, orig)),
+            match identity.and_then(|id| first_of.get(&id).copied()) {
+                Some(orig) => found.push((k, orig)),
                 None => {
                     if let Some(id) = identity {
                         first_of.insert(id, k);
@@ -636,17 +636,18 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
     Ok(found)
 }
 
-/// Reads a candidate's first [`PREFIX`] bytes and asks the host which file it is.
+/// Reads a candidate's first [`PREFIX`] bytes and asks the host which file it is (of the
+/// open file, so the identity is that of the bytes read).
 fn probe_file(data: &FileData, size: u64) -> Result<Probe, WriteError> {
-    let identity = match data {
-        FileData::Host(p) => {
-            use std::os::unix::fs::MetadataExt;
-            let m = std::fs::metadata(p).map_err(|source| WriteError::Read { path: p.clone(), source })?;
+    use std::os::unix::fs::MetadataExt;
+    let mut r = open(data)?;
+    let identity = match &r {
+        Source::File(f) => {
+            let m = f.metadata().map_err(|source| WriteError::Read { path: source_path(data), source })?;
             Some((m.dev(), m.ino()))
         }
-        FileData::Bytes(_) => None,
+        Source::Bytes(_) => None,
     };
-    let mut r = open(data)?;
     let n = size.min(PREFIX) as usize;
     let mut buf = vec![0u8; n];
     read_full(&mut r, &mut buf, data, size, 0)?;
