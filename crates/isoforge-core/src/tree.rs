@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,7 +36,7 @@ pub enum TreeError {
     UnsupportedType {
         /// The host path.
         path: PathBuf,
-        /// "fifo", "socket", "block device" or "character device".
+        /// "fifo", "socket", "block device", "character device" or "unknown file type".
         kind: &'static str,
     },
     /// A target path with a `..` component.
@@ -360,15 +360,7 @@ pub fn scan(path: &Path) -> Result<Node, TreeError> {
         fs::File::open(path).map_err(unreadable)?;
         NodeKind::File(FileNode { source: FileSource::Host(path.to_path_buf()), size: md.len() })
     } else {
-        let kind = if ft.is_fifo() {
-            "fifo"
-        } else if ft.is_socket() {
-            "socket"
-        } else if ft.is_block_device() {
-            "block device"
-        } else {
-            "character device"
-        };
+        let kind = isoforge_squashfs::tree::unsupported_kind(ft);
         return Err(TreeError::UnsupportedType { path: path.to_path_buf(), kind });
     };
     Ok(Node { kind, meta })

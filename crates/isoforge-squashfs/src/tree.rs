@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -158,7 +158,15 @@ pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
         }
         return Ok(InputNode::Dir { entries, meta });
     }
-    let kind = if ft.is_fifo() {
+    Err(WriteError::UnsupportedType { path: path.to_path_buf(), kind: unsupported_kind(ft) })
+}
+
+/// Names a file type that no image holds (anything but a directory, a regular file or a
+/// symlink), for error messages: "fifo", "socket", "block device", "character device" or
+/// "unknown file type".
+pub fn unsupported_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
         "fifo"
     } else if ft.is_socket() {
         "socket"
@@ -168,8 +176,7 @@ pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
         "character device"
     } else {
         "unknown file type"
-    };
-    Err(WriteError::UnsupportedType { path: path.to_path_buf(), kind })
+    }
 }
 
 /// Options of [`closure_tree`].

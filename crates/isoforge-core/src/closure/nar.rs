@@ -20,7 +20,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::ClosureError;
@@ -102,17 +102,7 @@ impl NarWriter<'_> {
                 self.string(b")", path)?;
             }
         } else {
-            let kind = if ft.is_fifo() {
-                "fifo"
-            } else if ft.is_socket() {
-                "socket"
-            } else if ft.is_block_device() {
-                "block device"
-            } else if ft.is_char_device() {
-                "character device"
-            } else {
-                "file of unknown type"
-            };
+            let kind = isoforge_squashfs::tree::unsupported_kind(ft);
             return Err(ClosureError::UnsupportedType { path: path.to_path_buf(), kind });
         }
         self.string(b")", path)
