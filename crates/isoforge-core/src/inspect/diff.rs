@@ -556,10 +556,19 @@ fn squashfs_payloads(
          -> Result<(), InspectError> {
             let sa = stored(a, pa.offset, x.0, x.1)?;
             let sb = stored(b, pb.offset, y.0, y.1)?;
-            if sa.is_some() && sa == sb {
+            // A block that cannot be read in either image at the same place and length (past
+            // the end of a truncated image) is the same in both; verify names the damage.
+            if sa == sb && (sa.is_some() || x == y) {
                 explained.insert(name);
                 return Ok(());
             }
+            let detail = match (&sa, &sb) {
+                (None, Some(_)) => "not readable in A (past the end of the image)".to_string(),
+                (Some(_), None) => "not readable in B (past the end of the image)".to_string(),
+                (None, None) => "not readable in either image".to_string(),
+                _ if x.1 == y.1 => format!("stored bytes differ ({} bytes)", x.1),
+                _ => format!("{} → {} stored bytes", x.1, y.1),
+            };
             report.push(
                 max,
                 Difference {
@@ -567,11 +576,7 @@ fn squashfs_payloads(
                     name: name.clone(),
                     a: Some((pa.offset + x.0, x.1)),
                     b: Some((pb.offset + y.0, y.1)),
-                    detail: if x.1 == y.1 {
-                        format!("stored bytes differ ({} bytes)", x.1)
-                    } else {
-                        format!("{} → {} stored bytes", x.1, y.1)
-                    },
+                    detail,
                 },
             );
             explained.insert(name);
