@@ -21,12 +21,24 @@ seeds_of() {
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# A failing target's newest input, printed so that a CI log alone is enough to reproduce it
+# (`base64 -d | gunzip > crash`; libFuzzer picks a new random seed every run), then the script fails.
+failed() {
+  local newest
+  newest="$(ls -t "fuzz/artifacts/$1"/* 2>/dev/null | head -n 1 || true)"
+  if [ -n "$newest" ]; then
+    echo "fuzz.sh: target $1 failed on $newest (gzip, base64):" >&2
+    gzip -9c "$newest" | base64 -w 100 >&2
+  fi
+  exit 1
+}
+
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
   for t in "${targets[@]}"; do
     mkdir -p "$work/$t"
     # shellcheck disable=SC2046
     (cd fuzz && cargo +nightly fuzz run "$t" "$work/$t" $(for s in $(seeds_of "$t"); do echo "../$s"; done) \
-      -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20)
+      -- -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20) || failed "$t"
   done
 elif rustup run nightly rustc --version >/dev/null 2>&1; then
   triple="$(rustc -vV | sed -n 's/^host: //p')"
@@ -39,7 +51,8 @@ elif rustup run nightly rustc --version >/dev/null 2>&1; then
     mkdir -p "$work/$t" "fuzz/artifacts/$t"
     # shellcheck disable=SC2046
     "fuzz/target/$triple/release/$t" "$work/$t" $(seeds_of "$t") \
-      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 -artifact_prefix="fuzz/artifacts/$t/"
+      -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 -artifact_prefix="fuzz/artifacts/$t/" \
+      || failed "$t"
   done
 else
   echo "fuzz.sh: no nightly toolchain: replaying seeds and deterministic mutations on stable" >&2
