@@ -161,6 +161,12 @@ const _: () = assert!(std::mem::size_of::<SymlinkBody>() == 8);
 /// bits 0–23 give the stored length; 0 means a sparse (all-zero) block.
 pub const DATA_UNCOMPRESSED: u32 = 1 << 24;
 
+/// The stored length of a data block or fragment from its size word (without the
+/// [`DATA_UNCOMPRESSED`] flag).
+pub fn stored_len(word: u32) -> u32 {
+    word & (DATA_UNCOMPRESSED - 1)
+}
+
 /// A decoded directory index entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirIndex {

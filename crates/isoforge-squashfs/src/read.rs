@@ -12,7 +12,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use crate::compress::{decompress_block, decompress_error};
 use crate::dir::read_listing;
 use crate::error::ReadError;
-use crate::inode::{block_count, kind, FileLayout, Inode, InodeBody, DATA_UNCOMPRESSED, INVALID};
+use crate::inode::{block_count, kind, stored_len, FileLayout, Inode, InodeBody, DATA_UNCOMPRESSED, INVALID};
 use crate::metadata::{read_block, MetaRef, MetaTable, METADATA_SIZE};
 use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 
@@ -528,7 +528,7 @@ impl<R: Read + Seek> Archive<R> {
         let mut written = 0u64;
         for &w in &layout.blocks {
             let want = (layout.file_size - written).min(bs) as usize;
-            let stored = (w & (DATA_UNCOMPRESSED - 1)) as usize;
+            let stored = stored_len(w) as usize;
             let bytes = if stored == 0 {
                 vec![0u8; want]
             } else {
@@ -598,7 +598,7 @@ impl<R: Read + Seek> Archive<R> {
             .fragments
             .get(index as usize)
             .ok_or(ReadError::BadReference { table: "fragment table", reference: u64::from(index) })?;
-        let stored = (word & (DATA_UNCOMPRESSED - 1)) as usize;
+        let stored = stored_len(word) as usize;
         let bs = self.sb.block_size.get() as usize;
         if stored == 0 || stored > bs || start.saturating_add(stored as u64) > self.sb.bytes_used.get() {
             return Err(ReadError::Field {

@@ -540,7 +540,7 @@ fn squashfs_payloads(
     report: &mut DiffReport,
 ) -> Result<(), InspectError> {
     use super::squashfs::SquashfsKind;
-    use isoforge_squashfs::inode::DATA_UNCOMPRESSED;
+    use isoforge_squashfs::inode::stored_len;
     for (pa, qa, pb, qb) in squashfs_pairs(ia, ib) {
         let p = format!("{}: ", pa.name);
         let mut explained: BTreeSet<String> = BTreeSet::new();
@@ -631,7 +631,7 @@ fn squashfs_payloads(
                     let frag =
                         |f: &Option<(u32, u32)>| f.map_or("none".to_string(), |(i, _)| format!("block {i}"));
                     field("fragment", frag(fa), frag(fb));
-                    let len = |w: u32| u64::from(w & (DATA_UNCOMPRESSED - 1));
+                    let len = |w: u32| u64::from(stored_len(w));
                     for (i, (&(oa, wa), &(ob, wb))) in ba.iter().zip(bb.iter()).enumerate() {
                         block(
                             format!("{p}{path} content block {i}"),
@@ -719,7 +719,7 @@ fn squashfs_payloads(
         };
         for (i, (&(oa, wa), &(ob, wb))) in qa.fragments.iter().zip(qb.fragments.iter()).enumerate() {
             let (na, nb) = (frag_name(&fna, i), frag_name(&fnb, i));
-            let len = |w: u32| u64::from(w & (DATA_UNCOMPRESSED - 1));
+            let len = |w: u32| u64::from(stored_len(w));
             explained.insert(na.clone());
             explained.insert(nb.clone());
             let name = if na == nb { na } else { format!("A {na} / B {nb}") };

@@ -139,6 +139,17 @@ macro_rules! obj {
 }
 
 /// The `"type": "squashfs"` payload (docs/inspect-json.md).
+/// A squashfs data block or fragment block: where it starts, its stored length, and whether it
+/// is compressed (from its size word).
+fn data_block(offset: u64, word: u32) -> Json {
+    use isoforge_squashfs::inode::{stored_len, DATA_UNCOMPRESSED};
+    obj! {
+        "offset": offset,
+        "size": stored_len(word),
+        "compressed": word & DATA_UNCOMPRESSED == 0,
+    }
+}
+
 fn squashfs(q: &super::SquashfsInfo, tree: bool) -> Json {
     use super::squashfs::SquashfsKind;
     let sb = &q.superblock;
@@ -171,21 +182,7 @@ fn squashfs(q: &super::SquashfsInfo, tree: bool) -> Json {
         ("compressor", q.compressor.as_str().into()),
         ("compressor_options", q.compressor_options.clone().into()),
         ("ids", Json::Arr(q.ids.iter().map(|&i| i.into()).collect())),
-        (
-            "fragment_blocks",
-            Json::Arr(
-                q.fragments
-                    .iter()
-                    .map(|&(o, w)| {
-                        obj! {
-                            "offset": o,
-                            "size": w & 0x00ff_ffff,
-                            "compressed": w & (1 << 24) == 0,
-                        }
-                    })
-                    .collect(),
-            ),
-        ),
+        ("fragment_blocks", Json::Arr(q.fragments.iter().map(|&(o, w)| data_block(o, w)).collect())),
         ("export_entries", q.export_entries.into()),
         (
             "tables",
@@ -227,18 +224,7 @@ fn squashfs(q: &super::SquashfsInfo, tree: bool) -> Json {
                     SquashfsKind::File { blocks, fragment, .. } => {
                         x.push((
                             "blocks",
-                            Json::Arr(
-                                blocks
-                                    .iter()
-                                    .map(|&(o, w)| {
-                                        obj! {
-                                            "offset": o,
-                                            "size": w & 0x00ff_ffff,
-                                            "compressed": w & (1 << 24) == 0,
-                                        }
-                                    })
-                                    .collect(),
-                            ),
+                            Json::Arr(blocks.iter().map(|&(o, w)| data_block(o, w)).collect()),
                         ));
                         x.push((
                             "fragment",
