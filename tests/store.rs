@@ -92,6 +92,28 @@ fn fixture_store(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The fixture store under `dir/root` and its closure list `dir/paths.txt`: (root, store
+/// paths, list).
+fn fixture_closure(dir: &Path) -> (PathBuf, Vec<String>, PathBuf) {
+    let root = dir.join("root");
+    let paths = fixture_store(&root);
+    let list = dir.join("paths.txt");
+    write_paths(&list, &paths);
+    (root, paths, list)
+}
+
+/// `isoforge squashfs` of the closure `list` under `root` into `out`.
+fn payload(out: &Path, list: &Path, root: &Path, extra: &[&str]) {
+    run(isoforge()
+        .args(["squashfs", "-o"])
+        .arg(out)
+        .arg("--closure")
+        .arg(list)
+        .arg("--store-root")
+        .arg(root)
+        .args(extra));
+}
+
 fn write_paths(file: &Path, paths: &[String]) {
     write_file(file, paths.iter().map(|p| format!("{p}\n")).collect::<String>());
 }
@@ -148,10 +170,7 @@ fn squashfs_in_the_image_holds_the_closure() {
         return;
     }
     let dir = support::tempdir();
-    let root = dir.path().join("root");
-    let paths = fixture_store(&root);
-    let list = dir.path().join("paths.txt");
-    write_paths(&list, &paths);
+    let (root, paths, list) = fixture_closure(dir.path());
     let (iso, text) = build_image(dir.path(), &root, &list, "store.iso", &["--compression", "zstd:3"]);
     let sq = dir.path().join("store.squashfs");
     extract_squashfs(&iso, &sq);
@@ -188,10 +207,7 @@ fn squashfs_in_the_image_holds_the_closure() {
 #[test]
 fn store_images_are_reproducible() {
     let dir = support::tempdir();
-    let root = dir.path().join("root");
-    let mut paths = fixture_store(&root);
-    let list = dir.path().join("paths.txt");
-    write_paths(&list, &paths);
+    let (root, mut paths, list) = fixture_closure(dir.path());
     let sha = |out: &str, list: &Path, root: &Path, extra: &[&str]| {
         let mut args = vec!["--compression", "zstd:3"];
         args.extend_from_slice(extra);
@@ -221,20 +237,10 @@ fn closure_inputs_and_errors() {
         return;
     }
     let dir = support::tempdir();
-    let root = dir.path().join("root");
-    let paths = fixture_store(&root);
-    let list = dir.path().join("paths.txt");
-    write_paths(&list, &paths);
+    let (root, paths, list) = fixture_closure(dir.path());
     // Generate a registration with `isoforge squashfs`, then use it through closureInfo.
     let sq = dir.path().join("p.squashfs");
-    run(isoforge()
-        .args(["squashfs", "-o"])
-        .arg(&sq)
-        .arg("--closure")
-        .arg(&list)
-        .arg("--store-root")
-        .arg(&root)
-        .args(["--compression", "gzip:1"]));
+    payload(&sq, &list, &root, &["--compression", "gzip:1"]);
     let reg = run(Command::new("unsquashfs").arg("-cat").arg(&sq).arg("nix-path-registration")).stdout;
     let info = dir.path().join("closure-info");
     write_file(&info.join("store-paths"), fs::read(&list).unwrap());
@@ -278,18 +284,9 @@ fn size_against_mksquashfs_and_bytes_written() {
         return;
     }
     let dir = support::tempdir();
-    let root = dir.path().join("root");
-    let paths = fixture_store(&root);
-    let list = dir.path().join("paths.txt");
-    write_paths(&list, &paths);
+    let (root, paths, list) = fixture_closure(dir.path());
     let ours = dir.path().join("ours.squashfs");
-    run(isoforge()
-        .args(["squashfs", "-o"])
-        .arg(&ours)
-        .arg("--closure")
-        .arg(&list)
-        .arg("--store-root")
-        .arg(&root));
+    payload(&ours, &list, &root, &[]);
     let reg = run(Command::new("unsquashfs").arg("-cat").arg(&ours).arg("nix-path-registration")).stdout;
     let work = dir.path().join("ref");
     mkdir_p(&work);
@@ -327,10 +324,7 @@ fn bootable() -> Option<&'static Bootable> {
         let kit = bootkit::bootkit(LABEL)?;
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("store-boot");
         let _ = fs::remove_dir_all(&dir);
-        let root = dir.join("root");
-        let paths = fixture_store(&root);
-        let list = dir.join("paths.txt");
-        write_paths(&list, &paths);
+        let (root, _, list) = fixture_closure(&dir);
         let big = format!("/nix/store/{}-lib/lib/libbig.so", H[1]);
         let page = format!("/nix/store/{}-docs/share/doc/page-123.txt", H[4]);
         let sha = |p: &str| sha256_file(&root.join(p.trim_start_matches('/')));
