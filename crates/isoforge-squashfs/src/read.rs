@@ -514,8 +514,6 @@ impl<R: Read + Seek> Archive<R> {
             });
         };
         let bs = u64::from(self.sb.block_size.get());
-        let used = self.sb.bytes_used.get();
-        let c = self.sb.compression.get();
         let has_frag = layout.fragment != INVALID;
         let n = block_count(layout.file_size, self.sb.block_size.get(), has_frag);
         if n != layout.blocks.len() as u64 {
@@ -532,22 +530,9 @@ impl<R: Read + Seek> Archive<R> {
             let bytes = if stored == 0 {
                 vec![0u8; want]
             } else {
-                if stored as u64 > bs || pos.saturating_add(stored as u64) > used {
-                    return Err(ReadError::Field {
-                        structure: "file",
-                        field: "block size",
-                        offset: pos,
-                        expected: format!("at most {bs} bytes inside the image"),
-                        found: stored.to_string(),
-                    });
-                }
-                let raw = self.read_at(pos, stored, "data block")?;
+                let b = self.stored_block(Stored::Data, pos, w)?;
                 pos += stored as u64;
-                if w & DATA_UNCOMPRESSED != 0 {
-                    raw
-                } else {
-                    decompress_block(c, &raw, bs as usize).map_err(|m| decompress_error(c, "data", pos, m))?
-                }
+                b
             };
             if bytes.len() != want {
                 return Err(ReadError::Field {
@@ -598,27 +583,44 @@ impl<R: Read + Seek> Archive<R> {
             .fragments
             .get(index as usize)
             .ok_or(ReadError::BadReference { table: "fragment table", reference: u64::from(index) })?;
+        let block = self.stored_block(Stored::Fragment, start, word)?;
+        self.frag_cache = Some((index, block.clone()));
+        Ok(block)
+    }
+
+    /// The bytes of the data or fragment block stored at `start` with size word `word` (not a
+    /// sparse block): 1 to block-size stored bytes inside the image, decompressed unless the
+    /// word marks them stored uncompressed.
+    fn stored_block(&mut self, kind: Stored, start: u64, word: u32) -> Result<Vec<u8>, ReadError> {
+        let (structure, field, what, table) = match kind {
+            Stored::Data => ("file", "block size", "data block", "data"),
+            Stored::Fragment => ("fragment entry", "size", "fragment block", "fragment"),
+        };
         let stored = stored_len(word) as usize;
         let bs = self.sb.block_size.get() as usize;
         if stored == 0 || stored > bs || start.saturating_add(stored as u64) > self.sb.bytes_used.get() {
             return Err(ReadError::Field {
-                structure: "fragment entry",
-                field: "size",
+                structure,
+                field,
                 offset: start,
                 expected: format!("1 to {bs} bytes inside the image"),
                 found: stored.to_string(),
             });
         }
-        let raw = self.read_at(start, stored, "fragment block")?;
+        let raw = self.read_at(start, stored, what)?;
+        if word & DATA_UNCOMPRESSED != 0 {
+            return Ok(raw);
+        }
         let c = self.sb.compression.get();
-        let block = if word & DATA_UNCOMPRESSED != 0 {
-            raw
-        } else {
-            decompress_block(c, &raw, bs).map_err(|m| decompress_error(c, "fragment", start, m))?
-        };
-        self.frag_cache = Some((index, block.clone()));
-        Ok(block)
+        decompress_block(c, &raw, bs).map_err(|m| decompress_error(c, table, start, m))
     }
+}
+
+/// What a data or fragment block read by `Archive::stored_block` belongs to (for errors).
+#[derive(Clone, Copy)]
+enum Stored {
+    Data,
+    Fragment,
 }
 
 fn sb_field(field: &'static str, expected: impl Into<String>, found: impl ToString) -> ReadError {
