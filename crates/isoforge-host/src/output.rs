@@ -1,0 +1,1 @@
+//! Atomic outputs (to be written).

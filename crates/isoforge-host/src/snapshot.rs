@@ -1,0 +1,1 @@
+//! Input snapshots (to be written).
