@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::fat::{FatError, FatOptions, FatPlan};
+use crate::iso9660::plan::IsoDates;
 use crate::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
 use crate::iso9660::write::{self as iso_write, GeneratedContent, ImageFrame};
 use crate::output::{AtomicOutput, OutputError};
@@ -25,7 +26,6 @@ use crate::part::gpt::Guid;
 use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
 use crate::part::PartError;
 use crate::progress::{phase, Counted, NoProgress, Phase, Progress};
-use crate::iso9660::plan::IsoDates;
 use crate::store::{self, PreparedStore, StoreError, StoreSpec};
 use crate::time::{DateField, EpochError};
 use crate::tree::{Tree, TreeError};

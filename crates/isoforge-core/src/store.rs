@@ -120,10 +120,7 @@ pub fn prepare_with(
     };
     let paths: Vec<(Vec<u8>, PathBuf)> =
         closure.paths().iter().map(|p| (p.base_name().as_bytes().to_vec(), closure.host_path(p))).collect();
-    let options = isoforge_squashfs::ClosureOptions {
-        epoch: stamp,
-        keep_metadata: spec.keep_metadata,
-    };
+    let options = isoforge_squashfs::ClosureOptions { epoch: stamp, keep_metadata: spec.keep_metadata };
     let tree = phase(progress, Phase::Scan, None, || closure_tree(&paths, &reg, options))?;
     let upper_bound = upper_bound(&tree, spec.squashfs.block_size);
     let file_bytes = file_bytes(&tree);

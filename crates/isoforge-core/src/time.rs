@@ -87,7 +87,8 @@ impl Epoch {
     pub fn iso_dec_datetime(self) -> Result<[u8; 17], EpochError> {
         self.check(DateField::IsoVolumeDescriptor)?;
         let c = self.civil();
-        let s = format!("{:04}{:02}{:02}{:02}{:02}{:02}00", c.year, c.month, c.day, c.hour, c.minute, c.second);
+        let s =
+            format!("{:04}{:02}{:02}{:02}{:02}{:02}00", c.year, c.month, c.day, c.hour, c.minute, c.second);
         let mut out = [0u8; 17];
         out[..16].copy_from_slice(s.as_bytes());
         Ok(out)
@@ -270,7 +271,11 @@ mod tests {
         ];
         for (field, first, last) in cases {
             let r = field.range();
-            assert_eq!((date(*r.start()), date(*r.end())), (first.to_string(), last.to_string()), "{field:?}");
+            assert_eq!(
+                (date(*r.start()), date(*r.end())),
+                (first.to_string(), last.to_string()),
+                "{field:?}"
+            );
             assert!(Epoch(*r.start()).check(field).is_ok() && Epoch(*r.end()).check(field).is_ok());
             assert!(Epoch(*r.start() - 1).check(field).is_err(), "{field:?}");
             assert!(Epoch(*r.end() + 1).check(field).is_err(), "{field:?}");

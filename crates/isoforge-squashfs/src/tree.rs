@@ -283,4 +283,31 @@ mod tests {
         let e = scan(d.path()).unwrap_err();
         assert!(e.to_string().contains("fifo") && e.to_string().contains(&*f.to_string_lossy()), "{e}");
     }
+
+    /// Issue 11: a host mtime squashfs cannot store is an error naming the path when host
+    /// times are kept, and harmless when the metadata is canonicalised.
+    #[test]
+    fn out_of_range_mtime_is_an_error_only_when_kept() {
+        use std::time::{Duration, SystemTime};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pkg");
+        fs::create_dir_all(&p).unwrap();
+        let f = p.join("old");
+        for t in [
+            SystemTime::UNIX_EPOCH - Duration::from_secs(5),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 32),
+        ] {
+            fs::write(&f, b"x").unwrap();
+            fs::File::options().write(true).open(&f).unwrap().set_modified(t).unwrap();
+            let paths = [(b"abc-pkg".to_vec(), p.clone())];
+            let e = closure_tree(&paths, b"", ClosureOptions { epoch: 1, keep_metadata: true }).unwrap_err();
+            assert!(matches!(&e, WriteError::TimeOutOfRange { path, .. } if *path == f), "{e}");
+            assert!(e.to_string().contains("unsigned 32-bit seconds"), "{e}");
+            assert!(matches!(scan(&p), Err(WriteError::TimeOutOfRange { .. })));
+            let t = closure_tree(&paths, b"", ClosureOptions { epoch: 1, keep_metadata: false }).unwrap();
+            let InputNode::Dir { entries, .. } = &t else { panic!() };
+            let InputNode::Dir { entries: pkg, .. } = &entries[&b"abc-pkg".to_vec()] else { panic!() };
+            assert_eq!(pkg[&b"old".to_vec()].meta().mtime, 1);
+        }
+    }
 }

@@ -315,13 +315,7 @@ impl FatPlan {
             }
             return Err(e);
         }
-        let mut lay = Layouter {
-            g: &g,
-            cluster: g.cluster_size(),
-            next: 2,
-            t,
-            extents: Vec::new(),
-        };
+        let mut lay = Layouter { g: &g, cluster: g.cluster_size(), next: 2, t, extents: Vec::new() };
         let (_, root_fixed) = lay.place_dir(&named, 0, true, label_entry)?;
         let extents = lay.extents;
         let last_cluster = extents.last().map_or(0, |e| e.run.first + e.run.len - 1);

@@ -336,8 +336,7 @@ fn joliet_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     d.type_l_path_table = U32::<LE>::new(plan.fixed.joliet_l_path.0);
     d.type_m_path_table = U32::<BE>::new(plan.fixed.joliet_m_path.0);
     if let PlannedKind::Dir(root) = &plan.nodes[0].kind {
-        d.root_directory_record =
-            root_record(root.joliet_extent, root.joliet_size, plan.dates.record);
+        d.root_directory_record = root_record(root.joliet_extent, root.joliet_size, plan.dates.record);
     }
     d.volume_set_id = ucs2_padded("");
     d.publisher_id = ucs2_padded(&o.publisher);

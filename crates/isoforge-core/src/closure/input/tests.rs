@@ -254,7 +254,10 @@ fn empty_closure_is_an_error_naming_the_file() {
         fs::write(&f, text).unwrap();
         let e = Closure::load(&f, &ClosureOptions::default()).unwrap_err();
         assert!(matches!(&e, ClosureError::Empty { file } if *file == f), "{name}: {e}");
-        assert_eq!(e.to_string(), format!("{}: the closure is empty: the file lists no store paths", f.display()));
+        assert_eq!(
+            e.to_string(),
+            format!("{}: the closure is empty: the file lists no store paths", f.display())
+        );
     }
     let info = dir.join("info");
     fs::create_dir(&info).unwrap();
