@@ -182,3 +182,30 @@ pub fn xorriso_nixpkgs_image(tree: &Path, out: &Path, volume_id: &str) {
         .arg(out)
         .arg(tree));
 }
+
+/// Every entry below `dir`, hidden ones included, recursively: `(path relative to dir, size)`,
+/// sorted by path. A directory's path ends in `/` and its size is 0; a symlink's size is the
+/// length of its target, and it is not followed. An absent `dir` gives an empty list, so
+/// "nothing was created" compares equal too. For tests that check that a failed command left
+/// a directory exactly as it found it.
+pub fn dir_listing(dir: &Path) -> Vec<(String, u64)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries {
+            let e = e.unwrap_or_else(|err| panic!("listing {}: {err}", dir.display()));
+            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+            let m = std::fs::symlink_metadata(e.path())
+                .unwrap_or_else(|err| panic!("lstat {}: {err}", e.path().display()));
+            if m.is_dir() {
+                out.push((format!("{name}/"), 0));
+                walk(&e.path(), &format!("{name}/"), out);
+            } else {
+                out.push((name, m.len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out);
+    out.sort();
+    out
+}

@@ -54,6 +54,27 @@ fn fail(e: &anyhow::Error) -> ! {
     }) {
         std::process::exit(0);
     }
-    eprintln!("isoforge: error: {e:#}");
+    eprintln!("isoforge: error: {}", message(e));
     std::process::exit(2);
+}
+
+/// The error and its causes joined by ": ", as `{:#}` joins them, but without a cause that
+/// the error before it already ends with: the library's errors name their cause in their own
+/// message (`cannot read x: No such file or directory (os error 2)`) and also return it as
+/// their `source`, which `{:#}` would print a second time.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if last == text || last.ends_with(&format!(": {text}")) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        last = text;
+    }
+    out
 }

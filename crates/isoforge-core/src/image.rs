@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::fat::{FatError, FatOptions, FatPlan};
+use crate::iso9660::plan::IsoDates;
 use crate::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
 use crate::iso9660::write::{self as iso_write, GeneratedContent, ImageFrame};
 use crate::output::{AtomicOutput, OutputError};
@@ -26,6 +27,7 @@ use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, Sy
 use crate::part::PartError;
 use crate::progress::{phase, Counted, NoProgress, Phase, Progress};
 use crate::store::{self, PreparedStore, StoreError, StoreSpec};
+use crate::time::{DateField, EpochError};
 use crate::tree::{Tree, TreeError};
 
 /// Default path of the EFI FAT image in the ISO (as nixpkgs places it).
@@ -42,6 +44,9 @@ pub const MBR_TEMPLATE_BYTES: usize = 432;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum BuildError {
+    /// The epoch is outside what a structure of the image can hold.
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
     /// A graft argument without `=`.
     #[error("graft {0:?} is not TARGET=SOURCE")]
     BadGraft(String),
@@ -150,6 +155,21 @@ impl ImageSpec {
     pub fn new(iso: IsoOptions) -> ImageSpec {
         ImageSpec { grafts: Vec::new(), iso, efi: None, hybrid: HybridSpec::default(), store: None }
     }
+
+    /// Checks that every structure of this image can hold its epoch: the store squashfs
+    /// (unsigned 32-bit seconds) when there is a store, the FAT image (1980–2107) when there
+    /// is an EFI image to build, and the ISO 9660 directory records (1900–2155) and volume
+    /// descriptors (years 1–9999) always. The error names the first structure, in that
+    /// order, that cannot. [`plan_image`] calls it before it reads anything.
+    pub fn check_epoch(&self) -> Result<(), EpochError> {
+        if self.store.is_some() {
+            self.iso.epoch.check(DateField::Squashfs)?;
+        }
+        if let Some(efi) = &self.efi {
+            efi.fat.epoch.check(DateField::Fat)?;
+        }
+        self.iso.epoch.check_all(&IsoDates::FIELDS)
+    }
 }
 
 /// A complete plan of an image: ISO, system area, and the producers of generated files.
@@ -229,6 +249,7 @@ pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
 
 /// [`plan_image`], reporting the scan, registration and plan phases to `progress`.
 pub fn plan_image_with(spec: &ImageSpec, progress: &dyn Progress) -> Result<ImagePlan, BuildError> {
+    spec.check_epoch()?;
     let mut tree = phase(progress, Phase::Scan, None, || build_tree(&spec.grafts))?;
     let mut iso_options = spec.iso.clone();
     let mut fat = None;
@@ -321,10 +342,10 @@ fn write_planned(
     })
 }
 
-fn squashfs_options(spec: &ImageSpec) -> isoforge_squashfs::Options {
+fn squashfs_options(spec: &ImageSpec) -> Result<isoforge_squashfs::Options, BuildError> {
     let mut o = spec.store.as_ref().map(|s| s.squashfs).unwrap_or_default();
-    o.mkfs_time = spec.iso.epoch.as_u32_clamped();
-    o
+    o.mkfs_time = spec.iso.epoch.squashfs_seconds()?;
+    Ok(o)
 }
 
 /// Writes the image in one pass into a seekable file: the metadata with provisional values,
@@ -348,9 +369,10 @@ fn write_single_pass(
     let Some(store) = &plan.store else {
         return Err(BuildError::Conflict("single-pass write without a store".into()));
     };
+    let options = squashfs_options(spec)?;
     let summary = phase(progress, Phase::Compress, Some(store.file_bytes), || {
         let mut out = Counted { inner: &mut *file, progress };
-        isoforge_squashfs::write(&store.tree, &squashfs_options(spec), &mut out)
+        isoforge_squashfs::write(&store.tree, &options, &mut out)
     })
     .map_err(StoreError::from)?;
     phase(progress, Phase::Finish, None, || {
@@ -382,7 +404,7 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
     let mut squashfs = None;
     if let Some(store) = &plan.store {
         let mut f = tempfile::tempfile().map_err(BuildError::Temp)?;
-        let summary = isoforge_squashfs::write(&store.tree, &squashfs_options(spec), &mut f)
+        let summary = isoforge_squashfs::write(&store.tree, &squashfs_options(spec)?, &mut f)
             .map_err(StoreError::from)?;
         plan.iso.set_deferred_size(summary.total_size)?;
         finish_plan(&mut plan, spec)?;

@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::closure::registration::{registration, RegistrationOptions};
 use crate::closure::{Closure, ClosureError, ClosureOptions};
 use crate::progress::{phase, NoProgress, Phase, Progress};
-use crate::time::Epoch;
+use crate::time::{Epoch, EpochError};
 
 /// Default path of the store squashfs in the ISO.
 pub const DEFAULT_SQUASHFS_PATH: &str = "nix-store.squashfs";
@@ -23,6 +23,9 @@ pub const DEFAULT_SQUASHFS_PATH: &str = "nix-store.squashfs";
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The epoch is outside squashfs's unsigned 32-bit seconds.
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
     /// The closure could not be read or does not match the host.
     #[error(transparent)]
     Closure(#[from] ClosureError),
@@ -84,7 +87,8 @@ pub struct PreparedStore {
 }
 
 /// Reads the closure and builds the squashfs input tree. Reads every store path once to
-/// hash it when the registration has to be generated.
+/// hash it when the registration has to be generated. An epoch squashfs cannot hold fails
+/// first, before anything is read.
 pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreError> {
     prepare_with(spec, epoch, &NoProgress)
 }
@@ -95,6 +99,7 @@ pub fn prepare_with(
     epoch: Epoch,
     progress: &dyn Progress,
 ) -> Result<PreparedStore, StoreError> {
+    let stamp = epoch.squashfs_seconds()?;
     let closure = phase(progress, Phase::Scan, None, || -> Result<Closure, ClosureError> {
         let closure = Closure::load(&spec.closure, &spec.closure_options)?;
         closure.check_host()?;
@@ -115,10 +120,7 @@ pub fn prepare_with(
     };
     let paths: Vec<(Vec<u8>, PathBuf)> =
         closure.paths().iter().map(|p| (p.base_name().as_bytes().to_vec(), closure.host_path(p))).collect();
-    let options = isoforge_squashfs::ClosureOptions {
-        epoch: epoch.as_u32_clamped(),
-        keep_metadata: spec.keep_metadata,
-    };
+    let options = isoforge_squashfs::ClosureOptions { epoch: stamp, keep_metadata: spec.keep_metadata };
     let tree = phase(progress, Phase::Scan, None, || closure_tree(&paths, &reg, options))?;
     let upper_bound = upper_bound(&tree, spec.squashfs.block_size);
     let file_bytes = file_bytes(&tree);
@@ -176,7 +178,7 @@ pub fn build_squashfs_with(
 ) -> Result<isoforge_squashfs::Summary, StoreError> {
     let prepared = prepare_with(spec, epoch, progress)?;
     let mut options = spec.squashfs;
-    options.mkfs_time = epoch.as_u32_clamped();
+    options.mkfs_time = epoch.squashfs_seconds()?;
     Ok(phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
         isoforge_squashfs::write_to_path(&prepared.tree, &options, path)
     })?)

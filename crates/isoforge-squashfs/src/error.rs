@@ -78,6 +78,18 @@ pub enum WriteError {
     /// Writing the output failed.
     #[error("cannot write the image: {0}")]
     Output(#[source] std::io::Error),
+    /// A host modification time that squashfs inodes cannot store, in a tree that keeps host
+    /// times ([`crate::scan`], `keep_metadata` of [`crate::closure_tree`]).
+    #[error(
+        "{path}: modification time {mtime} is outside what squashfs inodes store: unsigned 32-bit \
+         seconds, 1970-01-01T00:00:00Z to 2106-02-07T06:28:15Z (0 to 4294967295)"
+    )]
+    TimeOutOfRange {
+        /// The host path.
+        path: PathBuf,
+        /// Its modification time, seconds since 1970.
+        mtime: i64,
+    },
     /// Building the thread pool failed.
     #[error("cannot start {threads} compression threads: {message}")]
     ThreadPool {

@@ -126,22 +126,32 @@ impl InputNode {
     }
 }
 
-/// Clamps a host time to squashfs's unsigned 32-bit seconds.
-fn clamp_time(t: i64) -> u32 {
-    u32::try_from(t.max(0)).unwrap_or(u32::MAX)
-}
-
-fn host_meta(m: &fs::Metadata) -> Meta {
-    Meta { mode: (m.mode() & 0o7777) as u16, uid: m.uid(), gid: m.gid(), mtime: clamp_time(m.mtime()) }
+/// The host's metadata of `path`. A modification time outside squashfs's unsigned 32-bit
+/// seconds is an error naming the path when `exact_time`; otherwise (the caller replaces the
+/// metadata with Nix's canonical form) it becomes 0.
+fn host_meta(path: &Path, m: &fs::Metadata, exact_time: bool) -> Result<Meta, WriteError> {
+    let mtime = match u32::try_from(m.mtime()) {
+        Ok(t) => t,
+        Err(_) if !exact_time => 0,
+        Err(_) => return Err(WriteError::TimeOutOfRange { path: path.to_path_buf(), mtime: m.mtime() }),
+    };
+    Ok(Meta { mode: (m.mode() & 0o7777) as u16, uid: m.uid(), gid: m.gid(), mtime })
 }
 
 /// Scans a host path into an input tree, keeping the host's modes, owners and mtimes.
-/// Symlinks are stored, never followed; a fifo, socket or device is an error naming its path.
+/// Symlinks are stored, never followed; a fifo, socket or device, or a modification time
+/// before 1970 or after 2106-02-07T06:28:15Z, is an error naming its path.
 pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
+    scan_times(path, true)
+}
+
+/// [`scan`]; with `exact_times` false, out-of-range modification times are not an error
+/// (for trees whose metadata is canonicalised afterwards).
+fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteError> {
     let read_err = |source| WriteError::Read { path: path.to_path_buf(), source };
     let m = fs::symlink_metadata(path).map_err(read_err)?;
     let ft = m.file_type();
-    let meta = host_meta(&m);
+    let meta = host_meta(path, &m, exact_times)?;
     if ft.is_symlink() {
         let target = fs::read_link(path).map_err(read_err)?;
         return Ok(InputNode::Symlink { target: target.as_os_str().as_bytes().to_vec(), meta });
@@ -153,7 +163,7 @@ pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
         let mut entries = BTreeMap::new();
         for e in fs::read_dir(path).map_err(read_err)? {
             let e = e.map_err(read_err)?;
-            let child = scan(&e.path())?;
+            let child = scan_times(&e.path(), exact_times)?;
             entries.insert(e.file_name().as_bytes().to_vec(), child);
         }
         return Ok(InputNode::Dir { entries, meta });
@@ -207,7 +217,7 @@ pub fn closure_tree(
     let stamp = Meta { mode: 0o755, uid: 0, gid: 0, mtime: options.epoch };
     let mut entries = BTreeMap::new();
     for (name, host) in paths {
-        let mut node = scan(host)?;
+        let mut node = scan_times(host, options.keep_metadata)?;
         if options.keep_metadata {
             node.all_root();
         } else {
@@ -272,5 +282,32 @@ mod tests {
         }
         let e = scan(d.path()).unwrap_err();
         assert!(e.to_string().contains("fifo") && e.to_string().contains(&*f.to_string_lossy()), "{e}");
+    }
+
+    /// Issue 11: a host mtime squashfs cannot store is an error naming the path when host
+    /// times are kept, and harmless when the metadata is canonicalised.
+    #[test]
+    fn out_of_range_mtime_is_an_error_only_when_kept() {
+        use std::time::{Duration, SystemTime};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("pkg");
+        fs::create_dir_all(&p).unwrap();
+        let f = p.join("old");
+        for t in [
+            SystemTime::UNIX_EPOCH - Duration::from_secs(5),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 32),
+        ] {
+            fs::write(&f, b"x").unwrap();
+            fs::File::options().write(true).open(&f).unwrap().set_modified(t).unwrap();
+            let paths = [(b"abc-pkg".to_vec(), p.clone())];
+            let e = closure_tree(&paths, b"", ClosureOptions { epoch: 1, keep_metadata: true }).unwrap_err();
+            assert!(matches!(&e, WriteError::TimeOutOfRange { path, .. } if *path == f), "{e}");
+            assert!(e.to_string().contains("unsigned 32-bit seconds"), "{e}");
+            assert!(matches!(scan(&p), Err(WriteError::TimeOutOfRange { .. })));
+            let t = closure_tree(&paths, b"", ClosureOptions { epoch: 1, keep_metadata: false }).unwrap();
+            let InputNode::Dir { entries, .. } = &t else { panic!() };
+            let InputNode::Dir { entries: pkg, .. } = &entries[&b"abc-pkg".to_vec()] else { panic!() };
+            assert_eq!(pkg[&b"old".to_vec()].meta().mtime, 1);
+        }
     }
 }

@@ -9,7 +9,6 @@ use isoforge_core::image::{EfiSpec, Graft, HybridSpec, ImageSpec, DEFAULT_EFI_IM
 use isoforge_core::iso9660::plan::{BiosBoot, IsoOptions, DEFAULT_BOOT_CATALOG, DEFAULT_BOOT_LOAD_SIZE};
 use isoforge_core::part::gpt::Guid;
 use isoforge_core::part::layout::Layout;
-use isoforge_core::time::Epoch;
 
 use super::fat::{parse_size, serial_value};
 use super::store_args::StoreArgs;
@@ -125,8 +124,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let (Some(output), Some(volume_id)) = (&args.output, &args.volume_id) else {
         bail!("-o/--output and --volume-id are required (unless --spec or --out-dir is given)");
     };
-    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = Epoch::resolve(args.epoch, sde.as_deref()).map_err(anyhow::Error::msg)?;
+    let resolved = super::epoch::resolve(args.epoch, None)?;
+    let epoch = resolved.epoch;
     let mut iso = IsoOptions::new(volume_id.clone(), epoch);
     iso.application_id = args.app_id.clone();
     iso.publisher = args.publisher.clone();
@@ -155,5 +154,6 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         gpt_disk_guid: args.gpt_disk_guid,
     };
     let spec = ImageSpec { grafts, iso, efi, hybrid, store: args.store.spec() };
+    spec.check_epoch().map_err(|e| resolved.name(e))?;
     super::report::build_and_report(&spec, output, &args.report)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use isoforge_core::fat::{FatOptions, FatPlan, DEFAULT_LABEL, DEFAULT_SERIAL};
 use isoforge_core::output::AtomicOutput;
-use isoforge_core::time::Epoch;
+use isoforge_core::time::DateField;
 
 /// Arguments of `isoforge fat`.
 #[derive(clap::Args, Debug)]
@@ -64,8 +64,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Runs `isoforge fat`.
 pub fn run(args: &FatArgs) -> anyhow::Result<()> {
-    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = Epoch::resolve(args.epoch, sde.as_deref()).map_err(anyhow::Error::msg)?;
+    let resolved = super::epoch::resolve(args.epoch, None)?;
+    let epoch = resolved.epoch;
+    epoch.check(DateField::Fat).map_err(|e| resolved.name(e))?;
     let dir =
         isoforge_core::tree::scan(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
     let opts = FatOptions { size: args.size, serial: args.serial, label: args.label.clone(), epoch };

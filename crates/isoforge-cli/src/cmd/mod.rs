@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod build;
 pub mod diff;
+pub mod epoch;
 pub mod fat;
 pub mod inspect;
 pub mod report;

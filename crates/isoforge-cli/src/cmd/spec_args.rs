@@ -141,12 +141,14 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
             None => bail!("--volume-id is required without --spec"),
         },
     };
-    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = Epoch::resolve(args.epoch.or(file.epoch), sde.as_deref()).map_err(anyhow::Error::msg)?;
+    let from_spec = args.spec.as_deref().zip(file.epoch);
+    let resolved = super::epoch::resolve(args.epoch, from_spec)?;
+    let epoch = resolved.epoch;
     // A list of store paths in squashfsContents is written here; it must outlive the build.
     let scratch = tempfile::tempdir().context("scratch directory")?;
     let mut spec = file.image_spec_in(epoch, scratch.path()).context("spec")?;
     apply_flags(args, &mut spec, epoch, args.spec.is_none())?;
+    spec.check_epoch().map_err(|e| resolved.name(e))?;
     match (&args.output, &args.out_dir) {
         (Some(output), _) => {
             let report = image::build_to_path(&spec, output)

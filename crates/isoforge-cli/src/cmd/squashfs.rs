@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use isoforge_core::store;
-use isoforge_core::time::Epoch;
+use isoforge_core::time::DateField;
 
 use super::store_args::StoreArgs;
 
@@ -24,9 +24,10 @@ pub struct SquashfsArgs {
 
 /// Runs `isoforge squashfs`.
 pub fn run(args: &SquashfsArgs) -> anyhow::Result<()> {
-    let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let epoch = Epoch::resolve(args.epoch, sde.as_deref()).map_err(anyhow::Error::msg)?;
+    let resolved = super::epoch::resolve(args.epoch, None)?;
+    let epoch = resolved.epoch;
     let Some(spec) = args.store.spec() else { anyhow::bail!("--closure is required") };
+    epoch.check(DateField::Squashfs).map_err(|e| resolved.name(e))?;
     let summary = store::build_squashfs(&spec, epoch, &args.output)
         .with_context(|| format!("building {}", args.output.display()))?;
     println!(

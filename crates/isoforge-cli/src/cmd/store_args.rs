@@ -29,7 +29,8 @@ pub struct StoreArgs {
     /// Squashfs block size: a power of two from 4K to 1M (bytes, or with K/M).
     #[arg(long = "block-size", value_name = "SIZE", default_value = "1M", value_parser = block_size)]
     pub block_size: u32,
-    /// Compression threads (default: available cores); the output does not depend on it.
+    /// Worker threads for squashfs compression, NAR hashing and the `--out-dir` zstd image: 0
+    /// or absent means all available cores. The output does not depend on it.
     #[arg(long = "threads", value_name = "N")]
     pub threads: Option<usize>,
     /// Keep host modes and mtimes instead of Nix's canonical metadata.

@@ -108,7 +108,7 @@ impl Closure {
         let meta = fs::metadata(input).map_err(read_err(input))?;
         if !meta.is_dir() {
             let bytes = fs::read(input).map_err(read_err(input))?;
-            return Closure::parse(input, &bytes, opts);
+            return Closure::parse(input, &bytes, opts)?.non_empty();
         }
         let list_file = input.join("store-paths");
         if !list_file.is_file() {
@@ -118,13 +118,14 @@ impl Closure {
             });
         }
         let bytes = fs::read(&list_file).map_err(read_err(&list_file))?;
-        let mut closure = Closure::parse_as(InputFormat::PathList, &list_file, &bytes, opts)?;
+        let mut closure = Closure::parse_as(InputFormat::PathList, &list_file, &bytes, opts)?.non_empty()?;
         closure.format = InputFormat::ClosureInfo;
         let reg_file = input.join("registration");
         if !reg_file.exists() {
             return Ok(closure);
         }
         let bytes = fs::read(&reg_file).map_err(read_err(&reg_file))?;
+        check_verbatim(&reg_file, &bytes)?;
         let reg = Closure::parse_as(InputFormat::Registration, &reg_file, &bytes, opts)?;
         same_paths(&closure, &reg)?;
         closure.references = reg.references;
@@ -134,10 +135,12 @@ impl Closure {
     }
 
     /// Reads a registration file given apart from the closure (`--registration FILE`) and
-    /// checks that it describes exactly the closure's paths, for use as it is.
+    /// checks that it describes exactly the closure's paths, for use as it is (so CRLF line
+    /// ends are an error: the file goes into the image verbatim).
     pub fn check_registration(&self, file: &Path) -> Result<(), ClosureError> {
         let bytes =
             fs::read(file).map_err(|source| ClosureError::Read { path: file.to_path_buf(), source })?;
+        check_verbatim(file, &bytes)?;
         let opts = ClosureOptions { store_dir: self.store_dir.clone(), store_root: self.store_root.clone() };
         let reg = Closure::parse_as(InputFormat::Registration, file, &bytes, &opts)?;
         same_paths(self, &reg)
@@ -239,6 +242,14 @@ impl Closure {
             }
         }
         Ok(closure)
+    }
+
+    /// `self`, or [`ClosureError::Empty`] when it lists no store path.
+    fn non_empty(self) -> Result<Closure, ClosureError> {
+        if self.paths.is_empty() {
+            return Err(ClosureError::Empty { file: self.source });
+        }
+        Ok(self)
     }
 
     /// The input's format.
@@ -383,13 +394,25 @@ fn check_count(file: &Path, n: usize) -> Result<(), ClosureError> {
     Ok(())
 }
 
-/// Lines without their `\n`; a last line without one counts, an empty tail does not.
+/// Lines without their `\n` or `\r\n`; a last line without one counts, an empty tail does
+/// not. CRLF line ends are accepted where the file is only parsed (a store path, a hash, a
+/// number can never hold a `\r`); a file copied into the image as it is must pass
+/// [`check_verbatim`] as well.
 fn split_lines(bytes: &[u8]) -> Vec<&[u8]> {
     let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if body.is_empty() && bytes.len() <= 1 {
         return Vec::new();
     }
-    body.split(|&b| b == b'\n').collect()
+    body.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect()
+}
+
+/// Fails on a registration that goes into the image verbatim as `nix-path-registration` and
+/// has a CRLF line end (its first, named by line): `nix-store --load-db` would read each
+/// `\r` as part of a path, hash or count.
+fn check_verbatim(file: &Path, bytes: &[u8]) -> Result<(), ClosureError> {
+    let Some(at) = bytes.windows(2).position(|w| w == b"\r\n") else { return Ok(()) };
+    let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    Err(ClosureError::CrlfRegistration { file: file.to_path_buf(), line })
 }
 
 fn is_decimal(line: &[u8]) -> bool {

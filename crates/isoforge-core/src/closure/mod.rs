@@ -212,6 +212,26 @@ pub enum ClosureError {
         /// Its format.
         format: InputFormat,
     },
+    /// A closure input that lists no store path (only blank lines, or nothing): almost
+    /// always a mistake of the caller, such as a derivation that wrote no `store-paths`.
+    #[error("{}: the closure is empty: the file lists no store paths", file.display())]
+    Empty {
+        /// The input file (`store-paths` of a closureInfo directory).
+        file: PathBuf,
+    },
+    /// A registration with CRLF line ends that would go into the image verbatim.
+    #[error(
+        "{}:{line}: the registration has CRLF line ends; it is copied into the image as \
+         nix-path-registration, whose reader (nix-store --load-db) needs LF line ends: convert it \
+         (dos2unix) or leave it out to have it generated",
+        file.display()
+    )]
+    CrlfRegistration {
+        /// The registration file.
+        file: PathBuf,
+        /// The first line that ends in CRLF.
+        line: u64,
+    },
     /// A closure larger than the 2^32 paths the index type holds.
     #[error("{}: more than 4294967295 store paths", file.display())]
     TooManyPaths {

@@ -9,7 +9,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::FatError;
 use crate::endian::{LE, U16, U32};
-use crate::time::Epoch;
+use crate::time::{DateField, Epoch, EpochError};
 use crate::units::Cluster;
 
 /// `ATTR_READ_ONLY`.
@@ -111,24 +111,19 @@ pub struct DosTime {
 }
 
 impl DosTime {
-    /// The epoch as a DOS date and time in UTC, clamped to 1980-01-01 00:00:00 ..=
-    /// 2107-12-31 23:59:59, the range the fields can hold.
-    pub fn from_epoch(epoch: Epoch) -> DosTime {
+    /// The epoch as a DOS date and time in UTC. Outside 1980-01-01 00:00:00 ..=
+    /// 2107-12-31 23:59:59, the range the fields can hold, it is an error
+    /// ([`DateField::Fat`]).
+    pub fn from_epoch(epoch: Epoch) -> Result<DosTime, EpochError> {
+        epoch.check(DateField::Fat)?;
         let c = epoch.civil();
-        let (year, month, day, hour, minute, second) = if c.year < 1980 {
-            (1980, 1, 1, 0, 0, 0)
-        } else if c.year > 2107 {
-            (2107, 12, 31, 23, 59, 59)
-        } else {
-            (c.year, c.month, c.day, c.hour, c.minute, c.second)
-        };
-        // year - 1980 is 0..=127 here.
-        let years = u16::try_from(year - 1980).unwrap_or(0);
-        DosTime {
-            date: (years << 9) | (u16::from(month) << 5) | u16::from(day),
-            time: (u16::from(hour) << 11) | (u16::from(minute) << 5) | u16::from(second / 2),
-            tenth: (second % 2) * 100,
-        }
+        // The check bounds year - 1980 to 0..=127.
+        let years = u16::try_from(c.year - 1980).map_err(|_| EpochError::new(epoch, DateField::Fat))?;
+        Ok(DosTime {
+            date: (years << 9) | (u16::from(c.month) << 5) | u16::from(c.day),
+            time: (u16::from(c.hour) << 11) | (u16::from(c.minute) << 5) | u16::from(c.second / 2),
+            tenth: (c.second % 2) * 100,
+        })
     }
 
     /// (year, month, day, hour, minute, second) of a date and time field pair.
@@ -668,23 +663,26 @@ mod tests {
 
     #[test]
     fn dates() {
-        let t = DosTime::from_epoch(Epoch::NIX_DEFAULT);
+        let t = DosTime::from_epoch(Epoch::NIX_DEFAULT).unwrap();
         assert_eq!((t.date, t.time, t.tenth), (0x21, 0, 0));
         // 2024-02-29T12:34:57Z
-        let t = DosTime::from_epoch(Epoch(1_709_210_097));
+        let t = DosTime::from_epoch(Epoch(1_709_210_097)).unwrap();
         assert_eq!(DosTime::decode(t.date, t.time), (2024, 2, 29, 12, 34, 56));
         assert_eq!(t.tenth, 100);
-        let t = DosTime::from_epoch(Epoch(0));
-        assert_eq!((t.date, t.time), (0x21, 0));
-        let t = DosTime::from_epoch(Epoch(i64::from(u32::MAX) * 2));
-        assert_eq!(DosTime::decode(t.date, t.time), (2107, 12, 31, 23, 59, 58));
+        // The last second FAT can hold, and the seconds either side of the range.
+        let t = DosTime::from_epoch(Epoch(4_354_819_199)).unwrap();
+        assert_eq!((DosTime::decode(t.date, t.time), t.tenth), ((2107, 12, 31, 23, 59, 58), 100));
+        let e = DosTime::from_epoch(Epoch(315_532_799)).unwrap_err();
+        assert_eq!(e.field, DateField::Fat);
+        assert!(DosTime::from_epoch(Epoch(4_354_819_200)).is_err());
+        assert!(DosTime::from_epoch(Epoch(0)).is_err());
     }
 
     #[test]
     fn entries_round_trip() {
         let names = [u("a fairly long name that needs three pieces.txt"), u("SHORT.TXT"), u("lower")];
         let assigned = assign_names(&names).unwrap();
-        let t = DosTime::from_epoch(Epoch::NIX_DEFAULT);
+        let t = DosTime::from_epoch(Epoch::NIX_DEFAULT).unwrap();
         let mut bytes = Vec::new();
         for (i, n) in assigned.iter().enumerate() {
             encode_entries(n, &DirEntry::new([0; 11], ATTR_ARCHIVE, Cluster(3 + i as u32), 7, t), &mut bytes);

@@ -10,7 +10,8 @@
 //! Layout choices (see `docs/spec/fat.md`):
 //! - clusters are handed out depth-first in name order: a directory, then each of its entries
 //!   (a file's data, or a subdirectory and everything under it), so every file is contiguous;
-//! - every date is the plan's [`Epoch`], clamped to the DOS range 1980..=2107;
+//! - every date is the plan's [`Epoch`]; one outside the DOS range 1980..=2107 is an error
+//!   ([`FatError::Epoch`]);
 //! - the boot sector, FSInfo sector, FAT head and volume-label entry are those of
 //!   `mkfs.fat --invariant -i SERIAL -n LABEL`; with the epoch 1426325213 (mkfs.fat's
 //!   `--invariant` time) an empty tree gives a byte-identical image.
@@ -56,6 +57,9 @@ pub const DEFAULT_LABEL: &str = "EFIBOOT";
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum FatError {
+    /// The epoch is outside the dates FAT directory entries can hold.
+    #[error(transparent)]
+    Epoch(#[from] crate::time::EpochError),
     /// The size is below what any FAT layout (or `mkfs.fat`) accepts.
     #[error("a FAT image of {size} bytes is too small: at least {min} bytes are needed")]
     ImageTooSmall {

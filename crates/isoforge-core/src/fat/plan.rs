@@ -302,6 +302,7 @@ impl FatPlan {
         let NodeKind::Dir(d) = &dir.kind else {
             return Err(FatError::RootNotDir);
         };
+        let t = DosTime::from_epoch(opts.epoch)?;
         let label = bpb::volume_label(&opts.label)?;
         let label_entry = (label != NO_NAME).then_some(label);
         let named = name_dir(d, "/")?;
@@ -314,13 +315,7 @@ impl FatPlan {
             }
             return Err(e);
         }
-        let mut lay = Layouter {
-            g: &g,
-            cluster: g.cluster_size(),
-            next: 2,
-            t: DosTime::from_epoch(opts.epoch),
-            extents: Vec::new(),
-        };
+        let mut lay = Layouter { g: &g, cluster: g.cluster_size(), next: 2, t, extents: Vec::new() };
         let (_, root_fixed) = lay.place_dir(&named, 0, true, label_entry)?;
         let extents = lay.extents;
         let last_cluster = extents.last().map_or(0, |e| e.run.first + e.run.len - 1);

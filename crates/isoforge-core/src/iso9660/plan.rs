@@ -34,7 +34,7 @@ use super::el_torito::{self, BootInfoChecksum, CatalogEntry, BOOT_INFO_TABLE_MIN
 use super::naming::{self, EntryName};
 use super::path_table;
 use super::rock_ridge;
-use crate::time::Epoch;
+use crate::time::{DateField, Epoch, EpochError};
 use crate::tree::{FileSource, Node, NodeKind, Tree, TreeError};
 use crate::units::{blocks_for, Lba2048, ISO_BLOCK};
 
@@ -57,6 +57,9 @@ pub enum IsoError {
     /// The input tree could not be built.
     #[error(transparent)]
     Tree(#[from] TreeError),
+    /// The epoch is outside what the volume descriptors or directory records can hold.
+    #[error(transparent)]
+    Epoch(#[from] EpochError),
     /// An empty volume id.
     #[error("the volume id is empty")]
     VolumeIdEmpty,
@@ -433,6 +436,30 @@ pub struct IsoPlan {
     /// Total blocks of the volume (PVD volume space size); at least `data_end`. The hybrid
     /// layouts raise it to cover padding.
     pub volume_blocks: u32,
+    /// The epoch as the descriptors and records store it.
+    pub dates: IsoDates,
+}
+
+/// The epoch encoded once, when planning, in the two forms ISO 9660 stores dates in; an epoch
+/// either form cannot hold fails the plan ([`IsoError::Epoch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IsoDates {
+    /// ECMA-119 8.4.26.1 dec-datetime of the volume descriptors (creation, modification,
+    /// effective).
+    pub descriptor: [u8; 17],
+    /// ECMA-119 9.1.5 recording date of every directory record (and Rock Ridge `TF`).
+    pub record: [u8; 7],
+}
+
+impl IsoDates {
+    /// Encodes `epoch`; fails naming the structure that cannot hold it.
+    pub fn new(epoch: Epoch) -> Result<IsoDates, EpochError> {
+        epoch.check_all(&IsoDates::FIELDS)?;
+        Ok(IsoDates { descriptor: epoch.iso_dec_datetime()?, record: epoch.iso_dir_datetime()? })
+    }
+
+    /// The date fields every ISO 9660 image has, narrowest range first.
+    pub const FIELDS: [DateField; 2] = [DateField::IsoDirectoryRecord, DateField::IsoVolumeDescriptor];
 }
 
 fn rr_mode(node: &Node) -> u32 {
@@ -452,6 +479,7 @@ fn check_identifier(field: &'static str, value: &str, max: usize) -> Result<(), 
 
 /// Plans the filesystem for `tree`. Adds the boot catalog to the tree when booting.
 pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
+    let dates = IsoDates::new(options.epoch)?;
     if options.volume_id.is_empty() {
         return Err(IsoError::VolumeIdEmpty);
     }
@@ -501,7 +529,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
     }
 
     let mut planner = Planner { options, nodes: Vec::new(), files: Vec::new(), file_order: Vec::new() };
-    let epoch_date = options.epoch.iso_dir_datetime();
+    let epoch_date = dates.record;
     planner.add(&tree.root, 0, Vec::new(), &mut Vec::new(), 0);
     planner.finish_names(epoch_date);
 
@@ -664,6 +692,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
         metadata_end,
         data_end,
         volume_blocks: data_end.0,
+        dates,
     })
 }
 

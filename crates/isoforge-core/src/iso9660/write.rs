@@ -291,7 +291,7 @@ fn root_record(extent: Lba2048, size: u32, date: [u8; 7]) -> [u8; 34] {
 
 fn primary_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     let o = &plan.options;
-    let date = o.epoch.iso_dec_datetime();
+    let date = plan.dates.descriptor;
     let mut d = VolumeDescriptor::blank(vd::TYPE_PRIMARY);
     let spaces32 = [b' '; 32];
     d.system_id = spaces32;
@@ -302,7 +302,7 @@ fn primary_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     d.type_l_path_table = U32::<LE>::new(plan.fixed.l_path.0);
     d.type_m_path_table = U32::<BE>::new(plan.fixed.m_path.0);
     if let PlannedKind::Dir(root) = &plan.nodes[0].kind {
-        d.root_directory_record = root_record(root.extent, root.size, o.epoch.iso_dir_datetime());
+        d.root_directory_record = root_record(root.extent, root.size, plan.dates.record);
     }
     d.volume_set_id = [b' '; 128];
     d.publisher_id = padded(o.publisher.as_bytes(), b' ').unwrap_or([b' '; 128]);
@@ -326,7 +326,7 @@ pub fn joliet_volume_id(volume_id: &str) -> String {
 
 fn joliet_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     let o = &plan.options;
-    let date = o.epoch.iso_dec_datetime();
+    let date = plan.dates.descriptor;
     let mut d = VolumeDescriptor::blank(vd::TYPE_SUPPLEMENTARY);
     d.system_id = ucs2_padded("");
     d.volume_id = ucs2_padded(&joliet_volume_id(&o.volume_id));
@@ -336,8 +336,7 @@ fn joliet_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     d.type_l_path_table = U32::<LE>::new(plan.fixed.joliet_l_path.0);
     d.type_m_path_table = U32::<BE>::new(plan.fixed.joliet_m_path.0);
     if let PlannedKind::Dir(root) = &plan.nodes[0].kind {
-        d.root_directory_record =
-            root_record(root.joliet_extent, root.joliet_size, o.epoch.iso_dir_datetime());
+        d.root_directory_record = root_record(root.joliet_extent, root.joliet_size, plan.dates.record);
     }
     d.volume_set_id = ucs2_padded("");
     d.publisher_id = ucs2_padded(&o.publisher);
@@ -398,7 +397,7 @@ fn path_table(plan: &IsoPlan, joliet: bool, msb: bool) -> Vec<u8> {
 
 /// Encodes the extent of directory `d` (ISO or Joliet hierarchy), padded to its planned size.
 pub(crate) fn directory_extent(plan: &IsoPlan, d: usize, joliet: bool) -> Vec<u8> {
-    let date = plan.options.epoch.iso_dir_datetime();
+    let date = plan.dates.record;
     let node = &plan.nodes[d];
     let (PlannedKind::Dir(pd), PlannedKind::Dir(parent)) = (&node.kind, &plan.nodes[node.parent].kind) else {
         return Vec::new();

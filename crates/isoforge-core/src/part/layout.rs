@@ -44,7 +44,7 @@ use super::mbr::{
 };
 use super::PartError;
 use crate::endian::{U32, U64};
-use crate::time::Epoch;
+use crate::time::{Epoch, EpochError};
 use crate::units::{Lba2048, ISO_BLOCK, SECTOR};
 
 /// Size of the system area in bytes (blocks 0–15).
@@ -276,9 +276,10 @@ pub fn el_torito_efi_sector_count(size: u64) -> u16 {
 
 /// The disk signature: CRC-32 of the epoch's 16-digit ECMA-119 date `YYYYMMDDhhmmsscc` (UTC).
 /// xorriso does exactly this with the `-volume_date uuid` string, which `SOURCE_DATE_EPOCH` sets,
-/// so images built by nixpkgs (SOURCE_DATE_EPOCH=315532800) carry 0x9fb6382f.
-pub fn disk_signature(epoch: Epoch) -> u32 {
-    crc32(&epoch.iso_dec_datetime()[..16])
+/// so images built by nixpkgs (SOURCE_DATE_EPOCH=315532800) carry 0x9fb6382f. An epoch outside
+/// the years 1–9999 has no such date and is an error.
+pub fn disk_signature(epoch: Epoch) -> Result<u32, EpochError> {
+    Ok(crc32(&epoch.iso_dec_datetime()?[..16]))
 }
 
 /// The disk GUID derived when none is given: UUID v5 in [`DISK_GUID_NAMESPACE`] of the name
@@ -449,7 +450,7 @@ fn plan_nixos(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> 
     let (geometry, total) = isohybrid_align(base);
     let image_blocks = to_u32("image size in blocks", total)?;
     let total_sectors = total * 4;
-    let signature = disk_signature(req.epoch);
+    let signature = disk_signature(req.epoch)?;
 
     let mut mbr = base_mbr(Some(code), Some(boot), signature);
     mbr.partition_record[0] = MbrPartitionRecord::new(
@@ -534,7 +535,7 @@ fn plan_gpt(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> {
     let image_blocks = to_u32("image size in blocks", total)?;
     let total_sectors = total * 4;
     let geometry = isohybrid_geometry(total_sectors);
-    let signature = disk_signature(req.epoch);
+    let signature = disk_signature(req.epoch)?;
     let bios = req.bios_boot.is_some();
 
     let mut mbr = base_mbr(code, req.bios_boot, signature);
@@ -850,8 +851,8 @@ mod tests {
         assert_ne!(g, derived_disk_guid("NIXOS_TEST", Epoch(315_532_801)));
         assert_ne!(g, derived_disk_guid("NIXOS_TEST2", Epoch::NIX_DEFAULT));
         // xorriso with SOURCE_DATE_EPOCH=1700000000 wrote signature 0x624e3853.
-        assert_eq!(disk_signature(Epoch(1_700_000_000)), 0x624e_3853);
-        assert_eq!(disk_signature(Epoch::NIX_DEFAULT), 0x9fb6_382f);
+        assert_eq!(disk_signature(Epoch(1_700_000_000)).unwrap(), 0x624e_3853);
+        assert_eq!(disk_signature(Epoch::NIX_DEFAULT).unwrap(), 0x9fb6_382f);
     }
 
     #[test]

@@ -56,6 +56,9 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum PartError {
+    /// The epoch has no ECMA-119 date (the disk signature derives from it).
+    #[error(transparent)]
+    Epoch(#[from] crate::time::EpochError),
     /// The request lacks an input the chosen layout needs.
     #[error("system area layout {layout}: {what} is required")]
     MissingInput {

@@ -242,3 +242,66 @@ fn hundred_thousand_paths() {
     eprintln!("200,000 lines: {list_time:?}; graph of 100,000 blocks: {graph_time:?}");
     assert!(list_time.as_secs() < 5 && graph_time.as_secs() < 5, "{list_time:?} {graph_time:?}");
 }
+
+/// Issue 11: an input that lists no store path is an error naming the file, in every form
+/// (a list, closureInfo's `store-paths`, an exportReferencesGraph file of blank lines).
+#[test]
+fn empty_closure_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (name, text) in [("empty", ""), ("blank", "\n\n  \n"), ("crlf-blank", "\r\n\r\n")] {
+        let f = dir.join(name);
+        fs::write(&f, text).unwrap();
+        let e = Closure::load(&f, &ClosureOptions::default()).unwrap_err();
+        assert!(matches!(&e, ClosureError::Empty { file } if *file == f), "{name}: {e}");
+        assert_eq!(
+            e.to_string(),
+            format!("{}: the closure is empty: the file lists no store paths", f.display())
+        );
+    }
+    let info = dir.join("info");
+    fs::create_dir(&info).unwrap();
+    fs::write(info.join("store-paths"), "").unwrap();
+    fs::write(info.join("registration"), "").unwrap();
+    let e = Closure::load(&info, &ClosureOptions::default()).unwrap_err();
+    assert!(matches!(&e, ClosureError::Empty { file } if *file == info.join("store-paths")), "{e}");
+    // Parsing alone (no file) still allows an empty set.
+    assert!(parse("").unwrap().is_empty());
+}
+
+/// Issue 11: CRLF line ends work in every input that is only parsed (a store path holds no
+/// `\r`), and the lines are the same as with LF.
+#[test]
+fn crlf_inputs_parse_like_lf() {
+    let list = format!("/nix/store/{HB}-b\r\n\r\n/nix/store/{HA}-a\r\n");
+    let c = parse(&list).unwrap();
+    assert_eq!((names(&c), c.line(0), c.line(1)), (vec!["a", "b"], Some(3), Some(1)));
+    let g = parse(&graph().replace('\n', "\r\n")).unwrap();
+    assert_eq!(g.format(), InputFormat::ReferencesGraph);
+    let lf = parse(&graph()).unwrap();
+    assert_eq!((names(&g), g.references(2)), (names(&lf), lf.references(2)));
+    let nix = "sha256:197nzackh9c87wmav6qzlsz0lyykkzwmhh2piy0qlsh0m3s9nwrs";
+    let r = parse(&registration_text(nix).replace('\n', "\r\n")).unwrap();
+    assert_eq!(r.format(), InputFormat::Registration);
+    assert_eq!(r.nar(0).map(|n| n.1), Some(120));
+}
+
+/// Issue 11: a registration copied into the image verbatim (closureInfo's, or
+/// `--registration`) with CRLF line ends is an error that says CRLF and names the line.
+#[test]
+fn crlf_registration_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let nix = "sha256:197nzackh9c87wmav6qzlsz0lyykkzwmhh2piy0qlsh0m3s9nwrs";
+    let text = registration_text(nix);
+    // Only from the third line on: the error names the first CRLF line.
+    let (head, tail) = text.split_at(text.match_indices('\n').nth(1).unwrap().0 + 1);
+    fs::write(dir.join("registration"), format!("{head}{}", tail.replace('\n', "\r\n"))).unwrap();
+    fs::write(dir.join("store-paths"), format!("/nix/store/{HA}-a\n/nix/store/{HB}-b\n")).unwrap();
+    let e = Closure::load(dir, &ClosureOptions::default()).unwrap_err();
+    assert!(matches!(&e, ClosureError::CrlfRegistration { line: 3, .. }), "{e}");
+    assert!(e.to_string().contains("registration:3: the registration has CRLF line ends"), "{e}");
+    let list = parse(&format!("/nix/store/{HA}-a\n/nix/store/{HB}-b\n")).unwrap();
+    let e = list.check_registration(&dir.join("registration")).unwrap_err();
+    assert!(matches!(&e, ClosureError::CrlfRegistration { line: 3, .. }), "{e}");
+}
