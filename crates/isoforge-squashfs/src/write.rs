@@ -661,7 +661,11 @@ impl<'a> Source<'a> {
         match data {
             FileData::Host(h) => {
                 if h.size() != size {
-                    return Err(WriteError::FileChanged { path: h.path.clone(), expected: size, found: h.size() });
+                    return Err(WriteError::FileChanged {
+                        path: h.path.clone(),
+                        expected: size,
+                        found: h.size(),
+                    });
                 }
                 Ok(Source::Host(h.open()?))
             }
@@ -1227,7 +1231,7 @@ mod tests {
         add("c", Some(&base), None); // copy of a (third of the group: hashed whole)
         add("d", None, Some("c")); // hard link of c, itself a duplicate of a
         add("e", Some(&other), None); // copy of b
-        // Scanned once all exist (a new hard link changes the ctime of the file it links).
+                                      // Scanned once all exist (a new hard link changes the ctime of the file it links).
         let mut files = BTreeMap::new();
         for name in ["a", "b", "c", "d", "e"] {
             let host = isoforge_host::snapshot::HostFile::scan(&dir.path().join(name)).unwrap();

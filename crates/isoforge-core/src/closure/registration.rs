@@ -176,8 +176,7 @@ pub fn path_infos_scanned(
         }
     }
     let paths = closure.paths();
-    let digest =
-        |i: usize| nar_digest_node(&scanned.nodes[i], &closure.host_path(&paths[i]), &candidates);
+    let digest = |i: usize| nar_digest_node(&scanned.nodes[i], &closure.host_path(&paths[i]), &candidates);
     let digests = run_indexed(paths.len(), opts.threads, &digest)?;
     let mut infos = Vec::with_capacity(paths.len());
     for (i, (nar_hash, nar_size, found)) in digests.into_iter().enumerate() {
@@ -198,7 +197,7 @@ pub fn registration(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec
     registration_scanned(&ScannedClosure::scan(closure)?, opts)
 }
 
-/// [`registration`] of a closure scanned before.
+/// [`registration()`] of a closure scanned before.
 pub fn registration_scanned(
     scanned: &ScannedClosure<'_>,
     opts: &RegistrationOptions,
@@ -356,6 +355,32 @@ mod tests {
             let e = path_infos(&c, &RegistrationOptions { threads: t, ..Default::default() }).unwrap_err();
             assert!(e.to_string().contains(&format!("{HA}-a")), "{e}");
         }
+    }
+
+    /// The registration and the squashfs come from one scan: a file changed after it was
+    /// hashed fails the squashfs write instead of giving an image whose registration
+    /// describes other bytes.
+    #[test]
+    fn a_file_changed_between_hash_and_squashfs_is_an_error() {
+        let (tmp, c) = store();
+        let f = tmp.path().join(format!("nix/store/{HB}-b/f"));
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        let scanned = ScannedClosure::scan(&c).unwrap();
+        let reg = registration_scanned(&scanned, &RegistrationOptions::default()).unwrap();
+        assert_eq!(reg, registration(&c, &RegistrationOptions::default()).unwrap());
+        // Same size, other bytes.
+        fs::write(&f, format!("y=/nix/store/{HA}-a\n")).unwrap();
+        let options = isoforge_squashfs::ClosureOptions { epoch: 1, keep_metadata: false };
+        let tree = isoforge_squashfs::closure_tree_scanned(scanned.into_entries(), &reg, options).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        let e =
+            isoforge_squashfs::write(&tree, &isoforge_squashfs::Options::default(), &mut out).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&*f.to_string_lossy()) && msg.contains("changed while isoforge read it"),
+            "{msg}"
+        );
     }
 
     #[test]

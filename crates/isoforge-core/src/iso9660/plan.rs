@@ -22,8 +22,8 @@
 //! plus `x` for all when any `x` bit is set, directories `r-xr-xr-x`, symlinks `rwxrwxrwx`,
 //! and every date is the epoch.
 
-use std::collections::BTreeMap;
 use isoforge_host::snapshot::SnapshotError;
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::directory_record::{record_len, su_capacity, MAX_EXTENT_BYTES};

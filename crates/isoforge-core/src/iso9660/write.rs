@@ -15,8 +15,8 @@ use super::plan::{IsoError, IsoPlan, PlannedKind, CATALOG_GENERATED_ID, PREPARER
 use super::volume_descriptor::{self as vd, padded, ucs2_padded, BootRecord, VolumeDescriptor};
 use crate::endian::{Both32, BE, LE, U32};
 use crate::tree::FileSource;
-use isoforge_host::snapshot::HostFile;
 use crate::units::{Lba2048, ISO_BLOCK};
+use isoforge_host::snapshot::HostFile;
 
 /// Size of the system area (blocks 0–15).
 pub const SYSTEM_AREA_BYTES: usize = 16 * 2048;
