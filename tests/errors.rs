@@ -943,7 +943,7 @@ fn store_path_fifo() {
     case.fifo(&format!("root{STORE_PATH}/p"));
     case.fails(
         &squashfs(&["--closure", "paths.txt"]),
-        "root/nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello/p: is a fifo; a NAR holds only regular files, directories and symlinks",
+        "root/nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello/p is a fifo; only regular files, directories and symlinks can go into a squashfs image",
     );
 }
 

@@ -8,10 +8,10 @@
 
 use std::path::PathBuf;
 
-use isoforge_squashfs::{closure_tree, InputNode};
+use isoforge_squashfs::{closure_tree_scanned, InputNode};
 use thiserror::Error;
 
-use crate::closure::registration::{registration, RegistrationOptions};
+use crate::closure::registration::{registration_scanned, RegistrationOptions, ScannedClosure};
 use crate::closure::{Closure, ClosureError, ClosureOptions};
 use crate::progress::{phase, NoProgress, Phase, Progress};
 use crate::time::{Epoch, EpochError};
@@ -86,9 +86,10 @@ pub struct PreparedStore {
     pub file_bytes: u64,
 }
 
-/// Reads the closure and builds the squashfs input tree. Reads every store path once to
-/// hash it when the registration has to be generated. An epoch squashfs cannot hold fails
-/// first, before anything is read.
+/// Reads the closure and builds the squashfs input tree. Scans every store path once; when
+/// the registration has to be generated, reads every file once to hash it, from that scan, so
+/// the registration describes exactly the files the squashfs is written from (a file that
+/// changes in between is an error when it is read again, not a mismatch in the image).
 pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreError> {
     prepare_with(spec, epoch, &NoProgress)
 }
@@ -112,19 +113,20 @@ pub fn prepare_with(
         }
         None => closure.registration_file().map(PathBuf::from),
     };
+    let scanned = phase(progress, Phase::Scan, None, || ScannedClosure::scan(&closure, spec.keep_metadata))?;
     let reg = match reg_file {
         Some(f) => std::fs::read(&f).map_err(|source| StoreError::Registration { path: f, source })?,
         None => phase(progress, Phase::Registration, None, || {
-            registration(&closure, &RegistrationOptions::new().threads(spec.squashfs.threads))
+            registration_scanned(&scanned, &RegistrationOptions::new().threads(spec.squashfs.threads))
         })?,
     };
-    let paths: Vec<(Vec<u8>, PathBuf)> =
-        closure.paths().iter().map(|p| (p.base_name().as_bytes().to_vec(), closure.host_path(p))).collect();
     let options = isoforge_squashfs::ClosureOptions { epoch: stamp, keep_metadata: spec.keep_metadata };
-    let tree = phase(progress, Phase::Scan, None, || closure_tree(&paths, &reg, options))?;
+    let entries = scanned.into_entries();
+    let paths = entries.len();
+    let tree = closure_tree_scanned(entries, &reg, options)?;
     let upper_bound = upper_bound(&tree, spec.squashfs.block_size);
     let file_bytes = file_bytes(&tree);
-    Ok(PreparedStore { tree, paths: paths.len(), upper_bound, file_bytes })
+    Ok(PreparedStore { tree, paths, upper_bound, file_bytes })
 }
 
 /// Sum of the sizes of the files in `tree`.

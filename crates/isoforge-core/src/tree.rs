@@ -14,6 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use isoforge_host::snapshot::HostFile;
 use thiserror::Error;
 
 /// A file name as raw bytes (Unix names need not be UTF-8).
@@ -94,8 +95,10 @@ impl Meta {
 /// Where a file's contents come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileSource {
-    /// A host file, opened and streamed when the image is written.
-    Host(PathBuf),
+    /// A host file as it was scanned, opened and streamed when the image is written. Its
+    /// readers check it against the snapshot: a file that changed since it was scanned is
+    /// an error naming it.
+    Host(HostFile),
     /// Small contents the pipeline made (a boot catalog, a registration file).
     Bytes(Arc<[u8]>),
     /// Contents a later stage produces while writing (the EFI image, the squashfs). The number
@@ -338,7 +341,8 @@ fn merge(existing: &mut Node, new: Node, at: &str) -> Result<(), TreeError> {
 }
 
 /// Reads a host path (not following a final symlink) into a [`Node`], recursively for
-/// directories. Directory entries are sorted by name bytes.
+/// directories. Directory entries are sorted by name bytes. Each regular file keeps the
+/// snapshot of the `lstat` that listed it ([`HostFile`]).
 pub fn scan(path: &Path) -> Result<Node, TreeError> {
     let unreadable = |source| TreeError::Unreadable { path: path.to_path_buf(), source };
     let md = fs::symlink_metadata(path).map_err(unreadable)?;
@@ -358,7 +362,8 @@ pub fn scan(path: &Path) -> Result<Node, TreeError> {
     } else if ft.is_file() {
         // Open now so an unreadable file is reported before anything is written.
         fs::File::open(path).map_err(unreadable)?;
-        NodeKind::File(FileNode { source: FileSource::Host(path.to_path_buf()), size: md.len() })
+        let host = HostFile::new(path.to_path_buf(), &md);
+        NodeKind::File(FileNode { size: host.size(), source: FileSource::Host(host) })
     } else {
         let kind = isoforge_squashfs::tree::unsupported_kind(ft);
         return Err(TreeError::UnsupportedType { path: path.to_path_buf(), kind });

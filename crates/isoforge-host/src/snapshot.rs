@@ -1,1 +1,508 @@
-//! Input snapshots (to be written).
+//! Input snapshots: a host file is read as the file it was when it was scanned, or not at all.
+//!
+//! A scanner records a [`Snapshot`] of every regular file it lists (device, inode, size, mtime
+//! and ctime, from the same `lstat` that told it the file's type) and keeps it beside the path
+//! in a [`HostFile`]. Every reader then goes through a [`SnapshotReader`], which
+//!
+//! - opens the path and `fstat`s the descriptor: another inode, size or time than the
+//!   snapshot's is an error before a byte is read;
+//! - reads at most the recorded size, and a read that ends early is an error (the file shrank);
+//! - answers hole queries (`SEEK_DATA`) only inside the recorded size: "no data past here"
+//!   counts as a hole only while the descriptor still has the recorded size, so a file that
+//!   shrank is never taken for a file of holes;
+//! - when the reader is done ([`SnapshotReader::finish`]), checks that the path still names the
+//!   same inode, that there is no byte past the recorded size, and `fstat`s the same descriptor
+//!   again: any change of size, mtime or ctime is an error.
+//!
+//! Every error names the path and says that it changed while isoforge read it
+//! ([`SnapshotError::Changed`]), so a user can tell a race with another process from a bug.
+//! What this cannot see is a change that leaves size, mtime and ctime as they were (a writer
+//! that restores the times, or one that lands in the same clock tick as the scan on a file
+//! system with coarse timestamps); nothing short of reading the file twice could.
+//!
+//! In binaries built with the `fault-injection` feature every successful read is reported to
+//! [`crate::fault::after_read`], so the tests can change a file at a chosen byte.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// A point in time as the file system records it: seconds and nanoseconds since 1970.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileTime {
+    /// Seconds since 1970-01-01 00:00:00 UTC (negative before).
+    pub sec: i64,
+    /// Nanoseconds within the second (0–999,999,999).
+    pub nsec: i64,
+}
+
+/// Which file a path named: its device and inode numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileId {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+}
+
+/// What a scanner saw of a regular file: which file it was, its size and its times. Two
+/// snapshots are equal when nothing a reader can check has changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Snapshot {
+    /// Device and inode.
+    pub id: FileId,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification of the contents (`st_mtime`).
+    pub mtime: FileTime,
+    /// Last change of the inode, contents or metadata (`st_ctime`).
+    pub ctime: FileTime,
+}
+
+impl Snapshot {
+    /// The snapshot of a file's metadata (from `lstat` at scan time, or `fstat` of an open file).
+    pub fn of(m: &Metadata) -> Snapshot {
+        Snapshot {
+            id: FileId { dev: m.dev(), ino: m.ino() },
+            size: m.size(),
+            mtime: FileTime { sec: m.mtime(), nsec: m.mtime_nsec() },
+            ctime: FileTime { sec: m.ctime(), nsec: m.ctime_nsec() },
+        }
+    }
+
+    /// What differs in `now` from this snapshot, most telling first: another file, another
+    /// size, other times. `None` when nothing does.
+    pub fn change_to(&self, now: &Snapshot) -> Option<Change> {
+        if self.id != now.id {
+            Some(Change::Replaced { was: self.id, now: now.id })
+        } else if self.size != now.size {
+            Some(Change::Size { was: self.size, now: now.size })
+        } else if self.mtime != now.mtime || self.ctime != now.ctime {
+            Some(Change::Modified)
+        } else {
+            None
+        }
+    }
+}
+
+/// A host regular file as a scanner recorded it: its path and its [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostFile {
+    /// The host path (opened again by every reader).
+    pub path: PathBuf,
+    /// What the scan saw.
+    pub snapshot: Snapshot,
+}
+
+impl HostFile {
+    /// A file as scanned: `metadata` is what `lstat` of `path` returned.
+    pub fn new(path: PathBuf, metadata: &Metadata) -> HostFile {
+        HostFile { path, snapshot: Snapshot::of(metadata) }
+    }
+
+    /// Scans `path` now (`lstat`, not following a final symlink). Anything but a regular
+    /// file is an error.
+    pub fn scan(path: &Path) -> Result<HostFile, SnapshotError> {
+        let m = std::fs::symlink_metadata(path).map_err(|e| io_error(path, e))?;
+        if !m.file_type().is_file() {
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(io_error(path, e));
+        }
+        Ok(HostFile::new(path.to_path_buf(), &m))
+    }
+
+    /// The size recorded when it was scanned.
+    pub fn size(&self) -> u64 {
+        self.snapshot.size
+    }
+
+    /// Opens the file for reading and checks it against the snapshot.
+    pub fn open(&self) -> Result<SnapshotReader<'_>, SnapshotError> {
+        SnapshotReader::open(self)
+    }
+}
+
+/// How a file differs from its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Change {
+    /// The descriptor's size is not the recorded size.
+    #[error("size was {was} bytes, now {now}")]
+    Size {
+        /// The recorded size.
+        was: u64,
+        /// The size now.
+        now: u64,
+    },
+    /// Same size, but the mtime or ctime moved: written in place, or its metadata changed.
+    #[error("modified (mtime/ctime changed)")]
+    Modified,
+    /// The path names another file than the one scanned (renamed over, deleted and recreated).
+    #[error("replaced by another file ({})", replaced(was, now))]
+    Replaced {
+        /// The scanned file.
+        was: FileId,
+        /// The file the path names now.
+        now: FileId,
+    },
+    /// A read found the end of the file before the recorded size.
+    #[error("ended after {read} of {size} bytes")]
+    Ended {
+        /// Bytes read when the end came.
+        read: u64,
+        /// The recorded size.
+        size: u64,
+    },
+    /// There are bytes past the recorded size.
+    #[error("grew past its scanned size of {size} bytes")]
+    Grew {
+        /// The recorded size.
+        size: u64,
+    },
+    /// The path no longer exists.
+    #[error("removed")]
+    Removed,
+}
+
+fn replaced(was: &FileId, now: &FileId) -> String {
+    if was.dev == now.dev {
+        format!("inode {}, now inode {}", was.ino, now.ino)
+    } else {
+        format!("inode {} on device {}, now inode {} on device {}", was.ino, was.dev, now.ino, now.dev)
+    }
+}
+
+/// Errors of a [`SnapshotReader`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The file could not be opened, examined or read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The host path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The file is not the file that was scanned any more, or changed while it was read.
+    #[error("{path} changed while isoforge read it: {change}")]
+    Changed {
+        /// The host path.
+        path: PathBuf,
+        /// What changed.
+        change: Change,
+    },
+}
+
+impl SnapshotError {
+    /// The host path the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            SnapshotError::Io { path, .. } | SnapshotError::Changed { path, .. } => path,
+        }
+    }
+}
+
+fn io_error(path: &Path, source: io::Error) -> SnapshotError {
+    SnapshotError::Io { path: path.to_path_buf(), source }
+}
+
+/// Reads one [`HostFile`] as its snapshot, front to back (see the module docs). Reads are
+/// positioned (`pread`), so hole queries never move what is read next.
+#[derive(Debug)]
+pub struct SnapshotReader<'a> {
+    host: &'a HostFile,
+    file: File,
+    pos: u64,
+}
+
+impl<'a> SnapshotReader<'a> {
+    /// Opens `host.path` and checks the open file against the snapshot.
+    pub fn open(host: &'a HostFile) -> Result<SnapshotReader<'a>, SnapshotError> {
+        let file = match File::open(&host.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(host.changed(Change::Removed)),
+            Err(e) => return Err(io_error(&host.path, e)),
+        };
+        let r = SnapshotReader { host, file, pos: 0 };
+        r.check_descriptor()?;
+        Ok(r)
+    }
+
+    /// The recorded size.
+    pub fn size(&self) -> u64 {
+        self.host.snapshot.size
+    }
+
+    /// Bytes read (or skipped as holes) so far.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Bytes left up to the recorded size.
+    pub fn remaining(&self) -> u64 {
+        self.size() - self.pos
+    }
+
+    /// Reads the next `buf.len()` bytes. Asking for more than [`Self::remaining`] is an
+    /// error (`InvalidInput`); the file ending early is [`Change::Ended`].
+    pub fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        self.check_span(buf.len() as u64)?;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read_at(&mut buf[n..], self.pos + n as u64) {
+                Ok(0) => {
+                    let read = self.pos + n as u64;
+                    return Err(self.host.changed(Change::Ended { read, size: self.size() }));
+                }
+                Ok(k) => {
+                    n += k;
+                    crate::fault::after_read(&self.host.path, self.pos + n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(&self.host.path, e)),
+            }
+        }
+        self.pos += n as u64;
+        Ok(())
+    }
+
+    /// Whether the next `len` bytes (at most [`Self::remaining`]) are a hole the file system
+    /// knows of (`SEEK_DATA` finds no data in them); if so they are skipped, else nothing
+    /// moves and the caller reads them. A file system without hole information answers false.
+    ///
+    /// "No data at or after this offset" (`ENXIO`) is a hole only while the descriptor still
+    /// has the recorded size; otherwise the file shrank, which is an error.
+    pub fn skip_hole(&mut self, len: u64) -> Result<bool, SnapshotError> {
+        self.check_span(len)?;
+        if len == 0 {
+            return Ok(false);
+        }
+        let hole = match rustix::fs::seek(&self.file, rustix::fs::SeekFrom::Data(self.pos)) {
+            Ok(next_data) => next_data >= self.pos + len,
+            Err(rustix::io::Errno::NXIO) => {
+                let now = self.fstat()?;
+                if now.size != self.size() {
+                    return Err(self.host.changed(Change::Size { was: self.size(), now: now.size }));
+                }
+                true
+            }
+            Err(_) => false,
+        };
+        if hole {
+            self.pos += len;
+            crate::fault::after_read(&self.host.path, self.pos);
+        }
+        Ok(hole)
+    }
+
+    /// Ends the read: the path must still name the scanned file, there must be no byte past
+    /// the recorded size, and the descriptor's size and times must be the snapshot's. Call it
+    /// after the last read, whether or not the whole file was read.
+    pub fn finish(self) -> Result<(), SnapshotError> {
+        match std::fs::symlink_metadata(&self.host.path) {
+            Ok(m) => {
+                let now = FileId { dev: m.dev(), ino: m.ino() };
+                if now != self.host.snapshot.id {
+                    return Err(self.host.changed(Change::Replaced { was: self.host.snapshot.id, now }));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.host.changed(Change::Removed)),
+            Err(e) => return Err(io_error(&self.host.path, e)),
+        }
+        let mut one = [0u8; 1];
+        loop {
+            match self.file.read_at(&mut one, self.size()) {
+                Ok(0) => break,
+                Ok(_) => return Err(self.host.changed(Change::Grew { size: self.size() })),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(&self.host.path, e)),
+            }
+        }
+        self.check_descriptor()
+    }
+
+    fn fstat(&self) -> Result<Snapshot, SnapshotError> {
+        let m = self.file.metadata().map_err(|e| io_error(&self.host.path, e))?;
+        Ok(Snapshot::of(&m))
+    }
+
+    fn check_descriptor(&self) -> Result<(), SnapshotError> {
+        match self.host.snapshot.change_to(&self.fstat()?) {
+            Some(change) => Err(self.host.changed(change)),
+            None => Ok(()),
+        }
+    }
+
+    fn check_span(&self, len: u64) -> Result<(), SnapshotError> {
+        if len > self.remaining() {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{len} bytes asked at offset {} of a {}-byte snapshot", self.pos, self.size()),
+            );
+            return Err(io_error(&self.host.path, e));
+        }
+        Ok(())
+    }
+}
+
+impl HostFile {
+    fn changed(&self, change: Change) -> SnapshotError {
+        SnapshotError::Changed { path: self.path.clone(), change }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, SystemTime};
+
+    /// A file of `len` bytes dated long ago (as store files are), so that a change now moves
+    /// its mtime whatever the clock's granularity.
+    fn old_file(dir: &Path, name: &str, len: usize) -> HostFile {
+        let p = dir.join(name);
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let f = File::options().write(true).open(&p).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1)).unwrap();
+        drop(f);
+        HostFile::scan(&p).unwrap()
+    }
+
+    fn read_all(h: &HostFile) -> Result<Vec<u8>, SnapshotError> {
+        let mut r = h.open()?;
+        let mut out = vec![0u8; r.size() as usize];
+        let mut at = 0;
+        while r.remaining() > 0 {
+            let n = r.remaining().min(1000) as usize;
+            r.read_exact(&mut out[at..at + n])?;
+            at += n;
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
+    fn change(e: SnapshotError) -> Change {
+        match e {
+            SnapshotError::Changed { change, .. } => change,
+            e => panic!("not a change: {e}"),
+        }
+    }
+
+    #[test]
+    fn unchanged_file_reads_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        assert_eq!(read_all(&h).unwrap(), std::fs::read(&h.path).unwrap());
+    }
+
+    #[test]
+    fn short_read_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        let mut r = h.open().unwrap();
+        let mut buf = vec![0u8; 2000];
+        r.read_exact(&mut buf).unwrap();
+        File::options().write(true).open(&h.path).unwrap().set_len(3000).unwrap();
+        let e = r.read_exact(&mut buf).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(change(e), Change::Ended { read: 3000, size: 5000 });
+        assert!(msg.contains(&*h.path.to_string_lossy()) && msg.contains("changed while"), "{msg}");
+        // Opened again, the snapshot no longer matches.
+        assert_eq!(change(h.open().unwrap_err()), Change::Size { was: 5000, now: 3000 });
+    }
+
+    #[test]
+    fn growth_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        let mut r = h.open().unwrap();
+        let mut buf = vec![0u8; 5000];
+        r.read_exact(&mut buf).unwrap();
+        File::options().append(true).open(&h.path).unwrap().write_all(b"more").unwrap();
+        let e = r.finish().unwrap_err();
+        assert_eq!(change(e), Change::Grew { size: 5000 });
+        // Reading past the recorded size is refused, not attempted.
+        let h2 = old_file(d.path(), "g", 10);
+        let mut r = h2.open().unwrap();
+        assert!(matches!(r.read_exact(&mut [0u8; 11]), Err(SnapshotError::Io { .. })));
+    }
+
+    #[test]
+    fn same_size_rewrite_is_caught_by_the_times() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        let mut r = h.open().unwrap();
+        let mut buf = vec![0u8; 5000];
+        r.read_exact(&mut buf).unwrap();
+        let f = File::options().write(true).open(&h.path).unwrap();
+        f.write_all_at(b"XXXX", 0).unwrap();
+        drop(f);
+        let e = r.finish().unwrap_err();
+        assert!(e.to_string().contains("modified (mtime/ctime changed)"), "{e}");
+        assert_eq!(change(e), Change::Modified);
+    }
+
+    #[test]
+    fn replacement_is_caught_by_the_inode() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        let mut r = h.open().unwrap();
+        let mut buf = vec![0u8; 5000];
+        r.read_exact(&mut buf).unwrap();
+        let tmp = d.path().join("new");
+        std::fs::write(&tmp, &buf).unwrap();
+        std::fs::rename(&tmp, &h.path).unwrap();
+        let e = r.finish().unwrap_err();
+        assert!(e.to_string().contains("replaced by another file (inode "), "{e}");
+        assert!(matches!(change(e), Change::Replaced { .. }));
+        // Before the first read, too.
+        assert!(matches!(change(h.open().unwrap_err()), Change::Replaced { .. }));
+        std::fs::remove_file(&h.path).unwrap();
+        assert_eq!(change(h.open().unwrap_err()), Change::Removed);
+    }
+
+    #[test]
+    fn holes_of_a_sparse_file_are_recognised() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sparse");
+        const M: u64 = 1 << 20;
+        // Data in the first MiB, a hole in the second, data in the third, a hole to the end.
+        let f = File::create(&p).unwrap();
+        f.write_all_at(&vec![1u8; M as usize], 0).unwrap();
+        f.write_all_at(&vec![2u8; M as usize], 2 * M).unwrap();
+        f.set_len(5 * M).unwrap();
+        drop(f);
+        let h = HostFile::scan(&p).unwrap();
+        let mut r = h.open().unwrap();
+        let mut holes = Vec::new();
+        let mut buf = vec![0u8; M as usize];
+        for i in 0..5 {
+            if r.skip_hole(M).unwrap() {
+                holes.push(i);
+            } else {
+                r.read_exact(&mut buf).unwrap();
+            }
+        }
+        r.finish().unwrap();
+        // A file system without SEEK_DATA support reports no holes; one with it all three.
+        assert!(holes.is_empty() || holes == [1, 3, 4], "{holes:?}");
+    }
+
+    #[test]
+    fn a_truncated_file_is_never_all_holes() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 3 << 20);
+        let mut r = h.open().unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        r.read_exact(&mut buf).unwrap();
+        File::options().write(true).open(&h.path).unwrap().set_len(1000).unwrap();
+        // Past the new end SEEK_DATA finds no data: that is the file having shrunk, not a hole.
+        let e = r.skip_hole(1 << 20).unwrap_err();
+        assert_eq!(change(e), Change::Size { was: 3 << 20, now: 1000 });
+    }
+}

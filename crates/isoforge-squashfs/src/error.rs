@@ -24,9 +24,14 @@ pub enum WriteError {
         /// "fifo", "socket", "block device", "character device" or "unknown file type".
         kind: &'static str,
     },
-    /// A host file's length differs from the size recorded in the input tree (it changed
-    /// while the image was being written).
-    #[error("{path} changed while being read: expected {expected} bytes, found {found}")]
+    /// A host file changed since it was scanned, or while it was read (its snapshot no longer
+    /// matches: see [`isoforge_host::snapshot`]).
+    #[error(transparent)]
+    Snapshot(#[from] isoforge_host::snapshot::SnapshotError),
+    /// A file's contents are not the size recorded in the input tree (an in-memory file
+    /// whose `size` does not match its bytes, or a host file whose tree size is not its
+    /// snapshot's).
+    #[error("{path}: the tree records {expected} bytes but the contents have {found}")]
     FileChanged {
         /// The host path.
         path: PathBuf,

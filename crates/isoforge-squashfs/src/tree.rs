@@ -11,6 +11,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use isoforge_host::snapshot::HostFile;
+
 use crate::error::WriteError;
 
 /// Metadata stored in an inode.
@@ -29,8 +31,10 @@ pub struct Meta {
 /// Where a file's contents come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileData {
-    /// A host file, opened and streamed when the image is written.
-    Host(PathBuf),
+    /// A host file as it was scanned, opened and streamed when the image is written. Every
+    /// read checks it against its snapshot: a file that changed since it was scanned is an
+    /// error, never a file with other bytes.
+    Host(HostFile),
     /// Contents held in memory (small generated files such as `nix-path-registration`).
     Bytes(Arc<[u8]>),
 }
@@ -140,14 +144,15 @@ fn host_meta(path: &Path, m: &fs::Metadata, exact_time: bool) -> Result<Meta, Wr
 
 /// Scans a host path into an input tree, keeping the host's modes, owners and mtimes.
 /// Symlinks are stored, never followed; a fifo, socket or device, or a modification time
-/// before 1970 or after 2106-02-07T06:28:15Z, is an error naming its path.
+/// before 1970 or after 2106-02-07T06:28:15Z, is an error naming its path. Each regular file
+/// keeps the snapshot of the `lstat` that listed it ([`HostFile`]).
 pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
     scan_times(path, true)
 }
 
 /// [`scan`]; with `exact_times` false, out-of-range modification times are not an error
-/// (for trees whose metadata is canonicalised afterwards).
-fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteError> {
+/// (for trees whose metadata is canonicalised afterwards, or only serialised as a NAR).
+pub fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteError> {
     let read_err = |source| WriteError::Read { path: path.to_path_buf(), source };
     let m = fs::symlink_metadata(path).map_err(read_err)?;
     let ft = m.file_type();
@@ -157,7 +162,8 @@ fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteError> {
         return Ok(InputNode::Symlink { target: target.as_os_str().as_bytes().to_vec(), meta });
     }
     if ft.is_file() {
-        return Ok(InputNode::File { data: FileData::Host(path.to_path_buf()), size: m.len(), meta });
+        let host = HostFile::new(path.to_path_buf(), &m);
+        return Ok(InputNode::File { size: host.size(), data: FileData::Host(host), meta });
     }
     if ft.is_dir() {
         let mut entries = BTreeMap::new();
@@ -209,23 +215,39 @@ pub const REGISTRATION_NAME: &[u8] = b"nix-path-registration";
 ///
 /// The root is mode 0755 dated `epoch`; the registration file is 0444 dated `epoch`; store
 /// content is canonicalised (see [`InputNode::canonicalise`]) unless `keep_metadata`.
+/// Each path is [`scan`]ned here; [`closure_tree_scanned`] takes trees scanned before.
 pub fn closure_tree(
     paths: &[(Vec<u8>, PathBuf)],
     registration: &[u8],
     options: ClosureOptions,
 ) -> Result<InputNode, WriteError> {
+    let mut scanned = Vec::with_capacity(paths.len());
+    for (name, host) in paths {
+        scanned.push((name.clone(), scan_times(host, options.keep_metadata)?));
+    }
+    closure_tree_scanned(scanned, registration, options)
+}
+
+/// [`closure_tree`] from store paths already [`scan`]ned, with the host's metadata (the
+/// scan the registration's NAR hashes were computed from, so that both describe the same
+/// files).
+pub fn closure_tree_scanned(
+    paths: Vec<(Vec<u8>, InputNode)>,
+    registration: &[u8],
+    options: ClosureOptions,
+) -> Result<InputNode, WriteError> {
     let stamp = Meta { mode: 0o755, uid: 0, gid: 0, mtime: options.epoch };
     let mut entries = BTreeMap::new();
-    for (name, host) in paths {
-        let mut node = scan_times(host, options.keep_metadata)?;
+    for (name, mut node) in paths {
         if options.keep_metadata {
             node.all_root();
         } else {
             node.canonicalise();
         }
-        if name.as_slice() == REGISTRATION_NAME || entries.insert(name.clone(), node).is_some() {
-            return Err(WriteError::DuplicateName { name: String::from_utf8_lossy(name).into_owned() });
+        if name.as_slice() == REGISTRATION_NAME || entries.contains_key(&name) {
+            return Err(WriteError::DuplicateName { name: String::from_utf8_lossy(&name).into_owned() });
         }
+        entries.insert(name, node);
     }
     entries.insert(
         REGISTRATION_NAME.to_vec(),

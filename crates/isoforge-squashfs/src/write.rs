@@ -10,11 +10,11 @@
 //! `bytes_used` excludes the padding.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::mpsc;
 
+use isoforge_host::snapshot::{FileId, SnapshotReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
@@ -512,17 +512,14 @@ fn inode_refs_by_number(flat: &[Flat<'_>], export_by_flat: &[u64]) -> Vec<u64> {
 /// files of its size before any file is read whole.
 const PREFIX: u64 = 4 << 10;
 
-/// A host file's `(device, inode)`.
-type HostFile = (u64, u64);
-
 /// A duplicate candidate: its file-list index and, for a host file, which file it is.
-type Candidate = (usize, Option<HostFile>);
+type Candidate = (usize, Option<FileId>);
 
 /// What the duplicate search learns about a candidate without reading it whole: which file
-/// it is on the host (`(device, inode)`, so hard links are known to be identical without
+/// it is on the host (device and inode, so hard links are known to be identical without
 /// reading them) and the sha256 of its first [`PREFIX`] bytes.
 struct Probe {
-    identity: Option<HostFile>,
+    identity: Option<FileId>,
     prefix: [u8; 32],
 }
 
@@ -572,7 +569,7 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
         }
         members.sort_unstable_by_key(|&(k, _)| k);
         // Hard links of one host file: identical without reading.
-        let mut first_of: BTreeMap<HostFile, usize> = BTreeMap::new();
+        let mut first_of: BTreeMap<FileId, usize> = BTreeMap::new();
         let mut distinct = Vec::new();
         for (k, identity) in members {
             match identity.and_then(|id| first_of.get(&id).copied()) {
@@ -636,152 +633,133 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
     Ok(found)
 }
 
-/// Reads a candidate's first [`PREFIX`] bytes and asks the host which file it is (of the
-/// open file, so the identity is that of the bytes read).
+/// Reads a candidate's first [`PREFIX`] bytes and tells which file it is on the host (the
+/// snapshot's device and inode, which the reader checked against the open file).
 fn probe_file(data: &FileData, size: u64) -> Result<Probe, WriteError> {
-    use std::os::unix::fs::MetadataExt;
-    let mut r = open(data)?;
-    let identity = match &r {
-        Source::File(f) => {
-            let m = f.metadata().map_err(|source| WriteError::Read { path: source_path(data), source })?;
-            Some((m.dev(), m.ino()))
-        }
-        Source::Bytes(_) => None,
+    let mut r = Source::open(data, size)?;
+    let identity = match data {
+        FileData::Host(h) => Some(h.snapshot.id),
+        FileData::Bytes(_) => None,
     };
     let n = size.min(PREFIX) as usize;
     let mut buf = vec![0u8; n];
-    read_full(&mut r, &mut buf, data, size, 0)?;
+    r.read_exact(&mut buf)?;
+    r.finish()?;
     Ok(Probe { identity, prefix: Sha256::digest(&buf).into() })
 }
 
-/// An open file source.
+/// An open file source of a recorded size: a host file read through its snapshot (see
+/// [`isoforge_host::snapshot`]), or bytes in memory, which must be exactly `size` long.
 enum Source<'a> {
-    File(File),
-    Bytes(&'a [u8]),
+    Host(SnapshotReader<'a>),
+    Bytes { bytes: &'a [u8], size: u64, pos: u64 },
 }
 
-impl Read for Source<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl<'a> Source<'a> {
+    /// Opens a file source of `size` bytes (the size recorded in the tree).
+    fn open(data: &'a FileData, size: u64) -> Result<Source<'a>, WriteError> {
+        match data {
+            FileData::Host(h) => {
+                if h.size() != size {
+                    return Err(WriteError::FileChanged {
+                        path: h.path.clone(),
+                        expected: size,
+                        found: h.size(),
+                    });
+                }
+                Ok(Source::Host(h.open()?))
+            }
+            FileData::Bytes(b) => Ok(Source::Bytes { bytes: b, size, pos: 0 }),
+        }
+    }
+
+    /// Reads the next `buf.len()` bytes.
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), WriteError> {
         match self {
-            Source::File(f) => f.read(buf),
-            Source::Bytes(b) => b.read(buf),
-        }
-    }
-}
-
-impl Source<'_> {
-    /// Whether `pos..pos + len` is a hole the file system knows about (`SEEK_DATA`), so the
-    /// block can be recorded as sparse without reading it. Leaves the file at `pos + len` when
-    /// it is a hole and at `pos` otherwise. Sources without hole information answer false and
-    /// the block is read and checked for zeros instead; the output is the same either way.
-    fn is_hole(&mut self, pos: u64, len: u64) -> bool {
-        let Source::File(f) = self else { return false };
-        let next_data = match rustix::fs::seek(&*f, rustix::fs::SeekFrom::Data(pos)) {
-            Ok(d) => d,
-            Err(rustix::io::Errno::NXIO) => u64::MAX,
-            Err(_) => return false,
-        };
-        let hole = next_data >= pos.saturating_add(len);
-        let to = if hole { pos + len } else { pos };
-        f.seek(SeekFrom::Start(to)).is_ok() && hole
-    }
-}
-
-/// Opens a file source for streaming.
-fn open(data: &FileData) -> Result<Source<'_>, WriteError> {
-    match data {
-        FileData::Host(p) => {
-            let f = File::open(p).map_err(|source| WriteError::Read { path: p.clone(), source })?;
-            Ok(Source::File(f))
-        }
-        FileData::Bytes(b) => Ok(Source::Bytes(b)),
-    }
-}
-
-fn source_path(data: &FileData) -> std::path::PathBuf {
-    match data {
-        FileData::Host(p) => p.clone(),
-        FileData::Bytes(_) => std::path::PathBuf::from("<in-memory file>"),
-    }
-}
-
-/// Reads exactly `buf.len()` bytes, or reports how many were available.
-fn read_full(
-    r: &mut dyn Read,
-    buf: &mut [u8],
-    data: &FileData,
-    expected: u64,
-    done: u64,
-) -> Result<(), WriteError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => {
-                return Err(WriteError::FileChanged {
-                    path: source_path(data),
-                    expected,
-                    found: done + n as u64,
-                });
+            Source::Host(r) => Ok(r.read_exact(buf)?),
+            Source::Bytes { bytes, size, pos } => {
+                let from = usize::try_from(*pos).unwrap_or(usize::MAX);
+                let to = from.saturating_add(buf.len());
+                match bytes.get(from..to) {
+                    Some(b) => buf.copy_from_slice(b),
+                    None => {
+                        return Err(WriteError::FileChanged {
+                            path: in_memory(),
+                            expected: *size,
+                            found: bytes.len() as u64,
+                        })
+                    }
+                }
+                *pos += buf.len() as u64;
+                Ok(())
             }
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(WriteError::Read { path: source_path(data), source }),
         }
     }
-    Ok(())
+
+    /// Whether the next `len` bytes are a hole the file system knows about (`SEEK_DATA`
+    /// inside the recorded size), so the block can be recorded as sparse without reading
+    /// it; then they are skipped. Sources without hole information answer false and the
+    /// block is read and checked for zeros instead; the output is the same either way.
+    fn skip_hole(&mut self, len: u64) -> Result<bool, WriteError> {
+        match self {
+            Source::Host(r) => Ok(r.skip_hole(len)?),
+            Source::Bytes { .. } => Ok(false),
+        }
+    }
+
+    /// Ends the read: fails when the source is not (or no longer) its recorded size.
+    fn finish(self) -> Result<(), WriteError> {
+        match self {
+            Source::Host(r) => Ok(r.finish()?),
+            Source::Bytes { bytes, size, .. } if bytes.len() as u64 != size => {
+                Err(WriteError::FileChanged { path: in_memory(), expected: size, found: bytes.len() as u64 })
+            }
+            Source::Bytes { .. } => Ok(()),
+        }
+    }
 }
 
-/// Fails when the source has bytes past `size`.
-fn check_eof(r: &mut dyn Read, data: &FileData, size: u64) -> Result<(), WriteError> {
-    let mut b = [0u8; 1];
-    loop {
-        match r.read(&mut b) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {
-                return Err(WriteError::FileChanged {
-                    path: source_path(data),
-                    expected: size,
-                    found: size + 1,
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(WriteError::Read { path: source_path(data), source }),
-        }
-    }
+fn in_memory() -> std::path::PathBuf {
+    std::path::PathBuf::from("<in-memory file>")
 }
 
 const CHUNK: usize = 256 << 10;
 
 fn hash_file(data: &FileData, size: u64) -> Result<[u8; 32], WriteError> {
-    let mut r = open(data)?;
+    let mut r = Source::open(data, size)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < size {
         let n = (size - done).min(CHUNK as u64) as usize;
-        read_full(&mut r, &mut buf[..n], data, size, done)?;
+        r.read_exact(&mut buf[..n])?;
         h.update(&buf[..n]);
         done += n as u64;
     }
+    r.finish()?;
     Ok(h.finalize().into())
 }
 
 fn same_bytes(a: &FileData, b: &FileData, size: u64) -> Result<bool, WriteError> {
-    let mut ra = open(a)?;
-    let mut rb = open(b)?;
+    let mut ra = Source::open(a, size)?;
+    let mut rb = Source::open(b, size)?;
     let mut ba = vec![0u8; CHUNK];
     let mut bb = vec![0u8; CHUNK];
     let mut done = 0u64;
+    let mut same = true;
     while done < size {
         let n = (size - done).min(CHUNK as u64) as usize;
-        read_full(&mut ra, &mut ba[..n], a, size, done)?;
-        read_full(&mut rb, &mut bb[..n], b, size, done)?;
+        ra.read_exact(&mut ba[..n])?;
+        rb.read_exact(&mut bb[..n])?;
         if ba[..n] != bb[..n] {
-            return Ok(false);
+            same = false;
+            break;
         }
         done += n as u64;
     }
-    Ok(true)
+    ra.finish()?;
+    rb.finish()?;
+    Ok(same)
 }
 
 /// What a compressed block belongs to.
@@ -987,7 +965,7 @@ impl Pipeline<'_> {
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         let bs = u64::from(self.block_size);
-        let mut r = open(data)?;
+        let mut r = Source::open(data, size)?;
         let full_blocks = size / bs;
         let tail = size % bs;
         let tail_in_fragment = tail > 0 && (size < bs || always_fragments);
@@ -996,19 +974,19 @@ impl Pipeline<'_> {
         for _ in 0..block_jobs {
             let n = (size - done).min(bs) as usize;
             let mut ctx = WriteCtx { sink: &mut *sink, placement: &mut *placement, summary: &mut *summary };
-            if r.is_hole(done, n as u64) {
+            if r.skip_hole(n as u64)? {
                 done += n as u64;
                 self.submit_block(Vec::new(), Target::File(k), Some(n), &mut ctx)?;
                 continue;
             }
             let mut buf = vec![0u8; n];
-            read_full(&mut r, &mut buf, data, size, done)?;
+            r.read_exact(&mut buf)?;
             done += n as u64;
             self.submit(buf, Target::File(k), &mut ctx)?;
         }
         if tail_in_fragment {
             let mut buf = vec![0u8; tail as usize];
-            read_full(&mut r, &mut buf, data, size, done)?;
+            r.read_exact(&mut buf)?;
             let (index, offset) = self.add_tail(&buf, sink, placement, summary)?;
             if let Placement::Stored(l) = &mut placement[k] {
                 l.fragment = index;
@@ -1018,7 +996,7 @@ impl Pipeline<'_> {
                 }
             }
         }
-        check_eof(&mut r, data, size)
+        r.finish()
     }
 }
 
@@ -1240,22 +1218,26 @@ mod tests {
         let base: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let mut other = base.clone();
         other[size - 1] ^= 1;
-        let mut files = BTreeMap::new();
-        let mut add = |name: &str, bytes: Option<&[u8]>, link_to: Option<&str>| {
+        let add = |name: &str, bytes: Option<&[u8]>, link_to: Option<&str>| {
             let p = dir.path().join(name);
             match (bytes, link_to) {
                 (Some(b), _) => std::fs::write(&p, b).unwrap(),
                 (None, Some(t)) => std::fs::hard_link(dir.path().join(t), &p).unwrap(),
                 (None, None) => unreachable!(),
             }
-            let node = InputNode::File { data: FileData::Host(p), size: size as u64, meta: meta(0o444) };
-            files.insert(name.as_bytes().to_vec(), node);
         };
         add("a", Some(&base), None); // first of its bytes
         add("b", Some(&other), None); // same prefix, differs at the end
         add("c", Some(&base), None); // copy of a (third of the group: hashed whole)
         add("d", None, Some("c")); // hard link of c, itself a duplicate of a
         add("e", Some(&other), None); // copy of b
+                                      // Scanned once all exist (a new hard link changes the ctime of the file it links).
+        let mut files = BTreeMap::new();
+        for name in ["a", "b", "c", "d", "e"] {
+            let host = isoforge_host::snapshot::HostFile::scan(&dir.path().join(name)).unwrap();
+            let node = InputNode::File { data: FileData::Host(host), size: size as u64, meta: meta(0o444) };
+            files.insert(name.as_bytes().to_vec(), node);
+        }
         let root = InputNode::Dir { entries: files, meta: meta(0o755) };
         let mut flat = Vec::new();
         flatten(&root, b"", usize::MAX, &mut flat, &mut String::new()).unwrap();

@@ -37,7 +37,8 @@ use thiserror::Error;
 pub use hash::Sha256;
 pub use input::{Closure, ClosureOptions, InputFormat};
 pub use registration::{
-    path_infos, registration, write_registration, PathInfo, ReferenceMode, RegistrationOptions,
+    path_infos, path_infos_scanned, registration, registration_scanned, write_registration, PathInfo,
+    ReferenceMode, RegistrationOptions, ScannedClosure,
 };
 pub use store_path::{StorePath, DEFAULT_STORE_DIR};
 
@@ -179,23 +180,17 @@ pub enum ClosureError {
         why: &'static str,
     },
     /// A fifo, socket or device inside a store path: a NAR cannot hold it.
-    #[error("{}: is a {kind}; a NAR holds only regular files, directories and symlinks", path.display())]
+    #[error("{} is a {kind}; only regular files, directories and symlinks can go into a squashfs image", path.display())]
     UnsupportedType {
         /// The host path.
         path: PathBuf,
         /// What it is.
         kind: &'static str,
     },
-    /// A file whose size changed while it was serialised.
-    #[error("{}: {expected} bytes when listed but {found} when read (did it change?)", path.display())]
-    SizeChanged {
-        /// The host path.
-        path: PathBuf,
-        /// The size from `lstat`.
-        expected: u64,
-        /// The bytes read (at least).
-        found: u64,
-    },
+    /// A file that changed since it was scanned, or while it was serialised (see
+    /// [`isoforge_host::snapshot`]).
+    #[error(transparent)]
+    Snapshot(#[from] isoforge_host::snapshot::SnapshotError),
     /// The NAR sink failed.
     #[error("writing the NAR of {}: {source}", path.display())]
     Write {

@@ -15,13 +15,18 @@
 //! owner-execute bit (`S_IXUSR`) is set; no other metadata (times, owners, other permission
 //! bits, hard links, xattrs) is recorded. Fifos, sockets and devices cannot be serialised.
 //!
-//! The writer streams: a file's bytes go from the host to the sink in 64 KiB pieces.
+//! The writer serialises a tree [`scan_path`] made (the same scan the store squashfs is built
+//! from, so that the registration describes the bytes the image holds) and streams: a file's
+//! bytes go from the host to the sink in 64 KiB pieces, read through the file's snapshot, so a
+//! file that changed since it was scanned is an error, never a NAR of other bytes.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::ffi::OsStr;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use isoforge_host::snapshot::HostFile;
+use isoforge_squashfs::{FileData, InputNode, WriteError};
 
 use super::ClosureError;
 
@@ -31,11 +36,31 @@ pub const MAGIC: &str = "nix-archive-1";
 const BUF: usize = 64 * 1024;
 
 /// Writes the NAR serialisation of the host file, directory or symlink at `path` (not followed)
-/// into `out`, and returns the number of bytes written (the NAR size Nix records).
+/// into `out`, and returns the number of bytes written (the NAR size Nix records): a
+/// [`scan_path`] followed by [`write_nar_node`].
 pub fn write_nar(path: &Path, out: &mut dyn Write) -> Result<u64, ClosureError> {
+    let node = scan_path(path, false)?;
+    write_nar_node(&node, path, out)
+}
+
+/// Scans a store path on the host, as the squashfs writer takes it: modes, owners and times as
+/// on the host (not yet canonicalised), a snapshot of every regular file, symlinks not followed.
+/// A fifo, socket or device is [`ClosureError::UnsupportedType`].
+pub fn scan_path(path: &Path, exact_times: bool) -> Result<InputNode, ClosureError> {
+    isoforge_squashfs::tree::scan_times(path, exact_times).map_err(|e| match e {
+        WriteError::Read { path, source } => ClosureError::Read { path, source },
+        WriteError::UnsupportedType { path, kind } => ClosureError::UnsupportedType { path, kind },
+        other => ClosureError::Read { path: path.to_path_buf(), source: io::Error::other(other.to_string()) },
+    })
+}
+
+/// Writes the NAR serialisation of a scanned tree into `out` and returns its size. `host` is
+/// where `node` is on the host, for messages. A file is executable when its host owner-execute
+/// bit is set, so `node` must carry the host's modes ([`scan_path`]), not canonical ones.
+pub fn write_nar_node(node: &InputNode, host: &Path, out: &mut dyn Write) -> Result<u64, ClosureError> {
     let mut w = NarWriter { out, written: 0, buf: vec![0; BUF] };
-    w.string(MAGIC.as_bytes(), path)?;
-    w.node(path)?;
+    w.string(MAGIC.as_bytes(), host)?;
+    w.node(node, host)?;
     Ok(w.written)
 }
 
@@ -70,84 +95,52 @@ impl NarWriter<'_> {
         ss.iter().try_for_each(|s| self.string(s.as_bytes(), path))
     }
 
-    fn node(&mut self, path: &Path) -> Result<(), ClosureError> {
-        let read_err = |source| ClosureError::Read { path: path.to_path_buf(), source };
-        let meta = fs::symlink_metadata(path).map_err(read_err)?;
-        let ft = meta.file_type();
+    fn node(&mut self, node: &InputNode, path: &Path) -> Result<(), ClosureError> {
         self.string(b"(", path)?;
-        if ft.is_file() {
-            self.strings(&["type", "regular"], path)?;
-            if meta.permissions().mode() & 0o100 != 0 {
-                self.strings(&["executable", ""], path)?;
+        match node {
+            InputNode::File { data, meta, .. } => {
+                self.strings(&["type", "regular"], path)?;
+                if meta.mode & 0o100 != 0 {
+                    self.strings(&["executable", ""], path)?;
+                }
+                self.string(b"contents", path)?;
+                match data {
+                    FileData::Host(h) => self.contents(h, path)?,
+                    FileData::Bytes(b) => self.string(b, path)?,
+                }
             }
-            self.string(b"contents", path)?;
-            self.contents(path, meta.len())?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(read_err)?;
-            self.strings(&["type", "symlink", "target"], path)?;
-            self.string(target.as_os_str().as_bytes(), path)?;
-        } else if ft.is_dir() {
-            self.strings(&["type", "directory"], path)?;
-            let mut names = Vec::new();
-            for entry in fs::read_dir(path).map_err(read_err)? {
-                names.push(entry.map_err(read_err)?.file_name());
+            InputNode::Symlink { target, .. } => {
+                self.strings(&["type", "symlink", "target"], path)?;
+                self.string(target, path)?;
             }
-            // Bytewise order of the names, as Nix's std::map<std::string, …>.
-            names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-            for name in names {
-                self.strings(&["entry", "(", "name"], path)?;
-                self.string(name.as_bytes(), path)?;
-                self.string(b"node", path)?;
-                self.node(&path.join(&name))?;
-                self.string(b")", path)?;
+            InputNode::Dir { entries, .. } => {
+                self.strings(&["type", "directory"], path)?;
+                // A BTreeMap of raw names: bytewise order, as Nix's std::map<std::string, …>.
+                for (name, child) in entries {
+                    self.strings(&["entry", "(", "name"], path)?;
+                    self.string(name, path)?;
+                    self.string(b"node", path)?;
+                    self.node(child, &path.join(OsStr::from_bytes(name)))?;
+                    self.string(b")", path)?;
+                }
             }
-        } else {
-            let kind = isoforge_squashfs::tree::unsupported_kind(ft);
-            return Err(ClosureError::UnsupportedType { path: path.to_path_buf(), kind });
         }
         self.string(b")", path)
     }
 
-    /// A file's bytes as a NAR string of exactly `size` bytes (its size when listed).
-    fn contents(&mut self, path: &Path, size: u64) -> Result<(), ClosureError> {
-        let read_err = |source| ClosureError::Read { path: path.to_path_buf(), source };
+    /// A file's bytes as a NAR string of exactly its scanned size, read through its snapshot.
+    fn contents(&mut self, host: &HostFile, path: &Path) -> Result<(), ClosureError> {
+        let size = host.size();
         self.raw(&size.to_le_bytes(), path)?;
-        let mut file = File::open(path).map_err(read_err)?;
-        let mut left = size;
+        let mut r = host.open()?;
         let mut buf = std::mem::take(&mut self.buf);
-        while left > 0 {
-            let want = usize::try_from(left.min(BUF as u64)).unwrap_or(BUF);
-            let n = match file.read(&mut buf[..want]) {
-                Ok(0) => {
-                    return Err(ClosureError::SizeChanged {
-                        path: path.to_path_buf(),
-                        expected: size,
-                        found: size - left,
-                    })
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_err(e)),
-            };
+        while r.remaining() > 0 {
+            let n = usize::try_from(r.remaining().min(BUF as u64)).unwrap_or(BUF);
+            r.read_exact(&mut buf[..n])?;
             self.raw(&buf[..n], path)?;
-            left -= n as u64;
         }
-        // One more byte would mean the file grew since it was listed.
-        let grew = loop {
-            match file.read(&mut buf[..1]) {
-                Ok(n) => break n != 0,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(read_err(e)),
-            }
-        };
         self.buf = buf;
-        if grew {
-            return Err(ClosureError::SizeChanged {
-                path: path.to_path_buf(),
-                expected: size,
-                found: size + 1,
-            });
-        }
+        r.finish()?;
         self.raw(&[0; 8][..padding(size)], path)
     }
 }
@@ -155,7 +148,8 @@ impl NarWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::fs;
+    use std::os::unix::fs::{symlink, PermissionsExt};
 
     fn nar(path: &Path) -> Vec<u8> {
         let mut v = Vec::new();

@@ -22,9 +22,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use isoforge_squashfs::InputNode;
+
 use super::hash::Sha256;
 use super::input::Closure;
-use super::nar::write_nar;
+use super::nar::{scan_path, write_nar_node};
 use super::refscan::{Candidates, NarDigest};
 use super::store_path::{StorePath, HASH_LEN};
 use super::ClosureError;
@@ -87,16 +89,76 @@ pub struct PathInfo {
     pub references: Vec<StorePath>,
 }
 
-/// The NAR hash, NAR size and found candidate indices of the host path `host`.
+/// The store paths of a closure, each scanned once from the host ([`scan_path`]): the one
+/// scan that both the registration (NAR hashes, sizes, references) and the store squashfs are
+/// made from, so the two cannot describe different files. Every file keeps the snapshot of
+/// its scan, and every later read checks it.
+#[derive(Debug)]
+pub struct ScannedClosure<'c> {
+    closure: &'c Closure,
+    /// `nodes[i]` is the scan of `closure.paths()[i]`.
+    nodes: Vec<InputNode>,
+}
+
+impl<'c> ScannedClosure<'c> {
+    /// Scans every store path of `closure`, in the closure's order; the first path that cannot
+    /// be scanned is the error. With `exact_times` a modification time squashfs cannot hold is
+    /// an error too (for `--keep-metadata`; canonical metadata replaces the times).
+    pub fn scan(closure: &'c Closure, exact_times: bool) -> Result<ScannedClosure<'c>, ClosureError> {
+        let nodes = closure
+            .paths()
+            .iter()
+            .map(|p| scan_path(&closure.host_path(p), exact_times))
+            .collect::<Result<_, _>>()?;
+        Ok(ScannedClosure { closure, nodes })
+    }
+
+    /// The closure scanned.
+    pub fn closure(&self) -> &'c Closure {
+        self.closure
+    }
+
+    /// The scanned trees, in the closure's order, with the host's metadata.
+    pub fn nodes(&self) -> &[InputNode] {
+        &self.nodes
+    }
+
+    /// `(base name, scanned tree)` of every store path, as
+    /// [`isoforge_squashfs::closure_tree_scanned`] takes them.
+    pub fn into_entries(self) -> Vec<(Vec<u8>, InputNode)> {
+        let names = self.closure.paths().iter().map(|p| p.base_name().as_bytes().to_vec());
+        names.zip(self.nodes).collect()
+    }
+}
+
+/// The NAR hash, NAR size and found candidate indices of the host path `host` (scanned here).
 pub fn nar_digest(host: &Path, candidates: &Candidates) -> Result<(Sha256, u64, Vec<u32>), ClosureError> {
+    nar_digest_node(&scan_path(host, false)?, host, candidates)
+}
+
+/// [`nar_digest`] of a tree scanned before; `host` is its host path, for messages.
+pub fn nar_digest_node(
+    node: &InputNode,
+    host: &Path,
+    candidates: &Candidates,
+) -> Result<(Sha256, u64, Vec<u32>), ClosureError> {
     let mut sink = NarDigest::new(candidates);
-    write_nar(host, &mut sink)?;
+    write_nar_node(node, host, &mut sink)?;
     Ok(sink.finish())
 }
 
-/// Serialises every path of `closure` from the host and returns what the registration says
-/// about each, in the closure's (sorted) order.
+/// Scans and serialises every path of `closure` from the host and returns what the
+/// registration says about each, in the closure's (sorted) order.
 pub fn path_infos(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<PathInfo>, ClosureError> {
+    path_infos_scanned(&ScannedClosure::scan(closure, false)?, opts)
+}
+
+/// [`path_infos`] of a closure scanned before: the NARs are serialised from `scanned`.
+pub fn path_infos_scanned(
+    scanned: &ScannedClosure<'_>,
+    opts: &RegistrationOptions,
+) -> Result<Vec<PathInfo>, ClosureError> {
+    let closure = scanned.closure;
     let from_input = match opts.references {
         ReferenceMode::Auto => closure.has_references(),
         ReferenceMode::Scan => false,
@@ -118,7 +180,7 @@ pub fn path_infos(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<P
         }
     }
     let paths = closure.paths();
-    let digest = |i: usize| nar_digest(&closure.host_path(&paths[i]), &candidates);
+    let digest = |i: usize| nar_digest_node(&scanned.nodes[i], &closure.host_path(&paths[i]), &candidates);
     let digests = run_indexed(paths.len(), opts.threads, &digest)?;
     let mut infos = Vec::with_capacity(paths.len());
     for (i, (nar_hash, nar_size, found)) in digests.into_iter().enumerate() {
@@ -134,12 +196,20 @@ pub fn path_infos(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<P
     Ok(infos)
 }
 
-/// The `nix-path-registration` contents for `closure` (see the module docs).
+/// The `nix-path-registration` contents for `closure` (see the module docs), scanning it.
 pub fn registration(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<u8>, ClosureError> {
-    let infos = path_infos(closure, opts)?;
+    registration_scanned(&ScannedClosure::scan(closure, false)?, opts)
+}
+
+/// [`registration()`] of a closure scanned before.
+pub fn registration_scanned(
+    scanned: &ScannedClosure<'_>,
+    opts: &RegistrationOptions,
+) -> Result<Vec<u8>, ClosureError> {
+    let infos = path_infos_scanned(scanned, opts)?;
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
-    let _ = write_registration(&infos, closure.store_dir(), &mut out);
+    let _ = write_registration(&infos, scanned.closure.store_dir(), &mut out);
     Ok(out)
 }
 
@@ -289,6 +359,32 @@ mod tests {
             let e = path_infos(&c, &RegistrationOptions { threads: t, ..Default::default() }).unwrap_err();
             assert!(e.to_string().contains(&format!("{HA}-a")), "{e}");
         }
+    }
+
+    /// The registration and the squashfs come from one scan: a file changed after it was
+    /// hashed fails the squashfs write instead of giving an image whose registration
+    /// describes other bytes.
+    #[test]
+    fn a_file_changed_between_hash_and_squashfs_is_an_error() {
+        let (tmp, c) = store();
+        let f = tmp.path().join(format!("nix/store/{HB}-b/f"));
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+        fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+        let scanned = ScannedClosure::scan(&c, false).unwrap();
+        let reg = registration_scanned(&scanned, &RegistrationOptions::default()).unwrap();
+        assert_eq!(reg, registration(&c, &RegistrationOptions::default()).unwrap());
+        // Same size, other bytes.
+        fs::write(&f, format!("y=/nix/store/{HA}-a\n")).unwrap();
+        let options = isoforge_squashfs::ClosureOptions { epoch: 1, keep_metadata: false };
+        let tree = isoforge_squashfs::closure_tree_scanned(scanned.into_entries(), &reg, options).unwrap();
+        let mut out = std::io::Cursor::new(Vec::new());
+        let e =
+            isoforge_squashfs::write(&tree, &isoforge_squashfs::Options::default(), &mut out).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&*f.to_string_lossy()) && msg.contains("changed while isoforge read it"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -178,18 +178,14 @@ pub enum FatError {
         /// What is wrong.
         why: &'static str,
     },
-    /// A host file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The host path.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// A file's size changed between planning and writing.
+    /// A host file could not be read, or changed since it was scanned (see
+    /// [`isoforge_host::snapshot`]).
+    #[error(transparent)]
+    Snapshot(#[from] isoforge_host::snapshot::SnapshotError),
+    /// An in-memory file's size is not the size planned.
     #[error("{path}: planned {expected} bytes but found {found} (did it change?)")]
     SizeChanged {
-        /// The host path or image path.
+        /// The image path.
         path: PathBuf,
         /// The size planned.
         expected: u64,

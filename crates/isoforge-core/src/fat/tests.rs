@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::tree::{scan, Dir, FileNode, FileSource, Meta};
+use isoforge_host::snapshot::{FileId, FileTime, HostFile, Snapshot};
 
 fn build(dir: &Node, opts: &FatOptions) -> Vec<u8> {
     let plan = FatPlan::new(dir, opts).unwrap();
@@ -212,7 +213,15 @@ fn unsupported_entries_are_errors() {
     let file =
         |source, size| Node { kind: NodeKind::File(FileNode { source, size }), meta: Meta::generated_file() };
     let mut d = Dir::default();
-    d.entries.insert(b"huge".to_vec(), file(FileSource::Host("/nonexistent".into()), 5 << 30));
+    // Planned, never opened: a made-up snapshot of a 5 GiB file.
+    let snapshot = Snapshot {
+        id: FileId { dev: 0, ino: 0 },
+        size: 5 << 30,
+        mtime: FileTime { sec: 1, nsec: 0 },
+        ctime: FileTime { sec: 1, nsec: 0 },
+    };
+    let huge = HostFile { path: "/nonexistent".into(), snapshot };
+    d.entries.insert(b"huge".to_vec(), file(FileSource::Host(huge), 5 << 30));
     let node = Node { kind: NodeKind::Dir(d), meta: Meta::implicit_dir() };
     let err = FatPlan::new(&node, &FatOptions::default()).unwrap_err();
     assert!(matches!(&err, FatError::FileTooLarge { path, .. } if path == "/huge"), "{err}");

@@ -1,7 +1,7 @@
 //! Writing a planned image in increasing offset order.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 
 use super::bpb::{self, FatType, SECTOR_SIZE};
 use super::plan::{Content, FatPlan};
@@ -183,32 +183,15 @@ fn copy_file(
             o.put(b)
         }
         FileSource::Host(host) => {
-            let read_err = |source| FatError::Read { path: host.clone(), source };
-            let mut f = File::open(host).map_err(read_err)?;
+            let mut r = host.open()?;
             let mut left = size;
             while left > 0 {
-                let want = left.min(buf.len() as u64) as usize;
-                let n = match f.read(&mut buf[..want]) {
-                    Ok(0) => {
-                        return Err(FatError::SizeChanged {
-                            path: host.clone(),
-                            expected: size,
-                            found: size - left,
-                        })
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(read_err(e)),
-                };
+                let n = left.min(buf.len() as u64) as usize;
+                r.read_exact(&mut buf[..n])?;
                 o.put(&buf[..n])?;
                 left -= n as u64;
             }
-            let mut one = [0u8; 1];
-            if f.read(&mut one).map_err(read_err)? != 0 {
-                let found = f.metadata().map(|m| m.len()).unwrap_or(size + 1);
-                return Err(FatError::SizeChanged { path: host.clone(), expected: size, found });
-            }
-            Ok(())
+            Ok(r.finish()?)
         }
         FileSource::Generated(id) => Err(FatError::Generated { path: path.to_string(), id: *id }),
     }

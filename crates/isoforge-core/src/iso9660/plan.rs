@@ -22,11 +22,8 @@
 //! plus `x` for all when any `x` bit is set, directories `r-xr-xr-x`, symlinks `rwxrwxrwx`,
 //! and every date is the epoch.
 
+use isoforge_host::snapshot::SnapshotError;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
-use std::path::PathBuf;
-
 use thiserror::Error;
 
 use super::directory_record::{record_len, su_capacity, MAX_EXTENT_BYTES};
@@ -113,24 +110,10 @@ pub enum IsoError {
     /// The image would exceed 2^32 blocks of 2048 bytes (8 TiB).
     #[error("the image would be larger than ISO 9660 can address (8 TiB)")]
     ImageTooLarge,
-    /// A host file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// Host path.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
-    /// A host file's size changed between planning and writing.
-    #[error("{path} changed while the image was written: planned {expected} bytes, found {found}")]
-    SourceChanged {
-        /// Host path.
-        path: PathBuf,
-        /// Size when planned.
-        expected: u64,
-        /// Size found.
-        found: u64,
-    },
+    /// A host file could not be read, or changed since it was scanned (see
+    /// [`isoforge_host::snapshot`]).
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     /// Writing the image failed.
     #[error("cannot write the image: {0}")]
     Write(#[source] std::io::Error),
@@ -914,17 +897,15 @@ fn boot_file<'t>(tree: &'t Tree, path: &str) -> Result<&'t crate::tree::FileNode
 fn checksum_source(source: &FileSource) -> Result<BootInfoChecksum, IsoError> {
     let mut sum = BootInfoChecksum::default();
     match source {
-        FileSource::Host(p) => {
-            let read = |e| IsoError::Read { path: p.clone(), source: e };
-            let mut f = File::open(p).map_err(read)?;
+        FileSource::Host(host) => {
+            let mut r = host.open()?;
             let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = f.read(&mut buf).map_err(read)?;
-                if n == 0 {
-                    break;
-                }
+            while r.remaining() > 0 {
+                let n = r.remaining().min(buf.len() as u64) as usize;
+                r.read_exact(&mut buf[..n])?;
                 sum.update(&buf[..n]);
             }
+            r.finish()?;
         }
         FileSource::Bytes(b) => sum.update(b),
         FileSource::Generated(id) => {

@@ -4,8 +4,7 @@
 //! held whole in memory. Each structure is written at the offset the plan gave it; debug
 //! builds assert every offset.
 
-use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use zerocopy::IntoBytes;
 
@@ -17,6 +16,7 @@ use super::volume_descriptor::{self as vd, padded, ucs2_padded, BootRecord, Volu
 use crate::endian::{Both32, BE, LE, U32};
 use crate::tree::FileSource;
 use crate::units::{Lba2048, ISO_BLOCK};
+use isoforge_host::snapshot::HostFile;
 
 /// Size of the system area (blocks 0–15).
 pub const SYSTEM_AREA_BYTES: usize = 16 * 2048;
@@ -185,7 +185,7 @@ pub fn write_file_data(
         s.zeros_to(file.lba.byte_offset())?;
         let start = s.offset;
         match &file.source {
-            FileSource::Host(path) => copy_host_file(&mut s, path, file.size, file.boot_info_table.as_ref())?,
+            FileSource::Host(host) => copy_host_file(&mut s, host, file.size, file.boot_info_table.as_ref())?,
             FileSource::Bytes(b) => {
                 let mut b = b.to_vec();
                 if let Some(t) = &file.boot_info_table {
@@ -245,32 +245,23 @@ fn patch(buf: &mut [u8], buf_start: u64, table: &[u8]) {
 
 fn copy_host_file(
     s: &mut Sink<'_>,
-    path: &std::path::Path,
+    host: &HostFile,
     size: u64,
     table: Option<&el_torito::BootInfoTable>,
 ) -> Result<(), IsoError> {
-    let read_err = |e| IsoError::Read { path: path.to_path_buf(), source: e };
-    let mut f = File::open(path).map_err(read_err)?;
+    let mut r = host.open()?;
     let mut buf = vec![0u8; COPY_BUFFER.min(size as usize).max(1)];
     let mut done = 0u64;
     while done < size {
-        let want = (size - done).min(buf.len() as u64) as usize;
-        let n = f.read(&mut buf[..want]).map_err(read_err)?;
-        if n == 0 {
-            return Err(IsoError::SourceChanged { path: path.to_path_buf(), expected: size, found: done });
-        }
+        let n = (size - done).min(buf.len() as u64) as usize;
+        r.read_exact(&mut buf[..n])?;
         if let Some(t) = table {
             patch(&mut buf[..n], done, t.as_bytes());
         }
         s.put(&buf[..n])?;
         done += n as u64;
     }
-    let mut probe = [0u8; 1];
-    if f.read(&mut probe).map_err(read_err)? != 0 {
-        let found = f.metadata().map(|m| m.len()).unwrap_or(size + 1);
-        return Err(IsoError::SourceChanged { path: path.to_path_buf(), expected: size, found });
-    }
-    Ok(())
+    Ok(r.finish()?)
 }
 
 fn root_record(extent: Lba2048, size: u32, date: [u8; 7]) -> [u8; 34] {
