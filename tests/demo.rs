@@ -41,7 +41,8 @@ fn run_demo(cwd: &Path, env: &[(&str, &Path)]) -> Output {
 /// True when the Debian boot loaders the script uses are installed; else a skip note (a
 /// failure under `CI=true`).
 fn boot_loaders() -> bool {
-    let mut files = vec![PathBuf::from(ISOLINUX_BIN), PathBuf::from(ISOHDPFX_BIN), PathBuf::from(GRUB_CD_EFI)];
+    let mut files =
+        vec![PathBuf::from(ISOLINUX_BIN), PathBuf::from(ISOHDPFX_BIN), PathBuf::from(GRUB_CD_EFI)];
     for m in ["ldlinux", "menu", "libutil", "libcom32", "poweroff", "reboot"] {
         files.push(Path::new(SYSLINUX_BIOS).join(format!("{m}.c32")));
     }
@@ -65,7 +66,8 @@ fn store_paths() -> Vec<String> {
 /// the squashfs file and the extracted root.
 fn extract_store(iso: &Path, dir: &Path) -> (PathBuf, PathBuf) {
     let sq = dir.join("store.squashfs");
-    fs::write(&sq, run(Command::new("bsdtar").arg("-xOf").arg(iso).arg("nix-store.squashfs")).stdout).unwrap();
+    fs::write(&sq, run(Command::new("bsdtar").arg("-xOf").arg(iso).arg("nix-store.squashfs")).stdout)
+        .unwrap();
     let x = dir.join("x");
     run(Command::new("unsquashfs").args(["-q", "-n", "-d"]).arg(&x).arg(&sq));
     (sq, x)
@@ -113,7 +115,8 @@ fn check_store(iso: &Path, dir: &Path) {
         .filter(|n| n != "nix-path-registration")
         .collect();
     top.sort();
-    let mut want: Vec<String> = paths.iter().map(|p| p.trim_start_matches("/nix/store/").to_owned()).collect();
+    let mut want: Vec<String> =
+        paths.iter().map(|p| p.trim_start_matches("/nix/store/").to_owned()).collect();
     want.sort();
     assert_eq!(top, want);
     for name in &want {
@@ -131,7 +134,10 @@ fn readme_demo_builds_a_bootable_live_image() {
     let dir = tempdir();
     let out = run_demo(dir.path(), &[]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!stderr.contains("isoforge demo:"), "the script complained with every loader installed:\n{stderr}");
+    assert!(
+        !stderr.contains("isoforge demo:"),
+        "the script complained with every loader installed:\n{stderr}"
+    );
     let iso = dir.path().join("demo.iso");
     assert!(iso.is_file(), "no demo.iso in the current directory:\n{stdout}");
     // What the script printed: the build summary, inspect and verify.
@@ -156,13 +162,14 @@ fn readme_demo_builds_a_bootable_live_image() {
     assert!(verify.contains("0 errors, 0 warnings"), "{verify}");
 
     // The El Torito entries as xorriso reads them.
-    let report = run_ok_stdout(Command::new("xorriso").args(["-indev"]).arg(&iso).args([
-        "-report_el_torito",
-        "plain",
-    ]));
+    let report = run_ok_stdout(
+        Command::new("xorriso").args(["-indev"]).arg(&iso).args(["-report_el_torito", "plain"]),
+    );
     let lines: Vec<&str> = report.lines().collect();
     let has = |prefix: &str, words: &[&str]| {
-        lines.iter().any(|l| l.starts_with(prefix) && words.iter().all(|w| l.split_whitespace().any(|x| x == *w)))
+        lines
+            .iter()
+            .any(|l| l.starts_with(prefix) && words.iter().all(|w| l.split_whitespace().any(|x| x == *w)))
     };
     assert!(has("El Torito cat path", &["/isolinux/boot.cat"]), "{report}");
     assert!(has("El Torito boot img", &["1", "BIOS", "none", "4"]), "{report}");
@@ -187,7 +194,8 @@ fn readme_demo_builds_a_bootable_live_image() {
         assert!(listing.lines().any(|l| l == f), "{f} not in the image:\n{listing}");
     }
     let efi_img = dir.path().join("efi.img");
-    fs::write(&efi_img, run(Command::new("bsdtar").arg("-xOf").arg(&iso).arg("boot/efi.img")).stdout).unwrap();
+    fs::write(&efi_img, run(Command::new("bsdtar").arg("-xOf").arg(&iso).arg("boot/efi.img")).stdout)
+        .unwrap();
     let bootx64 = dir.path().join("BOOTX64.EFI");
     run(Command::new("mcopy")
         .env("MTOOLS_SKIP_CHECK", "1")
