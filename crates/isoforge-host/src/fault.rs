@@ -124,7 +124,8 @@ mod imp {
                 "replace" => ReadAction::Replace,
                 _ => panic!("{}: unknown action in {r:?}", super::ENV),
             };
-            let rest = at.strip_prefix("read:").unwrap_or_else(|| panic!("{}: {r:?} needs read:", super::ENV));
+            let rest =
+                at.strip_prefix("read:").unwrap_or_else(|| panic!("{}: {r:?} needs read:", super::ENV));
             let Some((suffix, bytes)) = rest.rsplit_once(':') else {
                 panic!("{}: {r:?} is not read:SUFFIX:BYTES", super::ENV)
             };

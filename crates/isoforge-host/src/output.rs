@@ -174,7 +174,8 @@ pub fn process_is_gone(pid: u32) -> bool {
 
 /// The directory and file name of `target` (`.` for a bare file name).
 fn split(target: &Path) -> Result<(PathBuf, OsString), OutputError> {
-    let name = target.file_name().ok_or_else(|| OutputError::NotAFileName { target: target.to_path_buf() })?;
+    let name =
+        target.file_name().ok_or_else(|| OutputError::NotAFileName { target: target.to_path_buf() })?;
     let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -287,15 +288,23 @@ impl AtomicOutput {
     /// an existing directory at the target is refused here rather than at the commit.
     pub fn create(target: &Path) -> Result<AtomicOutput, OutputError> {
         // The test-only fault rule `refuse@o_tmpfile` forces the named-temporary fallback.
-        AtomicOutput::create_as(target, !fault::refused("o_tmpfile"))
+        AtomicOutput::create_as(target, !fault::refused("o_tmpfile"), false)
     }
 
-    /// [`AtomicOutput::create`], trying an unnamed file only when `unnamed` is true.
-    fn create_as(target: &Path, unnamed: bool) -> Result<AtomicOutput, OutputError> {
+    /// Like [`AtomicOutput::create`] for a file that [`AtomicOutput::commit_to`] will name
+    /// elsewhere: `target` only picks the directory, the temporary names and the stale files
+    /// to remove, and may be a directory (`--out-dir` writes its image beside `DIR`).
+    pub fn create_beside(target: &Path) -> Result<AtomicOutput, OutputError> {
+        AtomicOutput::create_as(target, !fault::refused("o_tmpfile"), true)
+    }
+
+    /// [`AtomicOutput::create`], trying an unnamed file only when `unnamed` is true, refusing
+    /// a directory at the target unless `beside`.
+    fn create_as(target: &Path, unnamed: bool, beside: bool) -> Result<AtomicOutput, OutputError> {
         let (dir_path, name) = split(target)?;
         let stale = remove_stale(target)?;
         let create = |source| OutputError::Create { target: target.to_path_buf(), source };
-        if fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+        if !beside && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
             return Err(create(io::Error::from(rustix::io::Errno::ISDIR)));
         }
         let dir = open_dir(&dir_path).map_err(create)?;
@@ -343,7 +352,8 @@ impl AtomicOutput {
     /// target (`--out-dir`), so that the file stays unnamed until the directory is complete.
     pub fn commit_to(mut self, path: &Path) -> Result<(), OutputError> {
         let (dir, name) = split(path)?;
-        let dir = open_dir(&dir).map_err(|source| OutputError::Commit { target: path.to_path_buf(), source })?;
+        let dir =
+            open_dir(&dir).map_err(|source| OutputError::Commit { target: path.to_path_buf(), source })?;
         self.commit_at(Some(dir), &name, path)
     }
 
@@ -417,8 +427,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn listing(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> =
-            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
@@ -543,7 +555,7 @@ mod tests {
         let target = dir.path().join("out.iso");
         fs::write(&target, b"old").unwrap();
         {
-            let mut out = AtomicOutput::create_as(&target, false).unwrap();
+            let mut out = AtomicOutput::create_as(&target, false, false).unwrap();
             assert!(!out.is_unnamed());
             out.file().write_all(b"partial").unwrap();
             let temp = temp_name("out.iso".as_ref(), std::process::id(), 0).into_string().unwrap();
@@ -551,7 +563,7 @@ mod tests {
         }
         assert_eq!(listing(dir.path()), ["out.iso"]);
         assert_eq!(fs::read(&target).unwrap(), b"old");
-        let mut out = AtomicOutput::create_as(&target, false).unwrap();
+        let mut out = AtomicOutput::create_as(&target, false, false).unwrap();
         out.file().write_all(b"new").unwrap();
         out.commit().unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"new");
@@ -565,11 +577,12 @@ mod tests {
     #[test]
     fn commit_to_names_the_file_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
-        let mut out = AtomicOutput::create(&dir.path().join("outdir")).unwrap();
+        fs::create_dir(dir.path().join("outdir")).unwrap();
+        let mut out = AtomicOutput::create_beside(&dir.path().join("outdir")).unwrap();
         out.file().write_all(b"image").unwrap();
         fs::create_dir(dir.path().join("assembly")).unwrap();
         out.commit_to(&dir.path().join("assembly/image.iso")).unwrap();
         assert_eq!(fs::read(dir.path().join("assembly/image.iso")).unwrap(), b"image");
-        assert_eq!(listing(dir.path()), ["assembly"]);
+        assert_eq!(listing(dir.path()), ["assembly", "outdir"]);
     }
 }

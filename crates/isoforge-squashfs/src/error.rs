@@ -78,6 +78,9 @@ pub enum WriteError {
     /// Writing the output failed.
     #[error("cannot write the image: {0}")]
     Output(#[source] std::io::Error),
+    /// The output file could not be created or committed ([`crate::write_to_path`]).
+    #[error(transparent)]
+    Target(#[from] isoforge_host::output::OutputError),
     /// Building the thread pool failed.
     #[error("cannot start {threads} compression threads: {message}")]
     ThreadPool {

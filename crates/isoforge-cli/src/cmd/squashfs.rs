@@ -6,12 +6,13 @@ use anyhow::Context;
 use isoforge_core::store;
 use isoforge_core::time::Epoch;
 
+use super::report::Notices;
 use super::store_args::StoreArgs;
 
 /// Arguments of `isoforge squashfs`.
 #[derive(clap::Args, Debug)]
 pub struct SquashfsArgs {
-    /// Output file (written to a temporary file beside it, renamed when complete).
+    /// Output file (written unnamed in its directory and named only when complete).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Seconds since 1970 for the root, nix-path-registration and the superblock; default:
@@ -27,7 +28,7 @@ pub fn run(args: &SquashfsArgs) -> anyhow::Result<()> {
     let sde = std::env::var("SOURCE_DATE_EPOCH").ok();
     let epoch = Epoch::resolve(args.epoch, sde.as_deref()).map_err(anyhow::Error::msg)?;
     let Some(spec) = args.store.spec() else { anyhow::bail!("--closure is required") };
-    let summary = store::build_squashfs(&spec, epoch, &args.output)
+    let summary = store::build_squashfs_with(&spec, epoch, &args.output, &Notices)
         .with_context(|| format!("building {}", args.output.display()))?;
     println!(
         "{}: {} bytes, {} inodes, {} files ({} duplicates), {} directories, {} symlinks",
