@@ -194,6 +194,9 @@ pub fn build_out_dir_with(
     written.file().seek(SeekFrom::Start(0)).map_err(io_err(&final_image))?;
     let sha256 = sha256_reader(written.file()).map_err(io_err(&final_image))?;
     let size = written.file().metadata().map_err(io_err(&final_image))?.len();
+    // Synced before the assembly starts, so that the window in which a kill leaves a named
+    // temporary directory is a few small writes, not the sync of a large image.
+    written.file().sync_all().map_err(io_err(&final_image))?;
 
     // Assembly: a named temporary directory beside DIR, renamed onto it when complete.
     let pid = std::process::id();

@@ -71,34 +71,34 @@ pub enum OutputError {
     },
     /// The output file could not be created (missing directory, no permission, a directory at
     /// the target, …).
-    #[error("cannot create the output file {target}: {source}")]
+    #[error("cannot create the output file {target}: {error}")]
     Create {
         /// The requested output path.
         target: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Syncing the finished file or giving it its name failed (a full disk shows here as
     /// "No space left on device").
-    #[error("cannot finish writing {target}: {source}")]
+    #[error("cannot finish writing {target}: {error}")]
     Commit {
         /// The requested output path.
         target: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The target's directory could not be listed for stale temporary files.
-    #[error("cannot look for stale temporary files of {target} in {dir}: {source}")]
+    #[error("cannot look for stale temporary files of {target} in {dir}: {error}")]
     ListDir {
         /// The requested output path.
         target: PathBuf,
         /// Its directory.
         dir: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
     /// A stale temporary file of a killed build could not be removed.
-    #[error("cannot remove {path}, left beside {target} by a killed build (pid {pid}): {source}")]
+    #[error("cannot remove {path}, left beside {target} by a killed build (pid {pid}): {error}")]
     RemoveStale {
         /// The requested output path.
         target: PathBuf,
@@ -107,7 +107,7 @@ pub enum OutputError {
         /// The pid in its name.
         pid: u32,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -187,7 +187,7 @@ fn split(target: &Path) -> Result<(PathBuf, OsString), OutputError> {
 /// module docs) and returns them, sorted by path. A missing directory holds none.
 pub fn remove_stale(target: &Path) -> Result<Vec<StaleFile>, OutputError> {
     let (dir, name) = split(target)?;
-    let list_err = |source| OutputError::ListDir { target: target.to_path_buf(), dir: dir.clone(), source };
+    let list_err = |error| OutputError::ListDir { target: target.to_path_buf(), dir: dir.clone(), error };
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -210,8 +210,8 @@ pub fn remove_stale(target: &Path) -> Result<Vec<StaleFile>, OutputError> {
         match result {
             Ok(()) => removed.push(StaleFile { path, pid, directory }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(OutputError::RemoveStale { target: target.to_path_buf(), path, pid, source })
+            Err(error) => {
+                return Err(OutputError::RemoveStale { target: target.to_path_buf(), path, pid, error })
             }
         }
     }
@@ -303,7 +303,7 @@ impl AtomicOutput {
     fn create_as(target: &Path, unnamed: bool, beside: bool) -> Result<AtomicOutput, OutputError> {
         let (dir_path, name) = split(target)?;
         let stale = remove_stale(target)?;
-        let create = |source| OutputError::Create { target: target.to_path_buf(), source };
+        let create = |error| OutputError::Create { target: target.to_path_buf(), error };
         if !beside && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
             return Err(create(io::Error::from(rustix::io::Errno::ISDIR)));
         }
@@ -353,12 +353,12 @@ impl AtomicOutput {
     pub fn commit_to(mut self, path: &Path) -> Result<(), OutputError> {
         let (dir, name) = split(path)?;
         let dir =
-            open_dir(&dir).map_err(|source| OutputError::Commit { target: path.to_path_buf(), source })?;
+            open_dir(&dir).map_err(|error| OutputError::Commit { target: path.to_path_buf(), error })?;
         self.commit_at(Some(dir), &name, path)
     }
 
     fn commit_at(&mut self, dir: Option<OwnedFd>, name: &OsStr, shown: &Path) -> Result<(), OutputError> {
-        let err = |source: io::Error| OutputError::Commit { target: shown.to_path_buf(), source };
+        let err = |error: io::Error| OutputError::Commit { target: shown.to_path_buf(), error };
         self.file.sync_all().map_err(err)?;
         fault::point("commit-synced");
         let to = dir.as_ref().unwrap_or(&self.dir);
