@@ -616,7 +616,7 @@ fn output_directory_missing() {
     assert!(!Path::new("/nonexistent").exists(), "this test needs /nonexistent not to exist");
     Case::new().fails(
         &["build", "-o", "/nonexistent/dir/x.iso", "--volume-id", "X", "--graft", "/=tree"],
-        "cannot create a temporary file beside /nonexistent/dir/x.iso: No such file or directory (os error 2)",
+        "cannot create the output file /nonexistent/dir/x.iso: No such file or directory (os error 2)",
     );
     assert!(!Path::new("/nonexistent").exists());
 }

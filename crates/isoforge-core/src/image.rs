@@ -3,8 +3,8 @@
 //! [`ImageSpec`] says what goes into the image; [`plan_image`] builds the input tree, the FAT
 //! EFI image's plan, the ISO plan and the system area (pure except for reading metadata, the
 //! MBR template and the BIOS boot file's checksum); [`write_image`] streams the plan into any
-//! `Write`; [`build_to_path`] writes a file safely (temporary beside the target, renamed when
-//! complete).
+//! `Write`; [`build_to_path`] writes a file safely: unnamed until complete, then named (see
+//! [`isoforge_host::output`]), so a failed or killed build leaves the target as it was.
 //!
 //! Order of planning: the FAT image's size is fixed first (it is a file of the ISO tree), then
 //! the ISO layout, then the system area, whose MBR/GPT describe the ISO's final size and the
@@ -15,17 +15,17 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use isoforge_host::output::{AtomicOutput, OutputError};
 use thiserror::Error;
 
 use crate::fat::{FatError, FatOptions, FatPlan};
 use crate::iso9660::plan::IsoDates;
 use crate::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
 use crate::iso9660::write::{self as iso_write, GeneratedContent, ImageFrame};
-use crate::output::{AtomicOutput, OutputError};
 use crate::part::gpt::Guid;
 use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
 use crate::part::PartError;
-use crate::progress::{phase, Counted, NoProgress, Phase, Progress};
+use crate::progress::{phase, report_stale, Counted, NoProgress, Phase, Progress};
 use crate::store::{self, PreparedStore, StoreError, StoreSpec};
 use crate::time::{DateField, EpochError};
 use crate::tree::{Tree, TreeError};
@@ -384,6 +384,8 @@ fn write_single_pass(
             iso_write::write_tail(&plan.iso, &plan.frame, &mut w)?;
             w.flush().map_err(write_err)?;
         }
+        // Fault point: a kill here has written everything but the final metadata.
+        isoforge_host::fault::point("image-metadata");
         file.seek(SeekFrom::Start(0)).map_err(write_err)?;
         let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
         iso_write::write_metadata(&plan.iso, &plan.frame, &mut w)?;
@@ -420,10 +422,13 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
     })
 }
 
-/// Plans and writes the image to `path`, through a temporary file beside it that is renamed
-/// only when the image is complete. On error the target is untouched and no temporary is
-/// left behind. Planning happens before the temporary file is created. A store squashfs is
-/// written straight into its place in the image (single pass).
+/// Plans and writes the image to `path` through an [`AtomicOutput`]: an unnamed file in the
+/// target's directory that gets its name only when the image is complete (a named temporary
+/// beside it where the file system has no unnamed files). On error, or when the process is
+/// killed, the target is untouched and nothing is left beside it. Planning happens before the
+/// output is created; stale temporary files of killed builds are removed then and reported
+/// to [`Progress::stale_removed`] by [`build_to_path_with`]. A store squashfs is written
+/// straight into its place in the image (single pass).
 ///
 /// # Example
 ///
@@ -480,13 +485,37 @@ pub fn build_to_path_with(
 ) -> Result<BuildReport, BuildError> {
     let mut plan = plan_image_with(spec, progress)?;
     let mut out = AtomicOutput::create(path)?;
+    report_stale(progress, &out);
+    let report = write_plan_to_file(&mut plan, spec, out.file(), progress)?;
+    phase(progress, Phase::Finish, None, || out.commit())?;
+    Ok(report)
+}
+
+/// Plans `spec` and writes the image into `out`, an output the caller created and commits
+/// (or drops, discarding the image). `--out-dir` uses it to keep the image unnamed until its
+/// directory is assembled. Stale temporary files `out`'s creation removed are not reported
+/// here: the caller has them from [`AtomicOutput::stale_removed`].
+pub fn build_to_output(
+    spec: &ImageSpec,
+    out: &mut AtomicOutput,
+    progress: &dyn Progress,
+) -> Result<BuildReport, BuildError> {
+    let mut plan = plan_image_with(spec, progress)?;
+    write_plan_to_file(&mut plan, spec, out.file(), progress)
+}
+
+fn write_plan_to_file(
+    plan: &mut ImagePlan,
+    spec: &ImageSpec,
+    file: &mut File,
+    progress: &dyn Progress,
+) -> Result<BuildReport, BuildError> {
     let (bytes_written, squashfs) = if plan.store.is_some() {
-        let (n, summary) = write_single_pass(&mut plan, spec, out.file(), progress)?;
+        let (n, summary) = write_single_pass(plan, spec, file, progress)?;
         (n, Some(summary))
     } else {
-        (write_planned(&plan, None, out.file(), progress)?, None)
+        (write_planned(plan, None, file, progress)?, None)
     };
-    phase(progress, Phase::Finish, None, || out.commit())?;
     Ok(BuildReport {
         bytes_written,
         image_size: plan.frame.image_size,

@@ -83,7 +83,6 @@ pub mod fat;
 pub mod image;
 pub mod inspect;
 pub mod iso9660;
-pub mod output;
 pub mod outputs;
 pub mod part;
 pub mod progress;

@@ -1,4 +1,4 @@
-//! Observing a build: phases and byte counters.
+//! Observing a build: phases, byte counters and stale temporary files removed.
 //!
 //! The pipeline calls a [`Progress`] observer when a phase starts and ends and as it writes
 //! bytes. The library never prints and never reads the clock: an observer that wants timings
@@ -64,6 +64,20 @@ pub trait Progress {
     /// `n` more bytes were written to the output (compressed bytes, during compress).
     fn written(&self, n: u64) {
         let _ = n;
+    }
+    /// A temporary file or directory that a killed build left beside the output was removed
+    /// when the output was created (see [`isoforge_host::output`]).
+    fn stale_removed(&self, stale: &StaleFile) {
+        let _ = stale;
+    }
+}
+
+use isoforge_host::output::{AtomicOutput, StaleFile};
+
+/// Reports the stale temporary files `out`'s creation removed.
+pub(crate) fn report_stale(p: &dyn Progress, out: &AtomicOutput) {
+    for stale in out.stale_removed() {
+        p.stale_removed(stale);
     }
 }
 

@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::closure::registration::{registration_scanned, RegistrationOptions, ScannedClosure};
 use crate::closure::{Closure, ClosureError, ClosureOptions};
-use crate::progress::{phase, NoProgress, Phase, Progress};
+use crate::progress::{phase, report_stale, NoProgress, Phase, Progress};
 use crate::time::{Epoch, EpochError};
 
 /// Default path of the store squashfs in the ISO.
@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The squashfs input tree could not be built or written.
     #[error(transparent)]
     Squashfs(#[from] isoforge_squashfs::WriteError),
+    /// The output file could not be created or committed.
+    #[error(transparent)]
+    Output(#[from] isoforge_host::output::OutputError),
 }
 
 /// What the store squashfs is made from.
@@ -161,8 +164,9 @@ pub fn upper_bound(tree: &InputNode, block_size: u32) -> u64 {
     total.div_ceil(4096) * 4096
 }
 
-/// Builds the store squashfs alone into a file (`isoforge squashfs`): written to a temporary
-/// file beside `path` and renamed when complete. Its `mkfs_time` is the epoch.
+/// Builds the store squashfs alone into a file (`isoforge squashfs`) through an
+/// [`isoforge_host::output::AtomicOutput`]: the file gets its name only when complete, and a
+/// failed or killed build leaves `path` as it was. Its `mkfs_time` is the epoch.
 pub fn build_squashfs(
     spec: &StoreSpec,
     epoch: Epoch,
@@ -171,7 +175,8 @@ pub fn build_squashfs(
     build_squashfs_with(spec, epoch, path, &NoProgress)
 }
 
-/// [`build_squashfs`], reporting the scan, registration and compress phases to `progress`.
+/// [`build_squashfs`], reporting the scan, registration and compress phases and the stale
+/// temporary files removed beside `path` to `progress`.
 pub fn build_squashfs_with(
     spec: &StoreSpec,
     epoch: Epoch,
@@ -181,7 +186,11 @@ pub fn build_squashfs_with(
     let prepared = prepare_with(spec, epoch, progress)?;
     let mut options = spec.squashfs;
     options.mkfs_time = epoch.squashfs_seconds()?;
-    Ok(phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
-        isoforge_squashfs::write_to_path(&prepared.tree, &options, path)
-    })?)
+    let mut out = isoforge_host::output::AtomicOutput::create(path)?;
+    report_stale(progress, &out);
+    let summary = phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
+        isoforge_squashfs::write(&prepared.tree, &options, out.file())
+    })?;
+    out.commit()?;
+    Ok(summary)
 }

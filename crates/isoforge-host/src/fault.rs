@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `kill@NAME` | SIGKILL this process the first time [`point`]`(NAME)` is reached |
 //! | `kill@NAME#N` | the same, the N-th time (1-based) |
+//! | `refuse@NAME` | [`refused`]`(NAME)` answers true: `refuse@o_tmpfile` makes every output use the named temporary file, as where the file system refuses `O_TMPFILE` |
 //! | `truncate@read:SUFFIX:BYTES` | once a reader has read `BYTES` bytes of a file whose path ends with `SUFFIX`, truncate that file to half its size |
 //! | `grow@read:SUFFIX:BYTES` | append 4096 bytes to it |
 //! | `rewrite@read:SUFFIX:BYTES` | overwrite its first 4096 bytes in place (same size) with other bytes |
@@ -33,6 +34,20 @@ pub fn point(name: &str) {
     imp::point(name);
     #[cfg(not(feature = "fault-injection"))]
     let _ = name;
+}
+
+/// True when a `refuse@NAME` rule asks the build to take its fallback at `name`, as if the
+/// host had refused the feature (always false without the feature).
+#[inline]
+pub fn refused(name: &str) -> bool {
+    #[cfg(feature = "fault-injection")]
+    let refused = imp::refused(name);
+    #[cfg(not(feature = "fault-injection"))]
+    let refused = {
+        let _ = name;
+        false
+    };
+    refused
 }
 
 /// Tells the fault injector that a reader has read `pos` bytes of `path` so far. With a
@@ -57,6 +72,7 @@ mod imp {
     #[derive(Debug)]
     enum Rule {
         Kill { name: String, nth: u64 },
+        Refuse { name: String },
         Read { action: ReadAction, suffix: Vec<u8>, bytes: u64 },
     }
 
@@ -97,6 +113,10 @@ mod imp {
                 rules.push(Rule::Kill { name: name.to_string(), nth });
                 continue;
             }
+            if action == "refuse" {
+                rules.push(Rule::Refuse { name: at.to_string() });
+                continue;
+            }
             let action = match action {
                 "truncate" => ReadAction::Truncate,
                 "grow" => ReadAction::Grow,
@@ -128,6 +148,11 @@ mod imp {
         if st.rules.iter().any(|r| matches!(r, Rule::Kill { name: k, nth } if k == name && *nth == n)) {
             let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
         }
+    }
+
+    pub(super) fn refused(name: &str) -> bool {
+        let st = state().lock().unwrap_or_else(|e| e.into_inner());
+        st.rules.iter().any(|r| matches!(r, Rule::Refuse { name: n } if n == name))
     }
 
     pub(super) fn after_read(path: &Path, pos: u64) {

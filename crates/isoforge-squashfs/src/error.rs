@@ -95,6 +95,9 @@ pub enum WriteError {
         /// Its modification time, seconds since 1970.
         mtime: i64,
     },
+    /// The output file could not be created or committed ([`crate::write_to_path`]).
+    #[error(transparent)]
+    Target(#[from] isoforge_host::output::OutputError),
     /// Building the thread pool failed.
     #[error("cannot start {threads} compression threads: {message}")]
     ThreadPool {

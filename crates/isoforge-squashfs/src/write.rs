@@ -123,35 +123,16 @@ pub fn write<W: Write + Seek>(
 pub(crate) trait WriteSeek: Write + Seek {}
 impl<T: Write + Seek> WriteSeek for T {}
 
-/// [`write`] into a new file at `path`: written to a temporary file beside it, synced and
-/// renamed into place; on error the temporary file is removed and `path` is untouched.
+/// [`write`] into a file at `path` through an [`isoforge_host::output::AtomicOutput`]: the
+/// file gets its name only when complete (replacing a previous one), and on error, or when
+/// the process is killed, `path` is untouched and nothing is left beside it. Stale temporary
+/// files of killed builds beside `path` are removed first; call
+/// [`isoforge_host::output::remove_stale`] beforehand to learn which.
 pub fn write_to_path(root: &InputNode, options: &Options, path: &Path) -> Result<Summary, WriteError> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // The temporary name uses the process id only to avoid collisions between concurrent
-    // runs; it never reaches the image bytes.
-    let mut n = 0u32;
-    let (tmp, mut f) = loop {
-        let tmp = dir.join(format!(".{name}.isoforge-tmp-{}-{n}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) => return Err(WriteError::Output(e)),
-        }
-    };
-    let result = (|| {
-        let s = write(root, options, &mut f)?;
-        f.sync_all().map_err(WriteError::Output)?;
-        std::fs::rename(&tmp, path).map_err(WriteError::Output)?;
-        Ok(s)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut out = isoforge_host::output::AtomicOutput::create(path)?;
+    let summary = write(root, options, out.file())?;
+    out.commit()?;
+    Ok(summary)
 }
 
 /// A node flattened for planning.
@@ -879,6 +860,8 @@ impl Pipeline<'_> {
                 b.len() as u32
             }
         };
+        // Fault point: a kill here has written some of the data blocks.
+        isoforge_host::fault::point("squashfs-block");
         match target {
             Target::File(k) => {
                 if word != 0 {

@@ -16,7 +16,7 @@ use super::store_args::StoreArgs;
 /// Arguments of `isoforge build`.
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
-    /// Output image path (written to a temporary file beside it, renamed when complete).
+    /// Output image path (written unnamed in its directory and named only when complete).
     #[arg(short = 'o', long = "output", value_name = "OUT.iso")]
     pub output: Option<PathBuf>,
     /// Write a Nix-style output directory instead: DIR/iso/<isoName> (or .zst),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use isoforge_core::fat::{FatOptions, FatPlan, DEFAULT_LABEL, DEFAULT_SERIAL};
-use isoforge_core::output::AtomicOutput;
 use isoforge_core::time::DateField;
+use isoforge_host::output::AtomicOutput;
 
 /// Arguments of `isoforge fat`.
 #[derive(clap::Args, Debug)]
@@ -13,7 +13,7 @@ pub struct FatArgs {
     /// Directory whose contents become the image's root directory.
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
-    /// Output image file (written beside, renamed into place when complete).
+    /// Output image file (written unnamed in its directory and named only when complete).
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: PathBuf,
     /// Image size in bytes, or with a K, M or G suffix (powers of 1024). Default: the nixpkgs
@@ -73,6 +73,7 @@ pub fn run(args: &FatArgs) -> anyhow::Result<()> {
     let plan = FatPlan::new(&dir, &opts)
         .with_context(|| format!("planning a FAT image of {}", args.dir.display()))?;
     let mut out = AtomicOutput::create(&args.output)?;
+    out.stale_removed().iter().for_each(super::report::print_stale);
     plan.write_to_file(out.file()).with_context(|| format!("writing {}", args.output.display()))?;
     out.commit()?;
     let g = plan.geometry();

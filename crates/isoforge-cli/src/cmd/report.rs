@@ -20,6 +20,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use isoforge_core::image::{self, BuildReport, ImageSpec};
 use isoforge_core::progress::{Phase, Progress};
+use isoforge_host::output::StaleFile;
 use sha2::{Digest, Sha256};
 
 /// The reporting flags of `isoforge build`.
@@ -39,6 +40,22 @@ struct State {
     current: Option<(Phase, Instant)>,
     durations: BTreeMap<Phase, Duration>,
     written: u64,
+}
+
+/// Prints what a build removed beside its output: one line per stale temporary file or
+/// directory of a killed build, on stderr.
+pub fn print_stale(stale: &StaleFile) {
+    eprintln!("isoforge: removed {stale}");
+}
+
+/// The observer of commands without a progress display: it only prints the stale temporary
+/// files removed ([`print_stale`]).
+pub struct Notices;
+
+impl Progress for Notices {
+    fn stale_removed(&self, stale: &StaleFile) {
+        print_stale(stale);
+    }
 }
 
 /// Takes the times of the phases and drives the progress bar.
@@ -92,6 +109,13 @@ impl Progress for Reporter {
         st.written += n;
         if let Some(bar) = &self.bar {
             bar.set_position(st.written);
+        }
+    }
+
+    fn stale_removed(&self, stale: &StaleFile) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| print_stale(stale)),
+            None => print_stale(stale),
         }
     }
 }

@@ -14,12 +14,13 @@ use isoforge_core::closure::ClosureOptions;
 use isoforge_core::fat::{FatOptions, DEFAULT_LABEL};
 use isoforge_core::image::{self, EfiSpec, Graft, ImageSpec, DEFAULT_EFI_IMAGE};
 use isoforge_core::iso9660::plan::{BiosBoot, DEFAULT_BOOT_CATALOG, DEFAULT_BOOT_LOAD_SIZE};
-use isoforge_core::outputs::{build_out_dir, OutDirOptions};
+use isoforge_core::outputs::{build_out_dir_with, OutDirOptions};
 use isoforge_core::spec::SpecFile;
 use isoforge_core::time::Epoch;
 use isoforge_squashfs::Compression;
 
 use super::build::{sort_weights, BuildArgs};
+use super::report::Notices;
 
 const DEFAULT_COMPRESSION: Compression = Compression::Zstd { level: 19 };
 const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
@@ -151,7 +152,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     spec.check_epoch().map_err(|e| resolved.name(e))?;
     match (&args.output, &args.out_dir) {
         (Some(output), _) => {
-            let report = image::build_to_path(&spec, output)
+            let report = image::build_to_path_with(&spec, output, &Notices)
                 .with_context(|| format!("building {}", output.display()))?;
             print_summary(output, report.image_size, report.volume_blocks, report.bytes_written);
         }
@@ -164,8 +165,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
                 system: system(),
                 threads,
             };
-            let report =
-                build_out_dir(&spec, &options, dir).with_context(|| format!("building {}", dir.display()))?;
+            let report = build_out_dir_with(&spec, &options, dir, &Notices)
+                .with_context(|| format!("building {}", dir.display()))?;
             print_summary(&report.image, report.size, report.build.volume_blocks, report.build.bytes_written);
         }
         (None, None) => bail!("give -o OUT.iso or --out-dir DIR"),

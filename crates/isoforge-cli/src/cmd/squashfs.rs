@@ -6,12 +6,13 @@ use anyhow::Context;
 use isoforge_core::store;
 use isoforge_core::time::DateField;
 
+use super::report::Notices;
 use super::store_args::StoreArgs;
 
 /// Arguments of `isoforge squashfs`.
 #[derive(clap::Args, Debug)]
 pub struct SquashfsArgs {
-    /// Output file (written to a temporary file beside it, renamed when complete).
+    /// Output file (written unnamed in its directory and named only when complete).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// Seconds since 1970 for the root, nix-path-registration and the superblock; default:
@@ -28,7 +29,7 @@ pub fn run(args: &SquashfsArgs) -> anyhow::Result<()> {
     let epoch = resolved.epoch;
     let Some(spec) = args.store.spec() else { anyhow::bail!("--closure is required") };
     epoch.check(DateField::Squashfs).map_err(|e| resolved.name(e))?;
-    let summary = store::build_squashfs(&spec, epoch, &args.output)
+    let summary = store::build_squashfs_with(&spec, epoch, &args.output, &Notices)
         .with_context(|| format!("building {}", args.output.display()))?;
     println!(
         "{}: {} bytes, {} inodes, {} files ({} duplicates), {} directories, {} symlinks",
