@@ -581,7 +581,8 @@ impl BlockCache {
                 // Recency for gc; a read-only cache or a foreign owner just keeps the old time.
                 let now = Timespec { tv_sec: 0, tv_nsec: UTIME_NOW };
                 let omit = Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT };
-                let _ = rustix::fs::futimens(&file, &Timestamps { last_access: omit, last_modification: now });
+                let _ =
+                    rustix::fs::futimens(&file, &Timestamps { last_access: omit, last_modification: now });
                 add(&self.counters.hits, 1);
                 add(&self.counters.hit_input_bytes, block_len as u64);
                 if let Compressed::Packed(p) = &value {
@@ -670,7 +671,8 @@ impl BlockCache {
             let log = self.dir.join(LOG_FILE);
             if let Err(e) = append_record(&log, &record, self.dir_mode & 0o666) {
                 if warning.is_none() {
-                    warning = Some(CacheWarning::Log { dir: self.dir.clone(), path: log, reason: e.to_string() });
+                    warning =
+                        Some(CacheWarning::Log { dir: self.dir.clone(), path: log, reason: e.to_string() });
                 }
             }
         }
@@ -987,7 +989,11 @@ pub fn decode_entry(bytes: &[u8], key: &BlockKey, block_len: usize) -> Result<Co
 
 /// Reads the entry at `path`: `Ok(None)` when there is none (or it cannot be read),
 /// `Err` when it does not check out.
-fn read_entry(path: &Path, key: &BlockKey, block_len: usize) -> Result<Option<(Compressed, File)>, EntryDefect> {
+fn read_entry(
+    path: &Path,
+    key: &BlockKey,
+    block_len: usize,
+) -> Result<Option<(Compressed, File)>, EntryDefect> {
     let Ok(mut file) = File::open(path) else { return Ok(None) };
     let Ok(meta) = file.metadata() else { return Ok(None) };
     let len = meta.len();
@@ -1046,9 +1052,16 @@ pub struct CacheStats {
     pub hit_rate: Option<f64>,
 }
 
+/// What [`list_blocks`] keeps of an entry's metadata.
+struct EntryInfo {
+    len: u64,
+    disk_bytes: u64,
+    mtime: (i64, i64),
+}
+
 /// One file under `blocks/`.
 enum Item {
-    Entry { path: PathBuf, key: BlockKey, meta: fs::Metadata },
+    Entry { path: PathBuf, key: BlockKey, info: EntryInfo },
     Temporary { path: PathBuf },
     Garbage { path: PathBuf },
 }
@@ -1097,7 +1110,12 @@ fn list_blocks(dir: &Path) -> Result<Vec<Item>, CacheError> {
             if name.starts_with(TEMP_PREFIX) {
                 items.push(Item::Temporary { path });
             } else if let (true, Some(key)) = (meta.is_file(), parse_key(&prefix, &name)) {
-                items.push(Item::Entry { path, key, meta });
+                let info = EntryInfo {
+                    len: meta.len(),
+                    disk_bytes: meta.blocks().saturating_mul(512),
+                    mtime: (meta.mtime(), meta.mtime_nsec()),
+                };
+                items.push(Item::Entry { path, key, info });
             } else {
                 items.push(Item::Garbage { path });
             }
@@ -1153,10 +1171,10 @@ pub fn stats(dir: &Path, recent: usize) -> Result<CacheStats, CacheError> {
     };
     for item in list_blocks(dir)? {
         match item {
-            Item::Entry { meta, .. } => {
+            Item::Entry { info, .. } => {
                 s.entries += 1;
-                s.bytes += meta.len();
-                s.disk_bytes += meta.blocks() * 512;
+                s.bytes += info.len;
+                s.disk_bytes += info.disk_bytes;
             }
             Item::Temporary { .. } => s.temporaries += 1,
             Item::Garbage { .. } => s.garbage += 1,
@@ -1254,10 +1272,9 @@ pub fn gc(dir: &Path, max_size: u64) -> Result<GcReport, CacheError> {
                     report.removed_garbage += 1;
                 }
             }
-            Item::Entry { path, key, meta } => {
+            Item::Entry { path, key, info } => {
                 if header_ok(&path, &key) {
-                    let mtime = (meta.mtime(), meta.mtime_nsec());
-                    entries.push((mtime, path, meta.len()));
+                    entries.push((info.mtime, path, info.len));
                 } else if remove(&path)? {
                     report.removed_garbage += 1;
                 }
@@ -1440,12 +1457,16 @@ mod tests {
 
     #[test]
     fn library_constants_match_cargo_lock() {
-        let lock = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock")).unwrap();
+        let lock =
+            fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock")).unwrap();
         for constant in [GZIP_LIBRARY, LZ4_LIBRARY, XZ_LIBRARY] {
             for lib in constant.split(", ") {
                 let (name, version) = lib.split_once(' ').unwrap();
                 let locked = format!("name = \"{name}\"\nversion = \"{version}\"\n");
-                assert!(lock.contains(&locked), "Cargo.lock has no {name} {version}: update the constant {constant:?}");
+                assert!(
+                    lock.contains(&locked),
+                    "Cargo.lock has no {name} {version}: update the constant {constant:?}"
+                );
             }
         }
     }
@@ -1525,7 +1546,10 @@ mod tests {
             decode_entry(&bytes, &BlockKey([2; 32]), 100),
             Err(EntryDefect::Field { field: "key", .. })
         ));
-        assert!(matches!(decode_entry(&bytes, &key, 99), Err(EntryDefect::Field { field: "uncompressed_len", .. })));
+        assert!(matches!(
+            decode_entry(&bytes, &key, 99),
+            Err(EntryDefect::Field { field: "uncompressed_len", .. })
+        ));
         assert_eq!(
             decode_entry(&bytes[..100], &key, 100),
             Err(EntryDefect::Length { expected: 106, found: 100 })
@@ -1535,8 +1559,14 @@ mod tests {
         assert_eq!(decode_entry(&bad, &key, 100), Err(EntryDefect::Checksum));
         // A "packed" payload that is not smaller than the block is not believed.
         let big = encode_entry(&key, 10, &Compressed::Packed(vec![9; 10]));
-        assert!(matches!(decode_entry(&big, &key, 10), Err(EntryDefect::Field { field: "compressed_len", .. })));
-        assert_eq!(decode_entry(&encode_entry(&key, 5, &Compressed::Stored), &key, 5), Ok(Compressed::Stored));
+        assert!(matches!(
+            decode_entry(&big, &key, 10),
+            Err(EntryDefect::Field { field: "compressed_len", .. })
+        ));
+        assert_eq!(
+            decode_entry(&encode_entry(&key, 5, &Compressed::Stored), &key, 5),
+            Ok(Compressed::Stored)
+        );
     }
 
     #[test]
@@ -1546,7 +1576,10 @@ mod tests {
         fs::write(dir.join("notes.txt"), b"mine").unwrap();
         let cache = BlockCache::open(dir, ZSTD, BS);
         assert_eq!(cache.mode(), CacheMode::Off);
-        assert_eq!(cache.compress(&text(1, 1000)).unwrap(), compress_block(&text(1, 1000), ZSTD, BS).unwrap());
+        assert_eq!(
+            cache.compress(&text(1, 1000)).unwrap(),
+            compress_block(&text(1, 1000), ZSTD, BS).unwrap()
+        );
         let r = cache.finish(None);
         assert_eq!(r.counters, CacheCounters::default());
         assert!(matches!(&r.warnings[..], [CacheWarning::NotACache { .. }]), "{:?}", r.warnings);
@@ -1558,7 +1591,10 @@ mod tests {
         let r = BlockCache::open(dir, ZSTD, BS).finish(None);
         assert!(matches!(&r.warnings[..], [CacheWarning::NotACache { .. }]), "{:?}", r.warnings);
         assert!(matches!(stats(dir, 1), Err(CacheError::NotACache { .. })));
-        assert!(matches!(stats(&dir.join("absent"), 1), Err(CacheError::NotACache { why: "it does not exist", .. })));
+        assert!(matches!(
+            stats(&dir.join("absent"), 1),
+            Err(CacheError::NotACache { why: "it does not exist", .. })
+        ));
         // An empty directory becomes a cache.
         let empty = dir.join("empty");
         fs::create_dir(&empty).unwrap();
@@ -1713,6 +1749,9 @@ mod tests {
         let r = gc(dir, lens[1] + lens[tie_second]).unwrap();
         assert_eq!((r.removed_entries, r.kept_entries), (1, 2));
         assert!(!paths[tie_first].exists() && paths[tie_second].exists());
+        // Unlock explicitly: a child another test thread forks at this moment shares the
+        // open file description until it execs, so closing ours would not end the lock.
+        rustix::fs::flock(&held, FlockOperation::Unlock).unwrap();
         drop(held);
         let r = gc(dir, 0).unwrap();
         assert_eq!((r.removed_entries, r.removed_temporaries, r.kept_entries, r.kept_bytes), (2, 1, 0, 0));
@@ -1853,7 +1892,10 @@ mod tests {
     /// A build under `RLIMIT_FSIZE` (with SIGXFSZ ignored, writes fail with EFBIG).
     #[test]
     fn file_size_limit() {
-        let ok = Command::new("prlimit").args(["--fsize=20000", "true"]).output().is_ok_and(|o| o.status.success());
+        let ok = Command::new("prlimit")
+            .args(["--fsize=20000", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         if !prerequisite(ok, "prlimit (util-linux) is not available") {
             return;
         }
