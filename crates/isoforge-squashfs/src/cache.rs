@@ -491,6 +491,12 @@ pub struct BlockCache {
     warning: Mutex<Option<CacheWarning>>,
 }
 
+// The compression threads share one cache.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<BlockCache>();
+};
+
 /// Why [`BlockCache::open`] settled on less than read-write.
 struct Setup {
     mode: CacheMode,
@@ -974,6 +980,14 @@ pub fn check_header(
 
 /// Decodes and checks a whole entry for `key` and a block of `block_len` bytes.
 pub fn decode_entry(bytes: &[u8], key: &BlockKey, block_len: usize) -> Result<Compressed, EntryDefect> {
+    Ok(match check_entry(bytes, key, block_len)? {
+        KIND_PACKED => Compressed::Packed(bytes[ENTRY_HEADER_LEN..].to_vec()),
+        _ => Compressed::Stored,
+    })
+}
+
+/// Checks a whole entry (header, length, payload checksum); returns its kind.
+fn check_entry(bytes: &[u8], key: &BlockKey, block_len: usize) -> Result<u32, EntryDefect> {
     let Ok((header, payload)) = EntryHeader::read_from_prefix(bytes) else {
         return Err(EntryDefect::Length { expected: ENTRY_HEADER_LEN as u64, found: bytes.len() as u64 });
     };
@@ -981,10 +995,7 @@ pub fn decode_entry(bytes: &[u8], key: &BlockKey, block_len: usize) -> Result<Co
     if <[u8; 32]>::from(Sha256::digest(payload)) != header.payload_sha256 {
         return Err(EntryDefect::Checksum);
     }
-    Ok(match header.kind.get() {
-        KIND_PACKED => Compressed::Packed(payload.to_vec()),
-        _ => Compressed::Stored,
-    })
+    Ok(header.kind.get())
 }
 
 /// Reads the entry at `path`: `Ok(None)` when there is none (or it cannot be read),
@@ -1006,7 +1017,13 @@ fn read_entry(
     if Read::by_ref(&mut file).take(max + 1).read_to_end(&mut bytes).is_err() {
         return Ok(None);
     }
-    decode_entry(&bytes, key, block_len).map(|v| Some((v, file)))
+    // Checked in place, then the payload is taken without a copy.
+    if check_entry(&bytes, key, block_len)? == KIND_PACKED {
+        bytes.drain(..ENTRY_HEADER_LEN);
+        Ok(Some((Compressed::Packed(bytes), file)))
+    } else {
+        Ok(Some((Compressed::Stored, file)))
+    }
 }
 
 /// Checks that `dir` is an isoforge block cache.
