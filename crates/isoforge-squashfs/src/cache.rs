@@ -65,7 +65,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use rustix::fs::{FlockOperation, Mode, Timespec, Timestamps, UTIME_NOW, UTIME_OMIT};
@@ -489,6 +489,8 @@ pub struct BlockCache {
     counters: AtomicCounters,
     /// The one warning that changed the mode.
     warning: Mutex<Option<CacheWarning>>,
+    /// Whether [`BlockCache::finish`] has appended the build to the log.
+    logged: AtomicBool,
 }
 
 // The compression threads share one cache.
@@ -522,6 +524,7 @@ impl BlockCache {
             dir_mode: 0o755,
             counters: AtomicCounters::default(),
             warning: Mutex::new(None),
+            logged: AtomicBool::new(false),
         };
         if compression == Compression::None {
             return cache;
@@ -661,12 +664,14 @@ impl BlockCache {
     }
 
     /// Ends the build: appends its [`BuildRecord`] (with `time`, if the caller has one) to
-    /// `builds.log` in one `O_APPEND` write, and returns the report with its warnings.
-    pub fn finish(self, time: Option<i64>) -> CacheReport {
+    /// `builds.log` in one `O_APPEND` write, and returns the report with its warnings. Call it
+    /// after the last block; it takes `&self` so that the caller need not wait for the worker
+    /// threads to drop their `Arc`s. A second call returns the report again without logging.
+    pub fn finish(&self, time: Option<i64>) -> CacheReport {
         let counters = self.counters.snapshot();
         let mode = self.mode();
-        let mut warning = self.warning.into_inner().unwrap_or_else(|p| p.into_inner());
-        if mode != CacheMode::Off {
+        let mut warning = self.warning.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if mode != CacheMode::Off && !self.logged.swap(true, Ordering::Relaxed) {
             let record = BuildRecord {
                 compression: compression_label(self.compression),
                 block_size: self.block_size,
@@ -686,7 +691,7 @@ impl BlockCache {
         if counters.corrupt > 0 {
             warnings.push(CacheWarning::Corrupt { dir: self.dir.clone(), count: counters.corrupt });
         }
-        CacheReport { dir: self.dir, mode, counters, warnings }
+        CacheReport { dir: self.dir.clone(), mode, counters, warnings }
     }
 
     fn set_warning(&self, w: CacheWarning) {
@@ -1413,6 +1418,7 @@ mod tests {
         }
         let r = cache.finish(Some(42));
         assert_eq!(r.warnings, vec![]);
+        assert_eq!(cache.finish(None), r, "a second finish reports again and logs nothing");
         assert_eq!((r.counters.lookups, r.counters.misses, r.counters.stores), (3, 3, 3));
         assert_eq!(r.counters.hits, 0);
         assert!(dir.join(TAG_FILE).is_file());
