@@ -29,6 +29,8 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Name every differing byte range of two images: exit 0 identical, 1 different, 2 error.
     Diff(cmd::diff::DiffArgs),
+    /// Look at or shrink a block cache of compressed squashfs blocks: `stats`, `gc`.
+    Cache(cmd::cache::CacheArgs),
 }
 
 fn main() {
@@ -40,6 +42,7 @@ fn main() {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Diff(args) => cmd::diff::run(args),
+        Command::Cache(args) => cmd::cache::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod compress;
 pub mod dir;
 pub mod error;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod build;
+pub mod cache;
 pub mod diff;
 pub mod epoch;
 pub mod fat;
