@@ -15,10 +15,10 @@
 //!
 //! # `--shape nixos` (the default): the shape of a NixOS closure
 //!
-//! For `--size 300M`: about 400 store paths, at least 50,000 files and 5,000 directories,
-//! a median file of about 2 KiB, ~1,000 symlinks, ~2,500 hard links, ~3 % duplicates, and
-//! ~17 % of the bytes in files that are already compressed. Other sizes scale the path
-//! count and the byte shares. What goes in, by share of the bytes:
+//! For `--size 300M` (seed 1, this machine's Debian 12 `/usr`) it prints: 400 store
+//! paths, 56,373 files (53,879 inodes), 5,753 directories, 923 symlinks, 2,494 hard links,
+//! 1,624 duplicates (2.9 % of files), 296.9 MiB in files, 17.7 % of the bytes already
+//! compressed, median file 2,228 B. Other sizes scale the path count and the byte shares. What goes in, by share of the bytes:
 //!
 //! - 8 % `linux-firmware-…-zstd`: `lib/firmware/<vendor>/*.bin.zst`, slices (2 KiB–4 MiB,
 //!   median 64 KiB raw) of the machine's ELF files compressed with the zstd crate the way
@@ -28,45 +28,51 @@
 //! - 4 % `linux-…-modules`: `lib/modules/<ver>/kernel/<subsystem>/*.ko.xz` (4 KiB–1 MiB
 //!   raw, xz preset 6, CRC32, 1 MiB dictionary, as the kernel's `modules_install`) and a
 //!   `modules.dep`; 1 % a kernel (`bzImage`, xz) and 1 % an initrd (zstd 19).
-//! - 44 % ELF executables (`bin/`) and libraries (`lib/`, with soname symlinks for half of
-//!   them) copied from `/usr/{bin,sbin,libexec,lib}` (16 KiB–32 MiB, each used once).
+//! - 36 % ELF executables (`bin/`) and libraries (`lib/`, each with its soname symlink)
+//!   copied from `/usr/{bin,sbin,libexec,lib}` (16 KiB–32 MiB, each used once).
 //! - 1.5 % man pages: Debian's own `share/man/**/*.gz`, copied (gzip data), with an alias
 //!   symlink now and then.
-//! - the rest, ~38 %, text and data: runs of consecutive files of the sorted `/usr` (every
-//!   non-ELF, uncompressed file of at most 256 KiB outside `bin`, `sbin`, `local`), placed
-//!   at their `/usr`-relative path, so that directories look like a package's (perl and
-//!   python modules, headers, locale and terminfo data, docs), each cut to a size drawn
-//!   from a distribution with a median of ~2 KiB and a mean of ~2.6 KiB; shebangs are
-//!   rewritten to a store path's bash (patchShebangs) and a file that would repeat another
-//!   gets a line naming its store path, so the only duplicates are the ones made on purpose.
+//! - the rest, ~43 % (3 % more come as the duplicate copies below), text and data: runs of
+//!   consecutive files of the sorted `/usr` (every non-ELF, uncompressed file of at most
+//!   256 KiB outside `bin`, `sbin`, `local`), placed at their `/usr`-relative path, so that
+//!   directories look like a package's (perl and python modules, headers, locale and
+//!   terminfo data, docs). At most 4,000 files come from one `<top>/<second>` directory, so
+//!   that one SDK is not most of it; Debian's per-package `share/doc/*` directories become
+//!   the path's own; directories deeper than 5 levels are folded into the file name. Each
+//!   file is cut to a size drawn from a distribution (the text files that result have a
+//!   median of ~2.3 KiB and a mean of ~3.5 KiB); shebangs are rewritten to a store path's
+//!   bash (patchShebangs); a file that would repeat another gets a line naming its store
+//!   path, so the only duplicates are the ones made on purpose.
 //! - Store paths: ~30 % are tiny (one to three small files: a script, a unit, a config);
 //!   the packages get their bytes by a long-tailed weight (a few big paths, many small);
 //!   half have `nix-support/propagated-build-inputs` naming earlier paths; a `system-path`
-//!   holds the buildEnv symlink farm of every executable; one in eight links to another
+//!   holds the buildEnv symlink farm of every executable; one in four links to another
 //!   path's `share`.
 //! - Then, among package files, hard links for 5 % of the files made so far (the way
-//!   `nix-store --optimise` links identical files; 70 % across store paths at the same
-//!   relative path, 30 % within a path under `share/doc/`) and independent copies for
-//!   3 % (a store not optimised since those paths arrived).
+//!   `nix-store --optimise` links identical files; 70 % across store paths, 30 % within a
+//!   path, always into a directory that exists) and independent copies for 3 % (a store
+//!   not optimised since those paths arrived).
 //!
-//! Sources for the shape. No real NixOS closure is at hand on the machine this was written
-//! on (an empty `/nix/store`, Nix 2.8 without nixpkgs and no network, so no system can be
+//! Sources for the shape. No real NixOS closure was at hand where this was written (an
+//! empty `/nix/store`, Nix 2.8 without nixpkgs and no network, so no system could be
 //! built), so the shape follows (1) the measurement quoted in the project's cold-speed
 //! issue (about 400 store paths, 54,000 files and 5,600 directories for 300 MB, 1,000
 //! symlinks, ~2,500 hard links, a few percent duplicates); (2) published figures: nixpkgs
-//! PR #172820 (xz-compressed firmware, 500 MB closure saving) and PR #302300 with
-//! `compress-firmware.nix` (`zstd -19 --long`, `xz -9 --lzma2=dict=2MiB`), Gentoo PR #29963
-//! (linux-firmware 872 MB raw, 412 MB zstd, 364 MB xz), nixpkgs PR #20641 (minimal ISO:
-//! ~157 MB firmware and ~69 MB kernel modules of 309 MB), nixpkgs PR #338652 (graphical
-//! ISO, zstd 19: 2.7 GB, 2m20 to build on 16 cores), the `nix-store --optimise` manual
-//! (114,486 of 215,894 files of a store with equal contents); (3) a count of the
-//! machine's Debian 12 `/usr` with `--stats` (113,653 files, 15,423 directories, 5,608
-//! symlinks, 6.0 GB, median file 2,118 B: the size distribution of a distribution's small
-//! files). The contents are real: the machine's `/usr`.
+//! PR #172820 (xz-compressed firmware, a 500 MB closure saving) and PR #302300 with
+//! `compress-firmware.nix` (`zstd -T1 -19 --long --check`, `xz -9c -T1 -C crc32
+//! --lzma2=dict=2MiB`), Gentoo PR #29963 (linux-firmware 872 MB raw, 412 MB zstd, 364 MB
+//! xz), nixpkgs PR #20641 (minimal ISO of 309 MB: ~157 MB firmware, ~69 MB kernel
+//! modules), nixpkgs PR #338652 (graphical ISO at zstd 19: 2.7 GB, 2m20 on 16 cores), the
+//! `nix-store --optimise` manual (114,486 of 215,894 files of a store with equal
+//! contents); (3) `gen-closure --stats /usr` of a Debian 12 system: 113,653 files, 15,422
+//! directories, 5,608 symlinks, 166 hard links, 9,848 duplicates (8.7 %), 4.9 GiB, 10 % of
+//! the bytes compressed, median file 2,118 B (the size distribution of a distribution's
+//! small files). The contents are real: the machine's `/usr`.
 //!
 //! # `--files N`: many small files
 //!
-//! N files of text (at most 8 KiB, median ~1.3 KiB) in N/1,000 store paths, with the same
+//! About N files (N less the hard links and copies, which come on top) of text (at most
+//! 8 KiB, median ~0.9 KiB) in N/1,000 store paths, a symlink per 50 files, the same
 //! hard-link and duplicate rates; no ELF, no firmware. `--files 1000000` is the
 //! million-file case.
 //!

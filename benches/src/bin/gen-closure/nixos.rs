@@ -37,8 +37,9 @@ const MAX_DEPTH: usize = 5;
 /// Files per store path in the small-files variant.
 const FILES_PER_PATH: u64 = 1000;
 
-/// Sizes a text file is cut to (per-mille, bytes): the median of the result is about
-/// 2 KiB, the mean about 2.6 KiB, like the small files of a distribution's `/usr`.
+/// Sizes a text file is cut to (per-mille, bytes; a file shorter than its cut stays whole):
+/// at 300M the text files come out with a median of about 2.3 KiB and a mean of about
+/// 3.5 KiB, which gives the file count of a NixOS closure for its bytes.
 const TEXT_SIZES: &[(u64, u64)] = &[
     (0, 256),
     (100, 1600),
@@ -49,7 +50,7 @@ const TEXT_SIZES: &[(u64, u64)] = &[
     (990, 24_000),
     (1000, 64_000),
 ];
-/// The small-files variant: at most 8 KiB, median about 1.3 KiB.
+/// The small-files variant: cuts of at most 8 KiB (files come out with a median of ~0.9 KiB).
 const SMALL_SIZES: &[(u64, u64)] =
     &[(0, 32), (200, 400), (500, 1300), (800, 3000), (950, 6000), (1000, 8192)];
 /// Raw (uncompressed) sizes of firmware files and kernel modules.
