@@ -8,7 +8,9 @@
 #                      [--big-size 5G] [--files 1000000] [--cases LIST]
 #                      [--mksquashfs PATH] [--isoforge PATH] [--work DIR] [--run-dir DIR]
 #
-# --isoforge PATH runs that binary instead of the repository's release build.
+# --isoforge PATH runs that binary instead of the repository's release build. A run into a
+# --run-dir that already holds a raw.csv appends to it (and to environment.txt), so cases
+# can be run one at a time; fixtures in --work are reused.
 #
 # Cases (--cases, comma-separated; default all of them):
 #   build           whole builds at zstd 19 and zstd 3 (reps19, reps3 pairs) on the closure
