@@ -46,6 +46,34 @@ impl SplitMix64 {
     pub fn chance(&mut self, num: u64, den: u64) -> bool {
         self.below(den) < num
     }
+
+    /// Fills `buf` with random bytes (8 a call, little-endian; the tail from one more call).
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let last = self.next_u64().to_le_bytes();
+            rest.copy_from_slice(&last[..rest.len()]);
+        }
+    }
+
+    /// A size drawn from a piecewise-linear distribution: `table` holds (per-mille, size)
+    /// points, per-mille increasing from 0 to 1000; a draw picks a per-mille uniformly and
+    /// interpolates the size between the two points around it.
+    pub fn quantile(&mut self, table: &[(u64, u64)]) -> u64 {
+        let u = self.below(1_000_000);
+        for w in table.windows(2) {
+            let ((p0, s0), (p1, s1)) = (w[0], w[1]);
+            let (lo, hi) = (p0 * 1000, p1 * 1000);
+            if u < hi && hi > lo {
+                return s0 + (s1.saturating_sub(s0)) * (u - lo) / (hi - lo);
+            }
+        }
+        table.last().map_or(0, |&(_, s)| s)
+    }
 }
 
 /// Parses a byte count with an optional K/M/G suffix (powers of 1024).
@@ -96,6 +124,22 @@ mod tests {
         let b: Vec<u64> = (0..4).scan(SplitMix64::new(7), |r, _| Some(r.next_u64())).collect();
         assert_eq!(a, b);
         assert_ne!(a[0], SplitMix64::new(8).next_u64());
+    }
+
+    #[test]
+    fn fill_and_quantile() {
+        let mut a = [0u8; 13];
+        SplitMix64::new(3).fill(&mut a);
+        let mut b = [0u8; 13];
+        SplitMix64::new(3).fill(&mut b);
+        assert_eq!(a, b);
+        assert_ne!(a, [0u8; 13]);
+        let table = [(0, 10), (500, 20), (1000, 100)];
+        let mut r = SplitMix64::new(1);
+        for _ in 0..1000 {
+            let s = r.quantile(&table);
+            assert!((10..=100).contains(&s));
+        }
     }
 
     #[test]

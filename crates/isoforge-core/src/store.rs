@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use isoforge_squashfs::cache::BlockCache;
 use isoforge_squashfs::{closure_tree_scanned, InputNode};
 use thiserror::Error;
 
@@ -60,6 +61,9 @@ pub struct StoreSpec {
     pub squashfs: isoforge_squashfs::Options,
     /// Copy host modes and mtimes instead of Nix's canonical metadata.
     pub keep_metadata: bool,
+    /// A block cache directory (`--cache`, `ISOFORGE_CACHE`): compressed blocks are looked up
+    /// there before compressing and stored after. The image does not depend on it.
+    pub cache: Option<PathBuf>,
 }
 
 impl StoreSpec {
@@ -72,6 +76,7 @@ impl StoreSpec {
             image_path: DEFAULT_SQUASHFS_PATH.to_string(),
             squashfs: isoforge_squashfs::Options::default(),
             keep_metadata: false,
+            cache: None,
         }
     }
 }
@@ -87,6 +92,25 @@ pub struct PreparedStore {
     pub upper_bound: u64,
     /// Bytes of the files in the tree (the compressor's input, duplicates counted).
     pub file_bytes: u64,
+    /// The block cache directory, if the build uses one.
+    pub cache: Option<PathBuf>,
+}
+
+impl PreparedStore {
+    /// Writes the squashfs into `out` at its current position ([`isoforge_squashfs::write`]),
+    /// through the block cache when there is one; [`isoforge_squashfs::Summary::cache`] says
+    /// what the cache did. The bytes do not depend on the cache.
+    pub fn write_squashfs<W: std::io::Write + std::io::Seek>(
+        &self,
+        options: &isoforge_squashfs::Options,
+        out: &mut W,
+    ) -> Result<isoforge_squashfs::Summary, isoforge_squashfs::WriteError> {
+        let cache = self
+            .cache
+            .as_ref()
+            .map(|dir| std::sync::Arc::new(BlockCache::open(dir, options.compression, options.block_size)));
+        isoforge_squashfs::write_cached(&self.tree, options, cache, out)
+    }
 }
 
 /// Reads the closure and builds the squashfs input tree. Scans every store path once; when
@@ -129,7 +153,7 @@ pub fn prepare_with(
     let tree = closure_tree_scanned(entries, &reg, options)?;
     let upper_bound = upper_bound(&tree, spec.squashfs.block_size);
     let file_bytes = file_bytes(&tree);
-    Ok(PreparedStore { tree, paths, upper_bound, file_bytes })
+    Ok(PreparedStore { tree, paths, upper_bound, file_bytes, cache: spec.cache.clone() })
 }
 
 /// Sum of the sizes of the files in `tree`.
@@ -189,7 +213,7 @@ pub fn build_squashfs_with(
     let mut out = isoforge_host::output::AtomicOutput::create(path)?;
     report_stale(progress, &out);
     let summary = phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
-        isoforge_squashfs::write(&prepared.tree, &options, out.file())
+        prepared.write_squashfs(&options, out.file())
     })?;
     out.commit()?;
     Ok(summary)

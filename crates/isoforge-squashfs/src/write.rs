@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use isoforge_host::snapshot::{FileId, SnapshotReader};
 use rayon::prelude::*;
@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
 use zerocopy::IntoBytes;
 
+use crate::cache::{BlockCache, CacheReport};
 use crate::compress::{compress_block, Compressed, Compression};
 use crate::dir::{write_listing, Entry};
 use crate::error::WriteError;
@@ -103,6 +104,8 @@ pub struct Summary {
     pub inode_table_bytes: u64,
     /// Bytes of the directory table as stored.
     pub directory_table_bytes: u64,
+    /// What the block cache did, when the build had one ([`write_cached`]).
+    pub cache: Option<CacheReport>,
 }
 
 /// Writes `root` as a squashfs image into `out`, starting at its current position. Offsets
@@ -116,7 +119,22 @@ pub fn write<W: Write + Seek>(
     options: &Options,
     out: &mut W,
 ) -> Result<Summary, WriteError> {
-    write_dyn(root, options, out)
+    write_dyn(root, options, None, out)
+}
+
+/// [`write`], looking every data and fragment block up in `cache` before compressing it and
+/// storing each block it compresses ([`crate::cache`]). The bytes written are the same with
+/// any cache, in any state, as without one: an entry is used only when it is exactly what
+/// [`crate::compress_block`] gives for the block, which the cache checks. The cache's
+/// report ([`BlockCache::finish`], which also logs the build in the cache) is
+/// [`Summary::cache`].
+pub fn write_cached<W: Write + Seek>(
+    root: &InputNode,
+    options: &Options,
+    cache: Option<Arc<BlockCache>>,
+    out: &mut W,
+) -> Result<Summary, WriteError> {
+    write_dyn(root, options, cache, out)
 }
 
 /// A writable, seekable sink (the object-safe core behind [`write`]).
@@ -156,7 +174,12 @@ enum Placement {
     Alias(usize),
 }
 
-fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Result<Summary, WriteError> {
+fn write_dyn(
+    root: &InputNode,
+    options: &Options,
+    cache: Option<Arc<BlockCache>>,
+    out: &mut dyn WriteSeek,
+) -> Result<Summary, WriteError> {
     let block_size = options.block_size;
     if !block_size.is_power_of_two() || !(4096..=1 << 20).contains(&block_size) {
         return Err(WriteError::BadOption {
@@ -240,6 +263,7 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     let window = threads.saturating_mul(2).saturating_add(12);
     let mut pipe = Pipeline {
         pool: &pool,
+        cache: cache.clone(),
         compression: options.compression,
         block_size,
         window,
@@ -255,6 +279,11 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     let (tx, rx) = mpsc::channel();
     pipe.tx = Some(tx);
     pipe.rx = Some(rx);
+    // Fragment blocks never hold the tails of two top-level entries (two store paths), so a
+    // change inside one store path cannot change the fragment blocks of another: their bytes,
+    // and so their cache entries, stay the same (docs/spec/squashfs.md, "Fragments").
+    let top = top_level_entries(&flat);
+    let mut current_top = usize::MAX;
     for (k, &i) in files.iter().enumerate() {
         if matches!(placement[k], Placement::Alias(_)) {
             continue;
@@ -262,6 +291,10 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
         let InputNode::File { data, size, .. } = flat[i].node else { continue };
         if *size == 0 {
             continue;
+        }
+        if top[i] != current_top {
+            pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
+            current_top = top[i];
         }
         placement[k] =
             Placement::Stored(FileLayout { file_size: *size, fragment: INVALID, ..FileLayout::default() });
@@ -379,6 +412,7 @@ fn write_dyn(root: &InputNode, options: &Options, out: &mut dyn WriteSeek) -> Re
     out.seek(SeekFrom::Start(start + padded)).map_err(WriteError::Output)?;
     summary.bytes_used = bytes_used;
     summary.total_size = padded;
+    summary.cache = cache.map(|c| c.finish(None));
     summary.fragment_blocks = fragments.len() as u32;
     Ok(summary)
 }
@@ -475,6 +509,16 @@ fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
         *next += 1;
         flat[0].inode_number = *next;
     }
+}
+
+/// For every flattened node, the index of the root's child it lies under (itself for a child
+/// of the root; the root maps to itself). Parents are flattened before their children.
+fn top_level_entries(flat: &[Flat<'_>]) -> Vec<usize> {
+    let mut top = vec![0; flat.len()];
+    for (i, f) in flat.iter().enumerate().skip(1) {
+        top[i] = if f.parent == 0 { i } else { top[f.parent] };
+    }
+    top
 }
 
 fn subdir_count(flat: &[Flat<'_>], i: usize) -> u32 {
@@ -765,6 +809,8 @@ type Arrival = (u64, Result<BlockOut, WriteError>);
 /// `window` in flight, and written in submission order.
 struct Pipeline<'p> {
     pool: &'p rayon::ThreadPool,
+    /// Where compressed blocks are looked up and stored, when the build has a cache.
+    cache: Option<Arc<BlockCache>>,
     compression: Compression,
     block_size: u32,
     window: usize,
@@ -808,13 +854,18 @@ impl Pipeline<'_> {
         let tx = self.tx.clone();
         let compression = self.compression;
         let block_size = self.block_size;
+        let cache = self.cache.clone();
         let may_be_sparse = matches!(target, Target::File(_));
         let len = if known_hole { hole_len } else { data.len() };
         self.pool.spawn(move || {
             let out = if known_hole || (may_be_sparse && is_zero(&data)) {
                 Ok(BlockOut::Sparse)
             } else {
-                compress_block(&data, compression, block_size).map(|c| match c {
+                let compressed = match &cache {
+                    Some(c) => c.compress(&data),
+                    None => compress_block(&data, compression, block_size),
+                };
+                compressed.map(|c| match c {
                     Compressed::Packed(p) => BlockOut::Packed(p),
                     Compressed::Stored => BlockOut::Stored(data),
                 })

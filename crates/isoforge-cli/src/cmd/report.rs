@@ -130,6 +130,7 @@ pub fn build_and_report(spec: &ImageSpec, output: &Path, args: &ReportArgs) -> a
     }
     let report = result.with_context(|| format!("building {}", output.display()))?;
     let total = started.elapsed();
+    print_cache(report.squashfs.as_ref(), args.verbose);
     let durations = reporter.state.borrow().durations.clone();
     if args.verbose {
         for (phase, d) in &durations {
@@ -164,6 +165,47 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Prints the block cache's warnings (always) and, with `verbose`, what it did, on stderr.
+pub fn print_cache(summary: Option<&isoforge_squashfs::Summary>, verbose: bool) {
+    let Some(cache) = summary.and_then(|s| s.cache.as_ref()) else { return };
+    for w in &cache.warnings {
+        eprintln!("isoforge: warning: {w}");
+    }
+    if verbose {
+        let c = &cache.counters;
+        eprintln!(
+            "cache {}: {} blocks looked up, {} hits, {} compressed, {} stored, {} corrupt ({} bytes read, {} bytes stored)",
+            cache.dir.display(),
+            c.lookups,
+            c.hits,
+            c.misses,
+            c.stores,
+            c.corrupt,
+            c.bytes_read,
+            c.bytes_stored
+        );
+    }
+}
+
+/// The `"cache"` object of the JSON reports: what the block cache did, or `null` without one.
+pub fn cache_json(summary: Option<&isoforge_squashfs::Summary>) -> serde_json::Value {
+    let Some(cache) = summary.and_then(|s| s.cache.as_ref()) else { return serde_json::Value::Null };
+    let c = &cache.counters;
+    serde_json::json!({
+        "dir": cache.dir,
+        "mode": cache.mode,
+        "lookups": c.lookups,
+        "hits": c.hits,
+        "misses": c.misses,
+        "corrupt": c.corrupt,
+        "stores": c.stores,
+        "store_failures": c.store_failures,
+        "bytes_read": c.bytes_read,
+        "bytes_stored": c.bytes_stored,
+        "warnings": cache.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+    })
 }
 
 /// A JSON string literal.
@@ -204,9 +246,10 @@ fn json(
         }
         None => "null".to_string(),
     };
+    let cache = cache_json(report.squashfs.as_ref());
     format!(
         "{{\"output\":{},\"image_bytes\":{},\"volume_blocks\":{},\"bytes_written\":{},\"sha256\":{},\
-         \"squashfs\":{squashfs},\"phases\":[{}],\"total_seconds\":{:.6}}}",
+         \"squashfs\":{squashfs},\"cache\":{cache},\"phases\":[{}],\"total_seconds\":{:.6}}}",
         string(&output.to_string_lossy()),
         report.image_size,
         report.volume_blocks,

@@ -21,6 +21,12 @@ pub struct SquashfsArgs {
     pub epoch: Option<i64>,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Print what the block cache did on stderr.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Print a JSON report (size and block cache counters) on stdout.
+    #[arg(long = "json")]
+    pub json: bool,
 }
 
 /// Runs `isoforge squashfs`.
@@ -31,6 +37,14 @@ pub fn run(args: &SquashfsArgs) -> anyhow::Result<()> {
     epoch.check(DateField::Squashfs).map_err(|e| resolved.name(e))?;
     let summary = store::build_squashfs_with(&spec, epoch, &args.output, &Notices)
         .with_context(|| format!("building {}", args.output.display()))?;
+    super::report::print_cache(Some(&summary), args.verbose);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "output": args.output, "bytes": summary.total_size, "cache": super::report::cache_json(Some(&summary)) })
+        );
+        return Ok(());
+    }
     println!(
         "{}: {} bytes, {} inodes, {} files ({} duplicates), {} directories, {} symlinks",
         args.output.display(),

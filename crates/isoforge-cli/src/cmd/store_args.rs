@@ -36,7 +36,15 @@ pub struct StoreArgs {
     /// Keep host modes and mtimes instead of Nix's canonical metadata.
     #[arg(long = "keep-metadata")]
     pub keep_metadata: bool,
+    /// Block cache directory: compressed squashfs blocks are looked up there before compressing
+    /// and stored after, so a rebuild compresses only what changed. The image is the same with
+    /// any cache, or none. Default: $ISOFORGE_CACHE (empty or unset: no cache).
+    #[arg(long = "cache", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 }
+
+/// The environment variable naming the block cache when `--cache` is not given.
+pub const CACHE_ENV: &str = "ISOFORGE_CACHE";
 
 fn block_size(s: &str) -> Result<u32, String> {
     let bytes = super::fat::parse_size(s)?;
@@ -59,6 +67,14 @@ impl StoreArgs {
         spec.squashfs.block_size = self.block_size;
         spec.squashfs.threads = self.threads.unwrap_or(0);
         spec.keep_metadata = self.keep_metadata;
+        spec.cache = self.cache_dir();
         Some(spec)
+    }
+
+    /// The block cache: `--cache`, else `$ISOFORGE_CACHE` when set and not empty.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache
+            .clone()
+            .or_else(|| std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
     }
 }
