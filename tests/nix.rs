@@ -12,7 +12,11 @@
 //!   `isoforge build --spec --out-dir $out` with nixpkgs-style arguments (a prebuilt
 //!   `efi.img` among the contents, `efiBootImage` naming it), passes `nix-build --check`
 //!   (rebuilt, same bytes), and its image boots in QEMU (SeaBIOS from a CD-ROM, OVMF from a
-//!   disk) with the initramfs checking files inside the store squashfs.
+//!   disk) with the initramfs checking files inside the store squashfs;
+//! - issue 12: `isoImage.isoforge.cacheDir` / `makeIsoImage`'s `cache` become `ISOFORGE_CACHE`
+//!   in the derivation and nothing else; a derivation passing `ISOFORGE_CACHE` (busybox's
+//!   closure at zstd 19), built with an empty cache, fills it, and `nix-build --check` with the
+//!   warm cache finds the same bytes with every block a hit; without a cache, the same image.
 //!
 //! Builds run in the machine's `/nix/store` with `sandbox = false` and no build users (root),
 //! set through `NIX_CONFIG`, as in `tests/closure.rs`.
@@ -160,7 +164,8 @@ fn spec_generator_evaluates_to_json_the_cli_builds() {
 /// `nix/module.nix` and `nix/make-iso-image.nix` with nixpkgs stubbed out (`mkDerivation`
 /// returns its attributes, `closureInfo` a fixed path): the `isoImage.*` options become the
 /// spec, the mksquashfs-built `/nix-store.squashfs` is dropped from the contents, the closure
-/// comes from closureInfo, and the command accepts the spec.
+/// comes from closureInfo, and the command accepts the spec. `isoImage.isoforge.cacheDir`
+/// (`@CACHE@`) becomes the derivation's `ISOFORGE_CACHE` and nothing else.
 const MODULE_STUB: &str = r#"let
   stubs = {
     lib = { };
@@ -174,6 +179,8 @@ const MODULE_STUB: &str = r#"let
   lib = {
     mkForce = x: x;
     optionalAttrs = c: a: if c then a else { };
+    mkOption = o: o;
+    types = { nullOr = t: { nullOr = t; }; str = "str"; };
   };
   config.isoImage = {
     isoName = "nixos.iso"; compressImage = true; volumeID = "NIXOS_ISO";
@@ -181,9 +188,11 @@ const MODULE_STUB: &str = r#"let
     contents = [ { source = "/tmp/k"; target = "/boot/bzImage"; } { source = "/tmp/sq"; target = "/nix-store.squashfs"; } ];
     storeContents = [ "/nix/store/22222222222222222222222222222222-toplevel" ];
     makeBiosBootable = true; makeUsbBootable = true; makeEfiBootable = true;
+    isoforge.cacheDir = @CACHE@;
   };
   module = import @MODULE@ { isoforge = "/nix/store/33333333333333333333333333333333-isoforge"; };
-in (module { inherit config lib pkgs; }).system.build.isoImage
+  evaluated = module { inherit config lib pkgs; };
+in evaluated.config.system.build.isoImage // { cacheOption = evaluated.options.isoImage.isoforge.cacheDir; }
 "#;
 
 #[test]
@@ -192,13 +201,49 @@ fn module_and_make_iso_image_give_a_spec_the_cli_accepts() {
         return;
     }
     let dir = support::tempdir();
-    let expr = dir.path().join("stub.nix");
-    write_file(&expr, MODULE_STUB.replace("@MODULE@", &repo().join("nix/module.nix").display().to_string()));
+    let stub = |cache: &str| {
+        let expr = dir.path().join("stub.nix");
+        write_file(
+            &expr,
+            MODULE_STUB
+                .replace("@MODULE@", &repo().join("nix/module.nix").display().to_string())
+                .replace("@CACHE@", cache),
+        );
+        expr
+    };
+    let expr = stub("null");
     let out = run_ok_stdout(
         nix("nix-instantiate")
             .args(["--eval", "--strict", "--json", "-E"])
             .arg(format!("let d = import {}; in {{ inherit (d) spec name buildCommand; }}", expr.display())),
     );
+    // Off by default: the option defaults to null and a null adds nothing to the derivation.
+    let off =
+        run_ok_stdout(nix("nix-instantiate").args(["--eval", "--strict", "--json", "-E"]).arg(format!(
+            "let d = import {}; in [ (d ? ISOFORGE_CACHE) d.cacheOption.default d.cacheOption.example ]",
+            expr.display()
+        )));
+    assert_eq!(off.trim(), r#"[false,null,"/var/cache/isoforge"]"#);
+    // Set: ISOFORGE_CACHE in the builder's environment, the spec unchanged.
+    let on = run_ok_stdout(nix("nix-instantiate").args(["--eval", "--strict", "--json", "-E"]).arg(format!(
+        "let d = import {}; in {{ inherit (d) spec name buildCommand ISOFORGE_CACHE; }}",
+        stub(r#""/var/cache/isoforge""#).display()
+    )));
+    assert_eq!(on.replacen(r#""ISOFORGE_CACHE":"/var/cache/isoforge","#, "", 1), out, "{on}");
+    // A path literal (it would be copied into the store) or a relative path is refused.
+    for bad in ["/var/cache/isoforge", r#""var/cache/isoforge""#] {
+        let o = nix("nix-instantiate")
+            .args(["--eval", "--strict", "--json", "-E"])
+            .arg(format!("(import {}).ISOFORGE_CACHE", stub(bad).display()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad}: {err}");
+        assert!(
+            err.contains("makeIsoImage's cache must be null or an absolute path as a string"),
+            "{bad}: {err}"
+        );
+    }
     assert!(out.contains(r#""name":"nixos.iso""#), "{out}");
     assert!(out.contains("isoforge build --spec"), "{out}");
     // The spec is a JSON string inside the JSON answer.
@@ -318,7 +363,19 @@ fn built() -> Option<&'static Built> {
     B.get_or_init(build).as_ref()
 }
 
-fn build() -> Option<Built> {
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The builder's tools in the store.
+struct StoreTools {
+    /// A store path holding `bin/busybox`.
+    busybox: String,
+    /// A store path holding `bin/isoforge`, the binary under test.
+    isoforge: String,
+}
+
+/// Adds busybox and the isoforge under test to the machine's store, through scratch copies
+/// in `dir` (emptied first), or `None` after a skip note when Nix, root or busybox is missing.
+fn store_tools(dir: &Path) -> Option<StoreTools> {
     if !have_nix() {
         return None;
     }
@@ -327,28 +384,33 @@ fn build() -> Option<Built> {
         skip("building in /nix/store needs root");
         return None;
     }
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
+    if !Path::new(BUSYBOX).exists() {
         skip("/bin/busybox not found (Debian package busybox-static)");
         return None;
     }
-    let kit = bootkit::bootkit(LABEL)?;
     for d in ["/nix/store", "/nix/var/nix"] {
         mkdir_p(Path::new(d));
     }
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nix-derivation");
-    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_dir_all(dir);
     // busybox picks its applet from argv[0]: the builder must be called .../busybox.
     let bb_dir = dir.join("isoforge-test-busybox");
     mkdir_p(&bb_dir.join("bin"));
-    fs::copy(busybox, bb_dir.join("bin/busybox")).unwrap();
-    let bb = add_to_store(&bb_dir);
+    fs::copy(BUSYBOX, bb_dir.join("bin/busybox")).unwrap();
+    let busybox = add_to_store(&bb_dir);
     // The isoforge binary under test (dynamically linked against the host's glibc, which the
     // unsandboxed builder can load).
     let bin_dir = dir.join("isoforge-test-isoforge");
     mkdir_p(&bin_dir.join("bin"));
     fs::copy(isoforge_bin(), bin_dir.join("bin/isoforge")).unwrap();
-    let isoforge_store = add_to_store(&bin_dir);
+    let isoforge = add_to_store(&bin_dir);
+    Some(StoreTools { busybox, isoforge })
+}
+
+fn build() -> Option<Built> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nix-derivation");
+    let StoreTools { busybox: bb, isoforge: isoforge_store } = store_tools(&dir)?;
+    let busybox = Path::new(BUSYBOX);
+    let kit = bootkit::bootkit(LABEL)?;
     let mbr = add_to_store(&kit.isohdpfx);
     let expr_file = dir.join("image.nix");
     let expr = |tree: &str| {
@@ -488,4 +550,140 @@ fn spec_equals_flags_and_prebuilt_efi_image_equals_built() {
         run(isoforge().args(["build", "--spec"]).arg(&spec).arg("-o").arg(&iso));
         assert_eq!(sha256_file(&iso), sha256_file(&flags), "{name}");
     }
+}
+
+/// The block cache in a Nix build (issue 12): `payload` (busybox's closure, as in [`EXPR`]) in
+/// the squashfs at zstd 19, by a derivation that passes `ISOFORGE_CACHE` in its environment as
+/// `nix/make-iso-image.nix` does (`cache` argument), and by one without a cache.
+const CACHE_EXPR: &str = r#"
+let
+  bb = builtins.storePath "@BUSYBOX@";
+  sh = "${bb}/bin/busybox";
+  payload = builtins.derivation {
+    name = "isoforge-nix-test-payload";
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-e" "-c" "${sh} mkdir -p $out/share; echo 'payload using ${sh}' > $out/share/hello.txt" ];
+  };
+  iso = name: env: builtins.derivation ({
+    inherit name;
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-e" "-c" "${builtins.storePath "@ISOFORGE@"}/bin/isoforge build --spec $specPath --out-dir $out" ];
+    PATH = "${bb}/bin";
+    spec = builtins.toJSON (import @SPEC_NIX@ {
+      isoName = "@ISO_NAME@";
+      volumeID = "ISOFORGE-CACHE";
+      contents = [ { source = "${payload}/share"; target = "/share"; } ];
+      squashfsContents = "closure";
+      squashfsCompression = "zstd -Xcompression-level 19";
+      sha256 = true;
+    });
+    passAsFile = [ "spec" ];
+    exportReferencesGraph = [ "closure" payload ];
+  } // env);
+in {
+  cached = iso "isoforge-nix-test-cached-image" { ISOFORGE_CACHE = "@CACHE@"; };
+  uncached = iso "isoforge-nix-test-uncached-image" { };
+}
+"#;
+
+/// The cache's entries: the files under `DIR/blocks` that are not temporaries.
+fn cache_entries(cache: &Path) -> usize {
+    let mut n = 0;
+    let mut todo = vec![cache.join("blocks")];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display())) {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else if !e.file_name().to_string_lossy().starts_with(".tmp-") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The cache's `builds.log`, one JSON object per build.
+fn cache_log(cache: &Path) -> Vec<serde_json::Value> {
+    let log = cache.join("builds.log");
+    let text = fs::read_to_string(&log).unwrap_or_else(|e| panic!("read {}: {e}", log.display()));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} in {}: {e}", log.display())))
+        .collect()
+}
+
+/// The counter `key` of a `builds.log` record.
+fn counter(record: &serde_json::Value, key: &str) -> u64 {
+    record[key].as_u64().unwrap_or_else(|| panic!("no counter {key:?} in {record}"))
+}
+
+/// A derivation whose builder gets `ISOFORGE_CACHE` (visible because the tests build with
+/// `sandbox = false`; a sandboxed build needs `extra-sandbox-paths`): built with an empty cache,
+/// it fills the cache; `nix-build --check` then rebuilds it with the warm cache and finds the
+/// same bytes, every block taken from the cache (`builds.log`) and none compressed, no warning; a derivation without a
+/// cache gives the same image.
+#[test]
+fn derivation_with_a_block_cache_passes_check_with_the_warm_cache() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nix-cache-derivation");
+    let Some(tools) = store_tools(&dir) else { return };
+    let cache = dir.join("cache");
+    mkdir_p(&cache);
+    let expr_file = dir.join("image.nix");
+    write_file(
+        &expr_file,
+        CACHE_EXPR
+            .replace("@BUSYBOX@", &tools.busybox)
+            .replace("@ISOFORGE@", &tools.isoforge)
+            .replace("@SPEC_NIX@", &repo().join("nix/spec.nix").display().to_string())
+            .replace("@ISO_NAME@", ISO_NAME)
+            .replace("@CACHE@", &cache.display().to_string()),
+    );
+    let build = |attr: &str, check: bool| -> String {
+        let mut c = nix("nix-build");
+        c.arg(&expr_file).args(["--no-out-link", "-A", attr]);
+        if check {
+            c.arg("--check");
+        }
+        String::from_utf8_lossy(&run(&mut c).stderr).into_owned()
+    };
+
+    // The first build with the empty cache. The store may hold the output from an earlier run
+    // (its derivation names this same cache directory): then `--check` is that build.
+    let drv = run_ok_stdout(nix("nix-instantiate").arg(&expr_file).args(["-A", "cached"]));
+    let out = run_ok_stdout(nix("nix-store").args(["-q", "--outputs"]).arg(drv.trim()));
+    let out = PathBuf::from(out.trim());
+    let valid = nix("nix-store").arg("--check-validity").arg(&out).output().unwrap().status.success();
+    let stderr = build("cached", valid);
+    assert!(!stderr.contains("isoforge: warning"), "{stderr}");
+    assert!(cache.join("blocks").is_dir(), "the build did not use the cache {}:\n{stderr}", cache.display());
+    let entries = cache_entries(&cache);
+    assert!(entries > 0, "the first build stored no block in {}:\n{stderr}", cache.display());
+    assert!(cache.join("CACHEDIR.TAG").is_file());
+    let log = cache_log(&cache);
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(counter(&log[0], "stores") > 0, "{}", log[0]);
+    assert_eq!(counter(&log[0], "corrupt"), 0, "{}", log[0]);
+    let image = out.join("iso").join(ISO_NAME);
+    let sha = sha256_file(&image);
+
+    // `--check` with the warm cache: the same bytes (else nix-build fails), nothing compressed.
+    let stderr = build("cached", true);
+    let log = cache_log(&cache);
+    assert_eq!(log.len(), 2, "{log:?}");
+    let warm = &log[1];
+    let lookups = counter(warm, "lookups");
+    assert!(lookups > 0, "{warm}");
+    assert_eq!(counter(warm, "hits"), lookups, "a block of the unchanged closure missed: {warm}");
+    assert_eq!(counter(warm, "misses"), 0, "{warm}");
+    assert_eq!(counter(warm, "stores"), 0, "{warm}");
+    assert_eq!(cache_entries(&cache), entries);
+    // A healthy cache gives no warning (printed without -v, into the build log).
+    assert!(!stderr.contains("isoforge: warning"), "{stderr}");
+    assert_eq!(sha256_file(&image), sha);
+
+    // Without a cache: the same image.
+    let plain = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "uncached"]));
+    assert_eq!(sha256_file(&Path::new(plain.trim()).join("iso").join(ISO_NAME)), sha);
 }

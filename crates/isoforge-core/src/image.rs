@@ -372,7 +372,7 @@ fn write_single_pass(
     let options = squashfs_options(spec)?;
     let summary = phase(progress, Phase::Compress, Some(store.file_bytes), || {
         let mut out = Counted { inner: &mut *file, progress };
-        store.write_squashfs(&options, &mut out)
+        store.write_squashfs(&options, progress, &mut out)
     })
     .map_err(StoreError::from)?;
     phase(progress, Phase::Finish, None, || {
@@ -406,7 +406,8 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
     let mut squashfs = None;
     if let Some(store) = &plan.store {
         let mut f = tempfile::tempfile().map_err(BuildError::Temp)?;
-        let summary = store.write_squashfs(&squashfs_options(spec)?, &mut f).map_err(StoreError::from)?;
+        let summary =
+            store.write_squashfs(&squashfs_options(spec)?, &NoProgress, &mut f).map_err(StoreError::from)?;
         plan.iso.set_deferred_size(summary.total_size)?;
         finish_plan(&mut plan, spec)?;
         temp = Some(f);

@@ -65,6 +65,11 @@ pub trait Progress {
     fn written(&self, n: u64) {
         let _ = n;
     }
+    /// During compress: a block of `n` input bytes was written; with a block cache,
+    /// `cache` is (hits, lookups) so far.
+    fn input_read(&self, n: u64, cache: Option<(u64, u64)>) {
+        let _ = (n, cache);
+    }
     /// A temporary file or directory that a killed build left beside the output was removed
     /// when the output was created (see [`isoforge_host::output`]).
     fn stale_removed(&self, stale: &StaleFile) {

@@ -103,13 +103,22 @@ impl PreparedStore {
     pub fn write_squashfs<W: std::io::Write + std::io::Seek>(
         &self,
         options: &isoforge_squashfs::Options,
+        progress: &dyn Progress,
         out: &mut W,
     ) -> Result<isoforge_squashfs::Summary, isoforge_squashfs::WriteError> {
         let cache = self
             .cache
             .as_ref()
             .map(|dir| std::sync::Arc::new(BlockCache::open(dir, options.compression, options.block_size)));
-        isoforge_squashfs::write_cached(&self.tree, options, cache, out)
+        let counters = cache.clone();
+        let mut on_block = |n: u64| {
+            let hits = counters.as_ref().map(|c| {
+                let c = c.counters();
+                (c.hits, c.lookups)
+            });
+            progress.input_read(n, hits);
+        };
+        isoforge_squashfs::write_cached(&self.tree, options, cache, &mut on_block, out)
     }
 }
 
@@ -213,7 +222,7 @@ pub fn build_squashfs_with(
     let mut out = isoforge_host::output::AtomicOutput::create(path)?;
     report_stale(progress, &out);
     let summary = phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
-        prepared.write_squashfs(&options, out.file())
+        prepared.write_squashfs(&options, progress, out.file())
     })?;
     out.commit()?;
     Ok(summary)

@@ -119,7 +119,7 @@ pub fn write<W: Write + Seek>(
     options: &Options,
     out: &mut W,
 ) -> Result<Summary, WriteError> {
-    write_dyn(root, options, None, out)
+    write_dyn(root, options, None, &mut |_| {}, out)
 }
 
 /// [`write`], looking every data and fragment block up in `cache` before compressing it and
@@ -127,14 +127,17 @@ pub fn write<W: Write + Seek>(
 /// any cache, in any state, as without one: an entry is used only when it is exactly what
 /// [`crate::compress_block`] gives for the block, which the cache checks. The cache's
 /// report ([`BlockCache::finish`], which also logs the build in the cache) is
-/// [`Summary::cache`].
+/// [`Summary::cache`]. `on_block` is called on the writing thread, in order, with the
+/// uncompressed length of every data or fragment block as it is written (for a progress
+/// display over the input bytes).
 pub fn write_cached<W: Write + Seek>(
     root: &InputNode,
     options: &Options,
     cache: Option<Arc<BlockCache>>,
+    on_block: &mut dyn FnMut(u64),
     out: &mut W,
 ) -> Result<Summary, WriteError> {
-    write_dyn(root, options, cache, out)
+    write_dyn(root, options, cache, on_block, out)
 }
 
 /// A writable, seekable sink (the object-safe core behind [`write`]).
@@ -178,6 +181,7 @@ fn write_dyn(
     root: &InputNode,
     options: &Options,
     cache: Option<Arc<BlockCache>>,
+    on_block: &mut dyn FnMut(u64),
     out: &mut dyn WriteSeek,
 ) -> Result<Summary, WriteError> {
     let block_size = options.block_size;
@@ -264,6 +268,7 @@ fn write_dyn(
     let mut pipe = Pipeline {
         pool: &pool,
         cache: cache.clone(),
+        on_block,
         compression: options.compression,
         block_size,
         window,
@@ -811,6 +816,8 @@ struct Pipeline<'p> {
     pool: &'p rayon::ThreadPool,
     /// Where compressed blocks are looked up and stored, when the build has a cache.
     cache: Option<Arc<BlockCache>>,
+    /// Told the input length of each block written.
+    on_block: &'p mut dyn FnMut(u64),
     compression: Compression,
     block_size: u32,
     window: usize,
@@ -895,6 +902,7 @@ impl Pipeline<'_> {
             })?;
             self.arrived.insert(s, r);
         }?;
+        (self.on_block)(len as u64);
         let pos = ctx.sink.pos;
         let word = match out {
             BlockOut::Sparse => {

@@ -40,6 +40,8 @@ struct State {
     current: Option<(Phase, Instant)>,
     durations: BTreeMap<Phase, Duration>,
     written: u64,
+    /// Input bytes compressed so far (the compress phase's bar).
+    input: u64,
 }
 
 /// Prints what a build removed beside its output: one line per stale temporary file or
@@ -58,6 +60,21 @@ impl Progress for Notices {
     }
 }
 
+/// The spinner of the phases whose size is not known: bytes written so far.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}: {bytes} written ({bytes_per_sec})")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// The bar of the compress phase: input bytes read of the total, with percentage and ETA.
+fn compress_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] {percent:>3}% {bytes}/{total_bytes} ({bytes_per_sec}, ETA {eta}) {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
 /// Takes the times of the phases and drives the progress bar.
 struct Reporter {
     state: RefCell<State>,
@@ -68,11 +85,7 @@ impl Reporter {
     fn new(bar: bool) -> Reporter {
         let bar = bar.then(|| {
             let pb = ProgressBar::new_spinner();
-            let style = ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} {msg}: {bytes} written ({bytes_per_sec})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_spinner());
-            pb.set_style(style);
+            pb.set_style(spinner_style());
             pb.enable_steady_tick(Duration::from_millis(200));
             pb
         });
@@ -93,10 +106,36 @@ impl Progress for Reporter {
         self.close(now);
         self.state.borrow_mut().current = Some((phase, now));
         if let Some(bar) = &self.bar {
-            bar.set_message(match input_bytes {
-                Some(n) => format!("{} ({} MiB in)", phase.name(), n >> 20),
-                None => phase.name().to_string(),
-            });
+            match (phase, input_bytes) {
+                // Compression reads a known number of input bytes: a real bar with ETA.
+                (Phase::Compress, Some(total)) => {
+                    self.state.borrow_mut().input = 0;
+                    bar.set_style(compress_style());
+                    bar.set_length(total);
+                    bar.set_position(0);
+                    bar.set_message(phase.name());
+                }
+                (_, Some(n)) => {
+                    bar.set_style(spinner_style());
+                    bar.set_message(format!("{} ({} MiB in)", phase.name(), n >> 20));
+                }
+                (_, None) => {
+                    bar.set_style(spinner_style());
+                    bar.set_message(phase.name());
+                }
+            }
+        }
+    }
+
+    fn input_read(&self, n: u64, cache: Option<(u64, u64)>) {
+        let mut st = self.state.borrow_mut();
+        st.input += n;
+        if let Some(bar) = &self.bar {
+            bar.set_position(st.input);
+            if let Some((hits, lookups)) = cache {
+                let share = if lookups > 0 { 100.0 * hits as f64 / lookups as f64 } else { 0.0 };
+                bar.set_message(format!("compress, {share:.0} % from cache"));
+            }
         }
     }
 
@@ -108,7 +147,10 @@ impl Progress for Reporter {
         let mut st = self.state.borrow_mut();
         st.written += n;
         if let Some(bar) = &self.bar {
-            bar.set_position(st.written);
+            // While compressing, the bar counts input bytes instead.
+            if !matches!(st.current, Some((Phase::Compress, _))) {
+                bar.set_position(st.written);
+            }
         }
     }
 

@@ -155,7 +155,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         (Some(output), _) => {
             let report = image::build_to_path_with(&spec, output, &Notices)
                 .with_context(|| format!("building {}", output.display()))?;
-            super::report::print_cache(report.squashfs.as_ref(), false);
+            super::report::print_cache(report.squashfs.as_ref(), args.report.verbose);
             print_summary(output, report.image_size, report.volume_blocks, report.bytes_written);
         }
         (None, Some(dir)) => {
@@ -169,7 +169,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
             };
             let report = build_out_dir_with(&spec, &options, dir, &Notices)
                 .with_context(|| format!("building {}", dir.display()))?;
-            super::report::print_cache(report.build.squashfs.as_ref(), false);
+            super::report::print_cache(report.build.squashfs.as_ref(), args.report.verbose);
             print_summary(&report.image, report.size, report.build.volume_blocks, report.build.bytes_written);
         }
         (None, None) => bail!("give -o OUT.iso or --out-dir DIR"),
