@@ -749,6 +749,9 @@ fn setup(dir: &Path) -> Setup {
                     return unusable(format!("cannot write {TAG_FILE}: {e}"));
                 }
             }
+            // Another build may have set the directory up since the tag was read: it is ours
+            // if the tag is there now.
+            Ok(false) if matches!(read_tag(dir), Ok(TagState::Ours)) => {}
             Ok(false) => {
                 return off(CacheWarning::NotACache {
                     dir: dir.to_path_buf(),
