@@ -117,5 +117,8 @@ fn json_report_of_a_closure_has_compression() {
     assert_eq!(number(json, "bytes_written"), number(json, "image_bytes") + 96.0, "{json}");
     // The phases in pipeline order: compress before write (the rest is written around it).
     let at = |name: &str| json.find(&format!("\"name\":\"{name}\"")).unwrap();
-    assert!(at("plan") < at("compress") && at("compress") < at("write") && at("write") < at("finish"), "{json}");
+    assert!(
+        at("plan") < at("compress") && at("compress") < at("write") && at("write") < at("finish"),
+        "{json}"
+    );
 }

@@ -509,3 +509,84 @@ pub fn build_to_output(
     let mut plan = plan_image_with(spec, progress)?;
     write_plan_to_file(&mut plan, spec, out.file(), progress)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::closure::ClosureOptions;
+    use crate::time::Epoch;
+
+    /// Records the phases in order and adds up the bytes written.
+    #[derive(Default)]
+    struct Log {
+        phases: RefCell<Vec<Phase>>,
+        written: RefCell<u64>,
+    }
+
+    impl Progress for Log {
+        fn phase_start(&self, phase: Phase, _input: Option<u64>) {
+            let mut p = self.phases.borrow_mut();
+            if p.last() != Some(&phase) {
+                p.push(phase);
+            }
+        }
+        fn written(&self, n: u64) {
+            *self.written.borrow_mut() += n;
+        }
+    }
+
+    fn spec(d: &Path, with_store: bool) -> ImageSpec {
+        std::fs::create_dir_all(d.join("tree/boot")).unwrap();
+        std::fs::write(d.join("tree/boot/readme.txt"), "hi\n").unwrap();
+        std::fs::create_dir_all(d.join("efi/EFI/BOOT")).unwrap();
+        std::fs::write(d.join("efi/EFI/BOOT/BOOTX64.EFI"), vec![1u8; 4096]).unwrap();
+        let epoch = Epoch(315532800);
+        let mut spec = ImageSpec::new(IsoOptions::new("PIPE", epoch));
+        spec.grafts.push(Graft { target: "/".into(), source: d.join("tree") });
+        spec.efi = Some(EfiSpec {
+            dir: d.join("efi"),
+            image_path: DEFAULT_EFI_IMAGE.into(),
+            fat: FatOptions::new(epoch),
+        });
+        if with_store {
+            let path = "nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello";
+            std::fs::create_dir_all(d.join("root").join(path).join("bin")).unwrap();
+            std::fs::write(d.join("root").join(path).join("bin/hello"), vec![b'h'; 300_000]).unwrap();
+            std::fs::write(d.join("paths.txt"), format!("/{path}\n")).unwrap();
+            let mut store = StoreSpec::new(d.join("paths.txt"));
+            store.closure_options =
+                ClosureOptions { store_root: d.join("root"), ..ClosureOptions::default() };
+            store.squashfs.compression = isoforge_squashfs::Compression::Zstd { level: 3 };
+            spec.store = Some(store);
+        }
+        spec
+    }
+
+    /// Issue 12: one write path. Every byte of the image is written once, but the squashfs
+    /// superblock, and compression comes before the rest of the image is written.
+    #[test]
+    fn every_byte_is_written_once() {
+        for with_store in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let spec = spec(dir.path(), with_store);
+            let log = Log::default();
+            let iso = dir.path().join("out.iso");
+            let report = build_to_path_with(&spec, &iso, &log).unwrap();
+            let size = std::fs::metadata(&iso).unwrap().len();
+            assert_eq!(report.image_size, size);
+            let patch = if with_store { SQUASHFS_SUPERBLOCK_PATCH } else { 0 };
+            assert_eq!(report.bytes_written, size + patch, "store: {with_store}");
+            assert_eq!(*log.written.borrow(), report.bytes_written, "store: {with_store}");
+            let expected: &[Phase] = if with_store {
+                &[Phase::Scan, Phase::Registration, Phase::Plan, Phase::Compress, Phase::Plan]
+            } else {
+                &[Phase::Scan, Phase::Plan]
+            };
+            let phases = log.phases.borrow();
+            assert_eq!(&phases[..phases.len() - 2], expected, "store: {with_store}");
+            assert_eq!(&phases[phases.len() - 2..], [Phase::Write, Phase::Finish]);
+        }
+    }
+}

@@ -205,7 +205,11 @@ fn write_metadata(plan: &IsoPlan, frame: &ImageFrame, s: &mut Sink<'_>) -> Resul
 
 /// The file data that follows the metadata region, in ascending block order; the deferred
 /// file is passed over.
-fn write_file_data(plan: &IsoPlan, generated: &mut dyn GeneratedContent, s: &mut Sink<'_>) -> Result<(), IsoError> {
+fn write_file_data(
+    plan: &IsoPlan,
+    generated: &mut dyn GeneratedContent,
+    s: &mut Sink<'_>,
+) -> Result<(), IsoError> {
     for file in &plan.files {
         if file.size == 0 {
             continue;
