@@ -77,6 +77,8 @@ fn json_report_matches_the_image() {
     let iso = dir.path().join("out.iso");
     let size = fs::metadata(&iso).unwrap().len();
     assert_eq!(number(json, "image_bytes"), size as f64);
+    // Every byte once: without a store, exactly the image.
+    assert_eq!(number(json, "bytes_written"), size as f64, "{json}");
     assert!(json.contains(&format!("\"sha256\":\"{}\"", sha256_file(&iso))), "{json}");
     assert!(json.contains("\"squashfs\":null"), "{json}");
     for phase in ["scan", "plan", "write", "finish"] {
@@ -111,5 +113,12 @@ fn json_report_of_a_closure_has_compression() {
     assert!(number(json, "compression_ratio") > 10.0, "{json}");
     // The two files and nix-path-registration.
     assert!(number(json, "file_bytes") > 200_000.0, "{json}");
-    assert!(number(json, "bytes_written") >= number(json, "image_bytes"));
+    // Every byte once, but the squashfs superblock: it is patched at the end of compression.
+    assert_eq!(number(json, "bytes_written"), number(json, "image_bytes") + 96.0, "{json}");
+    // The phases in pipeline order: compress before write (the rest is written around it).
+    let at = |name: &str| json.find(&format!("\"name\":\"{name}\"")).unwrap();
+    assert!(
+        at("plan") < at("compress") && at("compress") < at("write") && at("write") < at("finish"),
+        "{json}"
+    );
 }

@@ -1,18 +1,35 @@
 //! The build pipeline: grafts and options in, one image file out.
 //!
-//! [`ImageSpec`] says what goes into the image; [`plan_image`] builds the input tree, the FAT
-//! EFI image's plan, the ISO plan and the system area (pure except for reading metadata, the
-//! MBR template and the BIOS boot file's checksum); [`write_image`] streams the plan into any
-//! `Write`; [`build_to_path`] writes a file safely: unnamed until complete, then named (see
-//! [`isoforge_host::output`]), so a failed or killed build leaves the target as it was.
+//! [`ImageSpec`] says what goes into the image; [`build_to_path`] (or [`build_to_output`],
+//! into an output the caller commits) builds it into a file that is unnamed until complete,
+//! then named (see [`isoforge_host::output`]), so a failed or killed build leaves the target
+//! as it was. There is one write path, in four phases:
 //!
-//! Order of planning: the FAT image's size is fixed first (it is a file of the ISO tree), then
-//! the ISO layout, then the system area, whose MBR/GPT describe the ISO's final size and the
-//! FAT image's place in it. The PVD's volume space size covers the whole image, padding and
-//! backup GPT included, as xorriso writes it.
+//! 1. **Gather** ([`plan_image`]): all host metadata is read here: the grafted trees, the EFI
+//!    directory, the closure (and its registration, NAR-hashed when generated), the MBR
+//!    template and the BIOS boot file's checksum. Then the FAT image's size is fixed (it is a
+//!    file of the ISO tree) and the ISO layout planned, with the store squashfs at its upper
+//!    bound ([`crate::store::PreparedStore::upper_bound`]). The squashfs is the deferred file,
+//!    placed after every other file, so its start does not depend on its size; its directory
+//!    records' extent count is planned from the upper bound.
+//! 2. **Compress**: the squashfs is compressed straight into its extent of the output file
+//!    (the only phase that seeks back: the squashfs writer patches its 96-byte superblock once
+//!    at the end).
+//! 3. **Plan** ([`finish_plan`], pure): the squashfs's real size ends the data; the system
+//!    area, whose MBR/GPT describe the image's final size and the FAT image's place in it, and
+//!    the frame (backup GPT) follow. The PVD's volume space size covers the whole image,
+//!    padding and backup GPT included, as xorriso writes it.
+//! 4. **Write** ([`iso_write::write_image`]): everything else, from byte 0 to the image size
+//!    in increasing offset order through one counted sink, every planned offset asserted in
+//!    debug builds: the metadata region (written once, with final values), the grafted and
+//!    generated files, then a seek over the squashfs, zeros to the data end, the backup GPT
+//!    and zeros to the image size.
+//!
+//! No byte of the image is written twice, except the squashfs superblock:
+//! [`BuildReport::bytes_written`] is the image size, plus 96 with a store.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use isoforge_host::output::{AtomicOutput, OutputError};
@@ -84,9 +101,6 @@ pub enum BuildError {
     /// The store squashfs could not be made.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A temporary file for a non-seekable output could not be used.
-    #[error("temporary squashfs file: {0}")]
-    Temp(#[source] std::io::Error),
 }
 
 /// The EFI system partition image to build and add as the El Torito EFI entry.
@@ -190,20 +204,16 @@ pub struct ImagePlan {
     template: Option<Vec<u8>>,
 }
 
+/// The producers of the generated files the write phase writes (the squashfs, written in the
+/// compress phase, is passed over).
 struct Producers<'a> {
     fat: Option<&'a (PathBuf, FatPlan)>,
-    /// A squashfs already written to a temporary file (non-seekable outputs).
-    squashfs: Option<&'a mut File>,
 }
 
 impl GeneratedContent for Producers<'_> {
     fn write_generated(&mut self, id: u32, out: &mut dyn Write) -> Result<(), String> {
-        match (id, self.fat, self.squashfs.as_mut()) {
-            (EFI_GENERATED_ID, Some((_, fat)), _) => fat.write(out).map_err(|e| e.to_string()),
-            (SQUASHFS_GENERATED_ID, _, Some(f)) => {
-                f.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-                std::io::copy(f, out).map(|_| ()).map_err(|e| e.to_string())
-            }
+        match (id, self.fat) {
+            (EFI_GENERATED_ID, Some((_, fat))) => fat.write(out).map_err(|e| e.to_string()),
             _ => Err(format!("no producer for generated file {id}")),
         }
     }
@@ -212,8 +222,9 @@ impl GeneratedContent for Producers<'_> {
 /// What a build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildReport {
-    /// Bytes the build wrote: the image, plus the metadata region written twice in a
-    /// single-pass build.
+    /// Bytes the build wrote into the image file: the image size, plus
+    /// [`SQUASHFS_SUPERBLOCK_PATCH`] (96) with a store, whose squashfs writer writes its
+    /// superblock once more at the end of compression. Nothing else is written twice.
     pub bytes_written: u64,
     /// Size of the image file.
     pub image_size: u64,
@@ -241,8 +252,10 @@ fn read_mbr_template(path: &Path) -> Result<Vec<u8>, BuildError> {
     Ok(bytes)
 }
 
-/// Plans the whole image. With a store, the squashfs size is only an upper bound until it is
-/// written: the system area is planned by [`finish_plan`] once it is known.
+/// The gather phase (see the [module docs](self)): reads every input's metadata and plans the
+/// image. With a store, the squashfs size is only an upper bound until it is compressed: the
+/// system area is planned by [`finish_plan`] once it is known; without one, the plan is
+/// complete.
 pub fn plan_image(spec: &ImageSpec) -> Result<ImagePlan, BuildError> {
     plan_image_with(spec, &NoProgress)
 }
@@ -290,7 +303,8 @@ pub fn plan_image_with(spec: &ImageSpec, progress: &dyn Progress) -> Result<Imag
     Ok(plan)
 }
 
-/// Plans the system area and the frame once every size is known.
+/// The plan phase: plans the system area and the frame once every size is known (with a
+/// store, after [`IsoPlan::set_deferred_size`]). Pure.
 pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildError> {
     let iso = &mut plan.iso;
     let bios_boot = iso.options.bios_boot.as_ref().and_then(|b| iso.find_file(&b.image)).map(|f| f.lba);
@@ -327,95 +341,86 @@ pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildEr
     Ok(())
 }
 
-fn write_planned(
-    plan: &ImagePlan,
-    squashfs: Option<&mut File>,
-    out: &mut dyn Write,
-    progress: &dyn Progress,
-) -> Result<u64, BuildError> {
-    let mut producers = Producers { fat: plan.fat.as_ref(), squashfs };
-    phase(progress, Phase::Write, None, || {
-        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: out, progress });
-        let n = iso_write::write_image(&plan.iso, &plan.frame, &mut producers, &mut w)?;
-        w.flush().map_err(IsoError::Write)?;
-        Ok(n)
-    })
-}
-
 fn squashfs_options(spec: &ImageSpec) -> Result<isoforge_squashfs::Options, BuildError> {
     let mut o = spec.store.as_ref().map(|s| s.squashfs).unwrap_or_default();
     o.mkfs_time = spec.iso.epoch.squashfs_seconds()?;
     Ok(o)
 }
 
-/// Writes the image in one pass into a seekable file: the metadata with provisional values,
-/// the files, the squashfs straight into its extent, the tail; then the metadata region once
-/// more with the final sizes. Returns the bytes written (the metadata region counts twice).
-fn write_single_pass(
+/// Bytes the squashfs writer writes twice: its superblock, written as a placeholder first and
+/// patched once at the end.
+pub const SQUASHFS_SUPERBLOCK_PATCH: u64 = 96;
+
+/// A `Write + Seek` that counts the bytes written through it.
+struct Tally<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Tally<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for Tally<W> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// The compress, plan and write phases (see the [module docs](self)) of a gathered plan, into
+/// `file`, a new empty file.
+fn write_plan_to_file(
     plan: &mut ImagePlan,
     spec: &ImageSpec,
     file: &mut File,
     progress: &dyn Progress,
-) -> Result<(u64, isoforge_squashfs::Summary), BuildError> {
+) -> Result<BuildReport, BuildError> {
     let write_err = |e| BuildError::Iso(IsoError::Write(e));
-    let mut producers = Producers { fat: plan.fat.as_ref(), squashfs: None };
-    phase(progress, Phase::Write, None, || {
-        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
-        iso_write::write_metadata(&plan.iso, &ImageFrame::default(), &mut w)?;
-        iso_write::write_file_data(&plan.iso, &mut producers, &mut w, false)?;
-        w.flush().map_err(write_err)
-    })?;
-    let start = file.stream_position().map_err(write_err)?;
-    let Some(store) = &plan.store else {
-        return Err(BuildError::Conflict("single-pass write without a store".into()));
-    };
-    let options = squashfs_options(spec)?;
-    let summary = phase(progress, Phase::Compress, Some(store.file_bytes), || {
-        let mut out = Counted { inner: &mut *file, progress };
-        store.write_squashfs(&options, progress, &mut out)
-    })
-    .map_err(StoreError::from)?;
-    phase(progress, Phase::Finish, None, || {
-        plan.iso.set_deferred_size(summary.total_size)?;
-        finish_plan(plan, spec)?;
-        file.seek(SeekFrom::Start(start + summary.total_size)).map_err(write_err)?;
-        {
-            let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
-            iso_write::write_tail(&plan.iso, &plan.frame, &mut w)?;
-            w.flush().map_err(write_err)?;
-        }
-        // Fault point: a kill here has written everything but the final metadata.
-        isoforge_host::fault::point("image-metadata");
-        file.seek(SeekFrom::Start(0)).map_err(write_err)?;
-        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
-        iso_write::write_metadata(&plan.iso, &plan.frame, &mut w)?;
-        w.flush().map_err(write_err)
-    })?;
-    let written = plan.frame.image_size + plan.iso.metadata_end.byte_offset() + SQUASHFS_SUPERBLOCK_REWRITE;
-    Ok((written, summary))
-}
-
-/// The squashfs writer rewrites its 96-byte superblock once at the end.
-const SQUASHFS_SUPERBLOCK_REWRITE: u64 = 96;
-
-/// Plans and writes the image into `out`. A store squashfs is first written to a temporary
-/// file (an arbitrary `Write` cannot seek back); [`build_to_path`] needs no temporary.
-pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport, BuildError> {
-    let mut plan = plan_image(spec)?;
-    let mut temp = None;
+    // Compress: the squashfs into its extent, which starts after every other file.
+    let mut compressed_bytes = 0;
     let mut squashfs = None;
     if let Some(store) = &plan.store {
-        let mut f = tempfile::tempfile().map_err(BuildError::Temp)?;
-        let summary =
-            store.write_squashfs(&squashfs_options(spec)?, &NoProgress, &mut f).map_err(StoreError::from)?;
-        plan.iso.set_deferred_size(summary.total_size)?;
-        finish_plan(&mut plan, spec)?;
-        temp = Some(f);
+        let Some(start) = plan.iso.deferred_file().map(|f| f.lba.byte_offset()) else {
+            let message = "not in the plan".to_string();
+            return Err(IsoError::Generated { what: "deferred file".into(), message }.into());
+        };
+        let options = squashfs_options(spec)?;
+        file.seek(SeekFrom::Start(start)).map_err(write_err)?;
+        let mut out = Tally { inner: Counted { inner: &mut *file, progress }, bytes: 0 };
+        let summary = phase(progress, Phase::Compress, Some(store.file_bytes), || {
+            store.write_squashfs(&options, progress, &mut out)
+        })
+        .map_err(StoreError::from)?;
+        compressed_bytes = out.bytes;
+        debug_assert_eq!(file.stream_position().ok(), Some(start + summary.total_size));
+        // Plan: the real size ends the data; the system area and frame follow.
+        phase(progress, Phase::Plan, None, || -> Result<(), BuildError> {
+            plan.iso.set_deferred_size(summary.total_size)?;
+            finish_plan(plan, spec)
+        })?;
         squashfs = Some(summary);
     }
-    let bytes_written = write_planned(&plan, temp.as_mut(), out, &NoProgress)?;
+    // Fault point: a kill here has compressed the squashfs and written nothing else.
+    isoforge_host::fault::point("image-metadata");
+    // Write: everything but the squashfs, from byte 0, once.
+    let written = phase(progress, Phase::Write, None, || -> Result<u64, BuildError> {
+        file.seek(SeekFrom::Start(0)).map_err(write_err)?;
+        let mut producers = Producers { fat: plan.fat.as_ref() };
+        let mut w = BufWriter::with_capacity(1 << 20, Counted { inner: &mut *file, progress });
+        let n = iso_write::write_image(&plan.iso, &plan.frame, &mut producers, &mut w)?;
+        w.flush().map_err(write_err)?;
+        Ok(n)
+    })?;
+    debug_assert_eq!(file.stream_position().ok(), Some(plan.frame.image_size));
     Ok(BuildReport {
-        bytes_written,
+        bytes_written: written + compressed_bytes,
         image_size: plan.frame.image_size,
         volume_blocks: plan.iso.volume_blocks,
         squashfs,
@@ -427,8 +432,9 @@ pub fn write_image(spec: &ImageSpec, out: &mut dyn Write) -> Result<BuildReport,
 /// beside it where the file system has no unnamed files). On error, or when the process is
 /// killed, the target is untouched and nothing is left beside it. Planning happens before the
 /// output is created; stale temporary files of killed builds are removed then and reported
-/// to [`Progress::stale_removed`] by [`build_to_path_with`]. A store squashfs is written
-/// straight into its place in the image (single pass).
+/// to [`Progress::stale_removed`] by [`build_to_path_with`]. A store squashfs is compressed
+/// straight into its place in the image, and the rest written around it once (see the
+/// [module docs](self) for the phases).
 ///
 /// # Example
 ///
@@ -504,22 +510,83 @@ pub fn build_to_output(
     write_plan_to_file(&mut plan, spec, out.file(), progress)
 }
 
-fn write_plan_to_file(
-    plan: &mut ImagePlan,
-    spec: &ImageSpec,
-    file: &mut File,
-    progress: &dyn Progress,
-) -> Result<BuildReport, BuildError> {
-    let (bytes_written, squashfs) = if plan.store.is_some() {
-        let (n, summary) = write_single_pass(plan, spec, file, progress)?;
-        (n, Some(summary))
-    } else {
-        (write_planned(plan, None, file, progress)?, None)
-    };
-    Ok(BuildReport {
-        bytes_written,
-        image_size: plan.frame.image_size,
-        volume_blocks: plan.iso.volume_blocks,
-        squashfs,
-    })
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::closure::ClosureOptions;
+    use crate::time::Epoch;
+
+    /// Records the phases in order and adds up the bytes written.
+    #[derive(Default)]
+    struct Log {
+        phases: RefCell<Vec<Phase>>,
+        written: RefCell<u64>,
+    }
+
+    impl Progress for Log {
+        fn phase_start(&self, phase: Phase, _input: Option<u64>) {
+            let mut p = self.phases.borrow_mut();
+            if p.last() != Some(&phase) {
+                p.push(phase);
+            }
+        }
+        fn written(&self, n: u64) {
+            *self.written.borrow_mut() += n;
+        }
+    }
+
+    fn spec(d: &Path, with_store: bool) -> ImageSpec {
+        std::fs::create_dir_all(d.join("tree/boot")).unwrap();
+        std::fs::write(d.join("tree/boot/readme.txt"), "hi\n").unwrap();
+        std::fs::create_dir_all(d.join("efi/EFI/BOOT")).unwrap();
+        std::fs::write(d.join("efi/EFI/BOOT/BOOTX64.EFI"), vec![1u8; 4096]).unwrap();
+        let epoch = Epoch(315532800);
+        let mut spec = ImageSpec::new(IsoOptions::new("PIPE", epoch));
+        spec.grafts.push(Graft { target: "/".into(), source: d.join("tree") });
+        spec.efi = Some(EfiSpec {
+            dir: d.join("efi"),
+            image_path: DEFAULT_EFI_IMAGE.into(),
+            fat: FatOptions::new(epoch),
+        });
+        if with_store {
+            let path = "nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-hello";
+            std::fs::create_dir_all(d.join("root").join(path).join("bin")).unwrap();
+            std::fs::write(d.join("root").join(path).join("bin/hello"), vec![b'h'; 300_000]).unwrap();
+            std::fs::write(d.join("paths.txt"), format!("/{path}\n")).unwrap();
+            let mut store = StoreSpec::new(d.join("paths.txt"));
+            store.closure_options =
+                ClosureOptions { store_root: d.join("root"), ..ClosureOptions::default() };
+            store.squashfs.compression = isoforge_squashfs::Compression::Zstd { level: 3 };
+            spec.store = Some(store);
+        }
+        spec
+    }
+
+    /// Issue 12: one write path. Every byte of the image is written once, but the squashfs
+    /// superblock, and compression comes before the rest of the image is written.
+    #[test]
+    fn every_byte_is_written_once() {
+        for with_store in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let spec = spec(dir.path(), with_store);
+            let log = Log::default();
+            let iso = dir.path().join("out.iso");
+            let report = build_to_path_with(&spec, &iso, &log).unwrap();
+            let size = std::fs::metadata(&iso).unwrap().len();
+            assert_eq!(report.image_size, size);
+            let patch = if with_store { SQUASHFS_SUPERBLOCK_PATCH } else { 0 };
+            assert_eq!(report.bytes_written, size + patch, "store: {with_store}");
+            assert_eq!(*log.written.borrow(), report.bytes_written, "store: {with_store}");
+            let expected: &[Phase] = if with_store {
+                &[Phase::Scan, Phase::Registration, Phase::Plan, Phase::Compress, Phase::Plan]
+            } else {
+                &[Phase::Scan, Phase::Plan]
+            };
+            let phases = log.phases.borrow();
+            assert_eq!(&phases[..phases.len() - 2], expected, "store: {with_store}");
+            assert_eq!(&phases[phases.len() - 2..], [Phase::Write, Phase::Finish]);
+        }
+    }
 }

@@ -5,12 +5,13 @@
 //! (the CLI's `-v`, `--json` and progress bar) takes them itself. Every method has an empty
 //! default, and [`NoProgress`] is the observer of the plain entry points.
 //!
-//! Phases of `build_to_path`, in order: [`Phase::Scan`] (grafts, EFI directory, closure
-//! paths), [`Phase::Registration`] (NAR-hashing every store path when the registration is
-//! generated; reads the whole closure once), [`Phase::Plan`] (ISO layout), [`Phase::Write`]
-//! (metadata, grafted files, FAT image), [`Phase::Compress`] (the squashfs, compressed and
-//! streamed into its extent), [`Phase::Finish`] (system area, tail, metadata rewritten with
-//! the final sizes). Without a store there is no registration or compress phase. A phase may
+//! Phases of `build_to_path`, in order (see [`crate::image`]): [`Phase::Scan`] (grafts, EFI
+//! directory, closure paths), [`Phase::Registration`] (NAR-hashing every store path when the
+//! registration is generated; reads the whole closure once), [`Phase::Plan`] (ISO layout),
+//! [`Phase::Compress`] (the squashfs, compressed and streamed into its extent), [`Phase::Plan`]
+//! again (system area, with the squashfs's real size), [`Phase::Write`] (the rest of the
+//! image, once: metadata, grafted files, FAT image, tail), [`Phase::Finish`] (the output
+//! synced and named). Without a store there is no registration or compress phase. A phase may
 //! be reported more than once; observers should add up durations.
 
 /// A step of the pipeline.
@@ -21,20 +22,22 @@ pub enum Phase {
     Scan,
     /// Hashing the closure for `nix-path-registration`.
     Registration,
-    /// Planning the ISO layout.
+    /// Planning the ISO layout, and with a store the system area once the squashfs's size is
+    /// known.
     Plan,
-    /// Writing the ISO metadata and the grafted and generated files other than the squashfs.
-    Write,
-    /// Compressing the store squashfs (and writing it into the image).
+    /// Compressing the store squashfs (and writing it into its extent of the image).
     Compress,
-    /// Planning the system area and rewriting the metadata with final sizes.
+    /// Writing the rest of the image around the squashfs: the ISO metadata, the grafted and
+    /// generated files, the tail.
+    Write,
+    /// Syncing and naming the output.
     Finish,
 }
 
 impl Phase {
     /// All phases, in pipeline order.
     pub const ALL: [Phase; 6] =
-        [Phase::Scan, Phase::Registration, Phase::Plan, Phase::Write, Phase::Compress, Phase::Finish];
+        [Phase::Scan, Phase::Registration, Phase::Plan, Phase::Compress, Phase::Write, Phase::Finish];
 
     /// A short lower-case name (`scan`, `registration`, …), stable for machine-readable output.
     pub fn name(self) -> &'static str {

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 /// The reporting flags of `isoforge build`.
 #[derive(clap::Args, Debug, Default)]
 pub struct ReportArgs {
-    /// Print per-phase timings (scan, registration, plan, write, compress, finish) to stderr.
+    /// Print per-phase timings (scan, registration, plan, compress, write, finish) to stderr.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
     /// Print a machine-readable JSON report to stdout (phases with durations, sizes,

@@ -716,6 +716,17 @@ impl IsoPlan {
         Ok(())
     }
 
+    /// The deferred file ([`IsoOptions::deferred`]), when one was planned: the last file of
+    /// the data, so its start does not depend on its size.
+    pub fn deferred_file(&self) -> Option<&PlannedFile> {
+        self.files.iter().find(|f| self.is_deferred(f))
+    }
+
+    /// Whether `file` is the deferred file.
+    pub fn is_deferred(&self, file: &PlannedFile) -> bool {
+        self.options.deferred.is_some_and(|id| file.source == FileSource::Generated(id))
+    }
+
     /// The planned file at an image path (`/boot/efi.img`), if it is a regular file.
     pub fn find_file(&self, path: &str) -> Option<&PlannedFile> {
         file_index(&self.nodes, path).and_then(|i| self.files.get(i))

@@ -1,8 +1,11 @@
-//! The streaming writer: emits an [`IsoPlan`] in ascending offset order into any `Write`.
+//! The streaming writer: emits an [`IsoPlan`] in ascending offset order into an
+//! [`ImageSink`] (any `Write + Seek`), in one pass from byte 0 to the image size.
 //!
 //! File contents are copied from their host files through a bounded buffer (1 MiB), never
 //! held whole in memory. Each structure is written at the offset the plan gave it; debug
-//! builds assert every offset.
+//! builds assert every offset. The one region not written here is the deferred file (the
+//! store squashfs): the pipeline compresses it into its extent first and the writer seeks
+//! over it, so no byte of the image is written twice.
 
 use std::io::{self, Write};
 
@@ -61,16 +64,34 @@ impl ImageFrame {
     }
 }
 
-/// A `Write` that counts bytes and maps errors to [`IsoError::Write`].
+/// The output of [`write_image`]: a byte stream that can also pass over a region whose bytes
+/// are already in place (the deferred file, written into the image before the rest of it).
+/// Every `Write + Seek` is one; passing over is a relative seek.
+pub trait ImageSink: Write {
+    /// Moves the stream `n` bytes forward without writing them.
+    fn skip(&mut self, n: u64) -> io::Result<()>;
+}
+
+impl<W: Write + io::Seek> ImageSink for W {
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        let n = i64::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "skip too far"))?;
+        self.seek(io::SeekFrom::Current(n)).map(|_| ())
+    }
+}
+
+/// A `Write` that counts bytes and maps errors to [`IsoError::Write`]. `offset` is the image
+/// offset of the stream; `written` counts the bytes actually written (not those skipped).
 struct Sink<'a> {
-    out: &'a mut dyn Write,
+    out: &'a mut dyn ImageSink,
     offset: u64,
+    written: u64,
 }
 
 impl Sink<'_> {
     fn put(&mut self, b: &[u8]) -> Result<(), IsoError> {
         self.out.write_all(b).map_err(IsoError::Write)?;
         self.offset += b.len() as u64;
+        self.written += b.len() as u64;
         Ok(())
     }
     fn zeros_to(&mut self, offset: u64) -> Result<(), IsoError> {
@@ -82,6 +103,11 @@ impl Sink<'_> {
         }
         Ok(())
     }
+    fn skip(&mut self, n: u64) -> Result<(), IsoError> {
+        self.out.skip(n).map_err(IsoError::Write)?;
+        self.offset += n;
+        Ok(())
+    }
     fn at(&self, lba: Lba2048) {
         debug_assert_eq!(self.offset, lba.byte_offset(), "planned offset of {lba}");
     }
@@ -91,6 +117,7 @@ impl Write for Sink<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.out.write(buf)?;
         self.offset += n as u64;
+        self.written += n as u64;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -98,24 +125,33 @@ impl Write for Sink<'_> {
     }
 }
 
-/// Writes the whole image; returns the number of bytes written.
+/// Writes the whole image in increasing offset order, from byte 0 to the frame's image size,
+/// each structure at the offset the plan gave it (asserted in debug builds): the system area,
+/// the volume descriptors, the path tables and the directories (the metadata region, up to
+/// [`IsoPlan::metadata_end`]), the file data, zeros to the data end, the frame's tail regions
+/// (the backup GPT) and zeros to the image size.
+///
+/// The plan's deferred file ([`super::plan::IsoOptions::deferred`], the squashfs, last of the
+/// files) is not written but passed over with [`ImageSink::skip`]: the caller has written its
+/// bytes into its extent before, and [`IsoPlan::set_deferred_size`] has given its real size.
+/// Every other generated file comes from `generated`. Returns the bytes written (the image
+/// size less the deferred file's bytes).
 pub fn write_image(
     plan: &IsoPlan,
     frame: &ImageFrame,
     generated: &mut dyn GeneratedContent,
-    out: &mut dyn Write,
+    out: &mut dyn ImageSink,
 ) -> Result<u64, IsoError> {
-    write_metadata(plan, frame, out)?;
-    write_file_data(plan, generated, out, true)?;
-    write_tail(plan, frame, out)?;
-    Ok(frame.image_size.max(u64::from(plan.volume_blocks) * ISO_BLOCK))
+    let mut s = Sink { out, offset: 0, written: 0 };
+    write_metadata(plan, frame, &mut s)?;
+    write_file_data(plan, generated, &mut s)?;
+    write_tail(plan, frame, &mut s)?;
+    s.flush().map_err(IsoError::Write)?;
+    Ok(s.written)
 }
 
-/// Writes the metadata region, from byte 0 to [`IsoPlan::metadata_end`]: the system area,
-/// the volume descriptors, the path tables and the directories. A single-pass build writes it
-/// once with provisional values and once more, at the end, with the final ones.
-pub fn write_metadata(plan: &IsoPlan, frame: &ImageFrame, out: &mut dyn Write) -> Result<(), IsoError> {
-    let mut s = Sink { out, offset: 0 };
+/// The metadata region, from byte 0 to [`IsoPlan::metadata_end`].
+fn write_metadata(plan: &IsoPlan, frame: &ImageFrame, s: &mut Sink<'_>) -> Result<(), IsoError> {
     let mut system_area = frame.system_area.clone();
     system_area.resize(SYSTEM_AREA_BYTES, 0);
     s.put(&system_area)?;
@@ -138,12 +174,14 @@ pub fn write_metadata(plan: &IsoPlan, frame: &ImageFrame, out: &mut dyn Write) -
         (plan.fixed.joliet_m_path, true, true),
     ] {
         s.zeros_to(lba.byte_offset())?;
+        s.at(lba);
         s.put(&path_table(plan, joliet, msb))?;
     }
 
     for &d in &plan.dirs {
         let PlannedKind::Dir(pd) = &plan.nodes[d].kind else { continue };
         s.zeros_to(pd.extent.byte_offset())?;
+        s.at(pd.extent);
         let bytes = directory_extent(plan, d, false);
         debug_assert_eq!(bytes.len() as u64, u64::from(pd.size));
         s.put(&bytes)?;
@@ -155,37 +193,33 @@ pub fn write_metadata(plan: &IsoPlan, frame: &ImageFrame, out: &mut dyn Write) -
     for &d in &plan.joliet_dirs {
         let PlannedKind::Dir(pd) = &plan.nodes[d].kind else { continue };
         s.zeros_to(pd.joliet_extent.byte_offset())?;
+        s.at(pd.joliet_extent);
         let bytes = directory_extent(plan, d, true);
         debug_assert_eq!(bytes.len() as u64, u64::from(pd.joliet_size));
         s.put(&bytes)?;
     }
     s.zeros_to(plan.metadata_end.byte_offset())?;
-    s.flush().map_err(IsoError::Write)
+    s.at(plan.metadata_end);
+    Ok(())
 }
 
-/// Writes the file data that follows the metadata region, in ascending block order, starting
-/// at [`IsoPlan::metadata_end`]. Without `include_deferred` it stops before the deferred file
-/// (which is last), leaving the stream at its first byte.
-pub fn write_file_data(
+/// The file data that follows the metadata region, in ascending block order; the deferred
+/// file is passed over.
+fn write_file_data(
     plan: &IsoPlan,
     generated: &mut dyn GeneratedContent,
-    out: &mut dyn Write,
-    include_deferred: bool,
+    s: &mut Sink<'_>,
 ) -> Result<(), IsoError> {
-    let mut s = Sink { out, offset: plan.metadata_end.byte_offset() };
     for file in &plan.files {
-        let deferred = plan.options.deferred.is_some_and(|id| file.source == FileSource::Generated(id));
-        if deferred && !include_deferred {
-            s.zeros_to(file.lba.byte_offset())?;
-            break;
-        }
         if file.size == 0 {
             continue;
         }
         s.zeros_to(file.lba.byte_offset())?;
+        s.at(file.lba);
         let start = s.offset;
         match &file.source {
-            FileSource::Host(host) => copy_host_file(&mut s, host, file.size, file.boot_info_table.as_ref())?,
+            _ if plan.is_deferred(file) => s.skip(file.size)?,
+            FileSource::Host(host) => copy_host_file(s, host, file.size, file.boot_info_table.as_ref())?,
             FileSource::Bytes(b) => {
                 let mut b = b.to_vec();
                 if let Some(t) = &file.boot_info_table {
@@ -201,7 +235,7 @@ pub fn write_file_data(
             }
             FileSource::Generated(id) => {
                 generated
-                    .write_generated(*id, &mut s)
+                    .write_generated(*id, s)
                     .map_err(|message| IsoError::Generated { what: file.path.clone(), message })?;
             }
         }
@@ -213,22 +247,19 @@ pub fn write_file_data(
             });
         }
     }
-    s.flush().map_err(IsoError::Write)
+    Ok(())
 }
 
-/// Writes what follows the last file: zeros to the data end, the frame's tail regions (the
-/// backup GPT), zeros to the image size. The stream must be at the end of the last file's
-/// bytes.
-pub fn write_tail(plan: &IsoPlan, frame: &ImageFrame, out: &mut dyn Write) -> Result<(), IsoError> {
-    let last_byte = plan.files.iter().filter(|f| f.size > 0).map(|f| f.lba.byte_offset() + f.size).max();
-    let mut s = Sink { out, offset: last_byte.unwrap_or(0).max(plan.metadata_end.byte_offset()) };
+/// What follows the last file: zeros to the data end, the frame's tail regions (the backup
+/// GPT), zeros to the image size.
+fn write_tail(plan: &IsoPlan, frame: &ImageFrame, s: &mut Sink<'_>) -> Result<(), IsoError> {
     s.zeros_to(plan.data_end.byte_offset())?;
+    s.at(plan.data_end);
     for (offset, bytes) in &frame.tail {
         s.zeros_to(*offset)?;
         s.put(bytes)?;
     }
-    s.zeros_to(frame.image_size.max(u64::from(plan.volume_blocks) * ISO_BLOCK))?;
-    s.flush().map_err(IsoError::Write)
+    s.zeros_to(frame.image_size.max(u64::from(plan.volume_blocks) * ISO_BLOCK))
 }
 
 /// Copies `patch_bytes` over `buf` where they overlap, `buf` holding file bytes from

@@ -7,7 +7,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use super::*;
-use crate::image::{write_image, Graft, ImageSpec};
+use crate::image::{build_to_path, Graft, ImageSpec};
 use crate::iso9660::plan::{BiosBoot, IsoOptions};
 use crate::time::Epoch;
 
@@ -16,9 +16,10 @@ fn build(dir: &Path, tweak: impl FnOnce(&mut IsoOptions)) -> Vec<u8> {
     tweak(&mut iso);
     let mut spec = ImageSpec::new(iso);
     spec.grafts = vec![Graft { target: "/".into(), source: dir.to_path_buf() }];
-    let mut out = Vec::new();
-    write_image(&spec, &mut out).unwrap();
-    out
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("test.iso");
+    build_to_path(&spec, &path).unwrap();
+    fs::read(&path).unwrap()
 }
 
 /// What the host tree holds: path → (kind, size or link target, executable).
