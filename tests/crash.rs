@@ -87,19 +87,6 @@ fn listing(dir: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// Deterministic bytes that do not compress (so the squashfs has many real blocks).
-fn noise(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 /// A small store under `dir/root` holding `mib` MiB of data in two store paths, and its
 /// closure list `dir/paths.txt`: (store root, list).
 fn store_fixture(dir: &Path, mib: usize) -> (PathBuf, PathBuf) {
@@ -107,8 +94,8 @@ fn store_fixture(dir: &Path, mib: usize) -> (PathBuf, PathBuf) {
     let a = "/nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-data";
     let b = "/nix/store/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-more";
     let half = mib << 19;
-    write_file(&root.join(&a[1..]).join("share/blob"), noise(1, half));
-    write_file(&root.join(&b[1..]).join("lib/libx.so"), noise(2, half - 4096));
+    write_file(&root.join(&a[1..]).join("share/blob"), support::noise(1, half));
+    write_file(&root.join(&b[1..]).join("lib/libx.so"), support::noise(2, half - 4096));
     write_file(&root.join(&b[1..]).join("etc/config"), format!("data={a}\n"));
     let list = dir.join("paths.txt");
     write_file(&list, format!("{a}\n{b}\n"));
@@ -366,7 +353,7 @@ fn killed_squashfs_and_fat_leave_the_previous_file() {
 
     // isoforge fat -o
     let tree = dir.path().join("efi");
-    write_file(&tree.join("EFI/BOOT/BOOTX64.EFI"), noise(3, 300 << 10));
+    write_file(&tree.join("EFI/BOOT/BOOTX64.EFI"), support::noise(3, 300 << 10));
     let img = out.join("efi.img");
     let reference = dir.path().join("reference.img");
     succeeded(&mut fat(&reference, &tree, "NEW"), "");

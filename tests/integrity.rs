@@ -74,19 +74,6 @@ fn isoforge() -> Command {
 
 const FAULT_ENV: &str = "ISOFORGE_FAULT";
 
-/// Deterministic, poorly compressible bytes.
-fn content(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 /// Dates every file under `path` back to 1970-01-01 00:00:01, as the Nix store does, so a
 /// change in place moves the mtime whatever the clock's granularity.
 fn age(path: &Path) {
@@ -177,7 +164,7 @@ fn graft_scenario(bios_boot: bool) -> Scenario {
     let (dir, inputs, out_dir) = scratch();
     let tree = inputs.join("tree");
     let victim = tree.join("boot").join(VICTIM);
-    write_file(&victim, content(1, VICTIM_SIZE));
+    write_file(&victim, support::noise(1, VICTIM_SIZE));
     write_file(&tree.join("hello.txt"), "hello\n");
     age(&tree);
     let target = out_dir.join("image.iso");
@@ -197,9 +184,9 @@ fn store_scenario(squashfs_command: bool, registration: bool) -> Scenario {
     let root = inputs.join("root");
     let path = root.join(STORE_PATH.trim_start_matches('/'));
     let victim = path.join("share").join(VICTIM);
-    write_file(&victim, content(2, VICTIM_SIZE));
+    write_file(&victim, support::noise(2, VICTIM_SIZE));
     write_file(&path.join("bin/tool"), "#!/bin/sh\necho tool\n");
-    write_file(&path.join("share/other.bin"), content(3, 300_000));
+    write_file(&path.join("share/other.bin"), support::noise(3, 300_000));
     age(&root);
     let list = inputs.join("store-paths");
     write_file(&list, format!("{STORE_PATH}\n"));
@@ -235,7 +222,7 @@ fn efi_scenario() -> Scenario {
     let (dir, inputs, out_dir) = scratch();
     let efi = inputs.join("efi");
     let victim = efi.join("EFI/BOOT").join(VICTIM);
-    write_file(&victim, content(4, VICTIM_SIZE));
+    write_file(&victim, support::noise(4, VICTIM_SIZE));
     write_file(&efi.join("EFI/BOOT/grub.cfg"), "set timeout=1\n");
     age(&efi);
     let target = out_dir.join("image.iso");
@@ -321,8 +308,8 @@ fn sparse_store_file_builds_and_reads_back() {
     mkdir_p(&path);
     const K: u64 = 1024;
     let f = File::create(&sparse).unwrap();
-    f.write_all_at(&content(5, 300 * 1024), 0).unwrap();
-    f.write_all_at(&content(6, 200 * 1024), 1024 * K).unwrap();
+    f.write_all_at(&support::noise(5, 300 * 1024), 0).unwrap();
+    f.write_all_at(&support::noise(6, 200 * 1024), 1024 * K).unwrap();
     f.set_len(3 * 1024 * K).unwrap();
     drop(f);
     let want = fs::read(&sparse).unwrap();

@@ -209,3 +209,17 @@ pub fn dir_listing(dir: &Path) -> Vec<(String, u64)> {
     out.sort();
     out
 }
+
+/// Deterministic bytes that do not compress (xorshift from `seed`), so a squashfs of them has
+/// many real blocks.
+pub fn noise(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
