@@ -394,10 +394,7 @@ fn write_plan_to_file(
         let options = squashfs_options(spec)?;
         file.seek(SeekFrom::Start(start)).map_err(write_err)?;
         let mut out = Tally { inner: Counted { inner: &mut *file, progress }, bytes: 0 };
-        let summary = phase(progress, Phase::Compress, Some(store.file_bytes), || {
-            store.write_squashfs(&options, progress, &mut out)
-        })
-        .map_err(StoreError::from)?;
+        let summary = store.write_squashfs(&options, progress, &mut out).map_err(StoreError::from)?;
         compressed_bytes = out.bytes;
         debug_assert_eq!(file.stream_position().ok(), Some(start + summary.total_size));
         // Plan: the real size ends the data; the system area and frame follow.
@@ -580,7 +577,15 @@ mod tests {
             assert_eq!(report.bytes_written, size + patch, "store: {with_store}");
             assert_eq!(*log.written.borrow(), report.bytes_written, "store: {with_store}");
             let expected: &[Phase] = if with_store {
-                &[Phase::Scan, Phase::Registration, Phase::Plan, Phase::Compress, Phase::Plan]
+                &[
+                    Phase::Scan,
+                    Phase::Registration,
+                    Phase::Plan,
+                    Phase::Duplicates,
+                    Phase::Compress,
+                    Phase::Tables,
+                    Phase::Plan,
+                ]
             } else {
                 &[Phase::Scan, Phase::Plan]
             };

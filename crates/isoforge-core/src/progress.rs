@@ -8,10 +8,12 @@
 //! Phases of `build_to_path`, in order (see [`crate::image`]): [`Phase::Scan`] (grafts, EFI
 //! directory, closure paths), [`Phase::Registration`] (NAR-hashing every store path when the
 //! registration is generated; reads the whole closure once), [`Phase::Plan`] (ISO layout),
-//! [`Phase::Compress`] (the squashfs, compressed and streamed into its extent), [`Phase::Plan`]
+//! [`Phase::Duplicates`] (the squashfs's duplicate files found), [`Phase::Compress`] (the
+//! squashfs's data compressed and streamed into its extent), [`Phase::Tables`] (its inode,
+//! directory and lookup tables), [`Phase::Plan`]
 //! again (system area, with the squashfs's real size), [`Phase::Write`] (the rest of the
 //! image, once: metadata, grafted files, FAT image, tail), [`Phase::Finish`] (the output
-//! synced and named). Without a store there is no registration or compress phase. A phase may
+//! synced and named). Without a store there are no registration, duplicates, compress or tables phases. A phase may
 //! be reported more than once; observers should add up durations.
 
 /// A step of the pipeline.
@@ -25,8 +27,12 @@ pub enum Phase {
     /// Planning the ISO layout, and with a store the system area once the squashfs's size is
     /// known.
     Plan,
-    /// Compressing the store squashfs (and writing it into its extent of the image).
+    /// Finding the store's files identical to earlier ones (squashfs duplicates).
+    Duplicates,
+    /// Compressing the store squashfs's data (and writing it into its extent of the image).
     Compress,
+    /// Writing the store squashfs's inode, directory and lookup tables.
+    Tables,
     /// Writing the rest of the image around the squashfs: the ISO metadata, the grafted and
     /// generated files, the tail.
     Write,
@@ -36,8 +42,16 @@ pub enum Phase {
 
 impl Phase {
     /// All phases, in pipeline order.
-    pub const ALL: [Phase; 6] =
-        [Phase::Scan, Phase::Registration, Phase::Plan, Phase::Compress, Phase::Write, Phase::Finish];
+    pub const ALL: [Phase; 8] = [
+        Phase::Scan,
+        Phase::Registration,
+        Phase::Plan,
+        Phase::Duplicates,
+        Phase::Compress,
+        Phase::Tables,
+        Phase::Write,
+        Phase::Finish,
+    ];
 
     /// A short lower-case name (`scan`, `registration`, …), stable for machine-readable output.
     pub fn name(self) -> &'static str {
@@ -46,7 +60,9 @@ impl Phase {
             Phase::Registration => "registration",
             Phase::Plan => "plan",
             Phase::Write => "write",
+            Phase::Duplicates => "duplicates",
             Phase::Compress => "compress",
+            Phase::Tables => "tables",
             Phase::Finish => "finish",
         }
     }

@@ -98,7 +98,8 @@ pub struct PreparedStore {
 
 impl PreparedStore {
     /// Writes the squashfs into `out` at its current position ([`isoforge_squashfs::write`]),
-    /// through the block cache when there is one; [`isoforge_squashfs::Summary::cache`] says
+    /// reporting [`Phase::Duplicates`], [`Phase::Compress`] and [`Phase::Tables`] to
+    /// `progress`, through the block cache when there is one; [`isoforge_squashfs::Summary::cache`] says
     /// what the cache did. The bytes do not depend on the cache.
     pub fn write_squashfs<W: std::io::Write + std::io::Seek>(
         &self,
@@ -110,15 +111,42 @@ impl PreparedStore {
             .cache
             .as_ref()
             .map(|dir| std::sync::Arc::new(BlockCache::open(dir, options.compression, options.block_size)));
-        let counters = cache.clone();
-        let mut on_block = |n: u64| {
-            let hits = counters.as_ref().map(|c| {
-                let c = c.counters();
-                (c.hits, c.lookups)
-            });
-            progress.input_read(n, hits);
+        let mut observer = StageReporter { progress, cache: cache.clone(), current: None };
+        let result = isoforge_squashfs::write_cached(&self.tree, options, cache, &mut observer, out);
+        if let Some(p) = observer.current {
+            progress.phase_end(p);
+        }
+        result
+    }
+}
+
+/// Reports the squashfs writer's stages as [`Phase::Duplicates`], [`Phase::Compress`] (a bar
+/// over the input bytes, with the cache's hit share) and [`Phase::Tables`].
+struct StageReporter<'a> {
+    progress: &'a dyn Progress,
+    cache: Option<std::sync::Arc<BlockCache>>,
+    current: Option<Phase>,
+}
+
+impl isoforge_squashfs::Observer for StageReporter<'_> {
+    fn stage(&mut self, stage: isoforge_squashfs::Stage) {
+        let (phase, input) = match stage {
+            isoforge_squashfs::Stage::Duplicates => (Phase::Duplicates, None),
+            isoforge_squashfs::Stage::Data(n) => (Phase::Compress, Some(n)),
+            _ => (Phase::Tables, None),
         };
-        isoforge_squashfs::write_cached(&self.tree, options, cache, &mut on_block, out)
+        if let Some(p) = self.current.replace(phase) {
+            self.progress.phase_end(p);
+        }
+        self.progress.phase_start(phase, input);
+    }
+
+    fn block(&mut self, n: u64) {
+        let hits = self.cache.as_ref().map(|c| {
+            let c = c.counters();
+            (c.hits, c.lookups)
+        });
+        self.progress.input_read(n, hits);
     }
 }
 
@@ -221,9 +249,7 @@ pub fn build_squashfs_with(
     options.mkfs_time = epoch.squashfs_seconds()?;
     let mut out = isoforge_host::output::AtomicOutput::create(path)?;
     report_stale(progress, &out);
-    let summary = phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
-        prepared.write_squashfs(&options, progress, out.file())
-    })?;
+    let summary = prepared.write_squashfs(&options, progress, out.file())?;
     out.commit()?;
     Ok(summary)
 }

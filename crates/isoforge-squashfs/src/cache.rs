@@ -187,7 +187,10 @@ impl KeyPrefix {
     ///    `ZSTD_versionNumber()`, else [`XZ_LIBRARY`], [`GZIP_LIBRARY`] or [`LZ4_LIBRARY`];
     /// 6. `probe <hex sha256>`: the sha256 of what this build's compressor makes of a fixed
     ///    probe text (up to 64 KiB), which tells apart builds whose versions say nothing
-    ///    (a system liblzma, flate2's backend choice, a local change to the compressor).
+    ///    (a system liblzma, flate2's backend choice, a local change to the compressor);
+    /// 7. for settings that run the trial first ([`Compression::tries_first`]):
+    ///    `trial <TRIAL_RULE> zstd <version>`, since the trial decides which blocks are
+    ///    stored raw.
     ///
     /// The key of a block is then `sha256(prefix || sha256(block))` ([`KeyPrefix::key`]), so an
     /// entry made with other settings or by another compressor build is never found.
@@ -227,6 +230,13 @@ impl KeyPrefix {
             }
         }
         s.push_str(&format!("probe {}\n", hex(&h.finalize())));
+        if compression.tries_first() {
+            s.push_str(&format!(
+                "trial {} zstd {}\n",
+                crate::compress::TRIAL_RULE,
+                zstd::zstd_safe::version_number()
+            ));
+        }
         Ok(KeyPrefix(s.into_bytes()))
     }
 

@@ -108,6 +108,39 @@ pub struct Summary {
     pub cache: Option<CacheReport>,
 }
 
+/// A stage of the writer, reported to an [`Observer`] as it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// Finding files identical to earlier ones (reads the candidates' first bytes, hashes and
+    /// compares the ones still alike).
+    Duplicates,
+    /// Reading, compressing (or taking from the cache) and writing the data and fragment
+    /// blocks; the payload is the number of input bytes this stage reads.
+    Data(u64),
+    /// Writing the inode, directory, fragment, export and id tables.
+    Tables,
+}
+
+/// Told what the writer does, on the writing thread, in order. The writer never reads the
+/// clock; an observer that wants times takes them (the CLI's `-v` phase timings).
+pub trait Observer {
+    /// `stage` starts (the previous one, if any, has ended).
+    fn stage(&mut self, stage: Stage) {
+        let _ = stage;
+    }
+    /// A data or fragment block of `input_bytes` uncompressed bytes was written.
+    fn block(&mut self, input_bytes: u64) {
+        let _ = input_bytes;
+    }
+}
+
+/// The observer that ignores everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unobserved;
+
+impl Observer for Unobserved {}
+
 /// Writes `root` as a squashfs image into `out`, starting at its current position. Offsets
 /// inside the image are relative to that position. The superblock is written last (the stream
 /// seeks back once to patch it) and the stream is left at the end of the padded image
@@ -119,7 +152,7 @@ pub fn write<W: Write + Seek>(
     options: &Options,
     out: &mut W,
 ) -> Result<Summary, WriteError> {
-    write_dyn(root, options, None, &mut |_| {}, out)
+    write_dyn(root, options, None, &mut Unobserved, out)
 }
 
 /// [`write`], looking every data and fragment block up in `cache` before compressing it and
@@ -127,17 +160,17 @@ pub fn write<W: Write + Seek>(
 /// any cache, in any state, as without one: an entry is used only when it is exactly what
 /// [`crate::compress_block`] gives for the block, which the cache checks. The cache's
 /// report ([`BlockCache::finish`], which also logs the build in the cache) is
-/// [`Summary::cache`]. `on_block` is called on the writing thread, in order, with the
-/// uncompressed length of every data or fragment block as it is written (for a progress
-/// display over the input bytes).
+/// [`Summary::cache`]. `observer` is told each [`Stage`] as it starts and the uncompressed
+/// length of every data or fragment block as it is written (for a progress display over the
+/// input bytes and per-stage timings).
 pub fn write_cached<W: Write + Seek>(
     root: &InputNode,
     options: &Options,
     cache: Option<Arc<BlockCache>>,
-    on_block: &mut dyn FnMut(u64),
+    observer: &mut dyn Observer,
     out: &mut W,
 ) -> Result<Summary, WriteError> {
-    write_dyn(root, options, cache, on_block, out)
+    write_dyn(root, options, cache, observer, out)
 }
 
 /// A writable, seekable sink (the object-safe core behind [`write`]).
@@ -181,7 +214,7 @@ fn write_dyn(
     root: &InputNode,
     options: &Options,
     cache: Option<Arc<BlockCache>>,
-    on_block: &mut dyn FnMut(u64),
+    observer: &mut dyn Observer,
     out: &mut dyn WriteSeek,
 ) -> Result<Summary, WriteError> {
     let block_size = options.block_size;
@@ -244,6 +277,7 @@ fn write_dyn(
         }
     }
     if options.dedup {
+        observer.stage(Stage::Duplicates);
         for (dup, original) in pool.install(|| find_duplicates(&flat, &files))? {
             placement[dup] = Placement::Alias(original);
             summary.duplicate_files += 1;
@@ -251,6 +285,16 @@ fn write_dyn(
     }
 
     // ---- Write: superblock placeholder, compressor options, data. ----
+    let input_bytes: u64 = files
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| !matches!(placement[*k], Placement::Alias(_)))
+        .map(|(_, &i)| match flat[i].node {
+            InputNode::File { size, .. } => *size,
+            _ => 0,
+        })
+        .sum();
+    observer.stage(Stage::Data(input_bytes));
     let start = out.stream_position().map_err(WriteError::Output)?;
     let mut sink = Sink { out, pos: 0 };
     sink.write(&[0u8; SUPERBLOCK_SIZE])?;
@@ -268,7 +312,7 @@ fn write_dyn(
     let mut pipe = Pipeline {
         pool: &pool,
         cache: cache.clone(),
-        on_block,
+        observer: &mut *observer,
         compression: options.compression,
         block_size,
         window,
@@ -313,6 +357,7 @@ fn write_dyn(
     drop(pipe);
 
     // ---- Metadata: inodes and directories, children before parents. ----
+    observer.stage(Stage::Tables);
     let mut inodes = MetadataWriter::new(options.compression, block_size);
     let mut dirs = MetadataWriter::new(options.compression, block_size);
     let mut export = vec![0u64; flat.len()];
@@ -817,7 +862,7 @@ struct Pipeline<'p> {
     /// Where compressed blocks are looked up and stored, when the build has a cache.
     cache: Option<Arc<BlockCache>>,
     /// Told the input length of each block written.
-    on_block: &'p mut dyn FnMut(u64),
+    observer: &'p mut dyn Observer,
     compression: Compression,
     block_size: u32,
     window: usize,
@@ -902,7 +947,7 @@ impl Pipeline<'_> {
             })?;
             self.arrived.insert(s, r);
         }?;
-        (self.on_block)(len as u64);
+        self.observer.block(len as u64);
         let pos = ctx.sink.pos;
         let word = match out {
             BlockOut::Sparse => {

@@ -35,10 +35,60 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
+/// Wall and CPU time of a phase (summed when it is reported more than once).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    /// Elapsed time.
+    pub wall: Duration,
+    /// CPU time of all the process's threads.
+    pub cpu: Duration,
+}
+
+impl Timing {
+    /// How busy `cores` cores were: CPU time over wall time × cores, in percent.
+    pub fn busy_percent(&self, cores: usize) -> f64 {
+        let denom = self.wall.as_secs_f64() * cores.max(1) as f64;
+        if denom > 0.0 {
+            100.0 * self.cpu.as_secs_f64() / denom
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The cores a build with `--threads N` uses (0: all).
+pub fn cores(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
+/// Prints the `-v` phase table: wall, CPU and how busy the cores were, per phase and in all.
+pub fn print_timings(durations: &BTreeMap<Phase, Timing>, total: Timing, cores: usize) {
+    eprintln!("{:>12}  {:>9}  {:>9}  busy of {cores} cores", "phase", "wall", "cpu");
+    for (phase, t) in durations {
+        eprintln!(
+            "{:>12}: {:8.3} s {:8.3} s  {:5.1} %",
+            phase.name(),
+            t.wall.as_secs_f64(),
+            t.cpu.as_secs_f64(),
+            t.busy_percent(cores)
+        );
+    }
+    eprintln!(
+        "{:>12}: {:8.3} s {:8.3} s  {:5.1} %",
+        "total",
+        total.wall.as_secs_f64(),
+        total.cpu.as_secs_f64(),
+        total.busy_percent(cores)
+    );
+}
+
 #[derive(Default)]
 struct State {
-    current: Option<(Phase, Instant)>,
-    durations: BTreeMap<Phase, Duration>,
+    current: Option<(Phase, Instant, Duration)>,
+    durations: BTreeMap<Phase, Timing>,
     written: u64,
     /// Input bytes compressed so far (the compress phase's bar).
     input: u64,
@@ -76,35 +126,57 @@ fn compress_style() -> ProgressStyle {
 }
 
 /// Takes the times of the phases and drives the progress bar.
-struct Reporter {
+pub struct Reporter {
     state: RefCell<State>,
     bar: Option<ProgressBar>,
+    started: (Instant, Duration),
 }
 
 impl Reporter {
-    fn new(bar: bool) -> Reporter {
+    /// A reporter, with a progress bar on stderr when `bar`.
+    pub fn new(bar: bool) -> Reporter {
         let bar = bar.then(|| {
             let pb = ProgressBar::new_spinner();
             pb.set_style(spinner_style());
             pb.enable_steady_tick(Duration::from_millis(200));
             pb
         });
-        Reporter { state: RefCell::new(State::default()), bar }
+        Reporter {
+            state: RefCell::new(State::default()),
+            bar,
+            started: (Instant::now(), isoforge_host::cpu_time()),
+        }
     }
 
-    fn close(&self, now: Instant) {
+    fn close(&self, now: Instant, cpu: Duration) {
         let mut st = self.state.borrow_mut();
-        if let Some((p, t)) = st.current.take() {
-            *st.durations.entry(p).or_default() += now.duration_since(t);
+        if let Some((p, t, c)) = st.current.take() {
+            let e = st.durations.entry(p).or_default();
+            e.wall += now.duration_since(t);
+            e.cpu += cpu.saturating_sub(c);
         }
+    }
+
+    /// Clears the bar and returns the phase timings and the total since [`Reporter::new`].
+    pub fn finish(&self) -> (BTreeMap<Phase, Timing>, Timing) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        self.close(Instant::now(), isoforge_host::cpu_time());
+        let total = Timing {
+            wall: self.started.0.elapsed(),
+            cpu: isoforge_host::cpu_time().saturating_sub(self.started.1),
+        };
+        (self.state.borrow().durations.clone(), total)
     }
 }
 
 impl Progress for Reporter {
     fn phase_start(&self, phase: Phase, input_bytes: Option<u64>) {
         let now = Instant::now();
-        self.close(now);
-        self.state.borrow_mut().current = Some((phase, now));
+        let cpu = isoforge_host::cpu_time();
+        self.close(now, cpu);
+        self.state.borrow_mut().current = Some((phase, now, cpu));
         if let Some(bar) = &self.bar {
             match (phase, input_bytes) {
                 // Compression reads a known number of input bytes: a real bar with ETA.
@@ -140,7 +212,7 @@ impl Progress for Reporter {
     }
 
     fn phase_end(&self, _phase: Phase) {
-        self.close(Instant::now());
+        self.close(Instant::now(), isoforge_host::cpu_time());
     }
 
     fn written(&self, n: u64) {
@@ -148,7 +220,7 @@ impl Progress for Reporter {
         st.written += n;
         if let Some(bar) = &self.bar {
             // While compressing, the bar counts input bytes instead.
-            if !matches!(st.current, Some((Phase::Compress, _))) {
+            if !matches!(st.current, Some((Phase::Compress, ..))) {
                 bar.set_position(st.written);
             }
         }
@@ -165,20 +237,13 @@ impl Progress for Reporter {
 /// Builds `spec` into `output` and prints what `args` asks for.
 pub fn build_and_report(spec: &ImageSpec, output: &Path, args: &ReportArgs) -> anyhow::Result<()> {
     let reporter = Reporter::new(std::io::stderr().is_terminal());
-    let started = Instant::now();
     let result = image::build_to_path_with(spec, output, &reporter);
-    if let Some(bar) = &reporter.bar {
-        bar.finish_and_clear();
-    }
+    let (durations, total) = reporter.finish();
     let report = result.with_context(|| format!("building {}", output.display()))?;
-    let total = started.elapsed();
     print_cache(report.squashfs.as_ref(), args.verbose);
-    let durations = reporter.state.borrow().durations.clone();
     if args.verbose {
-        for (phase, d) in &durations {
-            eprintln!("{:>12}: {:8.3} s", phase.name(), d.as_secs_f64());
-        }
-        eprintln!("{:>12}: {:8.3} s", "total", total.as_secs_f64());
+        let threads = spec.store.as_ref().map_or(0, |s| s.squashfs.threads);
+        print_timings(&durations, total, cores(threads));
     }
     if args.json {
         let sha = sha256_file(output)?;
@@ -269,13 +334,20 @@ fn string(s: &str) -> String {
 fn json(
     output: &Path,
     report: &BuildReport,
-    durations: &BTreeMap<Phase, Duration>,
-    total: Duration,
+    durations: &BTreeMap<Phase, Timing>,
+    total: Timing,
     sha256: &str,
 ) -> String {
     let phases: Vec<String> = durations
         .iter()
-        .map(|(p, d)| format!("{{\"name\":{},\"seconds\":{:.6}}}", string(p.name()), d.as_secs_f64()))
+        .map(|(p, t)| {
+            format!(
+                "{{\"name\":{},\"seconds\":{:.6},\"cpu_seconds\":{:.6}}}",
+                string(p.name()),
+                t.wall.as_secs_f64(),
+                t.cpu.as_secs_f64()
+            )
+        })
         .collect();
     let squashfs = match &report.squashfs {
         Some(s) => {
@@ -298,7 +370,7 @@ fn json(
         report.bytes_written,
         string(sha256),
         phases.join(","),
-        total.as_secs_f64()
+        total.wall.as_secs_f64()
     )
 }
 

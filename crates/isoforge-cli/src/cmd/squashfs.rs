@@ -6,7 +6,9 @@ use anyhow::Context;
 use isoforge_core::store;
 use isoforge_core::time::DateField;
 
-use super::report::Notices;
+use std::io::IsTerminal;
+
+use super::report::Reporter;
 use super::store_args::StoreArgs;
 
 /// Arguments of `isoforge squashfs`.
@@ -21,7 +23,8 @@ pub struct SquashfsArgs {
     pub epoch: Option<i64>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print what the block cache did on stderr.
+    /// Print per-phase timings (wall, CPU, how busy the cores were) and what the block cache
+    /// did on stderr.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
     /// Print a JSON report (size and block cache counters) on stdout.
@@ -35,9 +38,15 @@ pub fn run(args: &SquashfsArgs) -> anyhow::Result<()> {
     let epoch = resolved.epoch;
     let Some(spec) = args.store.spec() else { anyhow::bail!("--closure is required") };
     epoch.check(DateField::Squashfs).map_err(|e| resolved.name(e))?;
-    let summary = store::build_squashfs_with(&spec, epoch, &args.output, &Notices)
-        .with_context(|| format!("building {}", args.output.display()))?;
+    let reporter = Reporter::new(std::io::stderr().is_terminal());
+    let result = store::build_squashfs_with(&spec, epoch, &args.output, &reporter);
+    let (durations, total) = reporter.finish();
+    let summary = result.with_context(|| format!("building {}", args.output.display()))?;
     super::report::print_cache(Some(&summary), args.verbose);
+    if args.verbose {
+        let cores = super::report::cores(spec.squashfs.threads);
+        super::report::print_timings(&durations, total, cores);
+    }
     if args.json {
         println!(
             "{}",
