@@ -51,10 +51,17 @@ fn verbose_prints_phase_timings() {
     let dir = support::tempdir();
     let (stdout, stderr) = build(dir.path(), &["-v"]);
     assert!(stdout.contains("bytes written"), "{stdout}");
+    assert!(stderr.lines().any(|l| l.contains("busy of")), "a header names the cores: {stderr}");
     for phase in ["scan", "plan", "write", "finish", "total"] {
         let line = stderr.lines().find(|l| l.trim_start().starts_with(&format!("{phase}:")));
         let line = line.unwrap_or_else(|| panic!("no {phase} line in {stderr:?}"));
-        assert!(line.trim_end().ends_with(" s"), "{line}");
+        // `phase: WALL s CPU s BUSY %`
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 7, "{line}");
+        assert_eq!((fields[2], fields[4], fields[6]), ("s", "s", "%"), "{line}");
+        for n in [fields[1], fields[3]] {
+            assert!(n.parse::<f64>().is_ok_and(|v| v >= 0.0), "{line}");
+        }
     }
     assert!(!stderr.contains("compress"), "no store, no compress phase: {stderr}");
 }
@@ -85,6 +92,7 @@ fn json_report_matches_the_image() {
         assert!(json.contains(&format!("{{\"name\":\"{phase}\",\"seconds\":")), "{phase} in {json}");
     }
     assert!(number(json, "total_seconds") >= 0.0);
+    assert!(number(json, "cpu_seconds") >= 0.0, "each phase has its CPU time: {json}");
 }
 
 #[test]
@@ -103,7 +111,7 @@ fn json_report_of_a_closure_has_compression() {
     args.extend(closure_args);
     let (stdout, stderr) = build(dir.path(), &args);
     let json = stdout.trim();
-    for phase in ["registration", "compress"] {
+    for phase in ["registration", "duplicates", "compress", "tables"] {
         assert!(json.contains(&format!("\"name\":\"{phase}\"")), "{phase} in {json}");
         assert!(stderr.lines().any(|l| l.trim_start().starts_with(&format!("{phase}:"))), "{stderr}");
     }
@@ -118,7 +126,11 @@ fn json_report_of_a_closure_has_compression() {
     // The phases in pipeline order: compress before write (the rest is written around it).
     let at = |name: &str| json.find(&format!("\"name\":\"{name}\"")).unwrap();
     assert!(
-        at("plan") < at("compress") && at("compress") < at("write") && at("write") < at("finish"),
+        at("plan") < at("duplicates")
+            && at("duplicates") < at("compress")
+            && at("compress") < at("tables")
+            && at("tables") < at("write")
+            && at("write") < at("finish"),
         "{json}"
     );
 }
