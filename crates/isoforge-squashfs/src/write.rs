@@ -278,7 +278,7 @@ fn write_dyn(
     }
     if options.dedup {
         observer.stage(Stage::Duplicates);
-        for (dup, original) in pool.install(|| find_duplicates(&flat, &files))? {
+        for (dup, original) in pool.install(|| find_duplicates(&flat, &files, u64::from(block_size)))? {
             placement[dup] = Placement::Alias(original);
             summary.duplicate_files += 1;
         }
@@ -333,22 +333,67 @@ fn write_dyn(
     // and so their cache entries, stay the same (docs/spec/squashfs.md, "Fragments").
     let top = top_level_entries(&flat);
     let mut current_top = usize::MAX;
-    for (k, &i) in files.iter().enumerate() {
-        if matches!(placement[k], Placement::Alias(_)) {
-            continue;
+    // Files smaller than a block are read in batches on the pool, ahead of the writer, and
+    // their duplicates found here, in data order (see `SmallFiles`); larger files are read
+    // block by block by this thread.
+    let items = work_items(&flat, &files, &mut placement, &mut summary, block_size, options.dedup);
+    pool.in_place_scope(|scope| -> Result<(), WriteError> {
+        let mut small = SmallFiles::new(scope, &flat, &files, threads, options.dedup);
+        for (n, item) in items.iter().enumerate() {
+            small.schedule_ahead(&items, n);
+            match item {
+                Item::Large(k) => {
+                    let k = *k;
+                    let i = files[k];
+                    let InputNode::File { data, size, .. } = flat[i].node else { continue };
+                    if top[i] != current_top {
+                        pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
+                        current_top = top[i];
+                    }
+                    placement[k] = Placement::Stored(FileLayout {
+                        file_size: *size,
+                        fragment: INVALID,
+                        ..FileLayout::default()
+                    });
+                    pipe.add_file(
+                        k,
+                        data,
+                        *size,
+                        options.always_fragments,
+                        &mut sink,
+                        &mut placement,
+                        &mut summary,
+                    )?;
+                }
+                Item::Small(_) => {
+                    for file in small.next_batch()? {
+                        let i = files[file.k];
+                        let size = file.bytes.len() as u64;
+                        if let Some(original) = small.duplicate_of(&file)? {
+                            placement[file.k] = Placement::Alias(original);
+                            summary.duplicate_files += 1;
+                            pipe.observer.block(size);
+                            continue;
+                        }
+                        if top[i] != current_top {
+                            pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
+                            current_top = top[i];
+                        }
+                        let (index, offset) =
+                            pipe.add_tail(&file.bytes, &mut sink, &mut placement, &mut summary)?;
+                        placement[file.k] = Placement::Stored(FileLayout {
+                            file_size: size,
+                            fragment: index,
+                            frag_offset: offset,
+                            start_block: 0,
+                            ..FileLayout::default()
+                        });
+                    }
+                }
+            }
         }
-        let InputNode::File { data, size, .. } = flat[i].node else { continue };
-        if *size == 0 {
-            continue;
-        }
-        if top[i] != current_top {
-            pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
-            current_top = top[i];
-        }
-        placement[k] =
-            Placement::Stored(FileLayout { file_size: *size, fragment: INVALID, ..FileLayout::default() });
-        pipe.add_file(k, data, *size, options.always_fragments, &mut sink, &mut placement, &mut summary)?;
-    }
+        Ok(())
+    })?;
     pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
     pipe.drain_all(&mut sink, &mut placement, &mut summary)?;
     summary.data_bytes =
@@ -598,7 +643,8 @@ struct Probe {
     prefix: [u8; 32],
 }
 
-/// Finds files identical to an earlier file. Returns (duplicate, original) file-list
+/// Finds files of at least `min_size` bytes identical to an earlier file (smaller files are
+/// deduplicated as they are read, by [`SmallFiles`]). Returns (duplicate, original) file-list
 /// indexes, the original being the first file (in data order) with those bytes.
 ///
 /// Files of the same size are told apart by the sha256 of their first 4 KiB; hard links
@@ -607,11 +653,15 @@ struct Probe {
 /// never called a duplicate without a byte-by-byte comparison or a shared inode, so
 /// a hash collision cannot merge two files. Every step is a pure function of the files'
 /// contents, so the result is the same for any thread count.
-fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usize)>, WriteError> {
+fn find_duplicates(
+    flat: &[Flat<'_>],
+    files: &[usize],
+    min_size: u64,
+) -> Result<Vec<(usize, usize)>, WriteError> {
     let mut by_size: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for (k, &i) in files.iter().enumerate() {
         if let InputNode::File { size, .. } = flat[i].node {
-            if *size > 0 {
+            if *size > 0 && *size >= min_size {
                 by_size.entry(*size).or_default().push(k);
             }
         }
@@ -706,6 +756,190 @@ fn find_duplicates(flat: &[Flat<'_>], files: &[usize]) -> Result<Vec<(usize, usi
         root.insert(*dup, *orig);
     }
     Ok(found)
+}
+
+/// What the data stage does next, in data order.
+enum Item {
+    /// A file of at least a block: read block by block by the writing thread.
+    Large(usize),
+    /// A run of files smaller than a block (file-list indexes), read together on the pool.
+    Small(Vec<usize>),
+}
+
+/// A batch of small files holds at most this many files or bytes.
+const BATCH_FILES: usize = 256;
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// Splits the files still to store into [`Item`]s, in data order. A small file that is a
+/// hard link of an earlier small file (same host device and inode) becomes its alias here,
+/// without being read.
+fn work_items(
+    flat: &[Flat<'_>],
+    files: &[usize],
+    placement: &mut [Placement],
+    summary: &mut Summary,
+    block_size: u32,
+    dedup: bool,
+) -> Vec<Item> {
+    let mut items = Vec::new();
+    let mut batch: Vec<usize> = Vec::new();
+    let mut batch_bytes = 0u64;
+    let mut first_of: BTreeMap<FileId, usize> = BTreeMap::new();
+    for (k, &i) in files.iter().enumerate() {
+        if matches!(placement[k], Placement::Alias(_)) {
+            continue;
+        }
+        let InputNode::File { data, size, .. } = flat[i].node else { continue };
+        if *size == 0 {
+            continue;
+        }
+        if *size >= u64::from(block_size) {
+            if !batch.is_empty() {
+                items.push(Item::Small(std::mem::take(&mut batch)));
+                batch_bytes = 0;
+            }
+            items.push(Item::Large(k));
+            continue;
+        }
+        if let (true, FileData::Host(h)) = (dedup, data) {
+            if let Some(&original) = first_of.get(&h.snapshot.id) {
+                placement[k] = Placement::Alias(original);
+                summary.duplicate_files += 1;
+                continue;
+            }
+            first_of.insert(h.snapshot.id, k);
+        }
+        if batch.len() == BATCH_FILES || batch_bytes + *size > BATCH_BYTES {
+            items.push(Item::Small(std::mem::take(&mut batch)));
+            batch_bytes = 0;
+        }
+        batch.push(k);
+        batch_bytes += *size;
+    }
+    if !batch.is_empty() {
+        items.push(Item::Small(batch));
+    }
+    items
+}
+
+/// A small file as read by a batch: its bytes and, when duplicates are searched, their sha256.
+struct SmallFile {
+    k: usize,
+    bytes: Vec<u8>,
+    hash: [u8; 32],
+}
+
+type Batch = Result<Vec<SmallFile>, WriteError>;
+
+/// Reads batches of small files on the pool, a bounded number ahead of the writer, and
+/// finds their duplicates in data order: a file whose size and sha256 match an earlier
+/// file's is compared with it byte by byte (the earlier file is read again) and becomes its
+/// alias only when equal. The result is what [`find_duplicates`] would give: every duplicate
+/// points at the first file in data order with its bytes.
+struct SmallFiles<'s, 'f> {
+    scope: &'s rayon::Scope<'f>,
+    flat: &'f [Flat<'f>],
+    files: &'f [usize],
+    dedup: bool,
+    /// Batches scheduled, in item order.
+    pending: VecDeque<mpsc::Receiver<Batch>>,
+    /// Items up to this index have been scheduled.
+    scheduled: usize,
+    ahead: usize,
+    /// (size, sha256) → the first file with them (and later ones with a colliding hash).
+    seen: BTreeMap<(u64, [u8; 32]), Vec<usize>>,
+}
+
+impl<'s, 'f> SmallFiles<'s, 'f> {
+    fn new(
+        scope: &'s rayon::Scope<'f>,
+        flat: &'f [Flat<'f>],
+        files: &'f [usize],
+        threads: usize,
+        dedup: bool,
+    ) -> Self {
+        SmallFiles {
+            scope,
+            flat,
+            files,
+            dedup,
+            pending: VecDeque::new(),
+            scheduled: 0,
+            ahead: threads.saturating_mul(2).saturating_add(2),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    fn data(&self, k: usize) -> (&'f FileData, u64) {
+        match self.flat[self.files[k]].node {
+            InputNode::File { data, size, .. } => (data, *size),
+            _ => unreachable!("files holds only files"),
+        }
+    }
+
+    /// Schedules the small batches among `items[now..now + ahead]` not scheduled yet.
+    fn schedule_ahead(&mut self, items: &[Item], now: usize) {
+        let end = now.saturating_add(self.ahead).min(items.len());
+        while self.scheduled < end {
+            if let Item::Small(ks) = &items[self.scheduled] {
+                let jobs: Vec<(usize, &'f FileData, u64)> = ks
+                    .iter()
+                    .map(|&k| {
+                        let (d, size) = self.data(k);
+                        (k, d, size)
+                    })
+                    .collect();
+                let (tx, rx) = mpsc::sync_channel(1);
+                let dedup = self.dedup;
+                self.scope.spawn(move |_| {
+                    let batch = jobs
+                        .into_iter()
+                        .map(|(k, data, size)| {
+                            let mut r = Source::open(data, size)?;
+                            let mut bytes = vec![0u8; size as usize];
+                            r.read_exact(&mut bytes)?;
+                            r.finish()?;
+                            let hash = if dedup { Sha256::digest(&bytes).into() } else { [0; 32] };
+                            Ok(SmallFile { k, bytes, hash })
+                        })
+                        .collect();
+                    // The receiver only goes away when the writer has already failed.
+                    let _ = tx.send(batch);
+                });
+                self.pending.push_back(rx);
+            }
+            self.scheduled += 1;
+        }
+    }
+
+    /// The next scheduled batch, in order.
+    fn next_batch(&mut self) -> Batch {
+        let closed =
+            || WriteError::Compress { compressor: "reader", message: "a reading thread died".into() };
+        let rx = self.pending.pop_front().ok_or_else(closed)?;
+        rx.recv().map_err(|_| closed())?
+    }
+
+    /// The earlier file `file` duplicates, if any; otherwise `file` is remembered.
+    fn duplicate_of(&mut self, file: &SmallFile) -> Result<Option<usize>, WriteError> {
+        if !self.dedup {
+            return Ok(None);
+        }
+        let key = (file.bytes.len() as u64, file.hash);
+        let earlier = self.seen.get(&key).cloned().unwrap_or_default();
+        for original in earlier {
+            let (data, size) = self.data(original);
+            let mut r = Source::open(data, size)?;
+            let mut bytes = vec![0u8; size as usize];
+            r.read_exact(&mut bytes)?;
+            r.finish()?;
+            if bytes == file.bytes {
+                return Ok(Some(original));
+            }
+        }
+        self.seen.entry(key).or_default().push(file.k);
+        Ok(None)
+    }
 }
 
 /// Reads a candidate's first [`PREFIX`] bytes and tells which file it is on the host (the
@@ -861,7 +1095,7 @@ struct Pipeline<'p> {
     pool: &'p rayon::ThreadPool,
     /// Where compressed blocks are looked up and stored, when the build has a cache.
     cache: Option<Arc<BlockCache>>,
-    /// Told the input length of each block written.
+    /// Told the input length of each block written (and of each small duplicate skipped).
     observer: &'p mut dyn Observer,
     compression: Compression,
     block_size: u32,
