@@ -1565,7 +1565,7 @@ mod tests {
         number_inodes(&mut flat, 0, &mut 0);
         let list: Vec<usize> =
             (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
-        let pairs = find_duplicates(&flat, &list).unwrap();
+        let pairs = find_duplicates(&flat, &list, 0).unwrap();
         // File-list order is name order: a=0, b=1, c=2, d=3, e=4.
         assert_eq!(pairs, vec![(2, 0), (3, 0), (4, 1)]);
         for threads in [1, 3] {
