@@ -672,8 +672,10 @@ mod tests {
         b[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
         // The superblock decodes, so the image is read (an error here is a failure) and what
         // is wrong with it is reported as problems.
-        let info = SquashfsInfo::read(&b).unwrap_or_else(|e| panic!("a superblock that decodes is read: {e}"));
-        let found: Vec<(&str, Option<u64>)> = info.problems.iter().map(|p| (p.what.as_str(), p.offset)).collect();
+        let info =
+            SquashfsInfo::read(&b).unwrap_or_else(|e| panic!("a superblock that decodes is read: {e}"));
+        let found: Vec<(&str, Option<u64>)> =
+            info.problems.iter().map(|p| (p.what.as_str(), p.offset)).collect();
         assert_eq!(
             found,
             [
