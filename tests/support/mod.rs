@@ -93,13 +93,13 @@ pub fn tool(name: &str) -> bool {
 }
 
 /// The Debian package that ships the file `path` (for the messages of [`files`]).
-pub fn file_package(path: &str) -> &'static str {
+pub fn file_package(path: &Path) -> &'static str {
     [
-        ("/usr/lib/ISOLINUX/", "isolinux"),
-        ("/usr/lib/syslinux/", "syslinux-common"),
-        ("/usr/share/OVMF/", "ovmf"),
-        ("/usr/lib/grub/x86_64-efi/", "grub-efi-amd64-bin"),
-        ("/usr/lib/grub/i386-pc/", "grub-pc-bin"),
+        ("/usr/lib/ISOLINUX", "isolinux"),
+        ("/usr/lib/syslinux", "syslinux-common"),
+        ("/usr/share/OVMF", "ovmf"),
+        ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
+        ("/usr/lib/grub/i386-pc", "grub-pc-bin"),
     ]
     .iter()
     .find(|(dir, _)| path.starts_with(dir))
@@ -109,10 +109,10 @@ pub fn file_package(path: &str) -> &'static str {
 /// True when every file of `paths` exists (boot loaders, MBR templates and firmware that a
 /// Debian package installs). Else [`skip`]s with
 /// `<path> missing (Debian package <package>)` for the first missing file and returns false.
-pub fn files(paths: &[&str]) -> bool {
-    match paths.iter().find(|p| !Path::new(p).is_file()) {
+pub fn files<P: AsRef<Path>>(paths: &[P]) -> bool {
+    match paths.iter().map(AsRef::as_ref).find(|p| !p.is_file()) {
         Some(missing) => {
-            skip(&format!("{missing} missing (Debian package {})", file_package(missing)));
+            skip(&format!("{} missing (Debian package {})", missing.display(), file_package(missing)));
             false
         }
         None => true,
