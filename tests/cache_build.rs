@@ -11,6 +11,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -489,9 +490,8 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 /// The temporary files (`.tmp-*`) anywhere in the cache `dir`.
 fn temporaries(dir: &Path) -> Vec<String> {
     dir_listing(dir)
-        .into_iter()
-        .map(|(p, _)| p)
-        .filter(|p| p.rsplit('/').find(|s| !s.is_empty()).is_some_and(|n| n.starts_with(".tmp-")))
+        .into_keys()
+        .filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp-")))
         .collect()
 }
 
@@ -873,7 +873,7 @@ fn a_read_only_cache_is_used_for_lookups_only() {
             r.counters
         );
     }
-    assert_eq!(dir_listing(&empty), vec![]);
+    assert_eq!(dir_listing(&empty), BTreeMap::new());
 }
 
 /// Issue 12 test 4b: a cache on a full file system (a 256 KiB tmpfs) stores what fits, then
@@ -999,6 +999,6 @@ fn the_environment_names_the_cache() {
         assert_same(&r, &reference, "ISOFORGE_CACHE empty");
         assert_no_warnings(&r);
         assert!(r.json_cache().is_none(), "`{}`: an empty ISOFORGE_CACHE is no cache: {:?}", r.line, r.json);
-        assert_eq!(dir_listing(&cwd), vec![], "`{}` wrote into its working directory", r.line);
+        assert_eq!(dir_listing(&cwd), BTreeMap::new(), "`{}` wrote into its working directory", r.line);
     }
 }

@@ -35,8 +35,6 @@ use isoforge_core::closure::{
 /// without the daemon), and no substituters (nothing from the network).
 const NIX_CONFIG: &str = "sandbox = false\nbuild-users-group =\nsubstituters =\nfsync-metadata = false\n";
 
-use support::ci;
-
 /// Stops a test that cannot run here (a failure under CI=true); returns false.
 fn skip(why: &str) -> bool {
     support::skip(why);
@@ -121,7 +119,7 @@ fn make_tree(root: &Path) {
 /// Our NAR of `make_tree` equals the one `nix-store --dump` wrote when the fixture was made.
 #[test]
 fn nar_matches_fixture() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let root = tmp.path().join("tree");
     make_tree(&root);
     let got = nar_bytes(&root);
@@ -144,7 +142,7 @@ fn chroot_store() {
     if !have_nix() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let store = tmp.path().join("store");
     let src = tmp.path().join("src");
     fs::create_dir_all(&src).unwrap();
@@ -349,7 +347,7 @@ fn build() -> Option<Built> {
     for d in ["/nix/store", "/nix/var/nix"] {
         fs::create_dir_all(d).unwrap();
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     // busybox picks its applet from argv[0], so the builder must be called .../busybox.
     fs::create_dir_all(tmp.path().join("isoforge-test-busybox/bin")).unwrap();
     fs::copy(busybox, tmp.path().join("isoforge-test-busybox/bin/busybox")).unwrap();
@@ -416,7 +414,7 @@ in { inherit lib app data top graph; }
 #[test]
 fn built_closure() {
     let Some(b) = built() else { return };
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let qr = stdout(nix("nix-store").arg("-qR").arg(&b.top));
     let list = tmp.path().join("store-paths");
     fs::write(&list, &qr).unwrap();
@@ -478,16 +476,10 @@ fn built_closure() {
 #[test]
 fn image_squashfs_loads_and_verifies_in_a_fresh_store() {
     let Some(b) = built() else { return };
-    for t in ["bsdtar", "unsquashfs"] {
-        let found =
-            Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().unwrap().status.success();
-        if !found {
-            assert!(!ci(), "{t} is not installed (CI=true)");
-            skip(&format!("{t} not installed"));
-            return;
-        }
+    if !support::tool("bsdtar") || !support::tool("unsquashfs") {
+        return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let iso = tmp.path().join("store.iso");
     ok(Command::new(env!("CARGO_BIN_EXE_isoforge"))
         .args(["build", "-o"])
@@ -518,7 +510,7 @@ fn image_squashfs_loads_and_verifies_in_a_fresh_store() {
 /// Errors in Nix-written inputs name the file and the line.
 #[test]
 fn errors_name_file_and_line() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let opts = ClosureOptions::default();
     let graph = fs::read_to_string(fixtures().join("graph-nix-2.8")).unwrap();
     let fixture = Closure::parse(Path::new("g"), graph.as_bytes(), &opts).unwrap();

@@ -24,7 +24,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{isoforge_bin, sha256_file, write_file};
+use support::{dir_listing, isoforge_bin, sha256_file, write_file, Entry};
 
 const VOLUME: &str = "CRASH";
 
@@ -62,29 +62,6 @@ fn succeeded(cmd: &mut Command, rule: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{rule}: {}\n{err}", out.status);
     err
-}
-
-/// Every entry under `dir`, hidden ones included, by relative path: `d` for a directory,
-/// `f SHA256` for a file, `l TARGET` for a symlink.
-fn listing(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            let m = fs::symlink_metadata(&p).unwrap();
-            if m.is_dir() {
-                out.insert(rel, "d".into());
-                walk(root, &p, out);
-            } else if m.file_type().is_symlink() {
-                out.insert(rel, format!("l {}", fs::read_link(&p).unwrap().display()));
-            } else {
-                out.insert(rel, format!("f {}", sha256_file(&p)));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// A small store under `dir/root` holding `mib` MiB of data in two store paths, and its
@@ -137,13 +114,13 @@ fn temp_prefix(target: &Path) -> String {
 /// `.NAME.isoforge-tmp-PID-N`), whose listing entry is `what`; returns its path.
 #[track_caller]
 fn one_temporary(
-    before: &BTreeMap<String, String>,
-    after: &BTreeMap<String, String>,
+    before: &BTreeMap<String, Entry>,
+    after: &BTreeMap<String, Entry>,
     target: &Path,
-    what: &str,
+    what: &Entry,
 ) -> PathBuf {
     let prefix = temp_prefix(target);
-    let extra: Vec<(&String, &String)> = after.iter().filter(|(k, _)| !before.contains_key(*k)).collect();
+    let extra: Vec<(&String, &Entry)> = after.iter().filter(|(k, _)| !before.contains_key(*k)).collect();
     let top: Vec<_> = extra.iter().filter(|(k, _)| !k.contains('/')).collect();
     assert_eq!(top.len(), 1, "expected one temporary beside {}, found {extra:?}", target.display());
     let (name, entry) = top[0];
@@ -187,7 +164,7 @@ fn killed_build_leaves_the_previous_image_or_the_new_one() {
     let reference = dir.path().join("reference/live.iso");
     fs::create_dir(reference.parent().unwrap()).unwrap();
     succeeded(&mut build_store(&reference, &root, &list, VOLUME), "");
-    let new_image = format!("f {}", sha256_file(&reference));
+    let new_image = Entry::file(&reference);
 
     let out = dir.path().join("out");
     fs::create_dir(&out).unwrap();
@@ -196,37 +173,37 @@ fn killed_build_leaves_the_previous_image_or_the_new_one() {
     write_file(&out.join(".hidden"), b"not ours either\n");
 
     // No previous image: a kill anywhere leaves the directory as it was.
-    let before = listing(&out);
+    let before = dir_listing(&out);
     for rule in ["kill@squashfs-block", "kill@squashfs-block#20", "kill@image-metadata", "kill@commit-synced"]
     {
         killed(&mut build_store(&target, &root, &list, VOLUME), rule);
-        assert_eq!(listing(&out), before, "{rule} without a previous image");
+        assert_eq!(dir_listing(&out), before, "{rule} without a previous image");
     }
     // Without a previous image the file is linked in one step: commit-linked is never reached.
     succeeded(&mut build_store(&target, &root, &list, VOLUME), "kill@commit-linked");
     let mut with_new = before.clone();
     with_new.insert("live.iso".into(), new_image.clone());
-    assert_eq!(listing(&out), with_new);
+    assert_eq!(dir_listing(&out), with_new);
 
     // A previous, different image survives a kill byte for byte.
     succeeded(&mut build_store(&target, &root, &list, "OLD"), "");
-    let before = listing(&out);
+    let before = dir_listing(&out);
     assert_ne!(before["live.iso"], new_image);
     for rule in
         ["kill@squashfs-block#3", "kill@squashfs-block#30", "kill@image-metadata", "kill@commit-synced"]
     {
         killed(&mut build_store(&target, &root, &list, VOLUME), rule);
-        assert_eq!(listing(&out), before, "{rule} with a previous image");
+        assert_eq!(dir_listing(&out), before, "{rule} with a previous image");
     }
     // Between the link under a temporary name and the rename: the previous image is intact
     // and the complete new one waits under our temporary name ...
     killed(&mut build_store(&target, &root, &list, VOLUME), "kill@commit-linked");
-    let after = listing(&out);
+    let after = dir_listing(&out);
     let temp = one_temporary(&before, &after, &target, &new_image);
     // ... which the next build removes and reports.
     let err = succeeded(&mut build_store(&target, &root, &list, VOLUME), "");
     assert!(err.contains(&removed_line(&temp, "file")), "{err}");
-    assert_eq!(listing(&out), with_new);
+    assert_eq!(dir_listing(&out), with_new);
 }
 
 #[test]
@@ -237,22 +214,22 @@ fn failed_rebuild_leaves_the_previous_image() {
     fs::create_dir(&out).unwrap();
     let target = out.join("live.iso");
     succeeded(&mut build_store(&target, &root, &list, "OLD"), "");
-    let before = listing(&out);
+    let before = dir_listing(&out);
     // A missing graft source, and a closure naming a store path that is not there.
     let mut cmd = build_store(&target, &root, &list, VOLUME);
     cmd.arg("--graft").arg(format!("/x={}", dir.path().join("missing").display()));
     let o = run_with(&mut cmd, "");
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(listing(&out), before);
+    assert_eq!(dir_listing(&out), before);
     let bad_list = dir.path().join("bad-paths.txt");
     write_file(&bad_list, "/nix/store/9zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz-gone\n");
     let o = run_with(&mut build_store(&target, &root, &bad_list, VOLUME), "");
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(listing(&out), before);
+    assert_eq!(dir_listing(&out), before);
     // A directory at the target is refused before anything is written.
     let as_dir = out.join("subdir");
     fs::create_dir(&as_dir).unwrap();
-    let before = listing(&out);
+    let before = dir_listing(&out);
     let o = run_with(&mut build_store(&as_dir, &root, &list, VOLUME), "");
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
@@ -260,7 +237,7 @@ fn failed_rebuild_leaves_the_previous_image() {
         err.contains(&format!("cannot create the output file {}: Is a directory", as_dir.display())),
         "{err}"
     );
-    assert_eq!(listing(&out), before);
+    assert_eq!(dir_listing(&out), before);
     // A missing directory: named in the message, not created.
     let nowhere = out.join("no/such/live.iso");
     let o = run_with(&mut build_store(&nowhere, &root, &list, VOLUME), "");
@@ -268,7 +245,7 @@ fn failed_rebuild_leaves_the_previous_image() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     let want = format!("cannot create the output file {}: No such file or directory", nowhere.display());
     assert!(err.contains(&want), "{err}");
-    assert_eq!(listing(&out), before);
+    assert_eq!(dir_listing(&out), before);
 }
 
 #[test]
@@ -279,16 +256,16 @@ fn named_temporary_fallback_and_stale_files() {
     fs::create_dir(&out).unwrap();
     let target = out.join("live.iso");
     succeeded(&mut build_store(&target, &root, &list, "OLD"), "");
-    let before = listing(&out);
+    let before = dir_listing(&out);
 
     // Where O_TMPFILE is refused, a failed build removes its named temporary ...
     let mut cmd = build_store(&target, &root, &list, VOLUME);
     cmd.arg("--graft").arg(format!("/x={}", dir.path().join("missing").display()));
     assert_eq!(run_with(&mut cmd, "refuse@o_tmpfile").status.code(), Some(2));
-    assert_eq!(listing(&out), before);
+    assert_eq!(dir_listing(&out), before);
     // ... and a killed one leaves it, partial, beside the intact previous image.
     killed(&mut build_store(&target, &root, &list, VOLUME), "refuse@o_tmpfile,kill@squashfs-block#5");
-    let after = listing(&out);
+    let after = dir_listing(&out);
     let partial = one_temporary(&before, &after, &target, &after[&temp_prefix_entry(&after, &target)]);
 
     // Stale files made by hand: one of a dead pid, one of a live pid (this test's), one of
@@ -313,7 +290,7 @@ fn named_temporary_fallback_and_stale_files() {
 }
 
 /// The name of the one entry of `after` that is a temporary of `target`.
-fn temp_prefix_entry(after: &BTreeMap<String, String>, target: &Path) -> String {
+fn temp_prefix_entry(after: &BTreeMap<String, Entry>, target: &Path) -> String {
     let prefix = temp_prefix(target);
     let names: Vec<&String> = after.keys().filter(|k| k.starts_with(&prefix)).collect();
     assert_eq!(names.len(), 1, "{names:?}");
@@ -331,21 +308,21 @@ fn killed_squashfs_and_fat_leave_the_previous_file() {
     let sq = out.join("store.squashfs");
     let reference = dir.path().join("reference.squashfs");
     succeeded(&mut squashfs_store(&reference, &root, &list, "1700000000"), "");
-    let new_sq = format!("f {}", sha256_file(&reference));
-    let empty = listing(&out);
+    let new_sq = Entry::file(&reference);
+    let empty = dir_listing(&out);
     for rule in ["kill@squashfs-block", "kill@squashfs-block#12", "kill@commit-synced"] {
         killed(&mut squashfs_store(&sq, &root, &list, "1700000000"), rule);
-        assert_eq!(listing(&out), empty, "squashfs {rule} without a previous file");
+        assert_eq!(dir_listing(&out), empty, "squashfs {rule} without a previous file");
     }
     succeeded(&mut squashfs_store(&sq, &root, &list, "1600000000"), "");
-    let before = listing(&out);
+    let before = dir_listing(&out);
     assert_ne!(before["store.squashfs"], new_sq);
     for rule in ["kill@squashfs-block#2", "kill@squashfs-block#15", "kill@commit-synced"] {
         killed(&mut squashfs_store(&sq, &root, &list, "1700000000"), rule);
-        assert_eq!(listing(&out), before, "squashfs {rule}");
+        assert_eq!(dir_listing(&out), before, "squashfs {rule}");
     }
     killed(&mut squashfs_store(&sq, &root, &list, "1700000000"), "kill@commit-linked");
-    let temp = one_temporary(&before, &listing(&out), &sq, &new_sq);
+    let temp = one_temporary(&before, &dir_listing(&out), &sq, &new_sq);
     let out_sq = squashfs_store(&sq, &root, &list, "1700000000").output().unwrap();
     assert!(out_sq.status.success());
     assert!(String::from_utf8_lossy(&out_sq.stderr).contains(&removed_line(&temp, "file")));
@@ -357,17 +334,17 @@ fn killed_squashfs_and_fat_leave_the_previous_file() {
     let img = out.join("efi.img");
     let reference = dir.path().join("reference.img");
     succeeded(&mut fat(&reference, &tree, "NEW"), "");
-    let new_img = format!("f {}", sha256_file(&reference));
-    let before = listing(&out);
+    let new_img = Entry::file(&reference);
+    let before = dir_listing(&out);
     killed(&mut fat(&img, &tree, "NEW"), "kill@commit-synced");
-    assert_eq!(listing(&out), before, "fat kill@commit-synced without a previous file");
+    assert_eq!(dir_listing(&out), before, "fat kill@commit-synced without a previous file");
     succeeded(&mut fat(&img, &tree, "OLD"), "");
-    let before = listing(&out);
+    let before = dir_listing(&out);
     assert_ne!(before["efi.img"], new_img);
     killed(&mut fat(&img, &tree, "NEW"), "kill@commit-synced");
-    assert_eq!(listing(&out), before, "fat kill@commit-synced");
+    assert_eq!(dir_listing(&out), before, "fat kill@commit-synced");
     killed(&mut fat(&img, &tree, "NEW"), "kill@commit-linked");
-    let temp = one_temporary(&before, &listing(&out), &img, &new_img);
+    let temp = one_temporary(&before, &dir_listing(&out), &img, &new_img);
     let err = succeeded(&mut fat(&img, &tree, "NEW"), "");
     assert!(err.contains(&removed_line(&temp, "file")), "{err}");
     assert_eq!(sha256_file(&img), sha256_file(&reference));
@@ -388,20 +365,20 @@ fn killed_out_dir_build_leaves_nothing_until_assembly() {
         c.args(["--block-size", "128K", "--compression", "zstd:3", "--threads", "2"]);
         c
     };
-    let before = listing(&parent);
+    let before = dir_listing(&parent);
     for rule in ["kill@squashfs-block", "kill@squashfs-block#10", "kill@image-metadata"] {
         killed(&mut build(), rule);
-        assert_eq!(listing(&parent), before, "--out-dir {rule}");
+        assert_eq!(dir_listing(&parent), before, "--out-dir {rule}");
     }
     // An existing empty DIR is replaced: it survives a kill as it was.
     fs::create_dir(&out_dir).unwrap();
-    let before_empty = listing(&parent);
+    let before_empty = dir_listing(&parent);
     killed(&mut build(), "kill@squashfs-block#4");
-    assert_eq!(listing(&parent), before_empty);
+    assert_eq!(dir_listing(&parent), before_empty);
     fs::remove_dir(&out_dir).unwrap();
     // With the named-temporary fallback the image is a temporary file beside DIR ...
     killed(&mut build(), "refuse@o_tmpfile,kill@image-metadata");
-    let after = listing(&parent);
+    let after = dir_listing(&parent);
     let partial = one_temporary(&before, &after, &out_dir, &after[&temp_prefix_entry(&after, &out_dir)]);
 
     // ... which the next build removes and reports. Killed during the assembly (the image
@@ -411,10 +388,10 @@ fn killed_out_dir_build_leaves_nothing_until_assembly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.signal(), Some(9), "{err}");
     assert!(err.contains(&removed_line(&partial, "file")), "{err}");
-    let after = listing(&parent);
+    let after = dir_listing(&parent);
     let temp_dirs: Vec<&String> = after
         .iter()
-        .filter(|(k, v)| k.starts_with(&temp_prefix(&out_dir)) && !k.contains('/') && *v == "d")
+        .filter(|(k, v)| k.starts_with(&temp_prefix(&out_dir)) && !k.contains('/') && **v == Entry::Dir)
         .map(|(k, _)| k)
         .collect();
     assert_eq!(temp_dirs.len(), 1, "{after:?}");
@@ -425,7 +402,7 @@ fn killed_out_dir_build_leaves_nothing_until_assembly() {
     // ... which the next build removes and reports.
     let err = succeeded(&mut build(), "");
     assert!(err.contains(&removed_line(&temp_dir, "directory")), "{err}");
-    let after = listing(&parent);
+    let after = dir_listing(&parent);
     let extra: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     assert_eq!(
         extra,
@@ -515,7 +492,7 @@ fn full_disk(limit: Limit) {
             .arg(format!("/={}", small.display())),
         "",
     );
-    let before = listing(&out);
+    let before = dir_listing(&out);
     for rule in ["", "refuse@o_tmpfile"] {
         for (what, cmd) in [
             ("build", build_store(&target, &root, &list, VOLUME)),
@@ -526,7 +503,7 @@ fn full_disk(limit: Limit) {
             assert_eq!(o.status.code(), Some(2), "{what} {rule}: {}\n{err}", o.status);
             assert!(err.contains(reason), "{what} {rule}: expected {reason:?} in {err}");
             assert!(err.starts_with("isoforge: error: building "), "{what} {rule}: {err}");
-            assert_eq!(listing(&out), before, "{what} {rule}");
+            assert_eq!(dir_listing(&out), before, "{what} {rule}");
         }
     }
 }

@@ -13,10 +13,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{isoforge_bin, run, run_ok_stdout, sha256_file, skip, tempdir, tool};
+use support::{isoforge_bin, run, run_ok_stdout, sha256_file, tempdir, tool, ISOHDPFX_BIN, ISOLINUX_BIN};
 
-const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
-const ISOHDPFX_BIN: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
 const SYSLINUX_BIOS: &str = "/usr/lib/syslinux/modules/bios";
 const GRUB_CD_EFI: &str = "/usr/lib/grub/x86_64-efi/monolithic/gcdx64.efi";
 
@@ -46,14 +44,7 @@ fn boot_loaders() -> bool {
     for m in ["ldlinux", "menu", "libutil", "libcom32", "poweroff", "reboot"] {
         files.push(Path::new(SYSLINUX_BIOS).join(format!("{m}.c32")));
     }
-    if let Some(f) = files.iter().find(|f| !f.is_file()) {
-        skip(&format!(
-            "{} missing (Debian packages isolinux, syslinux-common, grub-efi-amd64-bin)",
-            f.display()
-        ));
-        return false;
-    }
-    true
+    support::files(&files)
 }
 
 /// The store paths of the fixture closure (closureInfo's `store-paths`).

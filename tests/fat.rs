@@ -126,7 +126,7 @@ fn host_tree(root: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
 }
 
 fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+    support::tempdir()
 }
 
 /// An empty tree with mkfs.fat's invariant time gives mkfs.fat's image, byte for byte: the

@@ -39,14 +39,7 @@ fn small_inputs(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn have_small_inputs() -> bool {
-    if Path::new("/usr/lib/ISOLINUX/isolinux.bin").exists()
-        && Path::new("/usr/lib/ISOLINUX/isohdpfx.bin").exists()
-    {
-        return true;
-    }
-    assert!(!support::ci(), "isolinux is not installed (CI=true)");
-    support::skip("isolinux not installed");
-    false
+    support::isolinux()
 }
 
 /// `isoforge build` of the small inputs with a layout (None: the default for the flags).

@@ -21,13 +21,7 @@ fn isoforge() -> Command {
 }
 
 fn have_isolinux() -> bool {
-    if Path::new("/usr/lib/ISOLINUX/isolinux.bin").exists()
-        && Path::new("/usr/lib/ISOLINUX/isohdpfx.bin").exists()
-    {
-        return true;
-    }
-    support::skip("isolinux not installed (Debian package isolinux)");
-    false
+    support::isolinux()
 }
 
 /// A small tree (a BIOS boot file, a "kernel", a text file) and an EFI directory, made once per

@@ -88,20 +88,6 @@ fn age(path: &Path) {
     }
 }
 
-/// Name, size and sha256 of every entry of `dir` (hidden ones included).
-fn listing(dir: &Path) -> Vec<(String, u64, String)> {
-    let mut v: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let p = e.path();
-            (e.file_name().to_string_lossy().into_owned(), p.metadata().unwrap().len(), sha256_file(&p))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 /// One scenario: fresh inputs in a scratch directory, the command that reads the victim,
 /// the output directory and target.
 struct Scenario {
@@ -129,7 +115,7 @@ impl Scenario {
     /// message must hold.
     fn check_rule(&self, rule: &str, says: &[&str]) {
         run(&mut self.command());
-        let before = listing(&self.out_dir);
+        let before = support::dir_listing(&self.out_dir);
         assert_eq!(before.len(), 1, "{before:?}");
         let mut cmd = self.command();
         cmd.env(FAULT_ENV, rule);
@@ -142,7 +128,7 @@ impl Scenario {
         assert!(stderr.contains(&*self.victim.to_string_lossy()), "{what}: no path in:\n{stderr}");
         assert!(stderr.contains("changed while isoforge read it"), "{what}:\n{stderr}");
         assert!(says.iter().any(|s| stderr.contains(s)), "{what}: expected {says:?} in:\n{stderr}");
-        assert_eq!(listing(&self.out_dir), before, "{what}: the target directory changed");
+        assert_eq!(support::dir_listing(&self.out_dir), before, "{what}: the target directory changed");
     }
 }
 

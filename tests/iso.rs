@@ -126,7 +126,7 @@ struct Built {
 }
 
 fn build_fixture_image(extra: &[&str]) -> Built {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let src = dir.path().join("src");
     fs::create_dir(&src).unwrap();
     fixture_tree(&src);
@@ -344,13 +344,11 @@ fn bios_boot_entry_and_boot_info_table() {
     if !tool("xorriso") {
         return;
     }
-    let isolinux = Path::new("/usr/lib/ISOLINUX/isolinux.bin");
-    if !isolinux.exists() {
-        assert!(!support::ci(), "isolinux is not installed (CI=true)");
-        support::skip("isolinux not installed");
+    if !support::files(&[support::ISOLINUX_BIN]) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let isolinux = Path::new(support::ISOLINUX_BIN);
+    let dir = support::tempdir();
     let iso = dir.path().join("boot.iso");
     run(isoforge()
         .args(["build", "-o"])
@@ -400,7 +398,7 @@ fn bios_boot_entry_and_boot_info_table() {
 
 #[test]
 fn reproducible_across_order_mtimes_and_runs() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let a = dir.path().join("a");
     let b = dir.path().join("b");
     fs::create_dir_all(&a).unwrap();
@@ -456,7 +454,7 @@ fn reproducible_across_order_mtimes_and_runs() {
 /// Runs a build expected to fail; checks exit status 2, the message, and that neither the
 /// output nor a temporary file was left.
 fn expect_failure(args: &[String], needle: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let iso = dir.path().join("bad.iso");
     let out = isoforge().args(["build", "-o"]).arg(&iso).args(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -467,7 +465,7 @@ fn expect_failure(args: &[String], needle: &str) {
 
 #[test]
 fn bad_input_is_reported_with_exit_status_2_and_no_output() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let src = dir.path().join("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("small.bin"), b"tiny").unwrap();
@@ -538,7 +536,7 @@ fn sort_weights_place_files_first() {
     if !tool("isoinfo") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let src = dir.path().join("src");
     fs::create_dir_all(src.join("boot")).unwrap();
     fs::write(src.join("aaa.bin"), vec![1u8; 5000]).unwrap();
@@ -568,7 +566,7 @@ fn multi_extent_file_over_4_gib() {
     if !(tool("bsdtar") && tool("xorriso") && tool("isoinfo") && tool("sha256sum")) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let big = dir.path().join("big.img");
     let size: u64 = 4 * 1024 * 1024 * 1024 + 512 * 1024 * 1024 + 123;
     {

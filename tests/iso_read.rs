@@ -9,6 +9,8 @@
 // Helpers outside #[test] functions panic on failure too, as tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -18,19 +20,12 @@ use std::process::Command;
 
 use isoforge_core::iso9660::read::{EntryKind, FieldCheck, Hierarchy, IsoImage, Listing};
 
-const ISOLINUX: &str = "/usr/lib/ISOLINUX/isolinux.bin";
+const ISOLINUX: &str = support::ISOLINUX_BIN;
 
-/// Whether `tool` (and the isolinux boot file) can be used; panics under `CI=true` when not.
+/// Whether `tool` and the isolinux boot file can be used (else a skip note; a failure under
+/// `CI=true`).
 fn available(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success())
-        && Path::new(ISOLINUX).exists();
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} or {ISOLINUX} is missing, and CI=true requires it");
-        }
-        eprintln!("skipping: {tool} or {ISOLINUX} is not installed");
-    }
-    ok
+    support::tool(tool) && support::files(&[ISOLINUX])
 }
 
 /// What the source tree holds: path → entry.
@@ -229,7 +224,7 @@ fn reads_xorriso_image() {
     if !available("xorriso") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let src = dir.path().join("src");
     make_source(&src);
     let host = scan(&src);
@@ -255,7 +250,7 @@ fn reads_genisoimage_image() {
     if !available("genisoimage") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let src = dir.path().join("src");
     make_source(&src);
     let iso = dir.path().join("g.iso");

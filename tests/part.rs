@@ -12,6 +12,8 @@
 // Helpers outside #[test] functions panic on purpose: a failed step is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs::{self, File};
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -26,49 +28,14 @@ use isoforge_core::part::mbr::Mbr;
 use isoforge_core::time::Epoch;
 use isoforge_core::units::Lba2048;
 
-const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
-const ISOHDPFX_BIN: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
+use support::{ISOHDPFX_BIN, ISOLINUX_BIN};
 const EPOCH: i64 = 315_532_800;
 const DISK_GUID_HEX: &str = "5c0af4a4af1651f18ca7257154097569";
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-fn skip(what: &str) {
-    if in_ci() {
-        panic!("{what} is required when CI=true");
-    }
-    eprintln!("skipping: {what} not found");
-}
-
-/// Finds a tool on PATH or in the sbin directories (gdisk and fdisk live in /usr/sbin).
-fn tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
-    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
-}
-
-/// All tools and files present, else skip (or panic under CI).
+/// All tools and files present, else a skip note (a failure under `CI=true`).
 fn require(tools: &[&str], files: &[&str]) -> Option<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    for t in tools {
-        match tool(t) {
-            Some(p) => found.push(p),
-            None => {
-                skip(t);
-                return None;
-            }
-        }
-    }
-    for f in files {
-        if !Path::new(f).is_file() {
-            skip(f);
-            return None;
-        }
-    }
-    Some(found)
+    let found = tools.iter().map(|t| support::tool_path(t)).collect::<Option<Vec<_>>>()?;
+    support::files(files).then_some(found)
 }
 
 fn run(cmd: &Path, args: &[&str]) -> String {
@@ -99,7 +66,7 @@ fn build_reference_with(
     efi_kib: u64,
     customize: &dyn Fn(&Path),
 ) -> Reference {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("isolinux")).unwrap();
     fs::create_dir_all(root.join("boot")).unwrap();
@@ -397,19 +364,17 @@ fn gpt_layout_on_xorriso_file_system() {
     assert!(et.contains("UEFI"), "{et}");
 
     // The whole disk still probes as the ISO 9660 volume (how NixOS finds its root by label).
-    if let Some(blkid) = tool("blkid") {
+    if let Some(blkid) = support::tool_path("blkid") {
         let b = run(&blkid, &["-p", "-o", "export", img.to_str().unwrap()]);
         assert!(b.contains("TYPE=iso9660") && b.contains("LABEL=NIXOS_TEST"), "{b}");
         assert!(b.contains("PTTYPE=gpt"), "{b}");
-    } else {
-        skip("blkid");
     }
 }
 
 #[test]
 fn gpt_layout_efi_only_synthetic() {
     let Some(t) = require(&["sgdisk", "fdisk", "sfdisk", "mdir", "mkfs.vfat"], &[]) else { return };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tempdir();
     let fat = dir.path().join("efi.img");
     File::create(&fat).unwrap().set_len(3 * 1024 * 1024).unwrap();
     run(&t[4], &["-i", "12345678", "-n", "EFIBOOT", fat.to_str().unwrap()]);

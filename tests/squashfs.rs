@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
@@ -20,18 +22,6 @@ use isoforge_squashfs::{
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1 << 20;
-
-/// Whether `tool` runs; skips (returns false) or panics under CI=true when it does not.
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("-version").output().is_ok();
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{tool} is required under CI=true (Debian package squashfs-tools)");
-        }
-        eprintln!("skipping: {tool} not found");
-    }
-    ok
-}
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.env("TZ", "UTC").output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -318,7 +308,7 @@ impl Mount {
     /// Mounts `image` with the kernel's squashfs driver (`mount -o loop,ro`). Skips (None)
     /// when mounting is not possible here, unless CI=true.
     fn new(image: &Path) -> Option<Mount> {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = support::tempdir();
         let out = Command::new("mount")
             .args(["-t", "squashfs", "-o", "loop,ro"])
             .arg(image)
@@ -331,10 +321,10 @@ impl Mount {
                     Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
                     Err(e) => e.to_string(),
                 };
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("cannot mount {image:?} with the kernel's squashfs driver: {why}");
-                }
-                eprintln!("skipping the kernel mount check: {why}");
+                support::skip(&format!(
+                    "the kernel mount check: cannot mount {} with the kernel's squashfs driver: {why}",
+                    image.display()
+                ));
                 None
             }
         }
@@ -524,10 +514,10 @@ fn edge_case_store(root: &Path, big_sparse: bool) -> Vec<(Vec<u8>, PathBuf)> {
 
 #[test]
 fn edge_cases_with_unsquashfs_backhand_and_our_reader() {
-    if !have("unsquashfs") {
+    if !support::tool("unsquashfs") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let store = tmp.path().join("store");
     let t0 = std::time::Instant::now();
     let paths = edge_case_store(&store, true);
@@ -664,10 +654,10 @@ fn walk_all(p: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn every_compressor_is_readable() {
-    if !have("unsquashfs") {
+    if !support::tool("unsquashfs") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let paths = small_store(&tmp.path().join("store"), 0o022, 1_000_000);
     let tree = closure_tree(&paths, b"reg", ClosureOptions { epoch: 5, keep_metadata: false }).unwrap();
     let exp = expected(&tree);
@@ -706,7 +696,7 @@ fn sha256_file(p: &Path) -> String {
 
 #[test]
 fn reproducible_across_threads_order_mtimes_and_umask() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let a = small_store(&tmp.path().join("a"), 0o022, 1_000_000);
     let mut b = small_store(&tmp.path().join("b"), 0o077, 1_600_000_000);
     b.reverse();
@@ -771,10 +761,10 @@ fn system_fixture(root: &Path, budget: u64) -> Vec<(Vec<u8>, PathBuf)> {
 
 #[test]
 fn size_within_one_percent_of_mksquashfs() {
-    if !have("mksquashfs") || !have("unsquashfs") {
+    if !support::tool("mksquashfs") || !support::tool("unsquashfs") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let paths = system_fixture(&tmp.path().join("store"), 12 * MIB);
     let reference = tmp.path().join("mksquashfs.squashfs");
     let t0 = std::time::Instant::now();
@@ -836,7 +826,7 @@ fn size_within_one_percent_of_mksquashfs() {
 
 #[test]
 fn writes_inside_a_larger_stream_and_pads() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = support::tempdir();
     let paths = small_store(&tmp.path().join("store"), 0o022, 0);
     let tree = closure_tree(&paths, b"reg", ClosureOptions { epoch: 7, keep_metadata: false }).unwrap();
     let mut cur = Cursor::new(vec![0xAAu8; 12_345]);
@@ -865,7 +855,7 @@ fn writes_inside_a_larger_stream_and_pads() {
         assert_ne!(f.inode_number, l.inode_number);
     }
     assert_eq!(s.duplicate_files, 3);
-    if have("unsquashfs") {
+    if support::tool("unsquashfs") {
         let image = tmp.path().join("embedded.img");
         fs::write(&image, &bytes).unwrap();
         let out = run(Command::new("unsquashfs").arg("-o").arg("12345").arg("-lln").arg(&image));

@@ -1,10 +1,14 @@
 //! Helpers shared by the integration tests in `tests/`: each test file includes this module with
 //! `mod support;`.
 //!
-//! - [`tool`] decides whether an external program may be used: present, or skip, or (under
-//!   `CI=true`) fail loudly, naming the Debian package to install.
+//! - [`tool`], [`tool_path`] and [`files`] decide whether an external program or file may be
+//!   used: present, or skip, or (under `CI=true`) fail loudly, naming the Debian package to
+//!   install. [`skip`] is that rule for any other missing prerequisite; no test file has its own.
 //! - [`run`] / [`run_ok_stdout`] run a command and panic with everything needed to debug it.
-//! - [`tempdir`] makes scratch space under the cargo target directory.
+//! - [`tempdir`] makes scratch space under the cargo target directory (never the system
+//!   temporary directory, often a small tmpfs).
+//! - [`dir_listing`] records a directory's state (every entry, hidden ones included, with sizes
+//!   and hashes) to prove that a command changed nothing in it or left no debris.
 //! - [`isoforge_bin`] is the `isoforge` binary built for these tests.
 //! - [`qemu`] boots an image four ways (SeaBIOS/OVMF × CD-ROM/disk) and watches the serial console.
 //! - [`bootkit`] provides what a bootable test image needs (kernel, initramfs, isolinux, GRUB EFI).
@@ -15,6 +19,7 @@
 pub mod bootkit;
 pub mod qemu;
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -53,30 +58,75 @@ pub fn debian_package(name: &str) -> &str {
         "busybox" => "busybox-static",
         "dpkg-deb" => "dpkg",
         "apt-get" | "apt-cache" => "apt",
+        "nix-store" | "nix-build" | "nix-instantiate" => "nix-bin",
+        "blkid" | "mount" => "util-linux",
+        "isohybrid" => "syslinux-utils",
         other => other,
     }
 }
 
-/// The path of program `name` if it is an executable file in a directory of `PATH`.
+/// The path of program `name` if it is an executable file in a directory of `PATH`, or else in
+/// an sbin directory (gdisk, fdisk and blkid live in `/usr/sbin`, which a user's `PATH` may lack).
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
-/// True when the program `name` is on `PATH`. When it is missing this panics under `CI=true`
-/// (naming the Debian package to install), else prints `SKIP: <name> not installed` and returns
-/// false, so a test does `if !support::tool("xorriso") { return; }`.
+/// The path of the program `name` (see [`which`]). When it is missing this panics under
+/// `CI=true` (naming the Debian package to install), else prints
+/// `SKIP: <name> not installed (Debian package <package>)` and returns `None`.
+pub fn tool_path(name: &str) -> Option<PathBuf> {
+    let found = which(name);
+    if found.is_none() {
+        skip(&format!("{name} not installed (Debian package {})", debian_package(name)));
+    }
+    found
+}
+
+/// True when the program `name` is installed ([`tool_path`]): a test does
+/// `if !support::tool("xorriso") { return; }`.
 pub fn tool(name: &str) -> bool {
-    if which(name).is_some() {
-        return true;
+    tool_path(name).is_some()
+}
+
+/// The Debian package that ships the file `path` (for the messages of [`files`]).
+pub fn file_package(path: &Path) -> &'static str {
+    [
+        ("/usr/lib/ISOLINUX", "isolinux"),
+        ("/usr/lib/syslinux", "syslinux-common"),
+        ("/usr/share/OVMF", "ovmf"),
+        ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
+        ("/usr/lib/grub/i386-pc", "grub-pc-bin"),
+    ]
+    .iter()
+    .find(|(dir, _)| path.starts_with(dir))
+    .map_or("unknown: see the test", |&(_, package)| package)
+}
+
+/// True when every file of `paths` exists (boot loaders, MBR templates and firmware that a
+/// Debian package installs). Else [`skip`]s with
+/// `<path> missing (Debian package <package>)` for the first missing file and returns false.
+pub fn files<P: AsRef<Path>>(paths: &[P]) -> bool {
+    match paths.iter().map(AsRef::as_ref).find(|p| !p.is_file()) {
+        Some(missing) => {
+            skip(&format!("{} missing (Debian package {})", missing.display(), file_package(missing)));
+            false
+        }
+        None => true,
     }
-    if ci() {
-        panic!("{name} not installed (CI=true): install the Debian package {}", debian_package(name));
-    }
-    eprintln!("SKIP: {name} not installed (Debian package {})", debian_package(name));
-    false
+}
+
+/// The isolinux boot file of Debian's `isolinux` package.
+pub const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
+/// The isohybrid MBR template of Debian's `isolinux` package.
+pub const ISOHDPFX_BIN: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
+
+/// True when [`ISOLINUX_BIN`] and [`ISOHDPFX_BIN`] are installed ([`files`]).
+pub fn isolinux() -> bool {
+    files(&[ISOLINUX_BIN, ISOHDPFX_BIN])
 }
 
 /// The command line of `cmd`, shell-quoted enough to paste into a terminal.
@@ -116,8 +166,11 @@ pub fn run_ok_stdout(cmd: &mut Command) -> String {
 }
 
 /// A fresh scratch directory under the cargo target directory (`target/tmp`), removed on drop.
+/// Every test's scratch files go here, never into the system temporary directory (often a
+/// small tmpfs): some tests write files of several GiB. `target/tmp` is made when missing.
 pub fn tempdir() -> TempDir {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    mkdir_p(base);
     tempfile::Builder::new()
         .prefix("isoforge-test-")
         .tempdir_in(base)
@@ -183,30 +236,67 @@ pub fn xorriso_nixpkgs_image(tree: &Path, out: &Path, volume_id: &str) {
         .arg(tree));
 }
 
-/// Every entry below `dir`, hidden ones included, recursively: `(path relative to dir, size)`,
-/// sorted by path. A directory's path ends in `/` and its size is 0; a symlink's size is the
-/// length of its target, and it is not followed. An absent `dir` gives an empty list, so
-/// "nothing was created" compares equal too. For tests that check that a failed command left
-/// a directory exactly as it found it.
-pub fn dir_listing(dir: &Path) -> Vec<(String, u64)> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, u64)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+/// What [`dir_listing`] records of one directory entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Entry {
+    /// A directory (its entries are listed under their own paths).
+    Dir,
+    /// A regular file: its size and the lowercase hex sha256 of its contents.
+    File {
+        /// The length in bytes.
+        size: u64,
+        /// The sha256 of the contents.
+        sha256: String,
+    },
+    /// A symbolic link (not followed) and its target.
+    Symlink(PathBuf),
+    /// A FIFO, socket or device node.
+    Other,
+}
+
+impl Entry {
+    /// The entry of the regular file at `path`, as [`dir_listing`] would record it.
+    #[track_caller]
+    pub fn file(path: &Path) -> Entry {
+        let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+        Entry::File { size: m.len(), sha256: sha256_file(path) }
+    }
+}
+
+/// Every entry below `dir`, hidden ones included, recursively, by path relative to `dir`
+/// (components joined by `/`): directories, files with size and sha256, symlinks with their
+/// target (not followed). An absent `dir`, or one that is not a directory, gives an empty map,
+/// so "nothing was created" compares equal too. For tests that check that a command left a
+/// directory exactly as it found it, or left no debris.
+#[track_caller]
+pub fn dir_listing(dir: &Path) -> BTreeMap<String, Entry> {
+    fn walk(dir: &Path, prefix: &str, out: &mut BTreeMap<String, Entry>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()));
         for e in entries {
             let e = e.unwrap_or_else(|err| panic!("listing {}: {err}", dir.display()));
             let name = format!("{prefix}{}", e.file_name().to_string_lossy());
-            let m = std::fs::symlink_metadata(e.path())
-                .unwrap_or_else(|err| panic!("lstat {}: {err}", e.path().display()));
-            if m.is_dir() {
-                out.push((format!("{name}/"), 0));
-                walk(&e.path(), &format!("{name}/"), out);
+            let path = e.path();
+            let m = std::fs::symlink_metadata(&path)
+                .unwrap_or_else(|err| panic!("lstat {}: {err}", path.display()));
+            let entry = if m.is_dir() {
+                walk(&path, &format!("{name}/"), out);
+                Entry::Dir
+            } else if m.file_type().is_symlink() {
+                let target = std::fs::read_link(&path)
+                    .unwrap_or_else(|err| panic!("readlink {}: {err}", path.display()));
+                Entry::Symlink(target)
+            } else if m.is_file() {
+                Entry::File { size: m.len(), sha256: sha256_file(&path) }
             } else {
-                out.push((name, m.len()));
-            }
+                Entry::Other
+            };
+            out.insert(name, entry);
         }
     }
-    let mut out = Vec::new();
-    walk(dir, "", &mut out);
-    out.sort();
+    let mut out = BTreeMap::new();
+    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        walk(dir, "", &mut out);
+    }
     out
 }
 

@@ -670,8 +670,21 @@ mod tests {
         b[22..24].copy_from_slice(&17u16.to_le_bytes());
         b[28..30].copy_from_slice(&4u16.to_le_bytes());
         b[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
-        if let Ok(info) = SquashfsInfo::read(&b) {
-            assert!(!info.problems.is_empty());
-        }
+        // The superblock decodes, so the image is read (an error here is a failure) and what
+        // is wrong with it is reported as problems.
+        let info =
+            SquashfsInfo::read(&b).unwrap_or_else(|e| panic!("a superblock that decodes is read: {e}"));
+        let found: Vec<(&str, Option<u64>)> =
+            info.problems.iter().map(|p| (p.what.as_str(), p.offset)).collect();
+        assert_eq!(
+            found,
+            [
+                ("squashfs.superblock.bytes_used", Some(40)),
+                ("squashfs.superblock.inode_table_start", Some(64)),
+                ("squashfs", None),
+            ],
+            "{:#?}",
+            info.problems
+        );
     }
 }
