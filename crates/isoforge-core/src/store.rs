@@ -177,7 +177,9 @@ pub fn prepare_with(
         }
         None => closure.registration_file().map(PathBuf::from),
     };
-    let scanned = phase(progress, Phase::Scan, None, || ScannedClosure::scan(&closure, spec.keep_metadata))?;
+    let scanned = phase(progress, Phase::Scan, None, || {
+        ScannedClosure::scan(&closure, spec.keep_metadata, spec.squashfs.threads)
+    })?;
     let reg = match reg_file {
         Some(f) => std::fs::read(&f).map_err(|source| StoreError::Registration { path: f, source })?,
         None => phase(progress, Phase::Registration, None, || {

@@ -834,8 +834,8 @@ type Batch = Result<Vec<SmallFile>, WriteError>;
 /// Reads batches of small files on the pool, a bounded number ahead of the writer, and
 /// finds their duplicates in data order: a file whose size and sha256 match an earlier
 /// file's is compared with it byte by byte (the earlier file is read again) and becomes its
-/// alias only when equal. The result is what [`find_duplicates`] would give: every duplicate
-/// points at the first file in data order with its bytes.
+/// alias only when equal. Every duplicate points at the first file in data order with its
+/// bytes, as [`find_duplicates`] does for larger files.
 struct SmallFiles<'s, 'f> {
     scope: &'s rayon::Scope<'f>,
     flat: &'f [Flat<'f>],
@@ -846,8 +846,9 @@ struct SmallFiles<'s, 'f> {
     /// Items up to this index have been scheduled.
     scheduled: usize,
     ahead: usize,
-    /// (size, sha256) → the first file with them (and later ones with a colliding hash).
-    seen: BTreeMap<(u64, [u8; 32]), Vec<usize>>,
+    /// (size, first 16 bytes of the sha256) → the first file with them: 32 bytes a file
+    /// (a million small files are common in a store).
+    seen: BTreeMap<(u64, [u8; 16]), usize>,
 }
 
 impl<'s, 'f> SmallFiles<'s, 'f> {
@@ -920,25 +921,26 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
         rx.recv().map_err(|_| closed())?
     }
 
-    /// The earlier file `file` duplicates, if any; otherwise `file` is remembered.
+    /// The earlier file `file` duplicates, if any; otherwise `file` is remembered. Two
+    /// different files with the same size and truncated hash (never seen in practice) are
+    /// both stored; later copies then match the first of them only.
     fn duplicate_of(&mut self, file: &SmallFile) -> Result<Option<usize>, WriteError> {
         if !self.dedup {
             return Ok(None);
         }
-        let key = (file.bytes.len() as u64, file.hash);
-        let earlier = self.seen.get(&key).cloned().unwrap_or_default();
-        for original in earlier {
-            let (data, size) = self.data(original);
-            let mut r = Source::open(data, size)?;
-            let mut bytes = vec![0u8; size as usize];
-            r.read_exact(&mut bytes)?;
-            r.finish()?;
-            if bytes == file.bytes {
-                return Ok(Some(original));
-            }
-        }
-        self.seen.entry(key).or_default().push(file.k);
-        Ok(None)
+        let mut short = [0u8; 16];
+        short.copy_from_slice(&file.hash[..16]);
+        let key = (file.bytes.len() as u64, short);
+        let Some(&original) = self.seen.get(&key) else {
+            self.seen.insert(key, file.k);
+            return Ok(None);
+        };
+        let (data, size) = self.data(original);
+        let mut r = Source::open(data, size)?;
+        let mut bytes = vec![0u8; size as usize];
+        r.read_exact(&mut bytes)?;
+        r.finish()?;
+        Ok((bytes == file.bytes).then_some(original))
     }
 }
 

@@ -101,15 +101,18 @@ pub struct ScannedClosure<'c> {
 }
 
 impl<'c> ScannedClosure<'c> {
-    /// Scans every store path of `closure`, in the closure's order; the first path that cannot
-    /// be scanned is the error. With `exact_times` a modification time squashfs cannot hold is
-    /// an error too (for `--keep-metadata`; canonical metadata replaces the times).
-    pub fn scan(closure: &'c Closure, exact_times: bool) -> Result<ScannedClosure<'c>, ClosureError> {
-        let nodes = closure
-            .paths()
-            .iter()
-            .map(|p| scan_path(&closure.host_path(p), exact_times))
-            .collect::<Result<_, _>>()?;
+    /// Scans every store path of `closure`, on `threads` workers (0: all cores); the first
+    /// path in the closure's order that cannot be scanned is the error, whatever the thread
+    /// count. With `exact_times` a modification time squashfs cannot hold is an error too (for
+    /// `--keep-metadata`; canonical metadata replaces the times).
+    pub fn scan(
+        closure: &'c Closure,
+        exact_times: bool,
+        threads: usize,
+    ) -> Result<ScannedClosure<'c>, ClosureError> {
+        let paths = closure.paths();
+        let nodes =
+            run_indexed(paths.len(), threads, &|i| scan_path(&closure.host_path(&paths[i]), exact_times))?;
         Ok(ScannedClosure { closure, nodes })
     }
 
@@ -150,7 +153,7 @@ pub fn nar_digest_node(
 /// Scans and serialises every path of `closure` from the host and returns what the
 /// registration says about each, in the closure's (sorted) order.
 pub fn path_infos(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<PathInfo>, ClosureError> {
-    path_infos_scanned(&ScannedClosure::scan(closure, false)?, opts)
+    path_infos_scanned(&ScannedClosure::scan(closure, false, opts.threads)?, opts)
 }
 
 /// [`path_infos`] of a closure scanned before: the NARs are serialised from `scanned`.
@@ -198,7 +201,7 @@ pub fn path_infos_scanned(
 
 /// The `nix-path-registration` contents for `closure` (see the module docs), scanning it.
 pub fn registration(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<u8>, ClosureError> {
-    registration_scanned(&ScannedClosure::scan(closure, false)?, opts)
+    registration_scanned(&ScannedClosure::scan(closure, false, opts.threads)?, opts)
 }
 
 /// [`registration()`] of a closure scanned before.
@@ -370,7 +373,7 @@ mod tests {
         let f = tmp.path().join(format!("nix/store/{HB}-b/f"));
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
         fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
-        let scanned = ScannedClosure::scan(&c, false).unwrap();
+        let scanned = ScannedClosure::scan(&c, false, 2).unwrap();
         let reg = registration_scanned(&scanned, &RegistrationOptions::default()).unwrap();
         assert_eq!(reg, registration(&c, &RegistrationOptions::default()).unwrap());
         // Same size, other bytes.
