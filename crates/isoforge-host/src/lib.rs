@@ -13,10 +13,20 @@ pub mod fault;
 pub mod output;
 pub mod snapshot;
 
-/// CPU time used so far by all threads of this process (`CLOCK_PROCESS_CPUTIME_ID`): with
-/// the wall time of a phase, how busy the cores were. For reports only; nothing isoforge
-/// writes depends on it.
+/// CPU time used so far by all threads of this process, user and system, from
+/// `/proc/self/stat` (`utime` + `stime`, in clock ticks of 10 ms): with the wall time of a
+/// phase, how busy the cores were. Zero when it cannot be read. For reports only; nothing
+/// isoforge writes depends on it. (Not `clock_gettime`: rustix reaches it through the vDSO,
+/// which fails under valgrind.)
 pub fn cpu_time() -> std::time::Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    std::time::Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
+    /// `sysconf(_SC_CLK_TCK)`, 100 on every Linux architecture.
+    const TICKS_PER_SECOND: u64 = 100;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return std::time::Duration::ZERO };
+    // Fields after the command name (which may hold spaces, so split after its `)`):
+    // state is field 3; utime and stime are fields 14 and 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return std::time::Duration::ZERO };
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let total = ticks(11) + ticks(12);
+    std::time::Duration::from_millis(total * 1000 / TICKS_PER_SECOND)
 }
