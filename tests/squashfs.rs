@@ -873,8 +873,8 @@ fn corrupt_images_give_errors_not_panics() {
         entries.insert(b"l".to_vec(), InputNode::Symlink { target: b"a".to_vec(), meta: m });
         let mut sub = BTreeMap::new();
         sub.insert(b"c".to_vec(), InputNode::bytes_file(b"cc".to_vec(), m));
-        entries.insert(b"d".to_vec(), InputNode::Dir { entries: sub, meta: m });
-        InputNode::Dir { entries, meta: m }
+        entries.insert(b"d".to_vec(), InputNode::Dir { entries: sub.into(), meta: m });
+        InputNode::Dir { entries: entries.into(), meta: m }
     };
     for c in [Compression::Zstd { level: 3 }, Compression::Gzip { level: 6 }, Compression::None] {
         let mut cur = Cursor::new(Vec::new());

@@ -56,9 +56,12 @@ fn squashfs_tree(files: usize) -> InputNode {
             let bytes: Vec<u8> = if f % 4 == 0 { Vec::new() } else { format!("{d}/{f}\n").into_bytes() };
             entries.insert(format!("file-{f:03}").into_bytes(), InputNode::bytes_file(bytes, meta));
         }
-        root.insert(format!("dir-{d:04}").into_bytes(), InputNode::Dir { entries, meta: dir_meta });
+        root.insert(
+            format!("dir-{d:04}").into_bytes(),
+            InputNode::Dir { entries: entries.into(), meta: dir_meta },
+        );
     }
-    InputNode::Dir { entries: root, meta: dir_meta }
+    InputNode::Dir { entries: root.into(), meta: dir_meta }
 }
 
 fn squashfs_metadata(c: &mut Criterion) {

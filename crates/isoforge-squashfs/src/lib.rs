@@ -36,7 +36,9 @@ pub mod write;
 pub use compress::{compress_block, Compressed, Compression};
 pub use error::{ReadError, WriteError};
 pub use read::{Archive, EntryKind, Node};
-pub use tree::{closure_tree, closure_tree_scanned, scan, ClosureOptions, FileData, InputNode, Meta};
+pub use tree::{
+    closure_tree, closure_tree_scanned, scan, ClosureOptions, Entries, FileData, InputNode, Meta,
+};
 pub use write::{write, write_cached, write_to_path, Observer, Options, Stage, Summary, Unobserved};
 
 /// The squashfs magic number, "hsqs" read as a little-endian `u32` (squashfs 4.0 superblock, offset 0).

@@ -241,7 +241,7 @@ fn write_dyn(
         .map_err(|e| WriteError::ThreadPool { threads, message: e.to_string() })?;
 
     // ---- Plan: flatten, validate names, number inodes, collect ids and files. ----
-    let mut flat = Vec::new();
+    let mut flat = Vec::with_capacity(count_nodes(root));
     flatten(root, b"", usize::MAX, &mut flat, &mut String::new())?;
     let inode_count = u32::try_from(flat.len())
         .map_err(|_| WriteError::Overflow { field: "superblock.inodes", value: flat.len() as u64 })?;
@@ -528,6 +528,14 @@ impl Sink<'_> {
 
 fn block32(b: u64) -> Result<u32, WriteError> {
     u32::try_from(b).map_err(|_| WriteError::Overflow { field: "directory table block", value: b })
+}
+
+/// Nodes in the tree, root included (the flat list is allocated once, at its size).
+fn count_nodes(node: &InputNode) -> usize {
+    match node {
+        InputNode::Dir { entries, .. } => 1 + entries.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
 }
 
 fn flatten<'a>(
@@ -1467,9 +1475,9 @@ mod tests {
         sub.insert(b"big".to_vec(), InputNode::bytes_file(big, meta(0o555)));
         sub.insert(b"empty".to_vec(), InputNode::bytes_file(Vec::new(), meta(0o444)));
         let mut root = BTreeMap::new();
-        root.insert(b"d".to_vec(), InputNode::Dir { entries: sub, meta: meta(0o555) });
+        root.insert(b"d".to_vec(), InputNode::Dir { entries: sub.into(), meta: meta(0o555) });
         root.insert(b"l".to_vec(), InputNode::Symlink { target: b"d/small".to_vec(), meta: meta(0o777) });
-        InputNode::Dir { entries: root, meta: meta(0o755) }
+        InputNode::Dir { entries: root.into(), meta: meta(0o755) }
     }
 
     fn options(threads: usize) -> Options {
@@ -1561,7 +1569,7 @@ mod tests {
             let node = InputNode::File { data: FileData::Host(host), size: size as u64, meta: meta(0o444) };
             files.insert(name.as_bytes().to_vec(), node);
         }
-        let root = InputNode::Dir { entries: files, meta: meta(0o755) };
+        let root = InputNode::Dir { entries: files.into(), meta: meta(0o755) };
         let mut flat = Vec::new();
         flatten(&root, b"", usize::MAX, &mut flat, &mut String::new()).unwrap();
         number_inodes(&mut flat, 0, &mut 0);
@@ -1585,20 +1593,29 @@ mod tests {
     fn bad_inputs_are_errors() {
         let mut entries = BTreeMap::new();
         entries.insert(b"a/b".to_vec(), InputNode::bytes_file(b"x".to_vec(), meta(0o444)));
-        let e =
-            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        let e = write(
+            &InputNode::Dir { entries: entries.into(), meta: meta(0o755) },
+            &options(1),
+            &mut Cursor::new(Vec::new()),
+        );
         assert!(matches!(e, Err(WriteError::BadName { .. })));
         let mut entries = BTreeMap::new();
         entries.insert(vec![b'n'; 257], InputNode::bytes_file(b"x".to_vec(), meta(0o444)));
-        let e =
-            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        let e = write(
+            &InputNode::Dir { entries: entries.into(), meta: meta(0o755) },
+            &options(1),
+            &mut Cursor::new(Vec::new()),
+        );
         assert!(matches!(e, Err(WriteError::BadName { .. })));
         let lying =
             InputNode::File { data: FileData::Bytes(vec![1u8; 10].into()), size: 20, meta: meta(0o444) };
         let mut entries = BTreeMap::new();
         entries.insert(b"f".to_vec(), lying);
-        let e =
-            write(&InputNode::Dir { entries, meta: meta(0o755) }, &options(1), &mut Cursor::new(Vec::new()));
+        let e = write(
+            &InputNode::Dir { entries: entries.into(), meta: meta(0o755) },
+            &options(1),
+            &mut Cursor::new(Vec::new()),
+        );
         assert!(matches!(e, Err(WriteError::FileChanged { expected: 20, found: 10, .. })), "{e:?}");
         let o = Options { block_size: 3000, ..options(1) };
         assert!(matches!(
