@@ -78,6 +78,7 @@
 #![deny(missing_docs)]
 
 pub mod closure;
+pub mod cpio;
 pub mod endian;
 pub mod fat;
 pub mod image;
