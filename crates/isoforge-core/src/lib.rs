@@ -84,6 +84,7 @@ pub mod fat;
 pub mod image;
 pub mod inspect;
 pub mod iso9660;
+pub mod netboot;
 pub mod outputs;
 pub mod part;
 pub mod progress;
