@@ -234,3 +234,50 @@ fn pipe_in(dir: &Path, prog: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
     assert!(out.status.success(), "{prog}");
     out.stdout
 }
+
+/// A squashfs over 4 GiB cannot be a newc entry (32-bit `c_filesize`; nixpkgs #399607 dropped
+/// it silently): the build fails as soon as the squashfs passes the limit, says why and what to
+/// do, and leaves nothing. The store is one 4 GiB file of a repeated non-zero byte (zero blocks
+/// would be holes) with `--compression none`, so the squashfs is over 4 GiB while the zstd:1
+/// segment stays small; it is written once, and a given registration spares hashing it.
+#[test]
+fn squashfs_over_4_gib_fails() {
+    let dir = support::tempdir();
+    let store_path = "/nix/store/3ddddddddddddddddddddddddddddddd-big";
+    let blob = dir.path().join("root").join(store_path.trim_start_matches('/')).join("blob");
+    support::mkdir_p(blob.parent().unwrap());
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(fs::File::create(&blob).unwrap());
+        let chunk = vec![0x5au8; 8 << 20];
+        for _ in 0..(4u64 << 30) / chunk.len() as u64 {
+            f.write_all(&chunk).unwrap();
+        }
+        f.into_inner().unwrap().sync_all().unwrap();
+    }
+    write_file(&dir.path().join("paths.txt"), format!("{store_path}\n"));
+    let hash = "sha256:197nzackh9c87wmav6qzlsz0lyykkzwmhh2piy0qlsh0m3s9nwrs";
+    write_file(&dir.path().join("reg"), [store_path, hash, "4294967296", "", "0", ""].join("\n"));
+    let mut kernel = vec![0u8; 1024];
+    kernel[0x202..0x206].copy_from_slice(b"HdrS");
+    write_file(&dir.path().join("kernel"), kernel);
+    write_file(&dir.path().join("initrd.img"), "070701");
+    let before = dir_listing(dir.path());
+    let mut cmd = Command::new(isoforge_bin());
+    cmd.current_dir(dir.path()).env_remove("SOURCE_DATE_EPOCH");
+    cmd.args(["netboot", "--closure", "paths.txt", "--store-root", "root", "--registration", "reg"]);
+    cmd.args(["--compression", "none", "--initrd-compression", "zstd:1", "--threads", "2", "--init", "/init"]);
+    cmd.args(["--kernel", "kernel", "--initrd", "initrd.img", "--out-dir", "out"]);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "isoforge: error: building out: the store squashfs is 4294967296 bytes or more, over the 4294967295 \
+             bytes a cpio \"newc\" entry can hold (32-bit c_filesize), so it cannot go into the initrd; use a \
+             smaller closure, stronger --compression (xz, zstd:19), or boot the ISO (isoforge build)"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(dir_listing(dir.path()), before, "the failed build left something");
+}
