@@ -281,3 +281,57 @@ fn squashfs_over_4_gib_fails() {
     );
     assert_eq!(dir_listing(dir.path()), before, "the failed build left something");
 }
+
+/// `inspect`, `verify` and `diff` read netboot initrds: the segments, their members, the
+/// embedded squashfs (from a compressed segment too), and the members and store files that
+/// differ.
+#[test]
+fn inspect_verify_and_diff_read_netboot_initrds() {
+    let dir = support::tempdir();
+    fixture(dir.path());
+    write_file(&dir.path().join("stage1.txt"), "stage one\n");
+    let stage1 = pipe_in(dir.path(), "cpio", &["--quiet", "-o", "-H", "newc", "--reproducible"], b"stage1.txt\n");
+    let given = dir.path().join("stage1.cpio");
+    fs::write(&given, &stage1).unwrap();
+    let mut kernel = vec![0u8; 1024];
+    kernel[0x202..0x206].copy_from_slice(b"HdrS");
+    let kernel_path = dir.path().join("kernel");
+    fs::write(&kernel_path, &kernel).unwrap();
+    let a = netboot(dir.path(), "a", &kernel_path, &given, &[]);
+    netboot(dir.path(), "a2", &kernel_path, &given, &[]);
+    write_file(&dir.path().join("root").join(LIB.trim_start_matches('/')).join("share/readme"), "changed\n");
+    netboot(dir.path(), "b", &kernel_path, &given, &[]);
+    let isoforge = || {
+        let mut c = Command::new(isoforge_bin());
+        c.current_dir(dir.path());
+        c
+    };
+    let text = run_ok_stdout(isoforge().args(["inspect", "a/initrd"]));
+    assert!(text.contains("2 cpio segments"), "{text}");
+    assert!(text.contains(", zstd, archive "), "{text}");
+    assert!(text.contains("nix-store.squashfs"), "{text}");
+    assert!(text.contains("squashfs 4.0: zstd"), "{text}");
+    let json = run_ok_stdout(isoforge().args(["inspect", "--json", "--tree", "a/initrd"]));
+    assert!(json.contains("\"type\": \"initramfs\""), "{json}");
+    assert!(json.contains("\"name\": \"stage1.txt\""), "{json}");
+    assert!(json.contains("/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-lib/share/readme"), "{json}");
+    let verified = run_ok_stdout(isoforge().args(["verify", "a/initrd"]));
+    assert!(verified.ends_with("a/initrd: 0 errors, 0 warnings, 0 notes\n"), "{verified}");
+    let same = run_ok_stdout(isoforge().args(["diff", "a/initrd", "a2/initrd"]));
+    assert_eq!(same, "identical members\n");
+    let out = isoforge().args(["diff", "a/initrd", "b/initrd"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("segment 1: member nix-store.squashfs differs: data (sha256 "), "{text}");
+    assert!(text.contains("nix-store.squashfs:/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-lib/share/readme differs"), "{text}");
+    assert!(!text.contains("stage1.txt"), "{text}");
+    // A damaged segment is an error finding (exit 1), named by its offset.
+    let mut bytes = fs::read(a.join("initrd")).unwrap();
+    let n = bytes.len();
+    bytes[n - 40] ^= 0xff;
+    fs::write(dir.path().join("bad.initrd"), &bytes).unwrap();
+    let out = isoforge().args(["verify", "bad.initrd"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("error: initramfs: expected cpio segments"), "{text}");
+}

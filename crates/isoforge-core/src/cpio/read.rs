@@ -143,6 +143,8 @@ pub struct Member {
     pub head: Vec<u8>,
     /// The header says `070702` (with checksums).
     pub crc_format: bool,
+    /// Where [`read_initrd_with`] copied its data in its sink, when it was kept.
+    pub extracted: Option<u64>,
 }
 
 /// One segment of an initramfs.
@@ -178,31 +180,58 @@ fn skip_zeros<R: Read + Seek>(src: &mut R, mut pos: u64, end: u64) -> Result<u64
 
 /// Reads every segment of the initramfs in `src` (from its start to its end).
 pub fn read_initrd<R: Read + Seek>(src: &mut R) -> Result<Vec<Segment>, CpioReadError> {
-    let end = src.seek(SeekFrom::End(0)).map_err(|source| CpioReadError::Io { offset: 0, source })?;
+    let (segments, error) = read_initrd_with(src, &|_| false, &mut std::io::sink());
+    match error {
+        Some(e) => Err(e),
+        None => Ok(segments),
+    }
+}
+
+/// [`read_initrd`] that also copies the data of every member for which `keep(name)` holds into
+/// `sink`, one after the other ([`Member::extracted`] says where), and returns the segments
+/// read before an error with the error.
+pub fn read_initrd_with<R: Read + Seek>(
+    src: &mut R,
+    keep: &dyn Fn(&str) -> bool,
+    sink: &mut dyn std::io::Write,
+) -> (Vec<Segment>, Option<CpioReadError>) {
     let mut segments = Vec::new();
+    let mut kept = Kept { keep, sink, pos: 0 };
+    let error = walk(src, &mut segments, &mut kept).err();
+    (segments, error)
+}
+
+struct Kept<'a> {
+    keep: &'a dyn Fn(&str) -> bool,
+    sink: &'a mut dyn std::io::Write,
+    pos: u64,
+}
+
+fn walk<R: Read + Seek>(src: &mut R, segments: &mut Vec<Segment>, kept: &mut Kept<'_>) -> Result<(), CpioReadError> {
+    let end = src.seek(SeekFrom::End(0)).map_err(|source| CpioReadError::Io { offset: 0, source })?;
     let mut pos = 0u64;
     loop {
         pos = skip_zeros(src, pos, end)?;
         if pos >= end {
-            return Ok(segments);
+            return Ok(());
         }
         let io = |source| CpioReadError::Io { offset: pos, source };
         src.seek(SeekFrom::Start(pos)).map_err(io)?;
         let mut head = [0u8; 8];
         let n = read_full(src, &mut head).map_err(io)?;
         let Some(compression) = Compression::detect(&head[..n]) else {
-            return Err(CpioReadError::NotCpio { offset: pos, found: super::super::inspect::system_area::hex(&head[..n]) });
+            return Err(CpioReadError::NotCpio { offset: pos, found: crate::inspect::system_area::hex(&head[..n]) });
         };
         src.seek(SeekFrom::Start(pos)).map_err(io)?;
         if !compression.decoded() {
             segments.push(Segment { offset: pos, len: end - pos, compression, archive_len: None, members: Vec::new() });
-            return Ok(segments);
+            return Ok(());
         }
         let mut buffered = BufReader::with_capacity(1 << 16, &mut *src);
         let (members, archive_len) = match compression {
             Compression::Gzip => {
                 let mut dec = flate2::bufread::GzDecoder::new(&mut buffered);
-                let r = read_archive(&mut dec, pos, compression)?;
+                let r = read_archive(&mut dec, pos, compression, kept)?;
                 // The member's CRC and size are checked when it is read to its end.
                 drain(&mut dec).map_err(|e| bad(pos, compression, r.1, e.to_string()))?;
                 r
@@ -210,17 +239,17 @@ pub fn read_initrd<R: Read + Seek>(src: &mut R) -> Result<Vec<Segment>, CpioRead
             Compression::Zstd => {
                 let dec = zstd::stream::read::Decoder::with_buffer(&mut buffered).map_err(io)?;
                 let mut dec = dec.single_frame();
-                let r = read_archive(&mut dec, pos, compression)?;
+                let r = read_archive(&mut dec, pos, compression, kept)?;
                 drain(&mut dec).map_err(|e| bad(pos, compression, r.1, e.to_string()))?;
                 r
             }
             Compression::Xz => {
                 let mut dec = liblzma::bufread::XzDecoder::new(&mut buffered);
-                let r = read_archive(&mut dec, pos, compression)?;
+                let r = read_archive(&mut dec, pos, compression, kept)?;
                 drain(&mut dec).map_err(|e| bad(pos, compression, r.1, e.to_string()))?;
                 r
             }
-            _ => read_archive(&mut buffered, pos, compression)?,
+            _ => read_archive(&mut buffered, pos, compression, kept)?,
         };
         let next = buffered.stream_position().map_err(io)?;
         segments.push(Segment { offset: pos, len: next - pos, compression, archive_len: Some(archive_len), members });
@@ -265,6 +294,7 @@ fn read_archive(
     r: &mut dyn Read,
     segment: u64,
     compression: Compression,
+    kept: &mut Kept<'_>,
 ) -> Result<(Vec<Member>, u64), CpioReadError> {
     let mut pos = 0u64;
     let mut members = Vec::new();
@@ -308,6 +338,8 @@ fn read_archive(
             return Ok((members, pos));
         }
         let data = pos;
+        let keep = (kept.keep)(&name);
+        let extracted = keep.then_some(kept.pos);
         let mut hasher = Sha256::new();
         let mut head = Vec::with_capacity(HEAD_LEN);
         let mut left = size;
@@ -316,6 +348,10 @@ fn read_archive(
             let n = (left.min(buf.len() as u64)) as usize;
             r.read_exact(&mut buf[..n]).map_err(|e| err(pos, format!("data of {name}: {e}")))?;
             hasher.update(&buf[..n]);
+            if keep {
+                kept.sink.write_all(&buf[..n]).map_err(|e| err(pos, format!("copying {name} out: {e}")))?;
+                kept.pos += n as u64;
+            }
             if head.len() < HEAD_LEN {
                 let take = (HEAD_LEN - head.len()).min(n);
                 head.extend_from_slice(&buf[..take]);
@@ -340,6 +376,7 @@ fn read_archive(
             sha256: hasher.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             head,
             crc_format,
+            extracted,
         });
     }
 }
