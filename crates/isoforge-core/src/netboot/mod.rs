@@ -259,7 +259,7 @@ pub fn write_segment<F: Write + Seek>(
         return Err(e);
     }
     let (prefix, body, body_len, crc) = sink.into_parts();
-    let len = segment::finish(compression, body, &prefix, body_len, crc, start).map_err(io)?;
+    let len = segment::finish(body, &prefix, body_len, crc, start).map_err(io)?;
     Ok((start, len))
 }
 

@@ -195,8 +195,8 @@ pub enum Body<'f, F: Write> {
     Raw(&'f mut F),
     /// zstd, its frame header stripped.
     Zstd(Box<zstd::stream::write::Encoder<'static, StripZstdHeader<&'f mut F>>>),
-    /// Raw deflate.
-    Gzip(flate2::write::DeflateEncoder<&'f mut F>),
+    /// Raw deflate, at this level.
+    Gzip(flate2::write::DeflateEncoder<&'f mut F>, u32),
     /// Raw LZMA2.
     Xz(liblzma::write::XzEncoder<&'f mut F>),
 }
@@ -206,7 +206,7 @@ impl<F: Write> Write for Body<'_, F> {
         match self {
             Body::Raw(w) => w.write(buf),
             Body::Zstd(w) => w.write(buf),
-            Body::Gzip(w) => w.write(buf),
+            Body::Gzip(w, _) => w.write(buf),
             Body::Xz(w) => w.write(buf),
         }
     }
@@ -215,9 +215,21 @@ impl<F: Write> Write for Body<'_, F> {
         match self {
             Body::Raw(w) => w.flush(),
             Body::Zstd(w) => w.flush(),
-            Body::Gzip(w) => w.flush(),
+            Body::Gzip(w, _) => w.flush(),
             Body::Xz(w) => w.flush(),
         }
+    }
+}
+
+impl<F: Write> Body<'_, F> {
+    /// Bytes of the slot before the prefix for this body's compression ([`slot_overhead`]).
+    pub fn slot_overhead(&self) -> u64 {
+        slot_overhead(match self {
+            Body::Raw(_) => InitrdCompression::None,
+            Body::Zstd(_) => InitrdCompression::Zstd(0),
+            Body::Gzip(_, level) => InitrdCompression::Gzip(*level),
+            Body::Xz(_) => InitrdCompression::Xz,
+        })
     }
 }
 
@@ -339,7 +351,7 @@ pub fn body<F: Write>(c: InitrdCompression, threads: usize, out: &mut F) -> io::
             Body::Zstd(Box::new(enc))
         }
         InitrdCompression::Gzip(level) => {
-            Body::Gzip(flate2::write::DeflateEncoder::new(out, flate2::Compression::new(level)))
+            Body::Gzip(flate2::write::DeflateEncoder::new(out, flate2::Compression::new(level)), level)
         }
         InitrdCompression::Xz => {
             let mut opts = liblzma::stream::LzmaOptions::new_preset(6).map_err(io::Error::other)?;
@@ -369,7 +381,6 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// Finishes the body, writes what follows it (checks, index), then the slot at `slot_at`, and
 /// leaves `out` at the segment's end. Returns the segment's length.
 pub fn finish<F: Write + Seek>(
-    c: InitrdCompression,
     body: Body<'_, F>,
     prefix: &[u8],
     body_len: u64,
@@ -382,15 +393,14 @@ pub fn finish<F: Write + Seek>(
     prefix_crc.update(prefix);
     prefix_crc.combine(&body_crc);
     let crc = prefix_crc.finalize();
-    let mut slot = Vec::with_capacity((slot_overhead(c) + p) as usize);
-    let out: &mut F = match c {
-        InitrdCompression::None => {
-            let Body::Raw(out) = body else { unreachable!("body matches its compression") };
+    let overhead = body.slot_overhead();
+    let mut slot = Vec::with_capacity((overhead + p) as usize);
+    let out: &mut F = match body {
+        Body::Raw(out) => {
             slot.extend_from_slice(prefix);
             out
         }
-        InitrdCompression::Zstd(_) => {
-            let Body::Zstd(enc) = body else { unreachable!("body matches its compression") };
+        Body::Zstd(enc) => {
             let strip = enc.finish()?;
             let wd = strip
                 .window_descriptor
@@ -402,8 +412,7 @@ pub fn finish<F: Write + Seek>(
             slot.extend_from_slice(prefix);
             strip.inner
         }
-        InitrdCompression::Gzip(level) => {
-            let Body::Gzip(enc) = body else { unreachable!("body matches its compression") };
+        Body::Gzip(enc, level) => {
             let out = enc.finish()?;
             out.write_all(&crc.to_le_bytes())?;
             out.write_all(&(total as u32).to_le_bytes())?;
@@ -416,8 +425,7 @@ pub fn finish<F: Write + Seek>(
             slot.extend_from_slice(prefix);
             out
         }
-        InitrdCompression::Xz => {
-            let Body::Xz(mut enc) = body else { unreachable!("body matches its compression") };
+        Body::Xz(mut enc) => {
             enc.try_finish()?;
             let lzma2_body = enc.total_out();
             let out = enc.finish()?;
@@ -452,7 +460,7 @@ pub fn finish<F: Write + Seek>(
             out
         }
     };
-    debug_assert_eq!(slot.len() as u64, slot_overhead(c) + p, "slot size is fixed in advance");
+    debug_assert_eq!(slot.len() as u64, overhead + p, "slot size is fixed in advance");
     let end = out.stream_position()?;
     out.seek(SeekFrom::Start(slot_at))?;
     out.write_all(&slot)?;
