@@ -1032,7 +1032,15 @@ fn fake_bzimage(case: &Case) {
 /// `extra`.
 fn netboot(extra: &[&'static str]) -> Vec<&'static str> {
     let mut v = vec![
-        "netboot", "--out-dir", "out/nb", "--store-root", "root", "--closure", "paths.txt", "--init", "/init",
+        "netboot",
+        "--out-dir",
+        "out/nb",
+        "--store-root",
+        "root",
+        "--closure",
+        "paths.txt",
+        "--init",
+        "/init",
     ];
     v.extend_from_slice(extra);
     v

@@ -47,7 +47,8 @@ fn fixture(dir: &Path) -> Vec<(String, String)> {
 
 /// The boot kit's init arguments for a netboot: the squashfs in the initramfs, its checks.
 fn init_args(label: &str, checks: &[(String, String)]) -> String {
-    let mut s = format!("console=ttyS0,115200 panic=-1 isoforge.label={label} isoforge.netboot=/nix-store.squashfs");
+    let mut s =
+        format!("console=ttyS0,115200 panic=-1 isoforge.label={label} isoforge.netboot=/nix-store.squashfs");
     for (path, sha) in checks {
         s.push_str(&format!(" isoforge.sqcheck={path}:{sha}"));
     }
@@ -94,7 +95,13 @@ fn direct_kernel_boot_every_compression() {
         ("xz", &[Firmware::Bios][..]),
         ("none", &[Firmware::Bios][..]),
     ] {
-        let out = netboot(dir.path(), compression, &kit.kernel, &kit.initrd, &["--initrd-compression", compression]);
+        let out = netboot(
+            dir.path(),
+            compression,
+            &kit.kernel,
+            &kit.initrd,
+            &["--initrd-compression", compression],
+        );
         for &firmware in firmwares {
             if !qemu::available(firmware) {
                 continue;
@@ -125,7 +132,8 @@ fn network_boot_through_ipxe_tftp() {
     }
     let dir = support::tempdir();
     let checks = fixture(dir.path());
-    let out = netboot(dir.path(), "tftp", &kit.kernel, &kit.initrd, &["--cmdline", &init_args("PXEBOOT", &checks)]);
+    let out =
+        netboot(dir.path(), "tftp", &kit.kernel, &kit.initrd, &["--cmdline", &init_args("PXEBOOT", &checks)]);
     let script = fs::read_to_string(out.join("netboot.ipxe")).unwrap();
     assert!(script.starts_with("#!ipxe\n") && script.ends_with("initrd initrd\nboot\n"), "{script}");
     let tftp = out.to_string_lossy().replace(',', ",,");
@@ -190,14 +198,30 @@ fn rebuilds_are_byte_identical_and_tools_read_the_segment() {
     kernel[0x202..0x206].copy_from_slice(b"HdrS");
     let kernel_path = dir.path().join("kernel");
     fs::write(&kernel_path, &kernel).unwrap();
-    for (c, test) in [("zstd", &["zstd", "-t"][..]), ("gzip", &["gzip", "-t"][..]), ("xz", &["xz", "-t"][..])] {
-        let a = netboot(dir.path(), &format!("{c}-a"), &kernel_path, &given, &["--initrd-compression", c, "--threads", "1"]);
-        let b = netboot(dir.path(), &format!("{c}-b"), &kernel_path, &given, &["--initrd-compression", c, "--threads", "2"]);
+    for (c, test) in [("zstd", &["zstd", "-t"][..]), ("gzip", &["gzip", "-t"][..]), ("xz", &["xz", "-t"][..])]
+    {
+        let a = netboot(
+            dir.path(),
+            &format!("{c}-a"),
+            &kernel_path,
+            &given,
+            &["--initrd-compression", c, "--threads", "1"],
+        );
+        let b = netboot(
+            dir.path(),
+            &format!("{c}-b"),
+            &kernel_path,
+            &given,
+            &["--initrd-compression", c, "--threads", "2"],
+        );
         for f in ["bzImage", "initrd", "netboot.ipxe"] {
             assert_eq!(fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap(), "{c}: {f} differs");
         }
         let names = |d: &Path| dir_listing(d).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
-        assert_eq!(names(&a), ["bzImage", "initrd", "netboot.ipxe", "nix-support/", "nix-support/hydra-build-products"]);
+        assert_eq!(
+            names(&a),
+            ["bzImage", "initrd", "netboot.ipxe", "nix-support/", "nix-support/hydra-build-products"]
+        );
         assert_eq!(fs::read(a.join("bzImage")).unwrap(), kernel);
         let initrd = fs::read(a.join("initrd")).unwrap();
         assert_eq!(&initrd[..stage1.len()], &stage1[..], "{c}: the given initrd comes first");
@@ -210,7 +234,8 @@ fn rebuilds_are_byte_identical_and_tools_read_the_segment() {
         assert!(verbose.starts_with("-r--r--r--   1 root     root "), "{c}: bsdcpio -itv: {verbose}");
         // The whole initrd as the kernel sees it: both segments' members.
         let sq = dir.path().join(format!("{c}.squashfs"));
-        fs::write(&sq, pipe("cpio", &["-i", "--quiet", "--to-stdout", "nix-store.squashfs"], &plain)).unwrap();
+        fs::write(&sq, pipe("cpio", &["-i", "--quiet", "--to-stdout", "nix-store.squashfs"], &plain))
+            .unwrap();
         let files = run_ok_stdout(Command::new("unsquashfs").arg("-l").arg(&sq));
         assert!(files.contains(&format!("squashfs-root{}", LIB.trim_start_matches("/nix/store"))), "{files}");
         assert!(files.contains("squashfs-root/nix-path-registration"), "{files}");
@@ -266,7 +291,16 @@ fn squashfs_over_4_gib_fails() {
     let mut cmd = Command::new(isoforge_bin());
     cmd.current_dir(dir.path()).env_remove("SOURCE_DATE_EPOCH");
     cmd.args(["netboot", "--closure", "paths.txt", "--store-root", "root", "--registration", "reg"]);
-    cmd.args(["--compression", "none", "--initrd-compression", "zstd:1", "--threads", "2", "--init", "/init"]);
+    cmd.args([
+        "--compression",
+        "none",
+        "--initrd-compression",
+        "zstd:1",
+        "--threads",
+        "2",
+        "--init",
+        "/init",
+    ]);
     cmd.args(["--kernel", "kernel", "--initrd", "initrd.img", "--out-dir", "out"]);
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -290,7 +324,8 @@ fn inspect_verify_and_diff_read_netboot_initrds() {
     let dir = support::tempdir();
     fixture(dir.path());
     write_file(&dir.path().join("stage1.txt"), "stage one\n");
-    let stage1 = pipe_in(dir.path(), "cpio", &["--quiet", "-o", "-H", "newc", "--reproducible"], b"stage1.txt\n");
+    let stage1 =
+        pipe_in(dir.path(), "cpio", &["--quiet", "-o", "-H", "newc", "--reproducible"], b"stage1.txt\n");
     let given = dir.path().join("stage1.cpio");
     fs::write(&given, &stage1).unwrap();
     let mut kernel = vec![0u8; 1024];
@@ -323,7 +358,10 @@ fn inspect_verify_and_diff_read_netboot_initrds() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.starts_with("segment 1: member nix-store.squashfs differs: data (sha256 "), "{text}");
-    assert!(text.contains("nix-store.squashfs:/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-lib/share/readme differs"), "{text}");
+    assert!(
+        text.contains("nix-store.squashfs:/1bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-lib/share/readme differs"),
+        "{text}"
+    );
     assert!(!text.contains("stage1.txt"), "{text}");
     // A damaged segment is an error finding (exit 1), named by its offset.
     let mut bytes = fs::read(a.join("initrd")).unwrap();

@@ -773,7 +773,10 @@ fn netboot_derivation_passes_check_and_boots() {
     );
     let script = fs::read_to_string(out.join("netboot.ipxe")).unwrap();
     assert!(
-        script.contains(&format!("kernel bzImage init={payload}/init initrd=initrd {} ${{cmdline}}\n", params.join(" "))),
+        script.contains(&format!(
+            "kernel bzImage init={payload}/init initrd=initrd {} ${{cmdline}}\n",
+            params.join(" ")
+        )),
         "{script}"
     );
     assert_eq!(sha256_file(&out.join("bzImage")), sha256_file(&kit.kernel));
@@ -790,7 +793,8 @@ fn netboot_derivation_passes_check_and_boots() {
         "-append".into(),
         params.join(" ").into(),
     ];
-    let log = qemu::boot_args("nix-netboot", Firmware::Bios, &args, "ISOFORGE-BOOT-OK NIXNET", qemu::BOOT_TIMEOUT)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let log =
+        qemu::boot_args("nix-netboot", Firmware::Bios, &args, "ISOFORGE-BOOT-OK NIXNET", qemu::BOOT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
     assert!(log.contains("ISOFORGE-DEVICE initramfs"), "{log}");
 }

@@ -26,7 +26,8 @@ pub struct DiffArgs {
 
 /// Runs `isoforge diff`.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
-    if let (Some(a), Some(b)) = (super::inspect::read_initrd(&args.a)?, super::inspect::read_initrd(&args.b)?) {
+    if let (Some(a), Some(b)) = (super::inspect::read_initrd(&args.a)?, super::inspect::read_initrd(&args.b)?)
+    {
         let lines = isoforge_core::inspect::initrd::diff(&a, &b);
         let mut out = std::io::stdout().lock();
         for l in &lines {

@@ -40,7 +40,8 @@ pub fn read_initrd(path: &std::path::Path) -> anyhow::Result<Option<initrd::Init
 /// Runs `isoforge inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
     if let Some(info) = read_initrd(&args.image)? {
-        let out = if args.json { initrd::json(&info, args.tree).pretty() } else { initrd::text(&info, args.tree) };
+        let out =
+            if args.json { initrd::json(&info, args.tree).pretty() } else { initrd::text(&info, args.tree) };
         std::io::stdout().lock().write_all(out.as_bytes())?;
         return Ok(0);
     }

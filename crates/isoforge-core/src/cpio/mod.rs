@@ -214,8 +214,8 @@ pub fn plan(entries: &[EntrySpec]) -> Result<Plan, CpioError> {
 
 /// The header, name, NUL and padding of one entry (`ino` 0 and size 0 for the trailer).
 pub fn header_bytes(spec: &EntrySpec, ino: u32) -> Result<Vec<u8>, CpioError> {
-    let size =
-        u32::try_from(spec.size).map_err(|_| CpioError::TooLarge { name: spec.name.clone(), size: spec.size })?;
+    let size = u32::try_from(spec.size)
+        .map_err(|_| CpioError::TooLarge { name: spec.name.clone(), size: spec.size })?;
     let namesize = u32::try_from(spec.name.len() + 1)
         .map_err(|_| CpioError::BadName { name: spec.name.clone(), why: "longer than 4 GiB" })?;
     let nlink = if spec.mode & S_IFMT == S_IFDIR { 2 } else { 1 };

@@ -207,7 +207,11 @@ struct Kept<'a> {
     pos: u64,
 }
 
-fn walk<R: Read + Seek>(src: &mut R, segments: &mut Vec<Segment>, kept: &mut Kept<'_>) -> Result<(), CpioReadError> {
+fn walk<R: Read + Seek>(
+    src: &mut R,
+    segments: &mut Vec<Segment>,
+    kept: &mut Kept<'_>,
+) -> Result<(), CpioReadError> {
     let end = src.seek(SeekFrom::End(0)).map_err(|source| CpioReadError::Io { offset: 0, source })?;
     let mut pos = 0u64;
     loop {
@@ -220,11 +224,20 @@ fn walk<R: Read + Seek>(src: &mut R, segments: &mut Vec<Segment>, kept: &mut Kep
         let mut head = [0u8; 8];
         let n = read_full(src, &mut head).map_err(io)?;
         let Some(compression) = Compression::detect(&head[..n]) else {
-            return Err(CpioReadError::NotCpio { offset: pos, found: crate::inspect::system_area::hex(&head[..n]) });
+            return Err(CpioReadError::NotCpio {
+                offset: pos,
+                found: crate::inspect::system_area::hex(&head[..n]),
+            });
         };
         src.seek(SeekFrom::Start(pos)).map_err(io)?;
         if !compression.decoded() {
-            segments.push(Segment { offset: pos, len: end - pos, compression, archive_len: None, members: Vec::new() });
+            segments.push(Segment {
+                offset: pos,
+                len: end - pos,
+                compression,
+                archive_len: None,
+                members: Vec::new(),
+            });
             return Ok(());
         }
         let mut buffered = BufReader::with_capacity(1 << 16, &mut *src);
@@ -252,7 +265,13 @@ fn walk<R: Read + Seek>(src: &mut R, segments: &mut Vec<Segment>, kept: &mut Kep
             _ => read_archive(&mut buffered, pos, compression, kept)?,
         };
         let next = buffered.stream_position().map_err(io)?;
-        segments.push(Segment { offset: pos, len: next - pos, compression, archive_len: Some(archive_len), members });
+        segments.push(Segment {
+            offset: pos,
+            len: next - pos,
+            compression,
+            archive_len: Some(archive_len),
+            members,
+        });
         pos = next;
     }
 }
@@ -304,7 +323,10 @@ fn read_archive(
         let mut raw = [0u8; HEADER_LEN as usize];
         let n = read_full(r, &mut raw).map_err(|e| err(pos, e.to_string()))?;
         if n < raw.len() {
-            return Err(err(pos, format!("archive ends inside a header ({n} of {HEADER_LEN} bytes) before {TRAILER_NAME}")));
+            return Err(err(
+                pos,
+                format!("archive ends inside a header ({n} of {HEADER_LEN} bytes) before {TRAILER_NAME}"),
+            ));
         }
         pos += HEADER_LEN;
         let Ok(h) = NewcHeader::read_from_bytes(&raw) else {

@@ -36,8 +36,9 @@ fn hex_fields_round_trip() {
 
 #[test]
 fn plan_aligns_names_and_data_to_four() {
-    let p = plan(&[EntrySpec { name: "nix-store.squashfs".into(), mode: S_IFREG | 0o444, mtime: 0, size: 4097 }])
-        .unwrap();
+    let p =
+        plan(&[EntrySpec { name: "nix-store.squashfs".into(), mode: S_IFREG | 0o444, mtime: 0, size: 4097 }])
+            .unwrap();
     assert_eq!(p.entries[0].data, 132);
     assert_eq!(p.entries[0].end, pad4(132 + 4097));
     assert_eq!(p.trailer, p.entries[0].end);

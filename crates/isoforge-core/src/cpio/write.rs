@@ -59,7 +59,13 @@ impl<W: Write + Seek> Writer<W> {
         let end = pad4(self.pos);
         self.pad_to(end)?;
         let ino = self.ino()?;
-        self.written.push(PlannedEntry { header, data: header + head.len() as u64, size: spec.size, end, ino });
+        self.written.push(PlannedEntry {
+            header,
+            data: header + head.len() as u64,
+            size: spec.size,
+            end,
+            ino,
+        });
         self.specs.push(spec);
         Ok(())
     }

@@ -299,7 +299,11 @@ pub fn diff(a: &InitrdInfo, b: &InitrdInfo) -> Vec<String> {
     }
     for (i, (sa, sb)) in a.segments.iter().zip(&b.segments).enumerate() {
         if sa.compression != sb.compression {
-            out.push(format!("segment {i}: compression {} vs {}", sa.compression.name(), sb.compression.name()));
+            out.push(format!(
+                "segment {i}: compression {} vs {}",
+                sa.compression.name(),
+                sb.compression.name()
+            ));
         }
         for ma in &sa.members {
             match sb.members.iter().find(|m| m.name == ma.name) {
@@ -312,11 +316,19 @@ pub fn diff(a: &InitrdInfo, b: &InitrdInfo) -> Vec<String> {
                     if ma.size != mb.size {
                         what.push(format!("size {} vs {}", ma.size, mb.size));
                     }
-                    for (n, x, y) in
-                        [("mode", ma.mode, mb.mode), ("mtime", ma.mtime, mb.mtime), ("uid", ma.uid, mb.uid), ("gid", ma.gid, mb.gid), ("ino", ma.ino, mb.ino)]
-                    {
+                    for (n, x, y) in [
+                        ("mode", ma.mode, mb.mode),
+                        ("mtime", ma.mtime, mb.mtime),
+                        ("uid", ma.uid, mb.uid),
+                        ("gid", ma.gid, mb.gid),
+                        ("ino", ma.ino, mb.ino),
+                    ] {
                         if x != y {
-                            what.push(if n == "mode" { format!("{n} {x:o} vs {y:o}") } else { format!("{n} {x} vs {y}") });
+                            what.push(if n == "mode" {
+                                format!("{n} {x:o} vs {y:o}")
+                            } else {
+                                format!("{n} {x} vs {y}")
+                            });
                         }
                     }
                     if !what.is_empty() {
@@ -337,7 +349,11 @@ pub fn diff(a: &InitrdInfo, b: &InitrdInfo) -> Vec<String> {
 
 fn squashfs_diff(a: &InitrdInfo, b: &InitrdInfo, seg: usize, name: &str, out: &mut Vec<String>) {
     let find = |x: &InitrdInfo| {
-        x.squashfs.iter().find(|q| q.segment == seg && q.member == name).and_then(|q| q.info.as_ref().ok()).cloned()
+        x.squashfs
+            .iter()
+            .find(|q| q.segment == seg && q.member == name)
+            .and_then(|q| q.info.as_ref().ok())
+            .cloned()
     };
     let (Some(qa), Some(qb)) = (find(a), find(b)) else { return };
     let key = |e: &super::squashfs::SquashfsEntry| {
@@ -352,7 +368,10 @@ fn squashfs_diff(a: &InitrdInfo, b: &InitrdInfo, seg: usize, name: &str, out: &m
     for (path, ka) in &ea {
         match eb.get(path) {
             None => out.push(format!("  {name}:{path} only in the first")),
-            Some(kb) if kb != ka => out.push(format!("  {name}:{path} differs ({} {} bytes vs {} {} bytes)", ka.0, ka.1, kb.0, kb.1)),
+            Some(kb) if kb != ka => out.push(format!(
+                "  {name}:{path} differs ({} {} bytes vs {} {} bytes)",
+                ka.0, ka.1, kb.0, kb.1
+            )),
             _ => {}
         }
     }

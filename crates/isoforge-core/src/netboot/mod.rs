@@ -173,11 +173,8 @@ fn read_head(what: &'static str, path: &Path, at: u64, n: usize) -> Result<Vec<u
 pub fn check_kernel(path: &Path) -> Result<(), NetbootError> {
     let head = read_head("kernel", path, BZIMAGE_MAGIC_OFFSET, 4)?;
     if head != BZIMAGE_MAGIC {
-        let found = if head.len() < 4 {
-            "end of file".to_string()
-        } else {
-            crate::inspect::system_area::hex(&head)
-        };
+        let found =
+            if head.len() < 4 { "end of file".to_string() } else { crate::inspect::system_area::hex(&head) };
         return Err(NetbootError::NotBzImage { path: path.to_path_buf(), found });
     }
     Ok(())
@@ -295,11 +292,13 @@ pub fn build_netboot_with(
     let mut initrd = AtomicOutput::create_beside(&dir)?;
     report_stale(progress, &initrd);
     copy_into("initrd", &spec.initrd, initrd.file())?;
-    let (summary, segment_offset, segment_len) = phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
-        write_store_segment(&prepared, &options, spec.compression, mtime, progress, initrd.file())
-    })?;
+    let (summary, segment_offset, segment_len) =
+        phase(progress, Phase::Compress, Some(prepared.file_bytes), || {
+            write_store_segment(&prepared, &options, spec.compression, mtime, progress, initrd.file())
+        })?;
     let final_initrd = dir.join(INITRD_NAME);
-    let initrd_size = initrd.file().stream_position().map_err(io_err(&final_initrd)).map_err(NetbootError::from)?;
+    let initrd_size =
+        initrd.file().stream_position().map_err(io_err(&final_initrd)).map_err(NetbootError::from)?;
     let mut kernel = AtomicOutput::create_beside(&dir)?;
     copy_into("kernel", &spec.kernel, kernel.file())?;
     for (out, path) in [(&mut initrd, &final_initrd), (&mut kernel, &dir.join(KERNEL_NAME))] {
@@ -322,7 +321,9 @@ pub fn build_netboot_with(
             f.sync_all().map_err(io_err(&path)).map_err(NetbootError::from)?;
         }
         for d in [&tmp, &support] {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(io_err(d)).map_err(NetbootError::from)?;
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755))
+                .map_err(io_err(d))
+                .map_err(NetbootError::from)?;
         }
         publish(&tmp, &dir)?;
         Ok(())

@@ -416,7 +416,13 @@ pub fn finish<F: Write + Seek>(
             let out = enc.finish()?;
             out.write_all(&crc.to_le_bytes())?;
             out.write_all(&(total as u32).to_le_bytes())?;
-            let xfl = if level >= 9 { 2 } else if level == 1 { 4 } else { 0 };
+            let xfl = if level >= 9 {
+                2
+            } else if level == 1 {
+                4
+            } else {
+                0
+            };
             slot.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3]);
             let len = p as u16;
             slot.push(0x00); // BFINAL 0, BTYPE 00 (stored), padding to the byte

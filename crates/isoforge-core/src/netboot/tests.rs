@@ -7,7 +7,9 @@ use crate::cpio::read::read_initrd;
 
 /// A stand-in for the squashfs writer: 96 placeholder bytes, the data, then the "superblock"
 /// patched last, as the real writer does.
-fn fake_squashfs(data: &[u8]) -> impl FnOnce(&mut SegmentSink<'_, Cursor<Vec<u8>>>) -> Result<(), isoforge_squashfs::WriteError> + '_ {
+fn fake_squashfs(
+    data: &[u8],
+) -> impl FnOnce(&mut SegmentSink<'_, Cursor<Vec<u8>>>) -> Result<(), isoforge_squashfs::WriteError> + '_ {
     move |w| {
         let out = |e| isoforge_squashfs::WriteError::Output(e);
         let start = w.stream_position().map_err(out)?;
@@ -49,7 +51,11 @@ fn every_compression_gives_one_segment_the_reader_decodes() {
         assert_eq!(segs.len(), 1, "{c}");
         assert_eq!(segs[0].len, len, "{c}");
         let m = &segs[0].members[0];
-        assert_eq!((m.name.as_str(), m.size, m.mtime, m.ino, m.mode), ("nix-store.squashfs", want.len() as u64, 12345, 1, 0o100444), "{c}");
+        assert_eq!(
+            (m.name.as_str(), m.size, m.mtime, m.ino, m.mode),
+            ("nix-store.squashfs", want.len() as u64, 12345, 1, 0o100444),
+            "{c}"
+        );
         assert_eq!(m.sha256, sha, "{c}");
         // Deterministic.
         let mut again = Cursor::new(b"070701 pretend initrd".to_vec());
