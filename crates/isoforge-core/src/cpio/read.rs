@@ -16,6 +16,10 @@ use zerocopy::FromBytes;
 
 use super::{pad4, NewcHeader, HEADER_LEN, MAGIC_CRC, MAGIC_NEWC, TRAILER_NAME};
 
+/// Memory the xz decoder may use (the kernel's initramfs xz streams use dictionaries of
+/// 512 KiB to a few MiB; NixOS's is 512 KiB).
+pub const XZ_MEMLIMIT: u64 = 256 << 20;
+
 /// How many leading bytes of each member's data are kept ([`Member::head`]).
 pub const HEAD_LEN: usize = 96;
 
@@ -257,7 +261,10 @@ fn walk<R: Read + Seek>(
                 r
             }
             Compression::Xz => {
-                let mut dec = liblzma::bufread::XzDecoder::new(&mut buffered);
+                // A bounded dictionary: an xz header may ask for up to 4 GiB.
+                let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
+                    .map_err(|e| bad(pos, compression, 0, e.to_string()))?;
+                let mut dec = liblzma::bufread::XzDecoder::new_stream(&mut buffered, stream);
                 let r = read_archive(&mut dec, pos, compression, kept)?;
                 drain(&mut dec).map_err(|e| bad(pos, compression, r.1, e.to_string()))?;
                 r
