@@ -1077,6 +1077,16 @@ fn netboot_initrd_not_cpio() {
 }
 
 #[test]
+fn netboot_out_dir_not_empty() {
+    let case = Case::new();
+    fake_bzimage(&case);
+    case.write("initrd.img", "070701");
+    let mut args = netboot(&["--kernel", "kernel.img", "--initrd", "initrd.img"]);
+    args[2] = "out";
+    case.fails(&args, "/out exists and is not empty");
+}
+
+#[test]
 fn netboot_initrd_compression_unknown() {
     let case = Case::new();
     fake_bzimage(&case);
