@@ -19,7 +19,7 @@
 //!   warm cache finds the same bytes with every block a hit; without a cache, the same image;
 //! - issue 14: a netboot derivation (its command line from `nix/netboot-args.nix`) builds
 //!   netboot.nix's files, passes `nix-build --check`, and its kernel and initrd boot to the
-//!   store check.
+//!   store check; `nix/netboot-module.nix` with nixpkgs stubbed gives that command line.
 //!
 //! Builds run in the machine's `/nix/store` with `sandbox = false` and no build users (root),
 //! set through `NIX_CONFIG`, as in `tests/closure.rs`.
@@ -797,4 +797,81 @@ fn netboot_derivation_passes_check_and_boots() {
         qemu::boot_args("nix-netboot", Firmware::Bios, &args, "ISOFORGE-BOOT-OK NIXNET", qemu::BOOT_TIMEOUT)
             .unwrap_or_else(|e| panic!("{e}"));
     assert!(log.contains("ISOFORGE-DEVICE initramfs"), "{log}");
+}
+
+/// `nix/netboot-module.nix` and `nix/make-netboot.nix` with nixpkgs stubbed out as above: the
+/// NixOS options (kernel, initrd, init, kernelParams, compressor, storeContents) become the
+/// `isoforge netboot` command of `system.build.isoforgeNetboot`, and `netbootRamdisk` and
+/// `netbootIpxeScript` point at it.
+const NETBOOT_MODULE_STUB: &str = r#"let
+  stubs = {
+    lib.escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'" + a + "'") args);
+    stdenvNoCC.mkDerivation = a: a;
+    closureInfo = { rootPaths }: "/nix/store/00000000000000000000000000000000-closure-info";
+  };
+  pkgs.callPackage = path: extra: import path (stubs // extra);
+  lib = {
+    mkForce = x: x;
+    mkIf = c: x: if c then x else { };
+    mkOption = o: o;
+    types = { nullOr = t: { nullOr = t; }; str = "str"; bool = "bool"; };
+  };
+  config = {
+    netboot.isoforge = { enable = true; compression = "xz"; };
+    netboot.storeContents = [ "/nix/store/22222222222222222222222222222222-toplevel" ];
+    system.nixos.label = "test";
+    system.build.kernel = "/nix/store/44444444444444444444444444444444-linux";
+    system.boot.loader.kernelFile = "bzImage";
+    system.build.initialRamdisk = "/nix/store/55555555555555555555555555555555-initrd";
+    system.boot.loader.initrdFile = "initrd";
+    system.build.toplevel = "/nix/store/22222222222222222222222222222222-toplevel";
+    system.build.isoforgeNetboot = evaluated.config.system.build.isoforgeNetboot;
+    boot.kernelParams = [ "console=ttyS0" "loglevel=4" ];
+    boot.initrd.compressor = "gzip";
+  };
+  module = import @MODULE@ { isoforge = "/nix/store/33333333333333333333333333333333-isoforge"; };
+  evaluated = module { inherit config lib pkgs; };
+  b = evaluated.config.system.build;
+in { inherit (b.isoforgeNetboot) name buildCommand; same = b.netbootRamdisk == b.isoforgeNetboot && b.netbootIpxeScript == b.isoforgeNetboot; }
+"#;
+
+#[test]
+fn netboot_module_gives_the_command() {
+    if !have_nix() {
+        return;
+    }
+    let dir = support::tempdir();
+    let expr = dir.path().join("stub.nix");
+    write_file(
+        &expr,
+        NETBOOT_MODULE_STUB.replace("@MODULE@", &repo().join("nix/netboot-module.nix").display().to_string()),
+    );
+    let out = run_ok_stdout(nix("nix-instantiate").args(["--eval", "--strict", "--json"]).arg(&expr));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["name"], "netboot-test");
+    assert_eq!(v["same"], true, "{out}");
+    let cmd = v["buildCommand"].as_str().unwrap();
+    let want = "isoforge 'netboot' '--closure' '/nix/store/00000000000000000000000000000000-closure-info' \
+                '--kernel' '/nix/store/44444444444444444444444444444444-linux/bzImage' \
+                '--initrd' '/nix/store/55555555555555555555555555555555-initrd/initrd' \
+                '--init' '/nix/store/22222222222222222222222222222222-toplevel/init' \
+                '--cmdline' 'console=ttyS0 loglevel=4' '--initrd-compression' 'gzip' '--compression' 'xz' \
+                --out-dir \"$out\" --threads \"$NIX_BUILD_CORES\"";
+    assert_eq!(cmd.trim(), want);
+    // The arguments parse: the command fails on the stub kernel, not on a flag.
+    let args: Vec<String> = cmd
+        .trim()
+        .split(" --out-dir")
+        .next()
+        .unwrap()
+        .split("' '")
+        .map(|a| a.trim_start_matches("isoforge '").trim_matches('\'').to_string())
+        .collect();
+    let o = isoforge().args(&args).arg("--out-dir").arg(dir.path().join("out")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read the kernel /nix/store/44444444444444444444444444444444-linux/bzImage"),
+        "{err}"
+    );
 }
