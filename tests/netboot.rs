@@ -373,3 +373,68 @@ fn inspect_verify_and_diff_read_netboot_initrds() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.starts_with("error: initramfs: expected cpio segments"), "{text}");
 }
+
+/// A netboot build killed (SIGKILL, `ISOFORGE_FAULT`) while the squashfs streams into the
+/// initrd leaves nothing beside DIR; killed during the assembly it leaves only the temporary
+/// directory, which the next build removes.
+#[test]
+fn killed_netboot_leaves_nothing_until_assembly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = support::tempdir();
+    fixture(dir.path());
+    let mut kernel = vec![0u8; 1024];
+    kernel[0x202..0x206].copy_from_slice(b"HdrS");
+    write_file(&dir.path().join("kernel"), kernel);
+    write_file(&dir.path().join("initrd.img"), "070701");
+    let parent = dir.path().join("parent");
+    support::mkdir_p(&parent);
+    write_file(&parent.join("unrelated.txt"), "not ours\n");
+    let build = |rule: Option<&str>| {
+        let mut cmd = Command::new(isoforge_bin());
+        cmd.current_dir(dir.path()).env_remove("SOURCE_DATE_EPOCH").env_remove("ISOFORGE_FAULT");
+        cmd.args(["netboot", "--closure", "paths.txt", "--store-root", "root", "--init", "/init"]);
+        cmd.args([
+            "--block-size",
+            "128K",
+            "--kernel",
+            "kernel",
+            "--initrd",
+            "initrd.img",
+            "--out-dir",
+            "parent/nb",
+        ]);
+        if let Some(r) = rule {
+            cmd.env("ISOFORGE_FAULT", r);
+        }
+        cmd.output().unwrap()
+    };
+    let before = dir_listing(&parent);
+    for rule in ["kill@squashfs-block", "kill@squashfs-block#5"] {
+        let o = build(Some(rule));
+        assert_eq!(o.status.signal(), Some(9), "{rule}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(dir_listing(&parent), before, "{rule} left something");
+    }
+    let o = build(Some("kill@outdir-assembled"));
+    assert_eq!(o.status.signal(), Some(9), "{}", String::from_utf8_lossy(&o.stderr));
+    let left: Vec<String> = dir_listing(&parent)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with(".nb.isoforge-tmp-") && n.ends_with('/') && n.matches('/').count() == 1)
+        .collect();
+    assert_eq!(left.len(), 1, "{:?}", dir_listing(&parent));
+    let o = build(None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names: Vec<String> = dir_listing(&parent).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "nb/",
+            "nb/bzImage",
+            "nb/initrd",
+            "nb/netboot.ipxe",
+            "nb/nix-support/",
+            "nb/nix-support/hydra-build-products",
+            "unrelated.txt"
+        ]
+    );
+}
