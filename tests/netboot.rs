@@ -77,15 +77,42 @@ fn expect(name: &str, firmware: Firmware, args: &[OsString], label: &str) {
     assert!(log.contains("ISOFORGE-DEVICE initramfs"), "{name} {firmware}: no initramfs line:\n{log}");
 }
 
+/// The boot kit's kernel and initramfs (no GRUB or isolinux needed here), or `None` after a
+/// skip note (a failure under `CI=true`).
+fn kit() -> Option<bootkit::Assets> {
+    let Some(assets) = bootkit::assets() else {
+        support::skip(&format!(
+            "no boot assets in {} (run `bash .ci/boot-assets.sh target/boot-assets` or set ISOFORGE_BOOT_ASSETS)",
+            bootkit::assets_dir().display()
+        ));
+        return None;
+    };
+    require_netboot_init(&assets);
+    Some(assets)
+}
+
+/// Panics with what to do when the boot kit's initramfs predates `isoforge.netboot=` (its
+/// `/init` is `fixtures/boot/init`; `.ci/boot-assets.sh` rebuilds it when the init changed).
+fn require_netboot_init(kit: &bootkit::Assets) {
+    let gz = fs::read(&kit.initrd).unwrap();
+    let plain = pipe("gzip", &["-dc"], &gz);
+    assert!(
+        plain.windows(16).any(|w| w == b"isoforge.netboot"),
+        "the boot kit's initramfs {} predates isoforge.netboot= (fixtures/boot/init): rerun \
+         `bash .ci/boot-assets.sh target/boot-assets`",
+        kit.initrd.display()
+    );
+}
+
 /// Where Debian's `ipxe-qemu` puts its option ROMs.
 const IPXE_ROMS: &str = "/usr/lib/ipxe/qemu";
 
 #[test]
 fn direct_kernel_boot_every_compression() {
-    let Some(kit) = bootkit::bootkit("NETBOOT") else { return };
     if !qemu::available(Firmware::Bios) {
         return;
     }
+    let Some(kit) = kit() else { return };
     let dir = support::tempdir();
     let checks = fixture(dir.path());
     let args = init_args("NETBOOT", &checks);
@@ -118,10 +145,10 @@ fn direct_kernel_boot_every_compression() {
 
 #[test]
 fn network_boot_through_ipxe_tftp() {
-    let Some(kit) = bootkit::bootkit("PXEBOOT") else { return };
     if !qemu::available(Firmware::Bios) {
         return;
     }
+    let Some(kit) = kit() else { return };
     let roms = Path::new(IPXE_ROMS);
     if !roms.join("pxe-e1000.rom").is_file() {
         if support::ci() {
