@@ -478,3 +478,32 @@ pub fn finish<F: Write + Seek>(
 pub fn prefix_len(name: &str) -> u64 {
     cpio::data_offset(0, name) + SUPERBLOCK_LEN
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StripZstdHeader;
+
+    type Parsed = std::io::Result<Option<(usize, u8)>>;
+
+    fn parse(head: &[u8]) -> Parsed {
+        StripZstdHeader::<Vec<u8>>::parse(head)
+    }
+
+    #[test]
+    fn zstd_frame_headers_are_measured() {
+        let magic = [0x28, 0xb5, 0x2f, 0xfd];
+        // Not single segment: descriptor, window descriptor.
+        let h = [&magic[..], &[0x00, 0x58]].concat();
+        assert_eq!(parse(&h[..5]).unwrap(), None);
+        assert_eq!(parse(&h).unwrap(), Some((6, 0x58)));
+        // Single segment, 1-byte content size 200: a window of 1 KiB (the minimum).
+        let h = [&magic[..], &[0x20, 200]].concat();
+        assert_eq!(parse(&h).unwrap(), Some((6, 0)));
+        // Single segment, 4-byte content size 3 MiB: a window of 4 MiB (log 22).
+        let h = [&magic[..], &[0xa0], &(3u32 << 20).to_le_bytes()[..]].concat();
+        assert_eq!(parse(&h).unwrap(), Some((9, (22 - 10) << 3)));
+        // A checksum or dictionary id is refused (the writer turns both off).
+        assert!(parse(&[&magic[..], &[0x04, 0x58]].concat()).is_err());
+        assert!(parse(&[0u8; 6]).is_err());
+    }
+}
