@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${FUZZ_SECONDS:-60}"
-targets=(iso el_torito part fat inspect squashfs)
+targets=(iso el_torito part fat inspect squashfs cpio)
 seeds_of() {
   case "$1" in
     inspect) echo "fuzz/seeds/inspect fuzz/seeds/iso" ;;

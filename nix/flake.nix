@@ -19,11 +19,15 @@
       });
       lib = forAll (pkgs: {
         makeIsoImage = pkgs.callPackage ./make-iso-image.nix { isoforge = self.packages.${pkgs.system}.isoforge; };
+        makeNetboot = pkgs.callPackage ./make-netboot.nix { isoforge = self.packages.${pkgs.system}.isoforge; };
       });
       # System-independent: the pure spec generator.
       spec = import ./spec.nix;
       nixosModules.default =
         { pkgs, ... }@args:
         import ./module.nix { isoforge = self.packages.${pkgs.system}.isoforge; } args;
+      nixosModules.netboot =
+        { pkgs, ... }@args:
+        import ./netboot-module.nix { isoforge = self.packages.${pkgs.system}.isoforge; } args;
     };
 }

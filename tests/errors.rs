@@ -1019,6 +1019,84 @@ fn threads_zero_means_all_cores() {
     assert_eq!(hashes[0], hashes[1], "--threads 0 and --threads 1 differ");
 }
 
+// ---- Netboot ----
+
+/// A file that passes the bzImage check (`HdrS` at 0x202) and nothing more.
+fn fake_bzimage(case: &Case) {
+    let mut k = vec![0u8; 1024];
+    k[0x202..0x206].copy_from_slice(b"HdrS");
+    case.write("kernel.img", k);
+}
+
+/// `netboot --out-dir out/nb --store-root root --closure paths.txt --init /init` followed by
+/// `extra`.
+fn netboot(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut v = vec![
+        "netboot",
+        "--out-dir",
+        "out/nb",
+        "--store-root",
+        "root",
+        "--closure",
+        "paths.txt",
+        "--init",
+        "/init",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn netboot_kernel_not_bzimage() {
+    let case = Case::new();
+    case.write("initrd.img", "070701");
+    case.fails(
+        &netboot(&["--kernel", "tree/boot/loader.bin", "--initrd", "initrd.img"]),
+        "kernel tree/boot/loader.bin: not a bzImage (no \"HdrS\" at byte 0x202, found 90909090)",
+    );
+}
+
+#[test]
+fn netboot_kernel_missing() {
+    let case = Case::new();
+    case.write("initrd.img", "070701");
+    case.fails(
+        &netboot(&["--kernel", "nope", "--initrd", "initrd.img"]),
+        "cannot read the kernel nope: No such file or directory (os error 2)",
+    );
+}
+
+#[test]
+fn netboot_initrd_not_cpio() {
+    let case = Case::new();
+    fake_bzimage(&case);
+    case.fails(
+        &netboot(&["--kernel", "kernel.img", "--initrd", "tree/boot/readme.txt"]),
+        "initrd tree/boot/readme.txt: not a cpio archive nor a known compressed one (starts 68690a;",
+    );
+}
+
+#[test]
+fn netboot_out_dir_not_empty() {
+    let case = Case::new();
+    fake_bzimage(&case);
+    case.write("initrd.img", "070701");
+    let mut args = netboot(&["--kernel", "kernel.img", "--initrd", "initrd.img"]);
+    args[2] = "out";
+    case.fails(&args, "/out exists and is not empty");
+}
+
+#[test]
+fn netboot_initrd_compression_unknown() {
+    let case = Case::new();
+    fake_bzimage(&case);
+    case.write("initrd.img", "070701");
+    case.fails(
+        &netboot(&["--kernel", "kernel.img", "--initrd", "initrd.img", "--initrd-compression", "lz4"]),
+        "\"lz4\" is not zstd[:LEVEL], gzip[:LEVEL], xz or none",
+    );
+}
+
 // ---- The table ----
 
 /// `source` with string continuations (`\` at the end of a line and the next line's leading

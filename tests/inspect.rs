@@ -684,13 +684,14 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 fn fuzz_seeds_and_mutations_replay() {
     let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     type Target = fn(&[u8]);
-    let targets: [(&str, Target, &[&str]); 6] = [
+    let targets: [(&str, Target, &[&str]); 7] = [
         ("iso", fuzz_targets::iso, &["iso"]),
         ("el_torito", fuzz_targets::el_torito, &["el_torito"]),
         ("part", fuzz_targets::part, &["part"]),
         ("fat", fuzz_targets::fat, &["fat"]),
         ("squashfs", fuzz_targets::squashfs, &["squashfs"]),
         ("inspect", fuzz_targets::inspect, &["inspect", "iso"]),
+        ("cpio", fuzz_targets::cpio, &["cpio"]),
     ];
     let rounds: u64 =
         std::env::var("ISOFORGE_FUZZ_REPLAY_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);

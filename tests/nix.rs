@@ -16,7 +16,10 @@
 //! - issue 12: `isoImage.isoforge.cacheDir` / `makeIsoImage`'s `cache` become `ISOFORGE_CACHE`
 //!   in the derivation and nothing else; a derivation passing `ISOFORGE_CACHE` (busybox's
 //!   closure at zstd 19), built with an empty cache, fills it, and `nix-build --check` with the
-//!   warm cache finds the same bytes with every block a hit; without a cache, the same image.
+//!   warm cache finds the same bytes with every block a hit; without a cache, the same image;
+//! - issue 14: a netboot derivation (its command line from `nix/netboot-args.nix`) builds
+//!   netboot.nix's files, passes `nix-build --check`, and its kernel and initrd boot to the
+//!   store check; `nix/netboot-module.nix` with nixpkgs stubbed gives that command line.
 //!
 //! Builds run in the machine's `/nix/store` with `sandbox = false` and no build users (root),
 //! set through `NIX_CONFIG`, as in `tests/closure.rs`.
@@ -696,4 +699,192 @@ fn derivation_with_a_block_cache_passes_check_with_the_warm_cache() {
     // Without a cache: the same image.
     let plain = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "uncached"]));
     assert_eq!(sha256_file(&Path::new(plain.trim()).join("iso").join(ISO_NAME)), sha);
+}
+
+/// Issue 14: a netboot derivation in plain `builtins.derivation`, its command line from
+/// `nix/netboot-args.nix`, the isoforge under test as the builder, the closure through
+/// `exportReferencesGraph`, the boot kit's kernel and initrd as the inputs.
+const NETBOOT_EXPR: &str = r#"
+let
+  bb = builtins.storePath "@BUSYBOX@";
+  sh = "${bb}/bin/busybox";
+  payload = builtins.derivation {
+    name = "isoforge-nix-test-netboot-payload";
+    system = builtins.currentSystem;
+    builder = sh;
+    args = [ "sh" "-e" "-c" "${sh} mkdir -p $out/share; echo 'netboot payload using ${sh}' > $out/share/hello.txt" ];
+  };
+  netboot = builtins.derivation {
+    name = "isoforge-nix-test-netboot";
+    system = builtins.currentSystem;
+    builder = "${builtins.storePath "@ISOFORGE@"}/bin/isoforge";
+    args = import @NETBOOT_ARGS@ {
+      kernel = "${builtins.storePath "@KERNEL@"}/file";
+      initrd = "${builtins.storePath "@INITRD@"}/file";
+      init = "${payload}/init";
+      closure = "closure";
+      kernelParams = [ @PARAMS@ ];
+      compressor = "zstd";
+    } ++ [ "--out-dir" (builtins.placeholder "out") ];
+    exportReferencesGraph = [ "closure" payload ];
+  };
+in { inherit payload netboot; }
+"#;
+
+/// The netboot derivation builds into netboot.nix's layout, passes `nix-build --check` (a
+/// second build gives the same bytes), and its kernel and initrd boot (SeaBIOS, direct kernel
+/// boot) to the store check of the payload's file inside `/nix-store.squashfs`.
+#[test]
+fn netboot_derivation_passes_check_and_boots() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nix-netboot-derivation");
+    let Some(tools) = store_tools(&dir) else { return };
+    let Some(kit) = bootkit::assets() else {
+        skip("no boot assets (run `bash .ci/boot-assets.sh target/boot-assets` or set ISOFORGE_BOOT_ASSETS)");
+        return;
+    };
+    let single = |p: &Path, name: &str| {
+        let d = dir.join(name);
+        mkdir_p(&d);
+        fs::copy(p, d.join("file")).unwrap();
+        format!("{}/file", add_to_store(&d))
+    };
+    let kernel = single(&kit.kernel, "isoforge-test-kernel");
+    let initrd = single(&kit.initrd, "isoforge-test-initrd");
+    let expr_file = dir.join("netboot.nix");
+    let expr = |params: &str| {
+        NETBOOT_EXPR
+            .replace("@BUSYBOX@", &tools.busybox)
+            .replace("@ISOFORGE@", &tools.isoforge)
+            .replace("@NETBOOT_ARGS@", &repo().join("nix/netboot-args.nix").display().to_string())
+            .replace("@KERNEL@", kernel.trim_end_matches("/file"))
+            .replace("@INITRD@", initrd.trim_end_matches("/file"))
+            .replace("@PARAMS@", params)
+    };
+    write_file(&expr_file, expr(""));
+    let payload = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "payload"]));
+    let payload = payload.trim().to_string();
+    let hello = Path::new(&payload).join("share/hello.txt");
+    let base = payload.trim_start_matches("/nix/store");
+    let params = [
+        "console=ttyS0,115200".to_string(),
+        "panic=-1".into(),
+        "isoforge.label=NIXNET".into(),
+        "isoforge.netboot=/nix-store.squashfs".into(),
+        format!("isoforge.sqcheck={base}/share/hello.txt:{}", sha256_file(&hello)),
+    ];
+    let quoted: Vec<String> = params.iter().map(|p| format!("\"{p}\"")).collect();
+    write_file(&expr_file, expr(&quoted.join(" ")));
+    let out = run_ok_stdout(nix("nix-build").arg(&expr_file).args(["--no-out-link", "-A", "netboot"]));
+    let out = PathBuf::from(out.trim());
+    let products = fs::read_to_string(out.join("nix-support/hydra-build-products")).unwrap();
+    assert_eq!(
+        products,
+        format!(
+            "file bzImage {0}/bzImage\nfile initrd {0}/initrd\nfile ipxe {0}/netboot.ipxe\n",
+            out.display()
+        )
+    );
+    let script = fs::read_to_string(out.join("netboot.ipxe")).unwrap();
+    assert!(
+        script.contains(&format!(
+            "kernel bzImage init={payload}/init initrd=initrd {} ${{cmdline}}\n",
+            params.join(" ")
+        )),
+        "{script}"
+    );
+    assert_eq!(sha256_file(&out.join("bzImage")), sha256_file(&kit.kernel));
+    // Reproducible: --check builds again and compares.
+    run(nix("nix-build").arg(&expr_file).args(["--no-out-link", "--check", "-A", "netboot"]));
+    if !qemu::available(Firmware::Bios) {
+        return;
+    }
+    let args: Vec<std::ffi::OsString> = vec![
+        "-kernel".into(),
+        out.join("bzImage").into(),
+        "-initrd".into(),
+        out.join("initrd").into(),
+        "-append".into(),
+        params.join(" ").into(),
+    ];
+    let log =
+        qemu::boot_args("nix-netboot", Firmware::Bios, &args, "ISOFORGE-BOOT-OK NIXNET", qemu::BOOT_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(log.contains("ISOFORGE-DEVICE initramfs"), "{log}");
+}
+
+/// `nix/netboot-module.nix` and `nix/make-netboot.nix` with nixpkgs stubbed out as above: the
+/// NixOS options (kernel, initrd, init, kernelParams, compressor, storeContents) become the
+/// `isoforge netboot` command of `system.build.isoforgeNetboot`, and `netbootRamdisk` and
+/// `netbootIpxeScript` point at it.
+const NETBOOT_MODULE_STUB: &str = r#"let
+  stubs = {
+    lib.escapeShellArgs = args: builtins.concatStringsSep " " (map (a: "'" + a + "'") args);
+    stdenvNoCC.mkDerivation = a: a;
+    closureInfo = { rootPaths }: "/nix/store/00000000000000000000000000000000-closure-info";
+  };
+  pkgs.callPackage = path: extra: import path (stubs // extra);
+  lib = {
+    mkForce = x: x;
+    mkIf = c: x: if c then x else { };
+    mkOption = o: o;
+    types = { nullOr = t: { nullOr = t; }; str = "str"; bool = "bool"; };
+  };
+  config = {
+    netboot.isoforge = { enable = true; compression = "xz"; };
+    netboot.storeContents = [ "/nix/store/22222222222222222222222222222222-toplevel" ];
+    system.nixos.label = "test";
+    system.build.kernel = "/nix/store/44444444444444444444444444444444-linux";
+    system.boot.loader.kernelFile = "bzImage";
+    system.build.initialRamdisk = "/nix/store/55555555555555555555555555555555-initrd";
+    system.boot.loader.initrdFile = "initrd";
+    system.build.toplevel = "/nix/store/22222222222222222222222222222222-toplevel";
+    system.build.isoforgeNetboot = evaluated.config.system.build.isoforgeNetboot;
+    boot.kernelParams = [ "console=ttyS0" "loglevel=4" ];
+    boot.initrd.compressor = "gzip";
+  };
+  module = import @MODULE@ { isoforge = "/nix/store/33333333333333333333333333333333-isoforge"; };
+  evaluated = module { inherit config lib pkgs; };
+  b = evaluated.config.system.build;
+in { inherit (b.isoforgeNetboot) name buildCommand; same = b.netbootRamdisk == b.isoforgeNetboot && b.netbootIpxeScript == b.isoforgeNetboot; }
+"#;
+
+#[test]
+fn netboot_module_gives_the_command() {
+    if !have_nix() {
+        return;
+    }
+    let dir = support::tempdir();
+    let expr = dir.path().join("stub.nix");
+    write_file(
+        &expr,
+        NETBOOT_MODULE_STUB.replace("@MODULE@", &repo().join("nix/netboot-module.nix").display().to_string()),
+    );
+    let out = run_ok_stdout(nix("nix-instantiate").args(["--eval", "--strict", "--json"]).arg(&expr));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["name"], "netboot-test");
+    assert_eq!(v["same"], true, "{out}");
+    let cmd = v["buildCommand"].as_str().unwrap();
+    let want = "isoforge 'netboot' '--closure' '/nix/store/00000000000000000000000000000000-closure-info' \
+                '--kernel' '/nix/store/44444444444444444444444444444444-linux/bzImage' \
+                '--initrd' '/nix/store/55555555555555555555555555555555-initrd/initrd' \
+                '--init' '/nix/store/22222222222222222222222222222222-toplevel/init' \
+                '--cmdline' 'console=ttyS0 loglevel=4' '--initrd-compression' 'gzip' '--compression' 'xz' \
+                --out-dir \"$out\" --threads \"$NIX_BUILD_CORES\"";
+    assert_eq!(cmd.trim(), want);
+    // The arguments parse: the command fails on the stub kernel, not on a flag.
+    let args: Vec<String> = cmd
+        .trim()
+        .split(" --out-dir")
+        .next()
+        .unwrap()
+        .split("' '")
+        .map(|a| a.trim_start_matches("isoforge '").trim_matches('\'').to_string())
+        .collect();
+    let o = isoforge().args(&args).arg("--out-dir").arg(dir.path().join("out")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read the kernel /nix/store/44444444444444444444444444444444-linux/bzImage"),
+        "{err}"
+    );
 }

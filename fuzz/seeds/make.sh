@@ -23,9 +23,9 @@ echo long > "$work/tree/a-rather-long-file-name-for-joliet-and-rock-ridge.txt"
 ln -s boot/bzImage "$work/tree/kernel"
 head -c 2000 /dev/zero | tr '\0' 'e' > "$work/efi/EFI/BOOT/BOOTX64.EFI"
 
-mkdir -p "$here"/{iso,el_torito,part,fat,inspect,squashfs}
+mkdir -p "$here"/{iso,el_torito,part,fat,inspect,squashfs,cpio}
 # Hand-made regression inputs (regression-*) are kept.
-find "$here"/{iso,el_torito,part,fat,inspect,squashfs} -type f ! -name "regression-*" -delete
+find "$here"/{iso,el_torito,part,fat,inspect,squashfs,cpio} -type f ! -name "regression-*" -delete
 
 # FAT payloads: isoforge's and mkfs.fat's (FAT12; FAT32 needs >= 32 MiB, too big for a seed).
 "$isoforge" fat --dir "$work/efi" -o "$here/fat/isoforge-64k.img" --size 64K >/dev/null
@@ -83,4 +83,15 @@ mksquashfs "$work/store/nix/store" "$here/squashfs/mksquashfs-xz.squashfs" -quie
 # A store image: the whole-image target reads the squashfs inside it.
 "$isoforge" build -o "$here/inspect/store.iso" --volume-id SEED --closure "$work/closure" \
   --store-root "$work/store" --block-size 4K --compression zstd:3 >/dev/null
+# Netboot initrds: a one-file GNU cpio stage 1, then isoforge's store segment of the same store
+# in each compression (the kernel is any file with "HdrS" at 0x202).
+echo stage1 > "$work/stage1.txt"
+(cd "$work" && echo stage1.txt | cpio --quiet -o -H newc --reproducible) > "$work/stage1.cpio"
+{ head -c 514 /dev/zero; printf HdrS; } > "$work/kernel"
+for c in zstd gzip xz none; do
+  "$isoforge" netboot --closure "$work/closure" --store-root "$work/store" --block-size 4K \
+    --compression zstd:3 --kernel "$work/kernel" --initrd "$work/stage1.cpio" --init /init \
+    --initrd-compression "$c" --out-dir "$work/netboot-$c" >/dev/null
+  cp "$work/netboot-$c/initrd" "$here/cpio/netboot-$c.initrd"
+done
 ls -l "$here"/*/

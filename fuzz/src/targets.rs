@@ -97,3 +97,20 @@ pub fn inspect(data: &[u8]) {
         assert!(r.identical(), "an image differs from itself: {:?}", r.differences);
     }
 }
+
+/// The initramfs reader: every segment (plain, gzip, zstd, xz), every member, and the squashfs
+/// inspection of each member holding one (as `inspect` of a netboot initrd does).
+pub fn cpio(data: &[u8]) {
+    use isoforge_core::cpio::read::read_initrd_with;
+    let mut extracted = Vec::new();
+    let mut src = std::io::Cursor::new(data);
+    let (segments, _) = read_initrd_with(&mut src, &|name: &str| name.ends_with(".squashfs"), &mut extracted);
+    for m in segments.iter().flat_map(|s| &s.members) {
+        if let Some(at) = m.extracted.and_then(|a| usize::try_from(a).ok()) {
+            let end = usize::try_from(m.size).ok().and_then(|n| at.checked_add(n));
+            if let Some(bytes) = end.and_then(|e| extracted.get(at..e)) {
+                let _ = SquashfsInfo::read(&bytes.to_vec());
+            }
+        }
+    }
+}

@@ -46,7 +46,8 @@ pub fn skip(why: &str) {
 pub fn debian_package(name: &str) -> &str {
     match name {
         "isoinfo" | "genisoimage" => "genisoimage",
-        "bsdtar" => "libarchive-tools",
+        "bsdtar" | "bsdcpio" => "libarchive-tools",
+        "xz" => "xz-utils",
         "7z" => "p7zip-full",
         "mksquashfs" | "unsquashfs" => "squashfs-tools",
         "mkfs.vfat" | "mkfs.fat" | "fsck.fat" | "fsck.vfat" => "dosfstools",

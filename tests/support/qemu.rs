@@ -273,6 +273,45 @@ pub fn boot(
     result
 }
 
+/// Boots the machine of [`boot`] with `firmware` and `args` instead of an image (a direct
+/// kernel boot's `-kernel`/`-initrd`/`-append`, or a NIC for a network boot), watching the
+/// console for `marker` as [`boot`] does. `name` names the saved serial log.
+pub fn boot_args(
+    name: &str,
+    firmware: Firmware,
+    args: &[std::ffi::OsString],
+    marker: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let _slot = Slot::acquire();
+    let accel = accel();
+    let mut cmd = base_command(accel);
+    let _vars_dir; // holds OVMF's writable variable store until QEMU is gone
+    if firmware == Firmware::Uefi {
+        let Some(ovmf) = ovmf() else {
+            return Err("OVMF not installed (Debian package ovmf)".into());
+        };
+        let dir = super::tempdir();
+        let vars = dir.path().join("OVMF_VARS.fd");
+        std::fs::copy(&ovmf.vars, &vars)
+            .map_err(|e| format!("copy {} to {}: {e}", ovmf.vars.display(), vars.display()))?;
+        cmd.arg("-drive")
+            .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", drive_path(&ovmf.code)));
+        cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", drive_path(&vars)));
+        _vars_dir = dir;
+    }
+    cmd.args(args);
+    let name = format!("{name}-{firmware}");
+    let start = Instant::now();
+    let result = watch(cmd, marker, timeout, &name);
+    eprintln!(
+        "qemu: {name}: {} in {:.1} s ({accel})",
+        if result.is_ok() { "booted" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    result
+}
+
 /// [`boot`] with [`BOOT_TIMEOUT`] that panics with the whole story when the boot fails, and
 /// checks that the init found the image on the device `media` gives (`/dev/sr0` or `/dev/sda`).
 /// Returns the serial log.

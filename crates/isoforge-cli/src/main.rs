@@ -23,6 +23,8 @@ enum Command {
     Fat(cmd::fat::FatArgs),
     /// Build the store squashfs (closure + nix-path-registration) alone.
     Squashfs(cmd::squashfs::SquashfsArgs),
+    /// Build the NixOS netboot files: bzImage, initrd with the store appended, netboot.ipxe.
+    Netboot(Box<cmd::netboot::NetbootArgs>),
     /// Describe every structure of an image (system area, descriptors, El Torito, trees, FAT).
     Inspect(cmd::inspect::InspectArgs),
     /// Check an image's consistency: exit 0 clean, 1 problems found, 2 unreadable.
@@ -39,6 +41,7 @@ fn main() {
         Command::Build(args) => cmd::build::run(args).map(|()| 0),
         Command::Fat(args) => cmd::fat::run(args).map(|()| 0),
         Command::Squashfs(args) => cmd::squashfs::run(args).map(|()| 0),
+        Command::Netboot(args) => cmd::netboot::run(args).map(|()| 0),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Diff(args) => cmd::diff::run(args),

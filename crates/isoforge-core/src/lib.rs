@@ -78,11 +78,13 @@
 #![deny(missing_docs)]
 
 pub mod closure;
+pub mod cpio;
 pub mod endian;
 pub mod fat;
 pub mod image;
 pub mod inspect;
 pub mod iso9660;
+pub mod netboot;
 pub mod outputs;
 pub mod part;
 pub mod progress;

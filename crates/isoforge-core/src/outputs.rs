@@ -92,7 +92,7 @@ pub struct OutDirReport {
     pub sha256: String,
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutputsError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OutputsError + '_ {
     move |error| OutputsError::Io { path: path.to_path_buf(), error }
 }
 
@@ -199,16 +199,7 @@ pub fn build_out_dir_with(
     written.file().sync_all().map_err(io_err(&final_image))?;
 
     // Assembly: a named temporary directory beside DIR, renamed onto it when complete.
-    let pid = std::process::id();
-    let mut n = 0;
-    let tmp = loop {
-        let tmp = parent.join(temp_name(&base, pid, n));
-        match fs::create_dir(&tmp) {
-            Ok(()) => break tmp,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) => return Err(OutputsError::Io { path: tmp, error: e }),
-        }
-    };
+    let tmp = assembly_dir(&parent, &base)?;
     let result = assemble(&tmp, &dir, written, &file_name, &final_image, &sha256, options);
     if result.is_err() {
         let _ = fs::remove_dir_all(&tmp);
@@ -249,6 +240,26 @@ fn assemble(
     for d in [tmp, &iso_dir, &support] {
         fs::set_permissions(d, fs::Permissions::from_mode(0o755)).map_err(io_err(d))?;
     }
+    publish(tmp, dir)
+}
+
+/// Creates the named temporary directory `.BASE.isoforge-tmp-PID-N` in `parent` in which an
+/// output directory is assembled (see the module docs).
+pub(crate) fn assembly_dir(parent: &Path, base: &std::ffi::OsStr) -> Result<PathBuf, OutputsError> {
+    let pid = std::process::id();
+    let mut n = 0;
+    loop {
+        let tmp = parent.join(temp_name(base, pid, n));
+        match fs::create_dir(&tmp) {
+            Ok(()) => return Ok(tmp),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(OutputsError::Io { path: tmp, error: e }),
+        }
+    }
+}
+
+/// Renames the complete assembly directory `tmp` onto `dir` and syncs their parent.
+pub(crate) fn publish(tmp: &Path, dir: &Path) -> Result<(), OutputsError> {
     // Fault point: a kill here leaves the complete temporary directory beside DIR.
     isoforge_host::fault::point("outdir-assembled");
     fs::rename(tmp, dir).map_err(io_err(dir))?;

@@ -26,6 +26,18 @@ pub struct DiffArgs {
 
 /// Runs `isoforge diff`.
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
+    if let (Some(a), Some(b)) = (super::inspect::read_initrd(&args.a)?, super::inspect::read_initrd(&args.b)?)
+    {
+        let lines = isoforge_core::inspect::initrd::diff(&a, &b);
+        let mut out = std::io::stdout().lock();
+        for l in &lines {
+            writeln!(out, "{l}")?;
+        }
+        if lines.is_empty() {
+            writeln!(out, "identical members")?;
+        }
+        return Ok(if lines.is_empty() { 0 } else { 1 });
+    }
     let open =
         |p: &std::path::Path| std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()));
     let (a, b) = (open(&args.a)?, open(&args.b)?);

@@ -5,6 +5,7 @@ pub mod diff;
 pub mod epoch;
 pub mod fat;
 pub mod inspect;
+pub mod netboot;
 pub mod report;
 pub mod spec_args;
 pub mod squashfs;

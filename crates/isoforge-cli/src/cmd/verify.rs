@@ -8,7 +8,7 @@ use isoforge_core::inspect::verify::{has_problems, verify, Severity};
 /// Arguments of `isoforge verify`.
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// The image to check.
+    /// The image (or netboot initrd) to check.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 }
@@ -16,8 +16,13 @@ pub struct VerifyArgs {
 /// Runs `isoforge verify`: one line per finding (severity, where, expected vs found), then a
 /// count; the exit status says whether errors or warnings were found.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
-    let (file, image) = super::inspect::read_image(&args.image)?;
-    let findings = verify(&image, &file)?;
+    let findings = match super::inspect::read_initrd(&args.image)? {
+        Some(info) => isoforge_core::inspect::initrd::verify(&info),
+        None => {
+            let (file, image) = super::inspect::read_image(&args.image)?;
+            verify(&image, &file)?
+        }
+    };
     let mut out = std::io::stdout().lock();
     for f in &findings {
         writeln!(out, "{f}")?;

@@ -150,7 +150,7 @@ fn data_block(offset: u64, word: u32) -> Json {
     }
 }
 
-fn squashfs(q: &super::SquashfsInfo, tree: bool) -> Json {
+pub(crate) fn squashfs(q: &super::SquashfsInfo, tree: bool) -> Json {
     use super::squashfs::SquashfsKind;
     let sb = &q.superblock;
     let mut o = vec![

@@ -27,6 +27,7 @@
 pub mod bytemap;
 pub mod diff;
 pub mod fat;
+pub mod initrd;
 pub mod json;
 pub mod squashfs;
 pub mod system_area;

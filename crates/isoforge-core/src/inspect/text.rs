@@ -211,7 +211,7 @@ pub fn summary(img: &Image, tree: bool) -> String {
 /// `--json --tree` lists them all).
 pub const SQUASHFS_TREE_DEPTH: usize = 2;
 
-fn squashfs(s: &mut String, q: &super::SquashfsInfo, tree: bool) {
+pub(crate) fn squashfs(s: &mut String, q: &super::SquashfsInfo, tree: bool) {
     let sb = &q.superblock;
     let _ = writeln!(
         s,
