@@ -47,6 +47,9 @@ pub struct MetadataWriter {
     out: Vec<u8>,
     pending: Vec<u8>,
     uncompressed_total: u64,
+    /// Where compressed blocks are looked up and stored (a rebuild with unchanged tables
+    /// compresses none of them).
+    cache: Option<std::sync::Arc<crate::cache::BlockCache>>,
 }
 
 impl MetadataWriter {
@@ -59,7 +62,15 @@ impl MetadataWriter {
             out: Vec::new(),
             pending: Vec::with_capacity(METADATA_SIZE),
             uncompressed_total: 0,
+            cache: None,
         }
+    }
+
+    /// Compresses the blocks through `cache` ([`crate::cache::BlockCache::compress`], the same
+    /// bytes as without it).
+    pub fn with_cache(mut self, cache: Option<std::sync::Arc<crate::cache::BlockCache>>) -> MetadataWriter {
+        self.cache = cache;
+        self
     }
 
     /// Where the next byte written will land.
@@ -86,7 +97,11 @@ impl MetadataWriter {
             return Ok(());
         }
         self.uncompressed_total += self.pending.len() as u64;
-        match compress_block(&self.pending, self.compression, self.block_size)? {
+        let compressed = match &self.cache {
+            Some(c) => c.compress(&self.pending)?,
+            None => compress_block(&self.pending, self.compression, self.block_size)?,
+        };
+        match compressed {
             Compressed::Packed(p) => {
                 self.out.extend_from_slice(&(p.len() as u16).to_le_bytes());
                 self.out.extend_from_slice(&p);
