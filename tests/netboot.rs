@@ -244,7 +244,7 @@ fn rebuilds_are_byte_identical_and_tools_read_the_segment() {
         for f in ["bzImage", "initrd", "netboot.ipxe"] {
             assert_eq!(fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap(), "{c}: {f} differs");
         }
-        let names = |d: &Path| dir_listing(d).into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        let names = |d: &Path| dir_listing(d).into_keys().collect::<Vec<_>>();
         assert_eq!(
             names(&a),
             ["bzImage", "initrd", "netboot.ipxe", "nix-support/", "nix-support/hydra-build-products"]
