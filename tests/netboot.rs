@@ -244,7 +244,7 @@ fn rebuilds_are_byte_identical_and_tools_read_the_segment() {
         for f in ["bzImage", "initrd", "netboot.ipxe"] {
             assert_eq!(fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap(), "{c}: {f} differs");
         }
-        let names = |d: &Path| dir_listing(d).into_keys().collect::<Vec<_>>();
+        let names = |d: &Path| listed_names(d);
         assert_eq!(
             names(&a),
             ["bzImage", "initrd", "netboot.ipxe", "nix-support/", "nix-support/hydra-build-products"]
@@ -443,15 +443,14 @@ fn killed_netboot_leaves_nothing_until_assembly() {
     }
     let o = build(Some("kill@outdir-assembled"));
     assert_eq!(o.status.signal(), Some(9), "{}", String::from_utf8_lossy(&o.stderr));
-    let left: Vec<String> = dir_listing(&parent)
+    let left: Vec<String> = listed_names(&parent)
         .into_iter()
-        .map(|(n, _)| n)
         .filter(|n| n.starts_with(".nb.isoforge-tmp-") && n.ends_with('/') && n.matches('/').count() == 1)
         .collect();
     assert_eq!(left.len(), 1, "{:?}", dir_listing(&parent));
     let o = build(None);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let names: Vec<String> = dir_listing(&parent).into_iter().map(|(n, _)| n).collect();
+    let names = listed_names(&parent);
     assert_eq!(
         names,
         [
@@ -464,4 +463,12 @@ fn killed_netboot_leaves_nothing_until_assembly() {
             "unrelated.txt"
         ]
     );
+}
+
+/// The paths below `dir`, directories with a trailing `/`.
+fn listed_names(dir: &Path) -> Vec<String> {
+    dir_listing(dir)
+        .into_iter()
+        .map(|(n, e)| if matches!(e, support::Entry::Dir) { format!("{n}/") } else { n })
+        .collect()
 }
