@@ -1,12 +1,13 @@
 //! `isoforge netboot`: the NixOS netboot output (bzImage, initrd with the store, netboot.ipxe).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use isoforge_core::netboot::{self, InitrdCompression, NetbootSpec};
 use isoforge_core::time::DateField;
 
-use super::report::Notices;
+use super::report::Reporter;
 use super::store_args::StoreArgs;
 
 /// Arguments of `isoforge netboot`.
@@ -40,7 +41,8 @@ pub struct NetbootArgs {
     /// The store closure, put in /nix-store.squashfs with nix-path-registration.
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print what the block cache did on stderr.
+    /// Print per-phase timings (wall, CPU, how busy the cores were) and what the block cache
+    /// did on stderr.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
     /// Print a JSON report on stdout.
@@ -62,9 +64,15 @@ pub fn run(args: &NetbootArgs) -> anyhow::Result<()> {
         cmdline: args.cmdline.clone(),
         compression: args.initrd_compression,
     };
-    let report = netboot::build_netboot_with(&spec, epoch, &args.out_dir, &Notices)
-        .with_context(|| format!("building {}", args.out_dir.display()))?;
+    let reporter = Reporter::new(std::io::stderr().is_terminal());
+    let result = netboot::build_netboot_with(&spec, epoch, &args.out_dir, &reporter);
+    let (durations, total) = reporter.finish();
+    let report = result.with_context(|| format!("building {}", args.out_dir.display()))?;
     super::report::print_cache(Some(&report.squashfs), args.verbose);
+    if args.verbose {
+        let cores = super::report::cores(spec.store.squashfs.threads);
+        super::report::print_timings(&durations, total, cores);
+    }
     if args.json {
         println!(
             "{}",
