@@ -66,6 +66,17 @@ fn succeeded(cmd: &mut Command, rule: &str) -> String {
 
 /// A small store under `dir/root` holding `mib` MiB of data in two store paths, and its
 /// closure list `dir/paths.txt`: (store root, list).
+/// A store fixture of `mib` MiB and `DIR/out/live.iso` built from it with volume id `OLD`:
+/// (store root, closure list, out directory, target).
+fn previous_image(dir: &Path, mib: usize) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let (root, list) = store_fixture(dir, mib);
+    let out = dir.join("out");
+    fs::create_dir(&out).unwrap();
+    let target = out.join("live.iso");
+    succeeded(&mut build_store(&target, &root, &list, "OLD"), "");
+    (root, list, out, target)
+}
+
 fn store_fixture(dir: &Path, mib: usize) -> (PathBuf, PathBuf) {
     let root = dir.join("root");
     let a = "/nix/store/0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-data";
@@ -209,11 +220,7 @@ fn killed_build_leaves_the_previous_image_or_the_new_one() {
 #[test]
 fn failed_rebuild_leaves_the_previous_image() {
     let dir = support::tempdir();
-    let (root, list) = store_fixture(dir.path(), 1);
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let target = out.join("live.iso");
-    succeeded(&mut build_store(&target, &root, &list, "OLD"), "");
+    let (root, list, out, target) = previous_image(dir.path(), 1);
     let before = dir_listing(&out);
     // A missing graft source, and a closure naming a store path that is not there.
     let mut cmd = build_store(&target, &root, &list, VOLUME);
@@ -251,11 +258,7 @@ fn failed_rebuild_leaves_the_previous_image() {
 #[test]
 fn named_temporary_fallback_and_stale_files() {
     let dir = support::tempdir();
-    let (root, list) = store_fixture(dir.path(), 2);
-    let out = dir.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let target = out.join("live.iso");
-    succeeded(&mut build_store(&target, &root, &list, "OLD"), "");
+    let (root, list, out, target) = previous_image(dir.path(), 2);
     let before = dir_listing(&out);
 
     // Where O_TMPFILE is refused, a failed build removes its named temporary ...
