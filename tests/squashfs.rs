@@ -207,11 +207,11 @@ impl Read for SparseSynth {
 
 fn source_reader(data: &FileData) -> Box<dyn Read> {
     match data {
-        FileData::Host(h) if SPARSE_FILES.iter().any(|f| h.path.ends_with(f.0)) => {
-            let f = SPARSE_FILES.iter().find(|f| h.path.ends_with(f.0)).unwrap();
+        FileData::Host(h) if SPARSE_FILES.iter().any(|f| h.path.to_path_buf().ends_with(f.0)) => {
+            let f = SPARSE_FILES.iter().find(|f| h.path.to_path_buf().ends_with(f.0)).unwrap();
             Box::new(SparseSynth { pos: 0, size: f.1, mark_at: f.2 })
         }
-        FileData::Host(h) => Box::new(File::open(&h.path).unwrap()),
+        FileData::Host(h) => Box::new(File::open(h.path.to_path_buf()).unwrap()),
         FileData::Bytes(b) => Box::new(Cursor::new(b.to_vec())),
     }
 }

@@ -362,7 +362,7 @@ pub fn scan(path: &Path) -> Result<Node, TreeError> {
     } else if ft.is_file() {
         // Open now so an unreadable file is reported before anything is written.
         fs::File::open(path).map_err(unreadable)?;
-        let host = HostFile::new(path.to_path_buf(), &md);
+        let host = HostFile::new(path, &md);
         NodeKind::File(FileNode { size: host.size(), source: FileSource::Host(host) })
     } else {
         let kind = isoforge_squashfs::tree::unsupported_kind(ft);

@@ -11,8 +11,13 @@
 //!   counts as a hole only while the descriptor still has the recorded size, so a file that
 //!   shrank is never taken for a file of holes;
 //! - when the reader is done ([`SnapshotReader::finish`]), checks that the path still names the
-//!   same inode, that there is no byte past the recorded size, and `fstat`s the same descriptor
-//!   again: any change of size, mtime or ctime is an error.
+//!   same inode and `fstat`s the same descriptor again: any change of size (a byte past the
+//!   recorded size shows as a larger `st_size`), mtime or ctime is an error.
+//!
+//! A file read whole into memory ([`HostFile::read_whole`], the small files that are most of a
+//! store) skips the check at open: the check at the end compares the same descriptor with the
+//! same snapshot, so a file that changed before it was opened fails there, and the read costs
+//! five system calls (open, `pread`, `lstat`, `fstat`, close) instead of seven.
 //!
 //! Every error names the path and says that it changed while isoforge read it
 //! ([`SnapshotError::Changed`]), so a user can tell a race with another process from a bug.
@@ -23,10 +28,12 @@
 //! In binaries built with the `fault-injection` feature every successful read is reported to
 //! [`crate::fault::after_read`], so the tests can change a file at a chosen byte.
 
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -88,19 +95,99 @@ impl Snapshot {
     }
 }
 
+/// A host path kept as its directory and its last component. A scan shares one directory
+/// path among every file it lists there ([`HostPath::in_dir`]), so a million files in 60,000
+/// directories hold 60,000 directory paths and a million names, not a million full paths.
+///
+/// Both constructors split at the last component, so two values are equal exactly when they
+/// name the same path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPath {
+    dir: Arc<Path>,
+    name: Box<OsStr>,
+}
+
+impl HostPath {
+    /// `path`, split into its directory and its last component (a path without one, such as
+    /// `/`, is all directory).
+    pub fn new(path: &Path) -> HostPath {
+        match (path.parent(), path.file_name()) {
+            (Some(dir), Some(name)) if path.ends_with(name) => {
+                HostPath { dir: Arc::from(dir), name: Box::from(name) }
+            }
+            _ => HostPath { dir: Arc::from(path), name: Box::from(OsStr::new("")) },
+        }
+    }
+
+    /// The entry `name` of the directory `dir` (shared, not copied). A `name` that is not one
+    /// plain component is joined and split again, as [`HostPath::new`] would.
+    pub fn in_dir(dir: &Arc<Path>, name: &OsStr) -> HostPath {
+        let mut parts = Path::new(name).components();
+        match (parts.next(), parts.next()) {
+            (Some(std::path::Component::Normal(n)), None) if n == name => {
+                HostPath { dir: Arc::clone(dir), name: Box::from(name) }
+            }
+            _ => HostPath::new(&dir.join(name)),
+        }
+    }
+
+    /// The directory part.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last component (empty for a path without one).
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+
+    /// The whole path.
+    pub fn to_path_buf(&self) -> PathBuf {
+        if self.name.is_empty() {
+            self.dir.to_path_buf()
+        } else {
+            self.dir.join(&*self.name)
+        }
+    }
+}
+
+impl From<&Path> for HostPath {
+    fn from(path: &Path) -> HostPath {
+        HostPath::new(path)
+    }
+}
+
+impl From<PathBuf> for HostPath {
+    fn from(path: PathBuf) -> HostPath {
+        HostPath::new(&path)
+    }
+}
+
+impl From<&str> for HostPath {
+    fn from(path: &str) -> HostPath {
+        HostPath::new(Path::new(path))
+    }
+}
+
+impl std::fmt::Display for HostPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_path_buf().display().fmt(f)
+    }
+}
+
 /// A host regular file as a scanner recorded it: its path and its [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostFile {
     /// The host path (opened again by every reader).
-    pub path: PathBuf,
+    pub path: HostPath,
     /// What the scan saw.
     pub snapshot: Snapshot,
 }
 
 impl HostFile {
     /// A file as scanned: `metadata` is what `lstat` of `path` returned.
-    pub fn new(path: PathBuf, metadata: &Metadata) -> HostFile {
-        HostFile { path, snapshot: Snapshot::of(metadata) }
+    pub fn new(path: impl Into<HostPath>, metadata: &Metadata) -> HostFile {
+        HostFile { path: path.into(), snapshot: Snapshot::of(metadata) }
     }
 
     /// Scans `path` now (`lstat`, not following a final symlink). Anything but a regular
@@ -111,7 +198,7 @@ impl HostFile {
             let e = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
             return Err(io_error(path, e));
         }
-        Ok(HostFile::new(path.to_path_buf(), &m))
+        Ok(HostFile::new(path, &m))
     }
 
     /// The size recorded when it was scanned.
@@ -122,6 +209,28 @@ impl HostFile {
     /// Opens the file for reading and checks it against the snapshot.
     pub fn open(&self) -> Result<SnapshotReader<'_>, SnapshotError> {
         SnapshotReader::open(self)
+    }
+
+    /// Reads the whole file into `buf`, which must be the recorded size, and checks it as
+    /// [`SnapshotReader::finish`] does. The descriptor is checked once, after the read (see the
+    /// module docs); a read that fails on a file that was replaced meanwhile reports the
+    /// replacement, the more telling change.
+    pub fn read_whole(&self, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        let mut r = SnapshotReader::open_file(self)?;
+        if buf.len() as u64 != self.size() {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a {}-byte buffer for a {}-byte snapshot", buf.len(), self.size()),
+            );
+            return Err(io_error(&r.path, e));
+        }
+        if let Err(e) = r.read_exact(buf) {
+            return Err(match r.fstat().map(|now| self.snapshot.change_to(&now)) {
+                Ok(Some(change @ Change::Replaced { .. })) => r.changed(change),
+                _ => e,
+            });
+        }
+        r.finish()
     }
 }
 
@@ -215,6 +324,8 @@ fn io_error(path: &Path, source: io::Error) -> SnapshotError {
 #[derive(Debug)]
 pub struct SnapshotReader<'a> {
     host: &'a HostFile,
+    /// `host.path`, joined once.
+    path: PathBuf,
     file: File,
     pos: u64,
 }
@@ -222,14 +333,21 @@ pub struct SnapshotReader<'a> {
 impl<'a> SnapshotReader<'a> {
     /// Opens `host.path` and checks the open file against the snapshot.
     pub fn open(host: &'a HostFile) -> Result<SnapshotReader<'a>, SnapshotError> {
-        let file = match File::open(&host.path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(host.changed(Change::Removed)),
-            Err(e) => return Err(io_error(&host.path, e)),
-        };
-        let r = SnapshotReader { host, file, pos: 0 };
+        let r = SnapshotReader::open_file(host)?;
         r.check_descriptor()?;
         Ok(r)
+    }
+
+    /// Opens `host.path`, not checked yet.
+    fn open_file(host: &'a HostFile) -> Result<SnapshotReader<'a>, SnapshotError> {
+        let path = host.path.to_path_buf();
+        match File::open(&path) {
+            Ok(file) => Ok(SnapshotReader { host, path, file, pos: 0 }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(SnapshotError::Changed { path, change: Change::Removed })
+            }
+            Err(e) => Err(io_error(&path, e)),
+        }
     }
 
     /// The recorded size.
@@ -256,14 +374,14 @@ impl<'a> SnapshotReader<'a> {
             match self.file.read_at(&mut buf[n..], self.pos + n as u64) {
                 Ok(0) => {
                     let read = self.pos + n as u64;
-                    return Err(self.host.changed(Change::Ended { read, size: self.size() }));
+                    return Err(self.changed(Change::Ended { read, size: self.size() }));
                 }
                 Ok(k) => {
                     n += k;
-                    crate::fault::after_read(&self.host.path, self.pos + n as u64);
+                    crate::fault::after_read(&self.path, self.pos + n as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(&self.host.path, e)),
+                Err(e) => return Err(io_error(&self.path, e)),
             }
         }
         self.pos += n as u64;
@@ -286,7 +404,7 @@ impl<'a> SnapshotReader<'a> {
             Err(rustix::io::Errno::NXIO) => {
                 let now = self.fstat()?;
                 if now.size != self.size() {
-                    return Err(self.host.changed(Change::Size { was: self.size(), now: now.size }));
+                    return Err(self.changed(Change::Size { was: self.size(), now: now.size }));
                 }
                 true
             }
@@ -294,45 +412,41 @@ impl<'a> SnapshotReader<'a> {
         };
         if hole {
             self.pos += len;
-            crate::fault::after_read(&self.host.path, self.pos);
+            crate::fault::after_read(&self.path, self.pos);
         }
         Ok(hole)
     }
 
-    /// Ends the read: the path must still name the scanned file, there must be no byte past
-    /// the recorded size, and the descriptor's size and times must be the snapshot's. Call it
-    /// after the last read, whether or not the whole file was read.
+    /// Ends the read: the path must still name the scanned file, and the descriptor's size and
+    /// times must be the snapshot's (a larger size is [`Change::Grew`]: there are bytes past
+    /// the recorded size). Call it after the last read, whether or not the whole file was read.
     pub fn finish(self) -> Result<(), SnapshotError> {
-        match std::fs::symlink_metadata(&self.host.path) {
+        match std::fs::symlink_metadata(&self.path) {
             Ok(m) => {
                 let now = FileId { dev: m.dev(), ino: m.ino() };
                 if now != self.host.snapshot.id {
-                    return Err(self.host.changed(Change::Replaced { was: self.host.snapshot.id, now }));
+                    return Err(self.changed(Change::Replaced { was: self.host.snapshot.id, now }));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.host.changed(Change::Removed)),
-            Err(e) => return Err(io_error(&self.host.path, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.changed(Change::Removed)),
+            Err(e) => return Err(io_error(&self.path, e)),
         }
-        let mut one = [0u8; 1];
-        loop {
-            match self.file.read_at(&mut one, self.size()) {
-                Ok(0) => break,
-                Ok(_) => return Err(self.host.changed(Change::Grew { size: self.size() })),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(&self.host.path, e)),
-            }
+        let now = self.fstat()?;
+        match self.host.snapshot.change_to(&now) {
+            Some(Change::Size { was, now }) if now > was => Err(self.changed(Change::Grew { size: was })),
+            Some(change) => Err(self.changed(change)),
+            None => Ok(()),
         }
-        self.check_descriptor()
     }
 
     fn fstat(&self) -> Result<Snapshot, SnapshotError> {
-        let m = self.file.metadata().map_err(|e| io_error(&self.host.path, e))?;
+        let m = self.file.metadata().map_err(|e| io_error(&self.path, e))?;
         Ok(Snapshot::of(&m))
     }
 
     fn check_descriptor(&self) -> Result<(), SnapshotError> {
         match self.host.snapshot.change_to(&self.fstat()?) {
-            Some(change) => Err(self.host.changed(change)),
+            Some(change) => Err(self.changed(change)),
             None => Ok(()),
         }
     }
@@ -343,13 +457,13 @@ impl<'a> SnapshotReader<'a> {
                 io::ErrorKind::InvalidInput,
                 format!("{len} bytes asked at offset {} of a {}-byte snapshot", self.pos, self.size()),
             );
-            return Err(io_error(&self.host.path, e));
+            return Err(io_error(&self.path, e));
         }
         Ok(())
     }
 }
 
-impl HostFile {
+impl SnapshotReader<'_> {
     fn changed(&self, change: Change) -> SnapshotError {
         SnapshotError::Changed { path: self.path.clone(), change }
     }
@@ -397,7 +511,7 @@ mod tests {
     fn unchanged_file_reads_whole() {
         let d = tempfile::tempdir().unwrap();
         let h = old_file(d.path(), "f", 5000);
-        assert_eq!(read_all(&h).unwrap(), std::fs::read(&h.path).unwrap());
+        assert_eq!(read_all(&h).unwrap(), std::fs::read(&h.path.to_path_buf()).unwrap());
     }
 
     #[test]
@@ -407,11 +521,11 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 2000];
         r.read_exact(&mut buf).unwrap();
-        File::options().write(true).open(&h.path).unwrap().set_len(3000).unwrap();
+        File::options().write(true).open(&h.path.to_path_buf()).unwrap().set_len(3000).unwrap();
         let e = r.read_exact(&mut buf).unwrap_err();
         let msg = e.to_string();
         assert_eq!(change(e), Change::Ended { read: 3000, size: 5000 });
-        assert!(msg.contains(&*h.path.to_string_lossy()) && msg.contains("changed while"), "{msg}");
+        assert!(msg.contains(&*h.path.to_path_buf().to_string_lossy()) && msg.contains("changed while"), "{msg}");
         // Opened again, the snapshot no longer matches.
         assert_eq!(change(h.open().unwrap_err()), Change::Size { was: 5000, now: 3000 });
     }
@@ -423,7 +537,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 5000];
         r.read_exact(&mut buf).unwrap();
-        File::options().append(true).open(&h.path).unwrap().write_all(b"more").unwrap();
+        File::options().append(true).open(&h.path.to_path_buf()).unwrap().write_all(b"more").unwrap();
         let e = r.finish().unwrap_err();
         assert_eq!(change(e), Change::Grew { size: 5000 });
         // Reading past the recorded size is refused, not attempted.
@@ -439,7 +553,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 5000];
         r.read_exact(&mut buf).unwrap();
-        let f = File::options().write(true).open(&h.path).unwrap();
+        let f = File::options().write(true).open(&h.path.to_path_buf()).unwrap();
         f.write_all_at(b"XXXX", 0).unwrap();
         drop(f);
         let e = r.finish().unwrap_err();
@@ -456,14 +570,40 @@ mod tests {
         r.read_exact(&mut buf).unwrap();
         let tmp = d.path().join("new");
         std::fs::write(&tmp, &buf).unwrap();
-        std::fs::rename(&tmp, &h.path).unwrap();
+        std::fs::rename(&tmp, &h.path.to_path_buf()).unwrap();
         let e = r.finish().unwrap_err();
         assert!(e.to_string().contains("replaced by another file (inode "), "{e}");
         assert!(matches!(change(e), Change::Replaced { .. }));
         // Before the first read, too.
         assert!(matches!(change(h.open().unwrap_err()), Change::Replaced { .. }));
-        std::fs::remove_file(&h.path).unwrap();
+        std::fs::remove_file(&h.path.to_path_buf()).unwrap();
         assert_eq!(change(h.open().unwrap_err()), Change::Removed);
+    }
+
+    #[test]
+    fn a_whole_read_checks_once_at_the_end_and_catches_every_change() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        let mut buf = vec![0u8; 5000];
+        h.read_whole(&mut buf).unwrap();
+        assert_eq!(buf, std::fs::read(&h.path.to_path_buf()).unwrap());
+        assert!(matches!(h.read_whole(&mut [0u8; 10]), Err(SnapshotError::Io { .. })));
+
+        // Changed before it was opened: grown, rewritten in place, shrunk, replaced, removed.
+        File::options().append(true).open(&h.path.to_path_buf()).unwrap().write_all(b"more").unwrap();
+        assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Grew { size: 5000 });
+        let h = old_file(d.path(), "g", 5000);
+        File::options().write(true).open(&h.path.to_path_buf()).unwrap().write_all_at(b"XXXX", 0).unwrap();
+        assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Modified);
+        let h = old_file(d.path(), "s", 5000);
+        File::options().write(true).open(&h.path.to_path_buf()).unwrap().set_len(3000).unwrap();
+        assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Ended { read: 3000, size: 5000 });
+        let h = old_file(d.path(), "r", 5000);
+        std::fs::write(d.path().join("new"), &buf[..4000]).unwrap();
+        std::fs::rename(d.path().join("new"), &h.path.to_path_buf()).unwrap();
+        assert!(matches!(change(h.read_whole(&mut buf).unwrap_err()), Change::Replaced { .. }));
+        std::fs::remove_file(&h.path.to_path_buf()).unwrap();
+        assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Removed);
     }
 
     #[test]
@@ -500,7 +640,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 1 << 20];
         r.read_exact(&mut buf).unwrap();
-        File::options().write(true).open(&h.path).unwrap().set_len(1000).unwrap();
+        File::options().write(true).open(&h.path.to_path_buf()).unwrap().set_len(1000).unwrap();
         // Past the new end SEEK_DATA finds no data: that is the file having shrunk, not a hole.
         let e = r.skip_hole(1 << 20).unwrap_err();
         assert_eq!(change(e), Change::Size { was: 3 << 20, now: 1000 });

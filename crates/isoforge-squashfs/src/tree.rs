@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use isoforge_host::snapshot::HostFile;
+use isoforge_host::snapshot::{HostFile, HostPath};
 
 use crate::error::WriteError;
 
@@ -290,6 +290,12 @@ pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
 /// [`scan`]; with `exact_times` false, out-of-range modification times are not an error
 /// (for trees whose metadata is canonicalised afterwards, or only serialised as a NAR).
 pub fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteError> {
+    scan_in(path, None, exact_times)
+}
+
+/// [`scan_times`] of `path`, an entry of the directory `dir` when given: a file's host path
+/// then shares `dir` with its siblings ([`HostPath::in_dir`]).
+fn scan_in(path: &Path, dir: Option<&Arc<Path>>, exact_times: bool) -> Result<InputNode, WriteError> {
     let read_err = |source| WriteError::Read { path: path.to_path_buf(), source };
     let m = fs::symlink_metadata(path).map_err(read_err)?;
     let ft = m.file_type();
@@ -299,7 +305,11 @@ pub fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteErro
         return Ok(InputNode::Symlink { target: target.as_os_str().as_bytes().to_vec(), meta });
     }
     if ft.is_file() {
-        let host = HostFile::new(path.to_path_buf(), &m);
+        let host_path = match (dir, path.file_name()) {
+            (Some(dir), Some(name)) => HostPath::in_dir(dir, name),
+            _ => HostPath::new(path),
+        };
+        let host = HostFile::new(host_path, &m);
         return Ok(InputNode::File { size: host.size(), data: FileData::Host(host), meta });
     }
     if ft.is_dir() {
@@ -310,8 +320,9 @@ pub fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteErro
         // Scanned in name order, so the first failing entry is the same on every host.
         names.sort_unstable();
         let mut list = Vec::with_capacity(names.len());
+        let this: Arc<Path> = Arc::from(path);
         for name in names {
-            let child = scan_times(&path.join(std::ffi::OsStr::from_bytes(&name)), exact_times)?;
+            let child = scan_in(&path.join(std::ffi::OsStr::from_bytes(&name)), Some(&this), exact_times)?;
             list.push((name, child));
         }
         return Ok(InputNode::Dir { entries: Entries::from_unsorted(list), meta });

@@ -194,8 +194,10 @@ struct Flat<'a> {
     node: &'a InputNode,
     name: &'a [u8],
     /// Children indexes (directories only), in name order.
-    children: Vec<usize>,
-    parent: usize,
+    children: Box<[usize]>,
+    /// The parent's index (`u32::MAX` for the root; the inode count, checked after
+    /// flattening, keeps every index within 32 bits). 48 bytes a node in all.
+    parent: u32,
     inode_number: u32,
 }
 
@@ -548,7 +550,8 @@ fn flatten<'a>(
     path: &mut String,
 ) -> Result<usize, WriteError> {
     let me = flat.len();
-    flat.push(Flat { node, name, children: Vec::new(), parent, inode_number: 0 });
+    let parent = u32::try_from(parent).unwrap_or(u32::MAX);
+    flat.push(Flat { node, name, children: Box::default(), parent, inode_number: 0 });
     match node {
         InputNode::Dir { entries, .. } => {
             let mut children = Vec::with_capacity(entries.len());
@@ -560,7 +563,7 @@ fn flatten<'a>(
                 children.push(flatten(child, n, me, flat, path)?);
                 path.truncate(len);
             }
-            flat[me].children = children;
+            flat[me].children = children.into_boxed_slice();
         }
         InputNode::Symlink { target, .. } => {
             if target.is_empty() || target.len() > 4095 {
@@ -621,7 +624,7 @@ fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
 fn top_level_entries(flat: &[Flat<'_>]) -> Vec<usize> {
     let mut top = vec![0; flat.len()];
     for (i, f) in flat.iter().enumerate().skip(1) {
-        top[i] = if f.parent == 0 { i } else { top[f.parent] };
+        top[i] = if f.parent == 0 { i } else { top[f.parent as usize] };
     }
     top
 }
@@ -856,9 +859,10 @@ struct SmallFiles<'s, 'f> {
     /// Items up to this index have been scheduled.
     scheduled: usize,
     ahead: usize,
-    /// (size, first 16 bytes of the sha256) → the first file with them: 32 bytes a file
-    /// (a million small files are common in a store).
-    seen: BTreeMap<(u64, [u8; 16]), usize>,
+    /// (size, first 8 bytes of the sha256) → the first file with them: 16 bytes a file (a
+    /// million small files are common in a store). Small files are below the block size, so
+    /// their size fits 32 bits, as does a file index (the inode count does).
+    seen: BTreeMap<(u32, [u8; 8]), u32>,
 }
 
 impl<'s, 'f> SmallFiles<'s, 'f> {
@@ -906,10 +910,7 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
                     let batch = jobs
                         .into_iter()
                         .map(|(k, data, size)| {
-                            let mut r = Source::open(data, size)?;
-                            let mut bytes = vec![0u8; size as usize];
-                            r.read_exact(&mut bytes)?;
-                            r.finish()?;
+                            let bytes = Source::read_whole(data, size)?;
                             let hash = if dedup { Sha256::digest(&bytes).into() } else { [0; 32] };
                             Ok(SmallFile { k, bytes, hash })
                         })
@@ -938,18 +939,18 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
         if !self.dedup {
             return Ok(None);
         }
-        let mut short = [0u8; 16];
-        short.copy_from_slice(&file.hash[..16]);
-        let key = (file.bytes.len() as u64, short);
-        let Some(&original) = self.seen.get(&key) else {
-            self.seen.insert(key, file.k);
+        let mut short = [0u8; 8];
+        short.copy_from_slice(&file.hash[..8]);
+        let (Ok(size), Ok(k)) = (u32::try_from(file.bytes.len()), u32::try_from(file.k)) else {
             return Ok(None);
         };
+        let Some(&original) = self.seen.get(&(size, short)) else {
+            self.seen.insert((size, short), k);
+            return Ok(None);
+        };
+        let original = original as usize;
         let (data, size) = self.data(original);
-        let mut r = Source::open(data, size)?;
-        let mut bytes = vec![0u8; size as usize];
-        r.read_exact(&mut bytes)?;
-        r.finish()?;
+        let bytes = Source::read_whole(data, size)?;
         Ok((bytes == file.bytes).then_some(original))
     }
 }
@@ -983,7 +984,7 @@ impl<'a> Source<'a> {
             FileData::Host(h) => {
                 if h.size() != size {
                     return Err(WriteError::FileChanged {
-                        path: h.path.clone(),
+                        path: h.path.to_path_buf(),
                         expected: size,
                         found: h.size(),
                     });
@@ -991,6 +992,27 @@ impl<'a> Source<'a> {
                 Ok(Source::Host(h.open()?))
             }
             FileData::Bytes(b) => Ok(Source::Bytes { bytes: b, size, pos: 0 }),
+        }
+    }
+
+    /// The whole contents of a small file source of `size` bytes, checked as [`Self::finish`]
+    /// checks (for host files with the fewest system calls, [`HostFile::read_whole`]).
+    ///
+    /// [`HostFile::read_whole`]: isoforge_host::snapshot::HostFile::read_whole
+    fn read_whole(data: &FileData, size: u64) -> Result<Vec<u8>, WriteError> {
+        match data {
+            FileData::Host(h) if h.size() == size => {
+                let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+                h.read_whole(&mut bytes)?;
+                Ok(bytes)
+            }
+            _ => {
+                let mut r = Source::open(data, size)?;
+                let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+                r.read_exact(&mut bytes)?;
+                r.finish()?;
+                Ok(bytes)
+            }
         }
     }
 
@@ -1413,7 +1435,7 @@ fn write_dir_tree(
             InputNode::Dir { .. } => {
                 let l = &sub_listings[&c];
                 let nlink = 2 + subdir_count(ctx.flat, c);
-                let parent = ctx.flat[ctx.flat[c].parent].inode_number;
+                let parent = ctx.flat[ctx.flat[c].parent as usize].inode_number;
                 (
                     encode_dir(
                         base,
