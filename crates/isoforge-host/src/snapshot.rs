@@ -1,7 +1,7 @@
 //! Input snapshots: a host file is read as the file it was when it was scanned, or not at all.
 //!
-//! A scanner records a [`Snapshot`] of every regular file it lists (device, inode, size, mtime
-//! and ctime, from the same `lstat` that told it the file's type) and keeps it beside the path
+//! A scanner records a [`Snapshot`] of every regular file it lists (device, inode, size and
+//! ctime, from the same `lstat` that told it the file's type) and keeps it beside the path
 //! in a [`HostFile`]. Every reader then goes through a [`SnapshotReader`], which
 //!
 //! - opens the path and `fstat`s the descriptor: another inode, size or time than the
@@ -12,7 +12,7 @@
 //!   shrank is never taken for a file of holes;
 //! - when the reader is done ([`SnapshotReader::finish`]), checks that the path still names the
 //!   same inode and `fstat`s the same descriptor again: any change of size (a byte past the
-//!   recorded size shows as a larger `st_size`), mtime or ctime is an error.
+//!   recorded size shows as a larger `st_size`) or of ctime is an error.
 //!
 //! A file read whole into memory ([`HostFile::read_whole`], the small files that are most of a
 //! store) skips the check at open: the check at the end compares the same descriptor with the
@@ -21,9 +21,12 @@
 //!
 //! Every error names the path and says that it changed while isoforge read it
 //! ([`SnapshotError::Changed`]), so a user can tell a race with another process from a bug.
-//! What this cannot see is a change that leaves size, mtime and ctime as they were (a writer
-//! that restores the times, or one that lands in the same clock tick as the scan on a file
-//! system with coarse timestamps); nothing short of reading the file twice could.
+//! The mtime is not recorded: every write, truncation or `utimes` (which is how a writer would
+//! restore an mtime) also moves the ctime, which no writer can set. What this cannot see is a
+//! change that leaves size and ctime as they were (one that lands in the same clock tick as
+//! the scan on a file system with coarse timestamps, or a clock set back); nothing short of
+//! reading the file twice could. Without the mtime a snapshot is 40 bytes (a million files
+//! are common in a store).
 //!
 //! In binaries built with the `fault-injection` feature every successful read is reported to
 //! [`crate::fault::after_read`], so the tests can change a file at a chosen byte.
@@ -55,7 +58,7 @@ pub struct FileId {
     pub ino: u64,
 }
 
-/// What a scanner saw of a regular file: which file it was, its size and its times. Two
+/// What a scanner saw of a regular file: which file it was, its size and its ctime. Two
 /// snapshots are equal when nothing a reader can check has changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Snapshot {
@@ -63,8 +66,6 @@ pub struct Snapshot {
     pub id: FileId,
     /// Size in bytes.
     pub size: u64,
-    /// Last modification of the contents (`st_mtime`).
-    pub mtime: FileTime,
     /// Last change of the inode, contents or metadata (`st_ctime`).
     pub ctime: FileTime,
 }
@@ -75,7 +76,6 @@ impl Snapshot {
         Snapshot {
             id: FileId { dev: m.dev(), ino: m.ino() },
             size: m.size(),
-            mtime: FileTime { sec: m.mtime(), nsec: m.mtime_nsec() },
             ctime: FileTime { sec: m.ctime(), nsec: m.ctime_nsec() },
         }
     }
@@ -87,7 +87,7 @@ impl Snapshot {
             Some(Change::Replaced { was: self.id, now: now.id })
         } else if self.size != now.size {
             Some(Change::Size { was: self.size, now: now.size })
-        } else if self.mtime != now.mtime || self.ctime != now.ctime {
+        } else if self.ctime != now.ctime {
             Some(Change::Modified)
         } else {
             None
@@ -246,7 +246,7 @@ pub enum Change {
         /// The size now.
         now: u64,
     },
-    /// Same size, but the mtime or ctime moved: written in place, or its metadata changed.
+    /// Same size, but the ctime moved: written in place, or its metadata or times changed.
     #[error("modified (mtime/ctime changed)")]
     Modified,
     /// The path names another file than the one scanned (renamed over, deleted and recreated).
@@ -525,7 +525,10 @@ mod tests {
         let e = r.read_exact(&mut buf).unwrap_err();
         let msg = e.to_string();
         assert_eq!(change(e), Change::Ended { read: 3000, size: 5000 });
-        assert!(msg.contains(&*h.path.to_path_buf().to_string_lossy()) && msg.contains("changed while"), "{msg}");
+        assert!(
+            msg.contains(&*h.path.to_path_buf().to_string_lossy()) && msg.contains("changed while"),
+            "{msg}"
+        );
         // Opened again, the snapshot no longer matches.
         assert_eq!(change(h.open().unwrap_err()), Change::Size { was: 5000, now: 3000 });
     }
@@ -604,6 +607,23 @@ mod tests {
         assert!(matches!(change(h.read_whole(&mut buf).unwrap_err()), Change::Replaced { .. }));
         std::fs::remove_file(&h.path.to_path_buf()).unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Removed);
+    }
+
+    #[test]
+    fn host_paths_split_at_the_last_component_however_built() {
+        let dir: Arc<Path> = Arc::from(Path::new("/nix/store/x-a/bin"));
+        let shared = HostPath::in_dir(&dir, OsStr::new("sh"));
+        assert_eq!(shared, HostPath::new(Path::new("/nix/store/x-a/bin/sh")));
+        assert_eq!(shared.to_path_buf(), Path::new("/nix/store/x-a/bin/sh"));
+        assert_eq!((shared.dir(), shared.name()), (Path::new("/nix/store/x-a/bin"), OsStr::new("sh")));
+        assert_eq!(
+            HostPath::in_dir(&dir, OsStr::new("a/b")),
+            HostPath::new(Path::new("/nix/store/x-a/bin/a/b"))
+        );
+        assert_eq!(HostPath::new(Path::new("/")).to_path_buf(), Path::new("/"));
+        assert_eq!(HostPath::from("rel").to_path_buf(), Path::new("rel"));
+        assert_eq!(HostPath::new(Path::new("a/..")).to_path_buf(), Path::new("a/.."));
+        assert_eq!(shared.to_string(), "/nix/store/x-a/bin/sh");
     }
 
     #[test]

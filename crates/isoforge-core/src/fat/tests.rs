@@ -214,12 +214,8 @@ fn unsupported_entries_are_errors() {
         |source, size| Node { kind: NodeKind::File(FileNode { source, size }), meta: Meta::generated_file() };
     let mut d = Dir::default();
     // Planned, never opened: a made-up snapshot of a 5 GiB file.
-    let snapshot = Snapshot {
-        id: FileId { dev: 0, ino: 0 },
-        size: 5 << 30,
-        mtime: FileTime { sec: 1, nsec: 0 },
-        ctime: FileTime { sec: 1, nsec: 0 },
-    };
+    let snapshot =
+        Snapshot { id: FileId { dev: 0, ino: 0 }, size: 5 << 30, ctime: FileTime { sec: 1, nsec: 0 } };
     let huge = HostFile { path: "/nonexistent".into(), snapshot };
     d.entries.insert(b"huge".to_vec(), file(FileSource::Host(huge), 5 << 30));
     let node = Node { kind: NodeKind::Dir(d), meta: Meta::implicit_dir() };
