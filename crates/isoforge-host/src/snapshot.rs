@@ -511,7 +511,7 @@ mod tests {
     fn unchanged_file_reads_whole() {
         let d = tempfile::tempdir().unwrap();
         let h = old_file(d.path(), "f", 5000);
-        assert_eq!(read_all(&h).unwrap(), std::fs::read(&h.path.to_path_buf()).unwrap());
+        assert_eq!(read_all(&h).unwrap(), std::fs::read(h.path.to_path_buf()).unwrap());
     }
 
     #[test]
@@ -521,7 +521,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 2000];
         r.read_exact(&mut buf).unwrap();
-        File::options().write(true).open(&h.path.to_path_buf()).unwrap().set_len(3000).unwrap();
+        File::options().write(true).open(h.path.to_path_buf()).unwrap().set_len(3000).unwrap();
         let e = r.read_exact(&mut buf).unwrap_err();
         let msg = e.to_string();
         assert_eq!(change(e), Change::Ended { read: 3000, size: 5000 });
@@ -540,7 +540,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 5000];
         r.read_exact(&mut buf).unwrap();
-        File::options().append(true).open(&h.path.to_path_buf()).unwrap().write_all(b"more").unwrap();
+        File::options().append(true).open(h.path.to_path_buf()).unwrap().write_all(b"more").unwrap();
         let e = r.finish().unwrap_err();
         assert_eq!(change(e), Change::Grew { size: 5000 });
         // Reading past the recorded size is refused, not attempted.
@@ -556,7 +556,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 5000];
         r.read_exact(&mut buf).unwrap();
-        let f = File::options().write(true).open(&h.path.to_path_buf()).unwrap();
+        let f = File::options().write(true).open(h.path.to_path_buf()).unwrap();
         f.write_all_at(b"XXXX", 0).unwrap();
         drop(f);
         let e = r.finish().unwrap_err();
@@ -579,7 +579,7 @@ mod tests {
         assert!(matches!(change(e), Change::Replaced { .. }));
         // Before the first read, too.
         assert!(matches!(change(h.open().unwrap_err()), Change::Replaced { .. }));
-        std::fs::remove_file(&h.path.to_path_buf()).unwrap();
+        std::fs::remove_file(h.path.to_path_buf()).unwrap();
         assert_eq!(change(h.open().unwrap_err()), Change::Removed);
     }
 
@@ -589,23 +589,23 @@ mod tests {
         let h = old_file(d.path(), "f", 5000);
         let mut buf = vec![0u8; 5000];
         h.read_whole(&mut buf).unwrap();
-        assert_eq!(buf, std::fs::read(&h.path.to_path_buf()).unwrap());
+        assert_eq!(buf, std::fs::read(h.path.to_path_buf()).unwrap());
         assert!(matches!(h.read_whole(&mut [0u8; 10]), Err(SnapshotError::Io { .. })));
 
         // Changed before it was opened: grown, rewritten in place, shrunk, replaced, removed.
-        File::options().append(true).open(&h.path.to_path_buf()).unwrap().write_all(b"more").unwrap();
+        File::options().append(true).open(h.path.to_path_buf()).unwrap().write_all(b"more").unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Grew { size: 5000 });
         let h = old_file(d.path(), "g", 5000);
-        File::options().write(true).open(&h.path.to_path_buf()).unwrap().write_all_at(b"XXXX", 0).unwrap();
+        File::options().write(true).open(h.path.to_path_buf()).unwrap().write_all_at(b"XXXX", 0).unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Modified);
         let h = old_file(d.path(), "s", 5000);
-        File::options().write(true).open(&h.path.to_path_buf()).unwrap().set_len(3000).unwrap();
+        File::options().write(true).open(h.path.to_path_buf()).unwrap().set_len(3000).unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Ended { read: 3000, size: 5000 });
         let h = old_file(d.path(), "r", 5000);
         std::fs::write(d.path().join("new"), &buf[..4000]).unwrap();
         std::fs::rename(d.path().join("new"), &h.path.to_path_buf()).unwrap();
         assert!(matches!(change(h.read_whole(&mut buf).unwrap_err()), Change::Replaced { .. }));
-        std::fs::remove_file(&h.path.to_path_buf()).unwrap();
+        std::fs::remove_file(h.path.to_path_buf()).unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Removed);
     }
 
@@ -660,7 +660,7 @@ mod tests {
         let mut r = h.open().unwrap();
         let mut buf = vec![0u8; 1 << 20];
         r.read_exact(&mut buf).unwrap();
-        File::options().write(true).open(&h.path.to_path_buf()).unwrap().set_len(1000).unwrap();
+        File::options().write(true).open(h.path.to_path_buf()).unwrap().set_len(1000).unwrap();
         // Past the new end SEEK_DATA finds no data: that is the file having shrunk, not a hole.
         let e = r.skip_hole(1 << 20).unwrap_err();
         assert_eq!(change(e), Change::Size { was: 3 << 20, now: 1000 });
