@@ -573,7 +573,7 @@ mod tests {
         r.read_exact(&mut buf).unwrap();
         let tmp = d.path().join("new");
         std::fs::write(&tmp, &buf).unwrap();
-        std::fs::rename(&tmp, &h.path.to_path_buf()).unwrap();
+        std::fs::rename(&tmp, h.path.to_path_buf()).unwrap();
         let e = r.finish().unwrap_err();
         assert!(e.to_string().contains("replaced by another file (inode "), "{e}");
         assert!(matches!(change(e), Change::Replaced { .. }));
@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Ended { read: 3000, size: 5000 });
         let h = old_file(d.path(), "r", 5000);
         std::fs::write(d.path().join("new"), &buf[..4000]).unwrap();
-        std::fs::rename(d.path().join("new"), &h.path.to_path_buf()).unwrap();
+        std::fs::rename(d.path().join("new"), h.path.to_path_buf()).unwrap();
         assert!(matches!(change(h.read_whole(&mut buf).unwrap_err()), Change::Replaced { .. }));
         std::fs::remove_file(h.path.to_path_buf()).unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Removed);
