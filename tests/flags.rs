@@ -105,8 +105,14 @@ const STORE: [&str; 4] = ["--store-root", "root", "--epoch", "1700000000"];
 #[test]
 fn compression_flag_spec_default() {
     let f = Fixture::new();
-    let zstd3 = f.spec("zstd3", r#", "squashfsContents": "paths.txt", "squashfsCompression": "zstd -Xcompression-level 3""#);
-    let zstd19 = f.spec("zstd19", r#", "squashfsContents": "paths.txt", "squashfsCompression": "zstd -Xcompression-level 19""#);
+    let zstd3 = f.spec(
+        "zstd3",
+        r#", "squashfsContents": "paths.txt", "squashfsCompression": "zstd -Xcompression-level 3""#,
+    );
+    let zstd19 = f.spec(
+        "zstd19",
+        r#", "squashfsContents": "paths.txt", "squashfsCompression": "zstd -Xcompression-level 19""#,
+    );
 
     // No flag: the spec's value.
     let spec_only = f.build("spec-only", &[&["--spec", &zstd3][..], &STORE].concat());
@@ -133,7 +139,8 @@ fn compression_flag_spec_default() {
     // A closure from the flag with a spec that names a compression but no closure: the spec's
     // compression; with a spec that names neither: the library's default.
     let only_comp = f.spec("only-comp", r#", "squashfsCompression": "zstd -Xcompression-level 3""#);
-    let from_flag = f.build("from-flag", &[&["--spec", &only_comp, "--closure", "paths.txt"][..], &STORE].concat());
+    let from_flag =
+        f.build("from-flag", &[&["--spec", &only_comp, "--closure", "paths.txt"][..], &STORE].concat());
     assert_eq!(sha256_file(&from_flag), sha256_file(&spec_only));
     let bare = f.spec("bare", "");
     let from_flag = f.build("bare", &[&["--spec", &bare, "--closure", "paths.txt"][..], &STORE].concat());
@@ -143,7 +150,10 @@ fn compression_flag_spec_default() {
 #[test]
 fn block_size_flag_spec_default() {
     let f = Fixture::new();
-    let small = f.spec("small", r#", "squashfsContents": "paths.txt", "blockSize": 131072, "squashfsCompression": "zstd""#);
+    let small = f.spec(
+        "small",
+        r#", "squashfsContents": "paths.txt", "blockSize": 131072, "squashfsCompression": "zstd""#,
+    );
     let plain = f.spec("plain", r#", "squashfsContents": "paths.txt", "squashfsCompression": "zstd""#);
 
     let spec_only = f.build("spec-only", &[&["--spec", &small][..], &STORE].concat());
@@ -176,11 +186,25 @@ fn efi_serial_flag_spec_default() {
     assert_eq!(fat_serial(&default), 0x1234_5678);
     assert_eq!(sha256_file(&flag), sha256_file(&default));
     // Flags alone: the default, or the flag.
-    let flags = f.build("flags", &["--volume-id", "SPEC", "--graft", "/=tree", "--efi-dir", "efi", "--epoch", "1700000000"]);
+    let flags = f.build(
+        "flags",
+        &["--volume-id", "SPEC", "--graft", "/=tree", "--efi-dir", "efi", "--epoch", "1700000000"],
+    );
     assert_eq!(sha256_file(&flags), sha256_file(&default));
     let flags = f.build(
         "flags-serial",
-        &["--volume-id", "SPEC", "--graft", "/=tree", "--efi-dir", "efi", "--efi-serial", "0xdeadbeef", "--epoch", "1700000000"],
+        &[
+            "--volume-id",
+            "SPEC",
+            "--graft",
+            "/=tree",
+            "--efi-dir",
+            "efi",
+            "--efi-serial",
+            "0xdeadbeef",
+            "--epoch",
+            "1700000000",
+        ],
     );
     assert_eq!(sha256_file(&flags), sha256_file(&spec_only));
 }
@@ -190,7 +214,8 @@ fn efi_serial_flag_spec_default() {
 fn boot_info_table_last_wins() {
     let f = Fixture::new();
     write_file(&f.path("tree/boot/loader.bin"), vec![0x90u8; 4096]);
-    let base = ["--volume-id", "V", "--graft", "/=tree", "--bios-boot", "boot/loader.bin", "--epoch", "1700000000"];
+    let base =
+        ["--volume-id", "V", "--graft", "/=tree", "--bios-boot", "boot/loader.bin", "--epoch", "1700000000"];
     let with = f.build("with", &base);
     let on = f.build("on", &[&base[..], &["--no-boot-info-table", "--boot-info-table"]].concat());
     let off = f.build("off", &[&base[..], &["--boot-info-table", "--no-boot-info-table"]].concat());

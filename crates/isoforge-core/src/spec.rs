@@ -333,7 +333,11 @@ impl RawSpec {
 }
 
 /// Converts the value of `key`; `null` counts as absent.
-fn typed<T: DeserializeOwned>(v: Value, key: &'static str, expected: &'static str) -> Result<Option<T>, SpecError> {
+fn typed<T: DeserializeOwned>(
+    v: Value,
+    key: &'static str,
+    expected: &'static str,
+) -> Result<Option<T>, SpecError> {
     if v.is_null() {
         return Ok(None);
     }
@@ -510,7 +514,8 @@ impl SpecFile {
             return Err(SpecError::Syntax(format!("the top level is {}", json_kind(&value))));
         };
         let raw = RawSpec::from_map(map)?;
-        let iso_name = typed::<String>(raw.iso_name, "isoName", "a string")?.unwrap_or(DEFAULT_ISO_NAME.into());
+        let iso_name =
+            typed::<String>(raw.iso_name, "isoName", "a string")?.unwrap_or(DEFAULT_ISO_NAME.into());
         let volume_id = typed::<String>(raw.volume_id, "volumeID", "a string")?;
         let contents: Vec<Value> =
             typed(raw.contents, "contents", "a list of { source, target }")?.unwrap_or_default();
@@ -587,7 +592,8 @@ impl SpecFile {
             non_empty(typed(raw.efi_boot_image, "efiBootImage", "a path in the image (string)")?);
         let usb_bootable = typed::<bool>(raw.usb_bootable, "usbBootable", "a boolean")?.unwrap_or(false);
         let mbr = non_empty(typed(raw.isohybrid_mbr_image, "isohybridMbrImage", "a host path (string)")?);
-        let compress_image = typed::<bool>(raw.compress_image, "compressImage", "a boolean")?.unwrap_or(false);
+        let compress_image =
+            typed::<bool>(raw.compress_image, "compressImage", "a boolean")?.unwrap_or(false);
         let efi_dir = non_empty(typed(raw.efi_dir, "efiDir", "a host path (string)")?).map(PathBuf::from);
         let layout = typed::<String>(raw.layout, "layout", "\"nixos\", \"gpt\" or \"none\"")?
             .map(|s| s.parse::<Layout>().map_err(|e| invalid("layout", e)))
@@ -596,9 +602,12 @@ impl SpecFile {
         let gpt_disk_guid = typed::<String>(raw.gpt_disk_guid, "gptDiskGuid", "a GUID string")?
             .map(|s| Guid::parse(&s).map_err(|e| invalid("gptDiskGuid", e.to_string())))
             .transpose()?;
-        let sort_weights =
-            typed::<BTreeMap<String, i32>>(raw.sort_weights, "sortWeights", "an attribute set of whole numbers")?
-                .unwrap_or_default();
+        let sort_weights = typed::<BTreeMap<String, i32>>(
+            raw.sort_weights,
+            "sortWeights",
+            "an attribute set of whole numbers",
+        )?
+        .unwrap_or_default();
         let threads = typed::<usize>(raw.threads, "threads", "a whole number")?;
         let sha256 = typed::<bool>(raw.sha256, "sha256", "a boolean")?.unwrap_or(false);
         let efi_serial = typed::<String>(raw.efi_serial, "efiSerial", "a hex string like \"12345678\"")?
@@ -681,7 +690,10 @@ impl SpecFile {
             (Some(dir), true) => Some(EfiSpec {
                 dir: dir.clone(),
                 image_path: efi_path.unwrap_or_else(|| DEFAULT_EFI_IMAGE.to_string()),
-                fat: FatOptions { serial: self.efi_serial.unwrap_or(DEFAULT_SERIAL), ..FatOptions::new(epoch) },
+                fat: FatOptions {
+                    serial: self.efi_serial.unwrap_or(DEFAULT_SERIAL),
+                    ..FatOptions::new(epoch)
+                },
             }),
             (None, true) => {
                 iso.efi_boot = efi_path.map(|image| EfiBoot { image });
@@ -707,7 +719,8 @@ impl SpecFile {
         };
         let compression = match self.squashfs_compression {
             Some(c) => c,
-            None => parse_compression(DEFAULT_SQUASHFS_COMPRESSION).map_err(|e| invalid("squashfsCompression", e))?,
+            None => parse_compression(DEFAULT_SQUASHFS_COMPRESSION)
+                .map_err(|e| invalid("squashfsCompression", e))?,
         };
         let store = closure.map(|closure| {
             let mut s = StoreSpec::new(closure);
@@ -809,18 +822,27 @@ mod tests {
         assert_eq!(s.block_size, Some(1 << 17));
         assert_eq!(s.efi_serial, Some(0xdead_beef));
         // The dictionary percentage is of the spec's block size.
-        assert_eq!(s.squashfs_compression, Some(Compression::Xz { dict_size: Some(1 << 16), x86_bcj: false }));
+        assert_eq!(
+            s.squashfs_compression,
+            Some(Compression::Xz { dict_size: Some(1 << 16), x86_bcj: false })
+        );
         let i = s.image_spec(Epoch(1)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(i.store.map(|s| s.squashfs.block_size), Some(1 << 17));
         assert_eq!(i.efi.map(|e| e.fat.serial), Some(0xdead_beef));
         let e = err(r#"{"volumeID": "X", "blockSize": 3000}"#);
         assert_eq!(e.to_string(), "spec key \"blockSize\": 3000 is not a power of two from 4096 to 1048576");
         let e = err(r#"{"volumeID": "X", "blockSize": "1M"}"#);
-        assert_eq!(e.to_string(), "spec key \"blockSize\": expected a whole number of bytes, found string \"1M\"");
+        assert_eq!(
+            e.to_string(),
+            "spec key \"blockSize\": expected a whole number of bytes, found string \"1M\""
+        );
         let e = err(r#"{"volumeID": "X", "efiSerial": "xyz"}"#);
         assert_eq!(e.to_string(), "spec key \"efiSerial\": serial \"xyz\": not a hex number");
         let e = err(r#"{"volumeID": "X", "efiSerial": 5}"#);
-        assert_eq!(e.to_string(), "spec key \"efiSerial\": expected a hex string like \"12345678\", found number 5");
+        assert_eq!(
+            e.to_string(),
+            "spec key \"efiSerial\": expected a hex string like \"12345678\", found number 5"
+        );
         // Without the keys: the defaults.
         let s = SpecFile::from_json(r#"{"volumeID": "X", "efiBootable": true, "efiDir": "efi"}"#)
             .unwrap_or_else(|e| panic!("{e}"));

@@ -103,7 +103,12 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<BuildPlan> {
 }
 
 /// Applies the flags given to `image` (the spec file's, or the defaults).
-fn apply(args: &BuildArgs, file: Option<&SpecFile>, image: &mut ImageSpec, epoch: Epoch) -> anyhow::Result<()> {
+fn apply(
+    args: &BuildArgs,
+    file: Option<&SpecFile>,
+    image: &mut ImageSpec,
+    epoch: Epoch,
+) -> anyhow::Result<()> {
     let iso = &mut image.iso;
     set(&mut iso.volume_id, &args.volume_id);
     set(&mut iso.application_id, &args.app_id);
@@ -203,9 +208,7 @@ fn apply_store(args: &StoreArgs, spec: &mut StoreSpec) {
 
 /// The block cache: `--cache`, else `$ISOFORGE_CACHE` when set and not empty.
 fn cache_dir(args: &StoreArgs) -> Option<PathBuf> {
-    args.cache
-        .clone()
-        .or_else(|| std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+    args.cache.clone().or_else(|| std::env::var_os(CACHE_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
 }
 
 /// `*target = value` when the value is given.
@@ -243,4 +246,123 @@ fn sort_weights(args: &[String]) -> anyhow::Result<BTreeMap<String, i32>> {
 fn normalise(path: &str) -> String {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     format!("/{}", parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+    use isoforge_core::closure::ClosureOptions;
+    use isoforge_core::fat::{DEFAULT_LABEL, DEFAULT_SERIAL};
+    use isoforge_core::iso9660::plan::DEFAULT_BOOT_CATALOG;
+    use isoforge_squashfs::Compression;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        build: BuildArgs,
+    }
+
+    fn args(argv: &[&str]) -> BuildArgs {
+        match Cli::try_parse_from(std::iter::once("isoforge-build").chain(argv.iter().copied())) {
+            Ok(cli) => cli.build,
+            Err(e) => panic!("{argv:?}: {e}"),
+        }
+    }
+
+    fn plan(argv: &[&str]) -> BuildPlan {
+        build(&args(argv)).unwrap_or_else(|e| panic!("{argv:?}: {e:#}"))
+    }
+
+    fn squashfs(p: &BuildPlan) -> isoforge_squashfs::Options {
+        p.image.store.as_ref().map(|s| s.squashfs).unwrap_or_else(|| panic!("no store"))
+    }
+
+    const BASE: [&str; 6] = ["-o", "x.iso", "--volume-id", "V", "--closure", "c"];
+
+    #[test]
+    fn flags_over_defaults() {
+        let p = plan(&BASE);
+        assert_eq!(squashfs(&p), isoforge_squashfs::Options::default());
+        assert_eq!(p.image.iso.boot_catalog, DEFAULT_BOOT_CATALOG);
+        let p = plan(&[&BASE[..], &["--compression", "zstd:3", "--block-size", "128K"]].concat());
+        assert_eq!(squashfs(&p).compression, Compression::Zstd { level: 3 });
+        assert_eq!(squashfs(&p).block_size, 128 << 10);
+        let p = plan(&[&BASE[..], &["--efi-dir", "e", "--efi-serial", "1-2"]].concat());
+        assert_eq!(p.image.efi.map(|e| (e.fat.serial, e.fat.label)), Some((0x12, DEFAULT_LABEL.to_string())));
+    }
+
+    #[test]
+    fn flags_over_the_spec_over_defaults() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let spec = dir.path().join("s.json");
+        let text = r#"{"volumeID": "S", "squashfsContents": "c", "squashfsCompression": "zstd -Xcompression-level 3",
+                      "blockSize": 65536, "efiBootable": true, "efiDir": "e", "efiSerial": "abcd0123"}"#;
+        std::fs::write(&spec, text).unwrap_or_else(|e| panic!("{e}"));
+        let spec = spec.to_string_lossy().into_owned();
+        let p = plan(&["-o", "x.iso", "--spec", &spec]);
+        assert_eq!(squashfs(&p).compression, Compression::Zstd { level: 3 });
+        assert_eq!(squashfs(&p).block_size, 1 << 16);
+        assert_eq!(p.image.efi.as_ref().map(|e| e.fat.serial), Some(0xabcd_0123));
+        assert_eq!(p.image.iso.volume_id, "S");
+        let p = plan(&[
+            "-o",
+            "x.iso",
+            "--spec",
+            &spec,
+            "--compression",
+            "zstd:19",
+            "--block-size",
+            "1M",
+            "--efi-serial",
+            "12345678",
+            "--volume-id",
+            "F",
+        ]);
+        assert_eq!(squashfs(&p), isoforge_squashfs::Options::default());
+        assert_eq!(p.image.efi.as_ref().map(|e| e.fat.serial), Some(DEFAULT_SERIAL));
+        assert_eq!(p.image.iso.volume_id, "F");
+        // A closure from the flag keeps the spec's squashfs keys.
+        let p = plan(&["-o", "x.iso", "--spec", &spec, "--closure", "other"]);
+        assert_eq!(p.image.store.as_ref().map(|s| s.closure.clone()), Some(PathBuf::from("other")));
+        assert_eq!(squashfs(&p).compression, Compression::Zstd { level: 3 });
+    }
+
+    #[test]
+    fn boot_info_table_is_tri_state() {
+        let b = ["-o", "x.iso", "--volume-id", "V", "--bios-boot", "b"];
+        let table =
+            |extra: &[&str]| plan(&[&b[..], extra].concat()).image.iso.bios_boot.map(|b| b.boot_info_table);
+        assert_eq!(table(&[]), Some(true));
+        assert_eq!(table(&["--no-boot-info-table"]), Some(false));
+        assert_eq!(table(&["--no-boot-info-table", "--boot-info-table"]), Some(true));
+        assert_eq!(table(&["--boot-info-table", "--no-boot-info-table"]), Some(false));
+    }
+
+    /// The defaults the help names are the library's.
+    #[test]
+    fn help_names_the_library_defaults() {
+        let cmd = Cli::command();
+        let help = |id: &str| {
+            cmd.get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_else(|| panic!("no help for {id}"))
+        };
+        assert!(help("efi_serial").contains(&format!("else {DEFAULT_SERIAL:08x}")));
+        assert!(help("efi_label").contains(&format!("default `{DEFAULT_LABEL}`")));
+        assert!(help("efi_image").contains(&format!("else `{DEFAULT_EFI_IMAGE}`")));
+        assert!(help("boot_catalog").contains(&format!("default `{DEFAULT_BOOT_CATALOG}`")));
+        assert!(help("boot_load_size").contains(&format!("default {DEFAULT_BOOT_LOAD_SIZE}")));
+        assert!(help("store_dir").contains(&format!("default `{}`", ClosureOptions::default().store_dir)));
+        assert!(help("store_root")
+            .contains(&format!("default `{}`", ClosureOptions::default().store_root.display())));
+        let defaults = isoforge_squashfs::Options::default();
+        assert!(help("compression").contains("else zstd:19"));
+        assert_eq!("zstd:19".parse::<Compression>(), Ok(defaults.compression));
+        assert!(help("block_size").contains("else 1M"));
+        assert_eq!(defaults.block_size, 1 << 20);
+    }
 }
