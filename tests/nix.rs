@@ -292,7 +292,7 @@ fn spec_errors_name_the_key() {
     for (json, message) in [
         (
             r#"{"volumeID": "X", "isoNmae": "x.iso"}"#,
-            r#"unknown key "isoNmae" in the spec (known keys: isoName, volumeID, contents, squashfsContents, squashfsCompression, bootable, bootImage, efiBootable, efiBootImage, usbBootable, isohybridMbrImage, compressImage, efiDir, layout, epoch, gptDiskGuid, sortWeights, threads, sha256)"#,
+            r#"unknown key "isoNmae" in the spec (known keys: isoName, volumeID, contents, squashfsContents, squashfsCompression, bootable, bootImage, efiBootable, efiBootImage, usbBootable, isohybridMbrImage, compressImage, efiDir, layout, epoch, gptDiskGuid, sortWeights, threads, sha256, blockSize, efiSerial)"#,
         ),
         (
             r#"{"volumeID": "X", "compressImage": "yes"}"#,

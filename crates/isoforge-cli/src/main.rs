@@ -4,6 +4,7 @@
 //! and 1 is kept for "differences/problems found" answers of `diff` and `verify`.
 
 mod cmd;
+mod flags;
 
 use clap::{Parser, Subcommand};
 
@@ -18,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build an ISO image.
-    Build(Box<cmd::build::BuildArgs>),
+    Build(Box<flags::low::BuildArgs>),
     /// Build a FAT image (an EFI system partition) from a directory.
     Fat(cmd::fat::FatArgs),
     /// Build the store squashfs (closure + nix-path-registration) alone.

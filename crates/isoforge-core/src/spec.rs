@@ -5,10 +5,13 @@
 //! `volumeID`, `contents`, `squashfsContents`, `squashfsCompression`, `bootable`, `bootImage`,
 //! `efiBootable`, `efiBootImage`, `usbBootable`, `isohybridMbrImage`, `compressImage`), so that a
 //! derivation can pass its arguments through `builtins.toJSON` unchanged, plus isoforge's own
-//! (`efiDir`, `layout`, `epoch`, `gptDiskGuid`, `sortWeights`, `threads`, `sha256`).
+//! (`efiDir`, `layout`, `epoch`, `gptDiskGuid`, `sortWeights`, `threads`, `sha256`,
+//! `blockSize`, `efiSerial`).
 //! `docs/spec-file.md` documents every key, its default and where it differs from nixpkgs.
 //!
-//! Errors name the key: an unknown key ([`SpecError::UnknownKey`]), a value of the wrong type
+//! The top level is deserialized with serde (`deny_unknown_fields`) into one JSON value per
+//! known key, and each value is then converted on its own, so that errors name the key: an
+//! unknown key ([`SpecError::UnknownKey`]), a value of the wrong type
 //! ([`SpecError::WrongType`]), a missing required key ([`SpecError::Missing`]) or a value that
 //! does not fit ([`SpecError::Invalid`]).
 //!
@@ -36,19 +39,21 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::marker::PhantomData;
+
 use isoforge_squashfs::Compression;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::de::value::MapDeserializer;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::closure::ClosureOptions;
-use crate::fat::FatOptions;
+use crate::fat::{FatOptions, DEFAULT_SERIAL};
 use crate::image::{EfiSpec, Graft, HybridSpec, ImageSpec, DEFAULT_EFI_IMAGE};
 use crate::iso9660::plan::{BiosBoot, EfiBoot, IsoOptions, DEFAULT_BOOT_LOAD_SIZE};
 use crate::part::gpt::Guid;
 use crate::part::layout::Layout;
-use crate::store::{StoreSpec, DEFAULT_SQUASHFS_PATH};
+use crate::store::StoreSpec;
 use crate::time::Epoch;
 
 /// `isoName`'s default, as in make-iso9660-image.nix.
@@ -77,6 +82,8 @@ pub const KEYS: &[&str] = &[
     "sortWeights",
     "threads",
     "sha256",
+    "blockSize",
+    "efiSerial",
 ];
 
 /// Errors reading a spec file or mapping it onto an image; each names the key.
@@ -162,8 +169,10 @@ pub struct SpecFile {
     pub contents: Vec<Content>,
     /// `squashfsContents`: the store closure; `null` or `[]` for none.
     pub squashfs_contents: Option<SquashfsContents>,
-    /// `squashfsCompression`: parsed from nixpkgs' mksquashfs syntax; `null` is no compression.
-    pub squashfs_compression: Compression,
+    /// `squashfsCompression`: parsed from nixpkgs' mksquashfs syntax; `null` is
+    /// [`Compression::None`]; `None` when the key is absent (the squashfs of `squashfsContents`
+    /// then uses nixpkgs' [`DEFAULT_SQUASHFS_COMPRESSION`]).
+    pub squashfs_compression: Option<Compression>,
     /// `bootable` + `bootImage`: the BIOS boot file's path in the image.
     pub boot_image: Option<String>,
     /// `efiBootable`.
@@ -189,6 +198,11 @@ pub struct SpecFile {
     pub threads: Option<usize>,
     /// `sha256`: also write `<file>.sha256` (only with an output directory).
     pub sha256: bool,
+    /// `blockSize`: the squashfs block size in bytes (default [`BLOCK_SIZE`], nixpkgs' 1 MiB).
+    pub block_size: Option<u32>,
+    /// `efiSerial`: the volume serial of the FAT image built from `efiDir` (default
+    /// [`DEFAULT_SERIAL`]).
+    pub efi_serial: Option<u32>,
 }
 
 fn json_kind(v: &Value) -> String {
@@ -202,25 +216,139 @@ fn json_kind(v: &Value) -> String {
     }
 }
 
-/// Takes `key` out of `map` and converts it; `null` counts as absent.
-fn take<T: DeserializeOwned>(
-    map: &mut Map<String, Value>,
+/// The spec file as its JSON gives it: every key isoforge knows, each value still JSON
+/// (`null` when the key is absent, except `squashfsCompression`, whose `null` means "no
+/// compression"). `deny_unknown_fields` makes a misspelt key an error naming it
+/// ([`SpecError::UnknownKey`]); [`SpecFile::from_json`] then converts each value with an error
+/// naming its key and the type it takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSpec {
+    #[serde(rename = "isoName")]
+    iso_name: Value,
+    #[serde(rename = "volumeID")]
+    volume_id: Value,
+    contents: Value,
+    #[serde(rename = "squashfsContents")]
+    squashfs_contents: Value,
+    #[serde(rename = "squashfsCompression", deserialize_with = "present")]
+    squashfs_compression: Option<Value>,
+    bootable: Value,
+    #[serde(rename = "bootImage")]
+    boot_image: Value,
+    #[serde(rename = "efiBootable")]
+    efi_bootable: Value,
+    #[serde(rename = "efiBootImage")]
+    efi_boot_image: Value,
+    #[serde(rename = "usbBootable")]
+    usb_bootable: Value,
+    #[serde(rename = "isohybridMbrImage")]
+    isohybrid_mbr_image: Value,
+    #[serde(rename = "compressImage")]
+    compress_image: Value,
+    #[serde(rename = "efiDir")]
+    efi_dir: Value,
+    layout: Value,
+    epoch: Value,
+    #[serde(rename = "gptDiskGuid")]
+    gpt_disk_guid: Value,
+    #[serde(rename = "sortWeights")]
+    sort_weights: Value,
+    threads: Value,
+    sha256: Value,
+    #[serde(rename = "blockSize")]
+    block_size: Value,
+    #[serde(rename = "efiSerial")]
+    efi_serial: Value,
+}
+
+/// A key that is present, even with `null`: `Some(value)`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The error of deserializing the top level into [`RawSpec`]: the unknown key, kept apart
+/// from serde's words so that [`SpecError::UnknownKey`] can name it.
+#[derive(Debug)]
+enum TopLevelError {
+    UnknownKey(String),
+    Other(String),
+}
+
+impl std::fmt::Display for TopLevelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopLevelError::UnknownKey(k) => write!(f, "unknown key {k:?}"),
+            TopLevelError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for TopLevelError {}
+
+impl de::Error for TopLevelError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        TopLevelError::Other(msg.to_string())
+    }
+
+    fn unknown_field(field: &str, _expected: &'static [&'static str]) -> Self {
+        TopLevelError::UnknownKey(field.to_string())
+    }
+}
+
+/// A JSON value as a deserializer with the error type `E` (serde_json's own deserializer of a
+/// [`Value`] only has [`serde_json::Error`]).
+struct JsonValue<E>(Value, PhantomData<E>);
+
+impl<'de, E: de::Error> IntoDeserializer<'de, E> for JsonValue<E> {
+    type Deserializer = JsonValue<E>;
+
+    fn into_deserializer(self) -> JsonValue<E> {
+        self
+    }
+}
+
+impl<'de, E: de::Error> Deserializer<'de> for JsonValue<E> {
+    type Error = E;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, E> {
+        self.0.deserialize_any(visitor).map_err(E::custom)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+impl RawSpec {
+    fn from_map(map: Map<String, Value>) -> Result<RawSpec, SpecError> {
+        let de = MapDeserializer::new(map.into_iter().map(|(k, v)| (k, JsonValue(v, PhantomData))));
+        RawSpec::deserialize(de).map_err(|e| match e {
+            TopLevelError::UnknownKey(key) => SpecError::UnknownKey { key, known: KEYS.join(", ") },
+            TopLevelError::Other(m) => SpecError::Syntax(m),
+        })
+    }
+}
+
+/// Converts the value of `key`; `null` counts as absent.
+fn typed<T: DeserializeOwned>(
+    v: Value,
     key: &'static str,
     expected: &'static str,
 ) -> Result<Option<T>, SpecError> {
-    match map.remove(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => {
-            let found = json_kind(&v);
-            serde_json::from_value(v).map(Some).map_err(|e| {
-                let why = e.to_string();
-                // A type mismatch names the value's kind; anything else (an unknown field of a
-                // nested object, a number out of range) is serde's message.
-                let found = if why.starts_with("invalid type") { found } else { why };
-                SpecError::WrongType { key: key.to_string(), expected, found }
-            })
-        }
+    if v.is_null() {
+        return Ok(None);
     }
+    let found = json_kind(&v);
+    serde_json::from_value(v).map(Some).map_err(|e| {
+        let why = e.to_string();
+        // A type mismatch names the value's kind; anything else (an unknown field of a
+        // nested object, a number out of range) is serde's message.
+        let found = if why.starts_with("invalid type") { found } else { why };
+        SpecError::WrongType { key: key.to_string(), expected, found }
+    })
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
@@ -240,6 +368,12 @@ fn invalid(key: &str, why: impl Into<String>) -> SpecError {
 /// `zstd [-Xcompression-level N]`, `xz [-Xdict-size N%|BYTES|NK|NM] [-Xbcj x86]`,
 /// `gzip [-Xcompression-level N]`, `lz4`. Options isoforge does not implement are errors.
 pub fn parse_compression(text: &str) -> Result<Compression, String> {
+    parse_compression_of(text, BLOCK_SIZE)
+}
+
+/// [`parse_compression`] for squashfs blocks of `block_size` bytes: an xz `-Xdict-size N%` is
+/// a share of the block size, as in mksquashfs.
+pub fn parse_compression_of(text: &str, block_size: u32) -> Result<Compression, String> {
     let mut words = text.split_whitespace();
     let algo = words.next().ok_or("empty compression (use null for none)")?;
     let opts: Vec<&str> = words.collect();
@@ -281,9 +415,7 @@ pub fn parse_compression(text: &str) -> Result<Compression, String> {
                     _ => return unsupported(&format!("{name} {value}")),
                 }
             }
-            // A percentage is of the block size, which the caller knows: resolved in
-            // `image_spec` (1 MiB blocks).
-            let dict_size = dict_size.map(|d| d.bytes(BLOCK_SIZE)).transpose()?;
+            let dict_size = dict_size.map(|d| d.bytes(block_size)).transpose()?;
             Ok(Compression::Xz { dict_size, x86_bcj })
         }
         "lz4" => match pairs.first() {
@@ -294,8 +426,24 @@ pub fn parse_compression(text: &str) -> Result<Compression, String> {
     }
 }
 
-/// The squashfs block size a spec's image uses (nixpkgs' `-b 1048576`).
-const BLOCK_SIZE: u32 = 1 << 20;
+/// The squashfs block size of a spec without `blockSize` (nixpkgs' `-b 1048576`).
+pub const BLOCK_SIZE: u32 = 1 << 20;
+/// The smallest squashfs block size (`blockSize`).
+const MIN_BLOCK_SIZE: u32 = 4096;
+/// The largest squashfs block size (`blockSize`).
+const MAX_BLOCK_SIZE: u32 = 1 << 20;
+
+/// Parses a FAT volume serial as `--efi-serial` and `efiSerial` take it: up to 8 hex digits,
+/// with an optional `0x` and dashes (`12345678`, `0x12345678`, `1234-5678`).
+pub fn parse_serial(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let digits: String = t.chars().filter(|&c| c != '-').collect();
+    if digits.is_empty() || digits.len() > 8 {
+        return Err(format!("serial {s:?}: expected up to 8 hex digits"));
+    }
+    u32::from_str_radix(&digits, 16).map_err(|_| format!("serial {s:?}: not a hex number"))
+}
 
 enum DictSize {
     Percent(u32),
@@ -334,7 +482,7 @@ impl SpecFile {
             volume_id: volume_id.into(),
             contents: Vec::new(),
             squashfs_contents: None,
-            squashfs_compression: Compression::Xz { dict_size: None, x86_bcj: false },
+            squashfs_compression: None,
             boot_image: None,
             efi_bootable: false,
             efi_boot_image: None,
@@ -347,6 +495,8 @@ impl SpecFile {
             sort_weights: BTreeMap::new(),
             threads: None,
             sha256: false,
+            block_size: None,
+            efi_serial: None,
         }
     }
 
@@ -360,13 +510,15 @@ impl SpecFile {
     /// Parses the JSON text of a spec.
     pub fn from_json(text: &str) -> Result<SpecFile, SpecError> {
         let value: Value = serde_json::from_str(text).map_err(|e| SpecError::Syntax(e.to_string()))?;
-        let Value::Object(mut map) = value else {
+        let Value::Object(map) = value else {
             return Err(SpecError::Syntax(format!("the top level is {}", json_kind(&value))));
         };
-        let iso_name = take::<String>(&mut map, "isoName", "a string")?.unwrap_or(DEFAULT_ISO_NAME.into());
-        let volume_id = take::<String>(&mut map, "volumeID", "a string")?;
+        let raw = RawSpec::from_map(map)?;
+        let iso_name =
+            typed::<String>(raw.iso_name, "isoName", "a string")?.unwrap_or(DEFAULT_ISO_NAME.into());
+        let volume_id = typed::<String>(raw.volume_id, "volumeID", "a string")?;
         let contents: Vec<Value> =
-            take(&mut map, "contents", "a list of { source, target }")?.unwrap_or_default();
+            typed(raw.contents, "contents", "a list of { source, target }")?.unwrap_or_default();
         let contents = contents
             .into_iter()
             .enumerate()
@@ -383,11 +535,11 @@ impl SpecFile {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let squashfs_contents = match map.remove("squashfsContents") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(SquashfsContents::Closure(PathBuf::from(s))),
-            Some(Value::Array(items)) => {
+        let squashfs_contents = match raw.squashfs_contents {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(SquashfsContents::Closure(PathBuf::from(s))),
+            Value::Array(items) => {
                 let mut paths = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
@@ -403,7 +555,7 @@ impl SpecFile {
                 }
                 (!paths.is_empty()).then_some(SquashfsContents::Paths(paths))
             }
-            Some(other) => {
+            other => {
                 return Err(SpecError::WrongType {
                     key: "squashfsContents".into(),
                     expected: "a closure file path or a list of store paths",
@@ -411,11 +563,20 @@ impl SpecFile {
                 })
             }
         };
-        let squashfs_compression = match map.remove("squashfsCompression") {
-            None => parse_compression(DEFAULT_SQUASHFS_COMPRESSION)
-                .map_err(|e| invalid("squashfsCompression", e))?,
-            Some(Value::Null) => Compression::None,
-            Some(Value::String(s)) => parse_compression(&s).map_err(|e| invalid("squashfsCompression", e))?,
+        // The block size first: an xz dictionary given in percent is a share of it.
+        let block_size = typed::<u64>(raw.block_size, "blockSize", "a whole number of bytes")?
+            .map(|b| match u32::try_from(b) {
+                Ok(b) if b.is_power_of_two() && (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&b) => Ok(b),
+                _ => Err(invalid("blockSize", format!("{b} is not a power of two from 4096 to 1048576"))),
+            })
+            .transpose()?;
+        let squashfs_compression = match raw.squashfs_compression {
+            None => None,
+            Some(Value::Null) => Some(Compression::None),
+            Some(Value::String(s)) => Some(
+                parse_compression_of(&s, block_size.unwrap_or(BLOCK_SIZE))
+                    .map_err(|e| invalid("squashfsCompression", e))?,
+            ),
             Some(other) => {
                 return Err(SpecError::WrongType {
                     key: "squashfsCompression".into(),
@@ -424,29 +585,34 @@ impl SpecFile {
                 })
             }
         };
-        let bootable = take::<bool>(&mut map, "bootable", "a boolean")?.unwrap_or(false);
-        let boot_image = non_empty(take(&mut map, "bootImage", "a path in the image (string)")?);
-        let efi_bootable = take::<bool>(&mut map, "efiBootable", "a boolean")?.unwrap_or(false);
-        let efi_boot_image = non_empty(take(&mut map, "efiBootImage", "a path in the image (string)")?);
-        let usb_bootable = take::<bool>(&mut map, "usbBootable", "a boolean")?.unwrap_or(false);
-        let mbr = non_empty(take(&mut map, "isohybridMbrImage", "a host path (string)")?);
-        let compress_image = take::<bool>(&mut map, "compressImage", "a boolean")?.unwrap_or(false);
-        let efi_dir = non_empty(take(&mut map, "efiDir", "a host path (string)")?).map(PathBuf::from);
-        let layout = take::<String>(&mut map, "layout", "\"nixos\", \"gpt\" or \"none\"")?
+        let bootable = typed::<bool>(raw.bootable, "bootable", "a boolean")?.unwrap_or(false);
+        let boot_image = non_empty(typed(raw.boot_image, "bootImage", "a path in the image (string)")?);
+        let efi_bootable = typed::<bool>(raw.efi_bootable, "efiBootable", "a boolean")?.unwrap_or(false);
+        let efi_boot_image =
+            non_empty(typed(raw.efi_boot_image, "efiBootImage", "a path in the image (string)")?);
+        let usb_bootable = typed::<bool>(raw.usb_bootable, "usbBootable", "a boolean")?.unwrap_or(false);
+        let mbr = non_empty(typed(raw.isohybrid_mbr_image, "isohybridMbrImage", "a host path (string)")?);
+        let compress_image =
+            typed::<bool>(raw.compress_image, "compressImage", "a boolean")?.unwrap_or(false);
+        let efi_dir = non_empty(typed(raw.efi_dir, "efiDir", "a host path (string)")?).map(PathBuf::from);
+        let layout = typed::<String>(raw.layout, "layout", "\"nixos\", \"gpt\" or \"none\"")?
             .map(|s| s.parse::<Layout>().map_err(|e| invalid("layout", e)))
             .transpose()?;
-        let epoch = take::<i64>(&mut map, "epoch", "a whole number of seconds")?;
-        let gpt_disk_guid = take::<String>(&mut map, "gptDiskGuid", "a GUID string")?
+        let epoch = typed::<i64>(raw.epoch, "epoch", "a whole number of seconds")?;
+        let gpt_disk_guid = typed::<String>(raw.gpt_disk_guid, "gptDiskGuid", "a GUID string")?
             .map(|s| Guid::parse(&s).map_err(|e| invalid("gptDiskGuid", e.to_string())))
             .transpose()?;
-        let sort_weights =
-            take::<BTreeMap<String, i32>>(&mut map, "sortWeights", "an attribute set of whole numbers")?
-                .unwrap_or_default();
-        let threads = take::<usize>(&mut map, "threads", "a whole number")?;
-        let sha256 = take::<bool>(&mut map, "sha256", "a boolean")?.unwrap_or(false);
-        if let Some(key) = map.keys().next() {
-            return Err(SpecError::UnknownKey { key: key.clone(), known: KEYS.join(", ") });
-        }
+        let sort_weights = typed::<BTreeMap<String, i32>>(
+            raw.sort_weights,
+            "sortWeights",
+            "an attribute set of whole numbers",
+        )?
+        .unwrap_or_default();
+        let threads = typed::<usize>(raw.threads, "threads", "a whole number")?;
+        let sha256 = typed::<bool>(raw.sha256, "sha256", "a boolean")?.unwrap_or(false);
+        let efi_serial = typed::<String>(raw.efi_serial, "efiSerial", "a hex string like \"12345678\"")?
+            .map(|s| parse_serial(&s).map_err(|e| invalid("efiSerial", e)))
+            .transpose()?;
         let volume_id = volume_id.ok_or(SpecError::Missing { key: "volumeID" })?;
         // make-iso9660-image.nix's rules: the boot image only counts with `bootable`, the MBR
         // template only with `usbBootable`.
@@ -489,6 +655,8 @@ impl SpecFile {
             sort_weights,
             threads,
             sha256,
+            block_size,
+            efi_serial,
         })
     }
 
@@ -522,7 +690,10 @@ impl SpecFile {
             (Some(dir), true) => Some(EfiSpec {
                 dir: dir.clone(),
                 image_path: efi_path.unwrap_or_else(|| DEFAULT_EFI_IMAGE.to_string()),
-                fat: FatOptions::new(epoch),
+                fat: FatOptions {
+                    serial: self.efi_serial.unwrap_or(DEFAULT_SERIAL),
+                    ..FatOptions::new(epoch)
+                },
             }),
             (None, true) => {
                 iso.efi_boot = efi_path.map(|image| EfiBoot { image });
@@ -546,12 +717,15 @@ impl SpecFile {
                 Some(file)
             }
         };
+        let compression = match self.squashfs_compression {
+            Some(c) => c,
+            None => parse_compression(DEFAULT_SQUASHFS_COMPRESSION)
+                .map_err(|e| invalid("squashfsCompression", e))?,
+        };
         let store = closure.map(|closure| {
             let mut s = StoreSpec::new(closure);
-            s.closure_options = ClosureOptions::default();
-            s.image_path = DEFAULT_SQUASHFS_PATH.to_string();
-            s.squashfs.compression = self.squashfs_compression;
-            s.squashfs.block_size = BLOCK_SIZE;
+            s.squashfs.compression = compression;
+            s.squashfs.block_size = self.block_size.unwrap_or(BLOCK_SIZE);
             s.squashfs.threads = self.threads.unwrap_or(0);
             s
         });
@@ -612,10 +786,77 @@ mod tests {
         }
         let s = SpecFile::from_json(r#"{"volumeID": "X", "squashfsCompression": null}"#)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.squashfs_compression, Compression::None);
-        let s = SpecFile::from_json(r#"{"volumeID": "X"}"#).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.squashfs_compression, Compression::Xz { dict_size: None, x86_bcj: false });
+        assert_eq!(s.squashfs_compression, Some(Compression::None));
+        let s = SpecFile::from_json(r#"{"volumeID": "X", "squashfsContents": "c"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.squashfs_compression, None);
         assert_eq!(s.iso_name, DEFAULT_ISO_NAME);
+        // Absent: nixpkgs' default, applied when the spec becomes an image.
+        let store = s.image_spec(Epoch(1)).unwrap_or_else(|e| panic!("{e}")).store;
+        let store = store.unwrap_or_else(|| panic!("no store"));
+        assert_eq!(store.squashfs.compression, Compression::Xz { dict_size: None, x86_bcj: false });
+        assert_eq!(store.squashfs.block_size, BLOCK_SIZE);
+    }
+
+    #[test]
+    fn every_key_is_known() {
+        for key in KEYS {
+            let text = format!(r#"{{"volumeID": "X", "{key}": null}}"#);
+            let parsed = SpecFile::from_json(&text);
+            assert!(!matches!(parsed, Err(SpecError::UnknownKey { .. })), "{key}: {parsed:?}");
+        }
+        let e = err(r#"{"volumeID": "X", "squashfs_compression": "lz4"}"#);
+        assert_eq!(
+            e.to_string(),
+            format!("unknown key \"squashfs_compression\" in the spec (known keys: {})", KEYS.join(", "))
+        );
+    }
+
+    #[test]
+    fn block_size_and_efi_serial() {
+        let s = SpecFile::from_json(
+            r#"{"volumeID": "X", "squashfsContents": "c", "blockSize": 131072, "efiSerial": "0xdead-beef",
+                "efiBootable": true, "efiDir": "efi", "squashfsCompression": "xz -Xdict-size 50%"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.block_size, Some(1 << 17));
+        assert_eq!(s.efi_serial, Some(0xdead_beef));
+        // The dictionary percentage is of the spec's block size.
+        assert_eq!(
+            s.squashfs_compression,
+            Some(Compression::Xz { dict_size: Some(1 << 16), x86_bcj: false })
+        );
+        let i = s.image_spec(Epoch(1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(i.store.map(|s| s.squashfs.block_size), Some(1 << 17));
+        assert_eq!(i.efi.map(|e| e.fat.serial), Some(0xdead_beef));
+        let e = err(r#"{"volumeID": "X", "blockSize": 3000}"#);
+        assert_eq!(e.to_string(), "spec key \"blockSize\": 3000 is not a power of two from 4096 to 1048576");
+        let e = err(r#"{"volumeID": "X", "blockSize": "1M"}"#);
+        assert_eq!(
+            e.to_string(),
+            "spec key \"blockSize\": expected a whole number of bytes, found string \"1M\""
+        );
+        let e = err(r#"{"volumeID": "X", "efiSerial": "xyz"}"#);
+        assert_eq!(e.to_string(), "spec key \"efiSerial\": serial \"xyz\": not a hex number");
+        let e = err(r#"{"volumeID": "X", "efiSerial": 5}"#);
+        assert_eq!(
+            e.to_string(),
+            "spec key \"efiSerial\": expected a hex string like \"12345678\", found number 5"
+        );
+        // Without the keys: the defaults.
+        let s = SpecFile::from_json(r#"{"volumeID": "X", "efiBootable": true, "efiDir": "efi"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let i = s.image_spec(Epoch(1)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(i.efi.map(|e| e.fat.serial), Some(DEFAULT_SERIAL));
+    }
+
+    #[test]
+    fn serials() {
+        assert_eq!(parse_serial("12345678"), Ok(0x1234_5678));
+        assert_eq!(parse_serial("0xDEADbeef"), Ok(0xDEAD_BEEF));
+        assert_eq!(parse_serial("1234-5678"), Ok(0x1234_5678));
+        assert!(parse_serial("123456789").is_err());
+        assert!(parse_serial("xyz").is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct GcArgs {
     pub dir: PathBuf,
     /// The most bytes the entries may take afterwards: a byte count, or with a K, M or G suffix
     /// (powers of 1024).
-    #[arg(long, value_name = "SIZE", value_parser = super::fat::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::flags::low::parse_size)]
     pub max_size: u64,
     /// Print one JSON object instead of text.
     #[arg(long)]

@@ -1,13 +1,12 @@
-//! One module per subcommand.
+//! One module per subcommand; they share the flags (`crate::flags`) and the reporting
+//! ([`report`]), and none uses another subcommand's module (but `diff` and `verify` read images
+//! as `inspect` does).
 pub mod build;
 pub mod cache;
 pub mod diff;
-pub mod epoch;
 pub mod fat;
 pub mod inspect;
 pub mod netboot;
 pub mod report;
-pub mod spec_args;
 pub mod squashfs;
-pub mod store_args;
 pub mod verify;

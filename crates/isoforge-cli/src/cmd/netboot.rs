@@ -8,7 +8,9 @@ use isoforge_core::netboot::{self, InitrdCompression, NetbootSpec};
 use isoforge_core::time::DateField;
 
 use super::report::Reporter;
-use super::store_args::StoreArgs;
+use crate::flags::epoch;
+use crate::flags::low::{EpochArgs, ReportArgs, StoreArgs};
+use crate::flags::resolve;
 
 /// Arguments of `isoforge netboot`.
 #[derive(clap::Args, Debug)]
@@ -34,27 +36,22 @@ pub struct NetbootArgs {
     /// gzip[:LEVEL] (1–9, default 9), xz, none.
     #[arg(long = "initrd-compression", value_name = "ALGO[:LEVEL]", default_value = "zstd")]
     pub initrd_compression: InitrdCompression,
-    /// Seconds since 1970 for the squashfs and the cpio entry; default: $SOURCE_DATE_EPOCH,
-    /// else 315532800.
-    #[arg(long = "epoch", value_name = "N", allow_hyphen_values = true)]
-    pub epoch: Option<i64>,
+    /// The date of the squashfs and the cpio entry.
+    #[command(flatten)]
+    pub epoch: EpochArgs,
     /// The store closure, put in /nix-store.squashfs with nix-path-registration.
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print per-phase timings (wall, CPU, how busy the cores were) and what the block cache
-    /// did on stderr.
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
-    /// Print a JSON report on stdout.
-    #[arg(long = "json")]
-    pub json: bool,
+    /// `-v`, `--json`.
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// Runs `isoforge netboot`.
 pub fn run(args: &NetbootArgs) -> anyhow::Result<()> {
-    let resolved = super::epoch::resolve(args.epoch, None)?;
+    let resolved = epoch::resolve(args.epoch.epoch, None)?;
     let epoch = resolved.epoch;
-    let Some(store) = args.store.spec() else { anyhow::bail!("--closure is required") };
+    let Some(store) = resolve::store(&args.store) else { anyhow::bail!("--closure is required") };
     epoch.check(DateField::Squashfs).map_err(|e| resolved.name(e))?;
     let spec = NetbootSpec {
         store,
@@ -68,12 +65,12 @@ pub fn run(args: &NetbootArgs) -> anyhow::Result<()> {
     let result = netboot::build_netboot_with(&spec, epoch, &args.out_dir, &reporter);
     let (durations, total) = reporter.finish();
     let report = result.with_context(|| format!("building {}", args.out_dir.display()))?;
-    super::report::print_cache(Some(&report.squashfs), args.verbose);
-    if args.verbose {
+    super::report::print_cache(Some(&report.squashfs), args.report.verbose);
+    if args.report.verbose {
         let cores = super::report::cores(spec.store.squashfs.threads);
         super::report::print_timings(&durations, total, cores);
     }
-    if args.json {
+    if args.report.json {
         println!(
             "{}",
             serde_json::json!({

@@ -23,17 +23,7 @@ use isoforge_core::progress::{Phase, Progress};
 use isoforge_host::output::StaleFile;
 use sha2::{Digest, Sha256};
 
-/// The reporting flags of `isoforge build`.
-#[derive(clap::Args, Debug, Default)]
-pub struct ReportArgs {
-    /// Print per-phase timings (scan, registration, plan, compress, write, finish) to stderr.
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
-    /// Print a machine-readable JSON report to stdout (phases with durations, sizes,
-    /// compression ratio, the image's sha256) instead of the summary line.
-    #[arg(long = "json")]
-    pub json: bool,
-}
+use crate::flags::low::ReportArgs;
 
 /// Wall and CPU time of a phase (summed when it is reported more than once).
 #[derive(Debug, Clone, Copy, Default)]
