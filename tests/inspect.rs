@@ -630,6 +630,104 @@ fn diff_names_what_changed() {
     assert!(out.contains("content: file /readme.txt size: A 6 bytes, B 5000 bytes"), "{out}");
 }
 
+/// `diff --summary`: the verdict first, then one line per cause with counts; the exit status is
+/// that of `diff`, and `--max` does not bound the counts.
+#[test]
+fn diff_summary_groups_by_cause() {
+    if !have_isolinux() {
+        return;
+    }
+    let dir = support::tempdir();
+    let (tree, efi) = inputs(dir.path(), "hello\n");
+    let a = build(dir.path(), "a.iso", &tree, &efi, true, &[]);
+    let again = build(dir.path(), "again.iso", &tree, &efi, true, &[]);
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &again]);
+    assert_eq!((code, out.as_str()), (0, "identical\n"));
+
+    // Another epoch: dates and times, the ids derived from it, the CRCs over those; nothing else.
+    let epoch = build(dir.path(), "epoch.iso", &tree, &efi, true, &["--epoch", "1000000000"]);
+    let want = "differ: 96 differences\n\
+        dates and times: 85 fields: directory record dates ×28, volume descriptor dates ×4, \
+        Rock Ridge times ×13, /boot/efi.img: FAT entry times ×40\n\
+        ids and serials: 7 fields: MBR.disk_signature, GPT disk GUIDs ×2, GPT partition GUIDs ×4\n\
+        recomputed: 4, from the changes above: GPT header CRCs ×2, GPT entry array CRCs ×2\n";
+    for max in ["1000", "2"] {
+        let (code, out) = isoforge_status(&["diff", "--summary", "--max", max], &[&a, &epoch]);
+        assert_eq!((code, out.as_str()), (1, want));
+    }
+    let (code, out) = isoforge_status(&["diff", "--summary", "--json"], &[&a, &epoch]);
+    assert_eq!(code, 1);
+    let j = parse_json(&out);
+    assert_eq!(j.str("schema"), "isoforge-diff-summary/1");
+    assert_eq!(j.get("identical"), &J::Bool(false));
+    assert_eq!(j.num("differences"), 96);
+    let groups: Vec<(&str, i128)> =
+        j.arr("groups").iter().map(|g| (g.str("cause"), g.num("count"))).collect();
+    assert_eq!(groups, [("time", 85), ("id", 7), ("recomputed", 4)], "{out}");
+    assert_eq!(j.arr("groups")[2].get("explained"), &J::Bool(true));
+    let items: Vec<(&str, i128)> =
+        j.arr("groups")[1].arr("items").iter().map(|i| (i.str("name"), i.num("count"))).collect();
+    assert_eq!(items, [("MBR.disk_signature", 1), ("GPT disk GUIDs", 2), ("GPT partition GUIDs", 4)]);
+
+    // One file's content, same size: that file, nothing else.
+    let dir2 = dir.path().join("other");
+    let (tree2, efi2) = inputs(&dir2, "hellO\n");
+    let b = build(&dir2, "b.iso", &tree2, &efi2, true, &[]);
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &b]);
+    assert_eq!((code, out.as_str()), (1, "differ: 1 difference\nfile contents: 1 file: /readme.txt\n"));
+
+    // A file that grows: named as resized, and the extents that follow are explained by it.
+    let dir3 = dir.path().join("bigger");
+    let (tree3, efi3) = inputs(&dir3, &"x".repeat(5000));
+    let c = build(&dir3, "c.iso", &tree3, &efi3, true, &[]);
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &c]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "differ: 7 differences\n\
+             file contents: 1 file: /readme.txt (resized)\n\
+             layout shifts: 2, explained by the size changes above: directory record extents ×2\n"
+        )
+    );
+
+    // A file added inside the FAT image: it moves the file after it; the FAT and its directory
+    // entries shift, all explained by the added file.
+    let efi4 = dir.path().join("efi4");
+    run(Command::new("cp").arg("-r").arg(&efi).arg(&efi4));
+    write_file(&efi4.join("EFI/BOOT/AAA.EFI"), vec![7u8; 5000]);
+    let e4 = build(dir.path(), "efi4.iso", &tree, &efi4, true, &[]);
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &e4]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "differ: 16 differences\n\
+             file contents: 1 file: /boot/efi.img: /EFI/BOOT/AAA.EFI (added)\n\
+             layout shifts: 14, explained by the size changes above: /boot/efi.img: FAT files moved, \
+             /boot/efi.img: FAT cluster chains ×2, /boot/efi.img: structures moved or added ×11\n"
+        )
+    );
+
+    // Another volume id: the labels, and the GUIDs isoforge derives from it.
+    let v = dir.path().join("volid.iso");
+    run(isoforge()
+        .args(["build", "-o"])
+        .arg(&v)
+        .args(["--volume-id", "OtherVol"])
+        .arg("--graft")
+        .arg(format!("/={}", tree.display()))
+        .args(["--bios-boot", "isolinux/isolinux.bin", "--boot-catalog", "isolinux/boot.cat"])
+        .arg("--efi-dir")
+        .arg(&efi)
+        .arg("--isohybrid-mbr")
+        .arg("/usr/lib/ISOLINUX/isohdpfx.bin"));
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &v]);
+    assert_eq!(code, 1);
+    assert!(out.contains("\nvolume ids and labels: 2 fields: PVD.volume_id, SVD.volume_id\n"), "{out}");
+    assert!(!out.contains("unexplained") && !out.contains("\nother: "), "{out}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The fuzz targets, replayed on stable: every seed of fuzz/seeds plus deterministic mutations.
 
@@ -946,4 +1044,39 @@ fn squashfs_inspect_verify_and_diff() {
     assert!(!names.iter().any(|n| n.contains("content block 1")), "{out}");
     let (code, out) = isoforge_status(&["diff"], &[&a, &a]);
     assert_eq!(code, 0, "{out}");
+
+    // diff --summary: an epoch is dates and times, the inode table that holds them, and the
+    // shifts its new length causes; a changed closure file is named, and its shifts explained.
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &e]);
+    assert_eq!(code, 1, "{out}");
+    let sq = "/nix-store.squashfs: ";
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("differ: "), "{out}");
+    assert!(
+        lines[1].starts_with(&format!(
+            "dates and times: 18 fields: {sq}squashfs inode mtimes ×2, {sq}squashfs.superblock.mkfs_time, "
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("recomputed: 1, from the changes above: {sq}squashfs.inode_table metadata blocks")
+    );
+    assert!(lines[3].starts_with("layout shifts: 12, explained by the size changes above: "), "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &c]);
+    assert_eq!(code, 1, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1],
+        format!(
+            "file contents: 3 files: {sq}/{H_APP}-app/bin/x (resized), {sq}/{H_LIB}-lib/lib/big, \
+             {sq}/nix-path-registration"
+        ),
+        "{out}"
+    );
+    assert!(lines[3].starts_with("layout shifts: 15, explained by the size changes above: "), "{out}");
+    assert!(!out.contains("unexplained"), "{out}");
+    let (code, out) = isoforge_status(&["diff", "--summary"], &[&a, &a]);
+    assert_eq!((code, out.as_str()), (0, "identical\n"));
 }

@@ -1,5 +1,5 @@
-//! `isoforge diff`: every differing byte range of two images, named.
-//! Exit 0 identical, 1 different, 2 error.
+//! `isoforge diff`: every differing byte range of two images, named; with `--summary`, the
+//! verdict and the differences grouped by cause. Exit 0 identical, 1 different, 2 error.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,9 +16,15 @@ pub struct DiffArgs {
     /// The second image.
     #[arg(value_name = "B")]
     pub b: PathBuf,
-    /// Print JSON (schema `isoforge-diff/1`, see docs/inspect-json.md).
+    /// Print JSON (schema `isoforge-diff/1`, with --summary `isoforge-diff-summary/1`; see
+    /// docs/inspect-json.md).
     #[arg(long)]
     pub json: bool,
+    /// Print the verdict, then the differences grouped by cause (dates and times, ids, labels,
+    /// file contents by file, recomputed checksums and tables, layout shifts explained or not),
+    /// with counts.
+    #[arg(long)]
+    pub summary: bool,
     /// Report at most N differences (the rest are counted).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max: usize,
@@ -30,21 +36,36 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     {
         let lines = isoforge_core::inspect::initrd::diff(&a, &b);
         let mut out = std::io::stdout().lock();
+        if args.summary && !lines.is_empty() {
+            // Initrds are compared member by member: the verdict, then those lines.
+            writeln!(out, "differ: {} differences", lines.len())?;
+        }
         for l in &lines {
             writeln!(out, "{l}")?;
         }
         if lines.is_empty() {
-            writeln!(out, "identical members")?;
+            writeln!(out, "{}", if args.summary { "identical" } else { "identical members" })?;
         }
         return Ok(if lines.is_empty() { 0 } else { 1 });
     }
     let open =
         |p: &std::path::Path| std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()));
     let (a, b) = (open(&args.a)?, open(&args.b)?);
-    let report = diff(&a, &b, args.max)
+    // The summary counts every difference whatever --max; none need be kept.
+    let max = if args.summary { 0 } else { args.max };
+    let report = diff(&a, &b, max)
         .with_context(|| format!("cannot compare {} and {}", args.a.display(), args.b.display()))?;
     let mut out = std::io::stdout().lock();
-    if args.json {
+    if args.summary {
+        let s = report.summary();
+        if args.json {
+            let mut text = serde_json::to_string_pretty(&s).context("cannot write the summary as JSON")?;
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        } else {
+            write!(out, "{s}")?;
+        }
+    } else if args.json {
         out.write_all(to_json(&report).pretty().as_bytes())?;
     } else {
         for d in &report.differences {

@@ -14,10 +14,14 @@
 //!    content was compared in step 2); bytes in no region are reported as `unattributed`
 //!    with their offsets, never dropped.
 //! 4. When the lengths differ, the tail of the longer image is reported region by region.
+//!
+//! Each difference is also classified by cause where it is found ([`summary`]): the report's
+//! [`DiffReport::summary`] groups all of them, whatever `max`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use self::summary::{Cause, Class, FileChange, Summary, Tally};
 use super::bytemap::ByteMap;
 use super::fat::{FatEntry, FatInfo};
 use super::SquashfsInfo;
@@ -25,6 +29,8 @@ use super::{Image, InspectError, Payload};
 use crate::iso9660::read::{Entry, EntryKind};
 use crate::read_at::ReadAt;
 use crate::units::{Cluster, ISO_BLOCK};
+
+pub mod summary;
 
 /// The schema identifier of `diff --json`.
 pub const SCHEMA: &str = "isoforge-diff/1";
@@ -111,6 +117,8 @@ pub struct DiffReport {
     pub omitted: u64,
     /// Total differing bytes at equal offsets (over the common length).
     pub differing_bytes: u64,
+    /// The class of every difference found (kept whatever `max`).
+    tally: Tally,
 }
 
 impl DiffReport {
@@ -119,7 +127,15 @@ impl DiffReport {
         self.differences.is_empty() && self.omitted == 0
     }
 
-    fn push(&mut self, max: usize, d: Difference) {
+    /// The differences grouped by cause, verdict first (`diff --summary`).
+    pub fn summary(&self) -> Summary {
+        self.tally.summary()
+    }
+
+    /// Keeps `d` (up to `max`) and counts it in its group (`None`: its bytes lie in what another
+    /// difference reports).
+    fn push(&mut self, max: usize, d: Difference, class: Option<Class>) {
+        self.tally.difference(class);
         if self.differences.len() < max {
             self.differences.push(d);
         } else {
@@ -151,6 +167,10 @@ pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, In
     let ma = ByteMap::build(&ia, a)?;
     let mb = ByteMap::build(&ib, b)?;
     let mut report = DiffReport::default();
+    let mut payloads: Vec<String> = ia.embedded.iter().chain(&ib.embedded).map(|e| e.name.clone()).collect();
+    payloads.sort_by(|x, y| y.len().cmp(&x.len()).then_with(|| x.cmp(y)));
+    payloads.dedup();
+    report.tally.payloads = payloads;
     if a.len() != b.len() {
         report.push(
             max,
@@ -161,6 +181,7 @@ pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, In
                 b: None,
                 detail: format!("A {} bytes, B {} bytes", a.len(), b.len()),
             },
+            Some(Class::new(Cause::Layout, "", "image length")),
         );
     }
     let squashfs_names = squashfs_pairs(&ia, &ib).map(|(pa, _, _, _)| pa.name.clone()).collect();
@@ -172,7 +193,7 @@ pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, max: usize) -> Result<DiffReport, In
     let mut exb: BTreeSet<u32> = owners_named(&mb, &explained);
     exa.extend(owners_exact(&ma, &fat));
     exb.extend(owners_exact(&mb, &fat));
-    bytes(a, b, &ma, &mb, &exa, &exb, max, &mut report)?;
+    bytes(a, b, &ma, &mb, &exa, &exb, "", max, &mut report)?;
     Ok(report)
 }
 
@@ -235,6 +256,7 @@ fn files(
                     b: None,
                     detail: format!("{} bytes", e.size),
                 },
+                Some(Class::file("", &e.path_lossy(), FileChange::Removed)),
             );
         }
     }
@@ -250,6 +272,7 @@ fn files(
                     b: range(e),
                     detail: format!("{} bytes", e.size),
                 },
+                Some(Class::file("", &e.path_lossy(), FileChange::Added)),
             );
         }
     }
@@ -258,8 +281,21 @@ fn files(
         if ea.extents == eb.extents {
             continue;
         }
-        let name = format!("file {}", ea.path_lossy());
-        explained.insert(ea.path_lossy());
+        let path = ea.path_lossy();
+        let name = format!("file {path}");
+        explained.insert(path.clone());
+        let payload = inside.contains(&path);
+        let moved = ea.first_lba() != eb.first_lba();
+        // A payload compared structure by structure that grew or shrank is a layout change
+        // explained by the size changes inside it; another file of another size is listed.
+        let class = match (ea.size == eb.size, payload) {
+            (true, _) => Class::new(Cause::Layout, "", "files moved"),
+            (false, true) => Class::new(Cause::Layout, &path, "payload resized").resizing(""),
+            (false, false) => Class::file("", &path, FileChange::Resized),
+        };
+        if moved && ea.size != eb.size {
+            report.tally.note(Class::new(Cause::Layout, "", "files moved"));
+        }
         report.push(
             max,
             Difference {
@@ -275,9 +311,10 @@ fn files(
                     eb.size
                 ),
             },
+            Some(class),
         );
-        if !inside.contains(&ea.path_lossy()) {
-            content(&Extents::of_iso(ea), &Extents::of_iso(eb), a, b, &name, max, report)?;
+        if !payload {
+            content(&Extents::of_iso(ea), &Extents::of_iso(eb), a, b, &name, ("", &path), max, report)?;
         }
     }
     Ok(explained)
@@ -331,7 +368,8 @@ impl Extents {
     }
 }
 
-/// Compares the contents of two files matched by path, reporting differing runs.
+/// Compares the contents of two files matched by path, reporting differing runs. `file` is the
+/// file for the summary: (its container, its path there).
 #[allow(clippy::too_many_arguments)]
 fn content(
     ea: &Extents,
@@ -339,6 +377,7 @@ fn content(
     a: &dyn ReadAt,
     b: &dyn ReadAt,
     name: &str,
+    file: (&str, &str),
     max: usize,
     report: &mut DiffReport,
 ) -> Result<(), InspectError> {
@@ -358,6 +397,7 @@ fn content(
                     b: eb.locate(s).map(|(o, _)| (o, e - s)),
                     detail: String::new(),
                 },
+                Some(Class::file(file.0, file.1, FileChange::Content)),
             );
         }
     };
@@ -398,6 +438,7 @@ fn content(
                 b: None,
                 detail: format!("A {} bytes, B {} bytes", ea.size, eb.size),
             },
+            Some(Class::file(file.0, file.1, FileChange::Resized)),
         );
     }
     Ok(())
@@ -448,6 +489,7 @@ fn fat_files(
                         b: None,
                         detail: format!("{} bytes", ea.size),
                     },
+                    Some(Class::file(&pa.name, path, FileChange::Removed)),
                 );
                 continue;
             };
@@ -468,8 +510,16 @@ fn fat_files(
                         ea.first_cluster, eb.first_cluster, ea.size, eb.size
                     ),
                 },
+                Some(if ea.size == eb.size {
+                    Class::new(Cause::Layout, &pa.name, "FAT files moved")
+                } else {
+                    Class::file(&pa.name, path, FileChange::Resized)
+                }),
             );
-            content(&xa, &xb, a, b, &name, max, report)?;
+            if ea.size != eb.size && ea.first_cluster != eb.first_cluster {
+                report.tally.note(Class::new(Cause::Layout, &pa.name, "FAT files moved"));
+            }
+            content(&xa, &xb, a, b, &name, (&pa.name, path), max, report)?;
         }
         for (path, eb) in &mb {
             if !ma.contains_key(path) {
@@ -486,6 +536,7 @@ fn fat_files(
                         b: range,
                         detail: format!("{} bytes", eb.size),
                     },
+                    Some(Class::file(&pb.name, path, FileChange::Added)),
                 );
             }
         }
@@ -543,14 +594,17 @@ fn squashfs_payloads(
     use isoforge_squashfs::inode::stored_len;
     for (pa, qa, pb, qb) in squashfs_pairs(ia, ib) {
         let p = format!("{}: ", pa.name);
+        let w = pa.name.as_str();
         let mut explained: BTreeSet<String> = BTreeSet::new();
         let (ea, eb): (BTreeMap<&str, _>, BTreeMap<&str, _>) = (
             qa.entries.iter().map(|e| (e.path.as_str(), e)).collect(),
             qb.entries.iter().map(|e| (e.path.as_str(), e)).collect(),
         );
+        // `class`: how a differing block counts in the summary.
         let block = |name: String,
                      x: (u64, u64),
                      y: (u64, u64),
+                     class: Class,
                      report: &mut DiffReport,
                      explained: &mut BTreeSet<String>|
          -> Result<(), InspectError> {
@@ -559,9 +613,13 @@ fn squashfs_payloads(
             // A block that cannot be read in either image at the same place and length (past
             // the end of a truncated image) is the same in both; verify names the damage.
             if sa == sb && (sa.is_some() || x == y) {
+                if x.0 != y.0 {
+                    report.tally.note(Class::new(Cause::Layout, w, "squashfs blocks moved"));
+                }
                 explained.insert(name);
                 return Ok(());
             }
+            let class = if x.1 == y.1 { class } else { class.resizing(w) };
             let detail = match (&sa, &sb) {
                 (None, Some(_)) => "not readable in A (past the end of the image)".to_string(),
                 (Some(_), None) => "not readable in B (past the end of the image)".to_string(),
@@ -578,6 +636,7 @@ fn squashfs_payloads(
                     b: Some((pb.offset + y.0, y.1)),
                     detail,
                 },
+                Some(class),
             );
             explained.insert(name);
             Ok(())
@@ -593,11 +652,20 @@ fn squashfs_payloads(
                         b: None,
                         detail: format!("{} {} bytes", x.kind_name(), x.size()),
                     },
+                    Some(Class::file(w, path, FileChange::Removed)),
                 );
                 continue;
             };
             let mut field = |f: &str, va: String, vb: String| {
                 if va != vb {
+                    let class = match f {
+                        "mtime" => Class::new(Cause::Time, w, "squashfs inode mtimes"),
+                        "size" => Class::file(w, path, FileChange::Resized),
+                        "mode" | "uid" | "gid" => Class::file(w, path, FileChange::Metadata),
+                        "nlink" => Class::new(Cause::Recomputed, w, "squashfs directory link counts"),
+                        "fragment" => Class::new(Cause::Layout, w, "squashfs fragment assignments"),
+                        _ => Class::file(w, path, FileChange::Content),
+                    };
                     report.push(
                         max,
                         Difference {
@@ -607,6 +675,7 @@ fn squashfs_payloads(
                             b: None,
                             detail: format!("A {va}, B {vb}"),
                         },
+                        Some(class),
                     );
                 }
             };
@@ -637,6 +706,7 @@ fn squashfs_payloads(
                             format!("{p}{path} content block {i}"),
                             (oa, len(wa)),
                             (ob, len(wb)),
+                            Class::file(w, path, FileChange::Content),
                             report,
                             &mut explained,
                         )?;
@@ -652,6 +722,7 @@ fn squashfs_payloads(
                                 b: None,
                                 detail: String::new(),
                             },
+                            Some(Class::file(&pa.name, path, FileChange::Resized)),
                         );
                     }
                     for (i, &(o, w)) in bb.iter().enumerate().skip(ba.len()) {
@@ -665,6 +736,7 @@ fn squashfs_payloads(
                                 b: Some((pb.offset + o, len(w))),
                                 detail: String::new(),
                             },
+                            Some(Class::file(&pa.name, path, FileChange::Resized)),
                         );
                     }
                 }
@@ -682,6 +754,7 @@ fn squashfs_payloads(
                         b: None,
                         detail: format!("{} {} bytes", y.kind_name(), y.size()),
                     },
+                    Some(Class::file(w, path, FileChange::Added)),
                 );
             }
         }
@@ -717,23 +790,46 @@ fn squashfs_payloads(
         let frag_name = |m: &BTreeMap<usize, String>, i: usize| {
             m.get(&i).cloned().unwrap_or_else(|| format!("{p}squashfs fragment block {i}"))
         };
+        // The files whose tails each fragment block holds, in either image: a differing block
+        // with one tail is that file's content; with more, one of them (the block is listed).
+        let mut tails: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+        for e in qa.entries.iter().chain(&qb.entries) {
+            if let SquashfsKind::File { fragment: Some((f, _)), .. } = &e.kind {
+                tails.entry(*f).or_default().insert(e.path.as_str());
+            }
+        }
         for (i, (&(oa, wa), &(ob, wb))) in qa.fragments.iter().zip(qb.fragments.iter()).enumerate() {
             let (na, nb) = (frag_name(&fna, i), frag_name(&fnb, i));
             let len = |w: u32| u64::from(stored_len(w));
             explained.insert(na.clone());
             explained.insert(nb.clone());
+            let class = match tails
+                .get(&u32::try_from(i).unwrap_or(u32::MAX))
+                .map(|t| t.iter().collect::<Vec<_>>())
+            {
+                Some(t) if t.len() == 1 => Class::file(w, t[0], FileChange::Content),
+                _ => Class::file(w, na.strip_prefix(&p).unwrap_or(&na), FileChange::Content),
+            };
             let name = if na == nb { na } else { format!("A {na} / B {nb}") };
-            block(name, (oa, len(wa)), (ob, len(wb)), report, &mut explained)?;
+            block(name, (oa, len(wa)), (ob, len(wb)), class, report, &mut explained)?;
         }
         // Metadata blocks of each table, matched by table and index.
         for ta in &qa.tables {
             let Some(tb) = qb.tables.iter().find(|t| t.name == ta.name) else { continue };
+            // The inode, directory and id tables encode what the inodes say; the fragment and
+            // export tables and every index, where other blocks are.
+            let what = format!("squashfs.{} metadata blocks", ta.name);
+            let class = match ta.name {
+                "fragment_table" | "export_table" => Class::new(Cause::Layout, w, &what),
+                _ => Class::new(Cause::Recomputed, w, &what),
+            };
             for (i, (&x, &y)) in ta.blocks.iter().zip(tb.blocks.iter()).enumerate() {
                 let name = format!("{p}squashfs.{} metadata block {i}", ta.name);
-                block(name, x, y, report, &mut explained)?;
+                block(name, x, y, class.clone(), report, &mut explained)?;
             }
             if let (Some(x), Some(y)) = (ta.index, tb.index) {
-                block(format!("{p}squashfs.{} index", ta.name), x, y, report, &mut explained)?;
+                let class = Class::new(Cause::Layout, w, "squashfs table indexes");
+                block(format!("{p}squashfs.{} index", ta.name), x, y, class, report, &mut explained)?;
             }
         }
         // What is left, at equal offsets inside the two payloads.
@@ -742,7 +838,7 @@ fn squashfs_payloads(
         let exa = owners_exact(&ma, &explained);
         let exb = owners_exact(&mb, &explained);
         let first = report.differences.len();
-        bytes(&sa, &sb, &ma, &mb, &exa, &exb, max, report)?;
+        bytes(&sa, &sb, &ma, &mb, &exa, &exb, w, max, report)?;
         for d in &mut report.differences[first..] {
             d.a = d.a.map(|(o, l)| (o + pa.offset, l));
             d.b = d.b.map(|(o, l)| (o + pb.offset, l));
@@ -767,7 +863,8 @@ struct Piece {
     rb: Option<u32>,
 }
 
-/// Byte-by-byte comparison over the common length, then the tail of the longer image.
+/// Byte-by-byte comparison over the common length, then the tail of the longer image. `within`:
+/// the container compared (`""`: the whole images; else a payload's name).
 #[allow(clippy::too_many_arguments)]
 fn bytes(
     a: &dyn ReadAt,
@@ -776,6 +873,7 @@ fn bytes(
     mb: &ByteMap,
     exa: &BTreeSet<u32>,
     exb: &BTreeSet<u32>,
+    within: &str,
     max: usize,
     report: &mut DiffReport,
 ) -> Result<(), InspectError> {
@@ -811,7 +909,7 @@ fn bytes(
                         Some(c) if c.ra == ra && c.rb == rb && mergeable(ma, ra, c.end, p) => c.end = end,
                         _ => {
                             if let Some(c) = cur.take() {
-                                emit(c, a, b, ma, mb, exa, exb, max, report, &mut explained)?;
+                                emit(c, a, b, ma, mb, exa, exb, within, max, report, &mut explained)?;
                             }
                             cur = Some(piece);
                         }
@@ -823,7 +921,7 @@ fn bytes(
         pos += n as u64;
     }
     if let Some(c) = cur.take() {
-        emit(c, a, b, ma, mb, exa, exb, max, report, &mut explained)?;
+        emit(c, a, b, ma, mb, exa, exb, within, max, report, &mut explained)?;
     }
     if explained.0 > 0 {
         report.push(
@@ -838,6 +936,7 @@ fn bytes(
                     explained.0, explained.1
                 ),
             },
+            None,
         );
     }
     // The tail of the longer image, region by region.
@@ -857,6 +956,7 @@ fn bytes(
                 b: if side_a { None } else { range },
                 detail: String::new(),
             },
+            Some(Class::new(Cause::Layout, within, "bytes past the end of the other image")),
         );
         p = end;
     }
@@ -894,17 +994,20 @@ fn emit(
     mb: &ByteMap,
     exa: &BTreeSet<u32>,
     exb: &BTreeSet<u32>,
+    within: &str,
     max: usize,
     report: &mut DiffReport,
     explained: &mut (u64, u64),
 ) -> Result<(), InspectError> {
     let owner = |m: &ByteMap, r: Option<u32>| r.and_then(|r| m.region(r)).map(|reg| reg.owner);
     let ex = |set: &BTreeSet<u32>, o: Option<u32>| o.is_some_and(|o| set.contains(&o));
-    if ex(exa, owner(ma, c.ra)) && ex(exb, owner(mb, c.rb)) {
+    let (xa, xb) = (ex(exa, owner(ma, c.ra)), ex(exb, owner(mb, c.rb)));
+    if xa && xb {
         explained.0 += 1;
         explained.1 += c.end - c.start;
         return Ok(());
     }
+    let class = classify(ma, mb, c, (xa, xb), within, &report.tally.payloads);
     let na = c.ra.map_or_else(|| "unattributed".to_string(), |r| named(ma, r, c.start, c.end));
     let nb = c.rb.map_or_else(|| "unattributed".to_string(), |r| named(mb, r, c.start, c.end));
     let name = if na == nb { na } else { format!("A {na} / B {nb}") };
@@ -922,8 +1025,44 @@ fn emit(
     report.push(
         max,
         Difference { kind: DiffKind::Bytes, name, a: Some((c.start, len)), b: Some((c.start, len)), detail },
+        class,
     );
     Ok(())
+}
+
+/// The summary class of a differing piece: by the structure and field holding it when that is
+/// the same in both images; bytes of a structure at another offset in the other image are a
+/// layout shift, unless they lie in a file reported by file on one side and in no structure on
+/// the other (`None`: counted with that file). `ex`: whether each side lies in a reported file.
+fn classify(
+    ma: &ByteMap,
+    mb: &ByteMap,
+    c: Piece,
+    ex: (bool, bool),
+    within: &str,
+    payloads: &[String],
+) -> Option<Class> {
+    let region = |m: &'_ ByteMap, r: Option<u32>| {
+        let reg = m.region(r?)?;
+        let owner = m.owners.get(reg.owner as usize).map_or("", String::as_str);
+        Some((owner.to_string(), reg.field, reg.content))
+    };
+    match (region(ma, c.ra), region(mb, c.rb)) {
+        (Some(x), Some(y)) if x == y => Some(summary::classify_field(payloads, &x.0, x.1, x.2)),
+        (None, None) => Some(Class::new(Cause::Other, within, "unattributed bytes")),
+        (None, Some(_)) if ex.1 => None,
+        (Some(_), None) if ex.0 => None,
+        (x, y) => {
+            // In the innermost container either side lies in.
+            let w = [x, y]
+                .iter()
+                .flatten()
+                .map(|o| summary::within(payloads, &o.0))
+                .find(|w| !w.is_empty())
+                .unwrap_or_else(|| within.to_string());
+            Some(Class::new(Cause::Layout, &w, "structures moved or added"))
+        }
+    }
 }
 
 /// The report as JSON (schema `isoforge-diff/1`).
