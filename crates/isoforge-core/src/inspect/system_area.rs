@@ -558,3 +558,57 @@ fn entries_crc(src: &dyn ReadAt, h: &GptHeader) -> Option<bool> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apm_entries_as_grub_mkrescue_writes_them() {
+        let mut area = vec![0u8; SYSTEM_AREA_BYTES];
+        area[..4].copy_from_slice(&[b'E', b'R', 0x08, 0x00]);
+        let entry =
+            |area: &mut Vec<u8>, i: usize, name: &str, ty: &str, start: u32, blocks: u32, flags: u32| {
+                let at = 2048 * i;
+                area[at..at + 2].copy_from_slice(b"PM");
+                area[at + 4..at + 8].copy_from_slice(&3u32.to_be_bytes());
+                area[at + 8..at + 12].copy_from_slice(&start.to_be_bytes());
+                area[at + 12..at + 16].copy_from_slice(&blocks.to_be_bytes());
+                area[at + 16..at + 16 + name.len()].copy_from_slice(name.as_bytes());
+                area[at + 48..at + 48 + ty.len()].copy_from_slice(ty.as_bytes());
+                area[at + 88..at + 92].copy_from_slice(&flags.to_be_bytes());
+            };
+        entry(&mut area, 1, "Apple", "Apple_partition_map", 1, 4, 3);
+        entry(&mut area, 2, "Gap0", "ISO9660_data", 16, 1496, 0x13);
+        entry(&mut area, 3, "HFSPLUS_Hybrid", "Apple_HFS", 1512, 8220, 0x4000_0013);
+        let apm = read_apm(&area).unwrap();
+        assert_eq!(apm.block_size, 2048);
+        let got: Vec<_> =
+            apm.entries.iter().map(|e| (e.index, e.name.as_str(), e.type_name.as_str(), e.start)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "Apple", "Apple_partition_map", 1),
+                (2, "Gap0", "ISO9660_data", 16),
+                (3, "HFSPLUS_Hybrid", "Apple_HFS", 1512)
+            ]
+        );
+        // A map size past the system area is bounded by it; a bad block size is no APM.
+        area[2048 + 4..2048 + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(read_apm(&area).unwrap().entries.len(), 3);
+        area[2] = 0x04;
+        assert!(read_apm(&area).is_none());
+        assert!(read_apm(b"E").is_none());
+    }
+
+    #[test]
+    fn gap_names() {
+        assert!(is_gap_name("Gap0") && is_gap_name("Gap12"));
+        assert!(
+            !is_gap_name("Gap")
+                && !is_gap_name("Gap123")
+                && !is_gap_name("Gapx")
+                && !is_gap_name("Appended2")
+        );
+    }
+}
