@@ -305,6 +305,8 @@ fn slot(c: &CatalogSlot) -> Json {
         "system_type": c.system_type,
         "load_size": c.load_size,
         "load_rba": c.load_rba,
+        "emulation": c.emulation().name(),
+        "grub2_boot_info": c.grub2_boot_info,
     }
 }
 
@@ -381,6 +383,7 @@ pub fn image(img: &Image, tree: bool) -> Json {
                 "attributes": p.attributes,
                 "name": p.name.as_str(),
             }).collect()),
+            "entry_array": if g.overlapping { "overlapping" } else { "separated" },
         }
     });
     let chs = |c: (u32, u32, u32)| Json::Arr(vec![c.0.into(), c.1.into(), c.2.into()]);
@@ -404,6 +407,30 @@ pub fn image(img: &Image, tree: bool) -> Json {
         },
         "gpt": gpt.unwrap_or(Json::Null),
         "mismatches": Json::Arr(sa.mismatches.iter().map(|m| Json::from(m.to_string())).collect()),
+        "summary": sa.recognition.summary.join(" "),
+        "isohybrid": sa.recognition.isohybrid,
+        "protective_msdos_label": sa.recognition.protective_msdos_label,
+        "grub2_mbr": sa.recognition.grub2_mbr,
+        "partition_offset": sa.recognition.partition_offset,
+        "appended_partitions": Json::Arr(sa.recognition.appended.iter().map(|a| obj! {
+            "name": a.name.as_str(),
+            "number": a.number,
+            "start_lba": a.start,
+            "sectors": a.sectors,
+        }).collect()),
+        "apm": match &sa.apm {
+            None => Json::Null,
+            Some(a) => obj! {
+                "block_size": a.block_size,
+                "entries": Json::Arr(a.entries.iter().map(|e| obj! {
+                    "index": e.index,
+                    "name": e.name.as_str(),
+                    "type": e.type_name.as_str(),
+                    "start": e.start,
+                    "blocks": e.blocks,
+                }).collect()),
+            },
+        },
     };
     let el_torito = img.boot_record.map(|br| {
         let bi = img.el_torito.as_ref().and_then(|e| e.boot_info.as_ref());

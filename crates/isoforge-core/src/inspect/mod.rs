@@ -36,7 +36,7 @@ pub mod verify;
 
 use thiserror::Error;
 
-use crate::iso9660::el_torito::PLATFORM_EFI;
+use crate::iso9660::el_torito::{Emulation, PLATFORM_EFI};
 use crate::iso9660::read::{
     BootRecordInfo, DescriptorInfo, ElTorito, EntryKind, Hierarchy, IsoImage, Listing, PathTables, Problem,
     ReadError, VolumeSummary,
@@ -171,12 +171,20 @@ pub struct CatalogSlot {
     pub load_size: u16,
     /// Load block (2048 bytes).
     pub load_rba: u32,
+    /// Whether the boot image carries GRUB's `--grub2-boot-info` patch (its own 512-byte
+    /// sector + 5 at byte [`GRUB2_BOOT_INFO_OFFSET`]).
+    pub grub2_boot_info: bool,
 }
 
 impl CatalogSlot {
     /// The report name: `ElTorito.section[S].entry[E]`.
     pub fn name(&self) -> String {
         format!("ElTorito.section[{}].entry[{}]", self.section, self.entry)
+    }
+
+    /// What the BIOS emulates for this image (floppy, hard disk, none).
+    pub fn emulation(&self) -> Emulation {
+        Emulation::of(self.media_type)
     }
 }
 
@@ -258,7 +266,7 @@ pub struct Image {
     pub boot_record: Option<BootRecordInfo>,
     /// The boot catalog as the ISO 9660 reader decoded and checked it.
     pub el_torito: Option<ElTorito>,
-    /// Each catalog entry with its byte offset (walked here, header by header).
+    /// Each catalog entry with its byte offset (from the entries in `el_torito`).
     pub catalog: Vec<CatalogSlot>,
     /// The ISO 9660 hierarchy (with Rock Ridge).
     pub primary: Listing,
@@ -291,10 +299,7 @@ impl Image {
         let system_area = SystemArea::read(src)?;
         let iso = IsoImage::open(src)?;
         let report = iso.check()?;
-        let catalog = match iso.boot_record() {
-            Some(br) => catalog_slots(src, br.catalog_lba)?,
-            None => Vec::new(),
-        };
+        let catalog = catalog_slots(src, report.el_torito.as_ref(), &report.primary)?;
         let mut image = Image {
             len: src.len(),
             system_area,
@@ -315,6 +320,8 @@ impl Image {
             iso_problems: report.problems,
             embedded: Vec::new(),
         };
+        let facts = image_facts(&image, src)?;
+        image.system_area.recognise(src, &facts);
         image.embedded = find_embedded(&image, src);
         Ok(image)
     }
@@ -343,68 +350,99 @@ impl Image {
     }
 }
 
-/// Walks the boot catalog entry by entry (validation entry, default entry, section headers and
-/// their entries), keeping each entry's byte offset. Bounded by one 2 KiB read per block and
-/// [`MAX_CATALOG_BYTES`] in all.
-fn catalog_slots(src: &dyn ReadAt, catalog_lba: u32) -> Result<Vec<CatalogSlot>, InspectError> {
-    let start = u64::from(catalog_lba) * ISO_BLOCK;
-    let len = MAX_CATALOG_BYTES.min(src.len().saturating_sub(start));
-    if len < 64 {
-        return Ok(Vec::new());
-    }
-    let mut cat = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    read(src, start, &mut cat, "boot catalog")?;
-    let mut out = Vec::new();
-    if cat[0] != 1 || cat[30] != 0x55 || cat[31] != 0xAA {
-        return Ok(out);
-    }
-    let slot = |at: usize, section: usize, entry: usize, platform: u8| -> Option<CatalogSlot> {
-        let b = cat.get(at..at + 32)?;
-        Some(CatalogSlot {
-            section,
-            entry,
-            offset: start + at as u64,
-            platform,
-            boot_indicator: b[0],
-            media_type: b[1],
-            load_segment: u16::from_le_bytes([b[2], b[3]]),
-            system_type: b[4],
-            load_size: u16::from_le_bytes([b[6], b[7]]),
-            load_rba: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-        })
-    };
-    out.extend(slot(32, 0, 0, cat[1]));
-    let mut at = 64usize;
-    let mut section = 1usize;
-    while at + 32 <= cat.len() {
-        let indicator = cat[at];
-        if indicator != 0x90 && indicator != 0x91 {
-            break;
-        }
-        let platform = cat[at + 1];
-        let count = usize::from(u16::from_le_bytes([cat[at + 2], cat[at + 3]]));
-        at += 32;
-        let mut entry = 0;
-        while entry < count && at + 32 <= cat.len() {
-            // Extension entries (0x44) continue the previous entry's selection criteria.
-            if cat[at] == 0x44 {
-                at += 32;
-                continue;
-            }
-            out.extend(slot(at, section, entry, platform));
-            entry += 1;
-            at += 32;
-        }
-        section += 1;
-        if indicator == 0x91 {
-            break;
-        }
+/// The catalog entries the ISO 9660 reader decoded ([`crate::iso9660::el_torito::decode_catalog`],
+/// the one decoder of the catalog), each with its byte offset in the image and whether its
+/// boot image carries GRUB's `--grub2-boot-info` patch.
+fn catalog_slots(
+    src: &dyn ReadAt,
+    et: Option<&ElTorito>,
+    listing: &Listing,
+) -> Result<Vec<CatalogSlot>, InspectError> {
+    let Some(et) = et else { return Ok(Vec::new()) };
+    let start = u64::from(et.catalog_lba) * ISO_BLOCK;
+    let mut out = Vec::with_capacity(et.entries.len());
+    for d in &et.entries {
+        let e = &d.entry;
+        let file = listing
+            .entries
+            .iter()
+            .find(|f| f.kind == EntryKind::File && f.size > 0 && f.first_lba() == e.load_rba);
+        out.push(CatalogSlot {
+            section: d.section,
+            entry: d.index,
+            offset: start + d.offset as u64,
+            platform: e.platform,
+            boot_indicator: d.boot_indicator,
+            media_type: e.media_type,
+            load_segment: e.load_segment,
+            system_type: e.system_type,
+            load_size: e.sector_count,
+            load_rba: e.load_rba,
+            grub2_boot_info: match file {
+                Some(f) => grub2_boot_info(src, e.load_rba, f.size)?,
+                None => false,
+            },
+        });
     }
     Ok(out)
 }
 
-/// Largest boot catalog walked by [`Image::read`].
-pub const MAX_CATALOG_BYTES: u64 = 64 << 10;
+/// The facts [`SystemArea::recognise`] needs: the volume size, the first boot image and
+/// whether it is isohybrid-suitable (libisofs: a valid boot-info-table and isolinux's magic
+/// `fb c0 78 70` at byte 64), and where the tree's data ends.
+fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFacts, InspectError> {
+    let first = image.catalog.first();
+    let table_ok = image.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).is_some_and(|b| {
+        use crate::iso9660::read::FieldCheck::Valid;
+        [b.pvd_lba, b.file_lba, b.file_length, b.checksum] == [Valid; 4]
+    });
+    let mut isohybrid_suitable = false;
+    if let Some(e) = first.filter(|_| table_ok) {
+        let at = u64::from(e.load_rba) * ISO_BLOCK + 64;
+        if at + 4 <= src.len() {
+            let mut magic = [0u8; 4];
+            read(src, at, &mut magic, "boot image")?;
+            isohybrid_suitable = magic == ISOLINUX_MAGIC;
+        }
+    }
+    let tree_end = image
+        .primary
+        .entries
+        .iter()
+        .chain(image.joliet_tree.iter().flat_map(|l| &l.entries))
+        .flat_map(|e| &e.extents)
+        .map(|&(lba, len)| u64::from(lba) + u64::from(len).div_ceil(ISO_BLOCK))
+        .max()
+        .unwrap_or(0);
+    Ok(system_area::ImageFacts {
+        volume_blocks: image.pvd.volume_space_size,
+        boot_image: first.map(|e| e.load_rba),
+        isohybrid_suitable,
+        tree_end,
+    })
+}
+
+/// Bytes 64..68 of isolinux.bin (and of every boot file made for an isohybrid MBR), which
+/// libisofs checks before calling an MBR "isohybrid".
+pub const ISOLINUX_MAGIC: [u8; 4] = [0xfb, 0xc0, 0x78, 0x70];
+
+/// Byte offset in a boot image of GRUB's boot-info patch (`xorriso --grub2-boot-info`): a
+/// 64-bit little-endian 512-byte sector address at bytes 2548..2556 (libisofs
+/// `Libisofs_grub2_elto_patch_poS`).
+pub const GRUB2_BOOT_INFO_OFFSET: u64 = 512 * 5 - 12;
+
+/// Whether the boot image of `size` bytes at block `lba` carries the `--grub2-boot-info`
+/// patch: bytes 2548..2556 hold its own 512-byte sector address + 5 (xorrisofs(1)), the rule
+/// libisofs reads back as "grub2-boot-info".
+fn grub2_boot_info(src: &dyn ReadAt, lba: u32, size: u64) -> Result<bool, InspectError> {
+    let at = u64::from(lba) * ISO_BLOCK + GRUB2_BOOT_INFO_OFFSET;
+    if size < GRUB2_BOOT_INFO_OFFSET + 8 || at + 8 > src.len() {
+        return Ok(false);
+    }
+    let mut b = [0u8; 8];
+    read(src, at, &mut b, "GRUB2 boot info of a boot image")?;
+    Ok(u64::from_le_bytes(b) == u64::from(lba) * 4 + 5)
+}
 
 /// Finds the payloads: the El Torito EFI image, the ESP of the MBR and of the GPT, and every
 /// `*.img` file of the ISO 9660 tree that starts with a FAT boot sector. Candidates at the same

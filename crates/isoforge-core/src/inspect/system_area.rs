@@ -1,15 +1,28 @@
 //! The system area of a hybrid image: the MBR (boot code digest, the isohybrid boot-file field,
 //! disk signature, partition records with CHS), the primary and backup GPT (headers with their
-//! CRC validity, the entry arrays), and which isoforge layout it looks like.
+//! CRC validity, the entry arrays), the Apple Partition Map, and which isoforge layout it looks
+//! like.
+//!
+//! Images isoforge did not write are named in the words of `xorriso -report_system_area`
+//! ([`Recognition`]): `MBR`, `isohybrid` (ISOLINUX's MBR: bytes 432..440 hold the BIOS boot
+//! image's 512-byte sector), `protective-msdos-label` (partition 1 from sector 1 claims the
+//! image), `grub2-mbr` (GRUB's MBR: bytes 432..440 hold that sector + 4, `--grub2-mbr`),
+//! `GPT`, `APM`, the partition offset (`-partition_offset 16`: a second volume descriptor set
+//! where partition 1 starts) and appended partitions (`-append_partition`: data after the ISO
+//! 9660 tree, such as an ESP outside it). The rules are libisofs' (`fs_image.c`, read back by
+//! `-report_system_area`), re-stated in `docs/spec/system-area.md`; the cylinder alignment word
+//! (`cyl-align-…`) is left out.
 
 use sha2::{Digest, Sha256};
 
 use super::InspectError;
+use crate::iso9660::volume_descriptor::VolumeDescriptor;
 use crate::part::gpt::{crc32, read_gpt, GptHeader, GPT_ENTRY_SIZE, MAX_ENTRY_ARRAY_BYTES};
-use crate::part::layout::{identify, Layout};
-use crate::part::mbr::{Mbr, MBR_SIGNATURE};
+use crate::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
+use crate::part::mbr::{Mbr, MBR_SIGNATURE, OS_TYPE_GPT_PROTECTIVE};
 use crate::part::Mismatch;
 use crate::read_at::ReadAt;
+use crate::units::ISO_BLOCK;
 
 /// One used MBR partition record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +102,103 @@ pub struct GptInfo {
     pub backup: Option<GptHeaderInfo>,
     /// Used entries.
     pub entries: Vec<GptPartition>,
+    /// Whether two used entries overlap: xorriso's "overlapping" (the isohybrid "hybrid" GPT,
+    /// whose entry 1 covers the whole image) versus "separated".
+    pub overlapping: bool,
+}
+
+/// One Apple Partition Map entry (`PM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApmPartition {
+    /// 1-based position in the map (entry 1 is at byte `block_size`).
+    pub index: u32,
+    /// Partition name (`pmPartName`), up to 32 bytes, NUL-trimmed.
+    pub name: String,
+    /// Partition type (`pmParType`), NUL-trimmed: `Apple_partition_map`, `Apple_HFS`,
+    /// `ISO9660_data`, …
+    pub type_name: String,
+    /// First block (`pmPyPartStart`), in `block_size` units.
+    pub start: u32,
+    /// Blocks (`pmPartBlkCnt`).
+    pub blocks: u32,
+}
+
+/// The Apple Partition Map: a Driver Descriptor Map mock-up ("ER") in bytes 0..8 and entries
+/// at every `block_size` bytes, as `grub-mkrescue` (xorriso `-hfsplus`) writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApmInfo {
+    /// The block size of the map (512 or 2048), big-endian at bytes 2..4.
+    pub block_size: u32,
+    /// Entries with the valid/allocated flags, in map order (the `Apple_partition_map` entry
+    /// included; xorriso's report leaves that one out).
+    pub entries: Vec<ApmPartition>,
+}
+
+/// A partition that lies after the ISO 9660 tree's data: `xorriso -append_partition` (an ESP
+/// outside the tree, as Ubuntu's and Debian's ISOs have).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedPartition {
+    /// Where it is recorded: `MBR.partition[N]` or `GPT.entry[N]`.
+    pub name: String,
+    /// Its number in that table (1-based).
+    pub number: u32,
+    /// First 512-byte sector.
+    pub start: u64,
+    /// Size in 512-byte sectors.
+    pub sectors: u64,
+}
+
+/// What the system area is, in the words of `xorriso -report_system_area` (see the module
+/// documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recognition {
+    /// ISOLINUX isohybrid MBR: the boot code holds "isolinux", bytes 432..440 divided by 4
+    /// are the BIOS boot image's block, and that image is isohybrid-suitable (a boot-info-table
+    /// and isolinux's magic fb c0 78 70 at byte 64).
+    pub isohybrid: bool,
+    /// Partition 1 starts at sector 1 and claims the image (or reaches partition 2): a GPT
+    /// protective MBR or xorriso's `--protective-msdos-label`.
+    pub protective_msdos_label: bool,
+    /// GRUB2 MBR: bytes 432..440 divided by 4, minus 1, are the BIOS boot image's block
+    /// (`--grub2-mbr` writes the image's 512-byte sector + 4).
+    pub grub2_mbr: bool,
+    /// The partition offset in 2048-byte blocks (`-partition_offset 16`): partition 1 (or GPT
+    /// entry 1 behind a protective MBR) starts at a second volume descriptor set; 0 if none.
+    pub partition_offset: u64,
+    /// Partitions after the ISO 9660 tree's data.
+    pub appended: Vec<AppendedPartition>,
+    /// The words of xorriso's "System area summary" without `cyl-align-…`: `MBR`,
+    /// `isohybrid` or `protective-msdos-label`, `grub2-mbr`, `GPT`, `APM`, `not-recognized`.
+    pub summary: Vec<&'static str>,
+}
+
+impl Recognition {
+    /// One line: the summary words, then `partition offset N` and `appended partition
+    /// NAME` when present (`MBR protective-msdos-label grub2-mbr GPT, partition offset 16,
+    /// appended partition GPT.entry[2]`); `zero` for an all-zero system area.
+    pub fn describe(&self) -> String {
+        let mut s = if self.summary.is_empty() { "zero".to_string() } else { self.summary.join(" ") };
+        if self.partition_offset != 0 {
+            s.push_str(&format!(", partition offset {}", self.partition_offset));
+        }
+        for a in &self.appended {
+            s.push_str(&format!(", appended partition {}", a.name));
+        }
+        s
+    }
+}
+
+/// What [`SystemArea::recognise`] needs from the rest of the image.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageFacts {
+    /// The primary volume descriptor's volume space size (2048-byte blocks).
+    pub volume_blocks: u32,
+    /// The first El Torito boot image's block (the default entry), if any.
+    pub boot_image: Option<u32>,
+    /// Whether that image is isohybrid-suitable (see [`Recognition::isohybrid`]).
+    pub isohybrid_suitable: bool,
+    /// One past the last 2048-byte block any file or directory of the ISO 9660 tree uses.
+    pub tree_end: u64,
 }
 
 /// The system area.
@@ -108,8 +218,17 @@ pub struct SystemArea {
     pub partitions: Vec<MbrPartition>,
     /// The GPT, when a header carries the signature.
     pub gpt: Option<GptInfo>,
-    /// The isoforge layout it matches (`None`: another tool's or damaged).
+    /// The isoforge layout it matches (`None`: another tool's or damaged). An MBR with
+    /// GRUB's boot info, a partition offset, an appended partition or an Apple Partition Map
+    /// is never an isoforge layout.
     pub layout: Option<Layout>,
+    /// The Apple Partition Map, when bytes 0..2 are "ER" with block size 512 or 2048.
+    pub apm: Option<ApmInfo>,
+    /// Whether bytes 0..434 hold "isolinux" ([`SystemArea::boot_code_looks_isolinux`]).
+    pub isolinux_code: bool,
+    /// What it is in xorriso's words (filled by [`SystemArea::recognise`], which
+    /// [`super::Image::read`] calls once the catalog and the tree are read).
+    pub recognition: Recognition,
     /// What the MBR and GPT checks found (see [`Mbr::check`], [`read_gpt`]).
     pub mismatches: Vec<Mismatch>,
 }
@@ -119,13 +238,15 @@ impl SystemArea {
     /// (the missing backup GPT is then reported as a mismatch).
     pub fn read(src: &dyn ReadAt) -> Result<SystemArea, InspectError> {
         let len = src.len();
-        let mut sector = [0u8; 512];
-        zero_fill_read(src, 0, &mut sector).map_err(|source| InspectError::Io {
-            what: "MBR".into(),
+        let mut area = vec![0u8; SYSTEM_AREA_BYTES];
+        zero_fill_read(src, 0, &mut area).map_err(|source| InspectError::Io {
+            what: "system area".into(),
             offset: 0,
-            len: 512,
+            len: SYSTEM_AREA_BYTES as u64,
             source,
         })?;
+        let mut sector = [0u8; 512];
+        sector.copy_from_slice(&area[..512]);
         let mbr = Mbr::decode(&sector).map_err(|e| InspectError::Io {
             what: "MBR".into(),
             offset: 0,
@@ -178,6 +299,12 @@ impl SystemArea {
                     })
                 };
                 Some(GptInfo {
+                    overlapping: r.entries.iter().enumerate().any(|(i, (_, a))| {
+                        r.entries[i + 1..].iter().any(|(_, b)| {
+                            a.starting_lba.get() <= b.ending_lba.get()
+                                && b.starting_lba.get() <= a.ending_lba.get()
+                        })
+                    }),
                     primary: header(&r.primary, 1),
                     backup: header(&r.backup, backup_at),
                     entries: r
@@ -209,9 +336,200 @@ impl SystemArea {
             partitions,
             gpt,
             layout,
+            apm: read_apm(&area),
+            // libisofs looks for "isolinux" starting in bytes 0..426.
+            isolinux_code: area[..434].windows(8).any(|w| w == b"isolinux"),
+            recognition: Recognition::default(),
             mismatches,
         })
     }
+
+    /// Names what the system area is ([`Recognition`], libisofs' rules) from the facts of
+    /// the rest of the image, and withdraws the isoforge layout when the image has what no
+    /// isoforge layout has (GRUB's MBR, a partition offset, an appended partition, an APM).
+    pub fn recognise(&mut self, src: &dyn ReadAt, facts: &ImageFacts) {
+        let mut r = Recognition::default();
+        let isolinux_code = self.isolinux_code;
+        let field = self.isohybrid_boot_lba;
+        if let Some(lba) = facts.boot_image.map(u64::from) {
+            r.isohybrid = facts.isohybrid_suitable && isolinux_code && (field & 0xFFFF_FFFF) / 4 == lba;
+            r.grub2_mbr = !r.isohybrid && (field / 4).checked_sub(1) == Some(lba);
+        }
+        let image_sectors = u64::from(facts.volume_blocks) * 4;
+        let parts: Vec<&MbrPartition> = self.partitions.iter().filter(|p| p.sectors > 0).collect();
+        if let Some(p1) = parts.first().filter(|p| p.os_type == OS_TYPE_GPT_PROTECTIVE || !r.isohybrid) {
+            let count = u64::from(p1.sectors);
+            let part2_start = parts.get(1).map_or(0, |p| u64::from(p.start_lba));
+            r.protective_msdos_label = p1.start_lba == 1
+                && (count + 1 == image_sectors
+                    || (p1.os_type == OS_TYPE_GPT_PROTECTIVE
+                        && count + 1 >= image_sectors
+                        && (parts.len() == 1 || (parts.len() == 2 && parts[1].os_type == 0)))
+                    || count + 1 == part2_start);
+        }
+        // The partition offset: MBR partition 1, else GPT entry 1 behind a protective MBR.
+        let mut candidates = Vec::new();
+        if let Some(p1) = parts.first() {
+            if p1.boot_indicator == 0 || p1.boot_indicator == 0x80 {
+                candidates.push((u64::from(p1.start_lba), u64::from(p1.sectors)));
+            }
+            if p1.os_type == OS_TYPE_GPT_PROTECTIVE && p1.start_lba == 1 {
+                if let Some(e) = self.gpt.as_ref().and_then(|g| g.entries.first()) {
+                    candidates.push((e.first_lba, (e.last_lba + 1).saturating_sub(e.first_lba)));
+                }
+            }
+        }
+        for (start, count) in candidates {
+            if (64..=2048).contains(&start)
+                && count >= 72
+                && start % 4 == 0
+                && count % 4 == 0
+                && (start + count) / 4 <= u64::from(facts.volume_blocks)
+            {
+                let offset = start / 4;
+                if second_superblock(src, offset, count, facts.volume_blocks) {
+                    r.partition_offset = offset;
+                    break;
+                }
+            }
+        }
+        // Appended partitions: starting after the tree's data, not a gap filler.
+        let after = |start: u64| start / 4 >= facts.tree_end && start > 0;
+        for p in &self.partitions {
+            if p.os_type != OS_TYPE_GPT_PROTECTIVE && p.sectors > 0 && after(u64::from(p.start_lba)) {
+                r.appended.push(AppendedPartition {
+                    name: p.name(),
+                    number: u32::try_from(p.index).unwrap_or(u32::MAX),
+                    start: u64::from(p.start_lba),
+                    sectors: u64::from(p.sectors),
+                });
+            }
+        }
+        if let Some(g) = &self.gpt {
+            for e in g.entries.iter().filter(|e| after(e.first_lba) && !is_gap_name(&e.name)) {
+                r.appended.push(AppendedPartition {
+                    name: e.name(),
+                    number: e.index,
+                    start: e.first_lba,
+                    sectors: (e.last_lba + 1).saturating_sub(e.first_lba),
+                });
+            }
+        }
+        // xorriso's summary words.
+        let all_zero = self.boot_code_zero
+            && self.isohybrid_boot_lba == 0
+            && self.disk_signature == 0
+            && self.partitions.is_empty()
+            && !self.mbr_signature_ok;
+        if self.mbr_signature_ok {
+            r.summary.push("MBR");
+            if r.isohybrid {
+                r.summary.push("isohybrid");
+            } else if r.protective_msdos_label {
+                r.summary.push("protective-msdos-label");
+            }
+            if r.grub2_mbr {
+                r.summary.push("grub2-mbr");
+            }
+        } else if !all_zero {
+            r.summary.push("not-recognized");
+        }
+        let gpt_used = self
+            .gpt
+            .as_ref()
+            .is_some_and(|g| g.primary.as_ref().is_some_and(|h| h.header_crc_valid) && !g.entries.is_empty());
+        if gpt_used {
+            r.summary.push("GPT");
+        }
+        if self.apm.as_ref().is_some_and(|a| a.entries.iter().any(|e| e.type_name != "Apple_partition_map")) {
+            r.summary.push("APM");
+        }
+        if r.grub2_mbr || r.partition_offset != 0 || !r.appended.is_empty() || self.apm.is_some() {
+            self.layout = None;
+        }
+        self.recognition = r;
+    }
+
+    /// Whether the boot code holds "isolinux" (as ISOLINUX's isohybrid MBRs do, in their error
+    /// message), libisofs' test for isohybrid code.
+    pub fn boot_code_looks_isolinux(&self) -> bool {
+        self.isolinux_code
+    }
+
+    /// Whether the GPT is an isohybrid "hybrid" GPT (xorriso `-isohybrid-gpt-basdat`,
+    /// syslinux `isohybrid --uefi`): entry 1 is named "ISOHybrid…" and covers the image from
+    /// sector 0, so it starts before the first usable sector and contains the other entries
+    /// on purpose.
+    pub fn isohybrid_gpt(&self) -> bool {
+        self.gpt
+            .as_ref()
+            .and_then(|g| g.entries.first())
+            .is_some_and(|e| e.index == 1 && e.first_lba == 0 && e.name.starts_with("ISOHybrid"))
+    }
+}
+
+/// Whether `name` is xorriso's name of a gap filler partition: `Gap` and one or two digits.
+fn is_gap_name(name: &str) -> bool {
+    name.strip_prefix("Gap")
+        .is_some_and(|d| (1..=2).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether a primary volume descriptor at block `offset + 16` describes the same volume from
+/// there: libisofs' test for a partition offset (its volume space size plus the offset is the
+/// image's, or it equals the partition's size).
+fn second_superblock(src: &dyn ReadAt, offset: u64, sectors: u64, volume_blocks: u32) -> bool {
+    use zerocopy::FromBytes;
+    let mut block = vec![0u8; ISO_BLOCK as usize];
+    let Some(at) = offset.checked_add(16).and_then(|b| b.checked_mul(ISO_BLOCK)) else { return false };
+    if at.saturating_add(ISO_BLOCK) > src.len() || src.read_at(at, &mut block).is_err() {
+        return false;
+    }
+    let Ok(vd) = VolumeDescriptor::read_from_bytes(&block[..]) else { return false };
+    let size = u64::from(vd.volume_space_size.le());
+    vd.descriptor_type == 1
+        && &vd.standard_id == b"CD001"
+        && vd.version == 1
+        && vd.file_structure_version == 1
+        && (size + offset == u64::from(volume_blocks) || size == sectors / 4)
+}
+
+/// Reads the Apple Partition Map from the system area `area` (32 KiB), if bytes 0..2 are "ER"
+/// with a block size of 512 or 2048. Entries are read while they carry "PM", up to the map
+/// size the first one gives and never past the system area.
+fn read_apm(area: &[u8]) -> Option<ApmInfo> {
+    let be16 = |at: usize| area.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let be32 = |at: usize| area.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    if area.get(..2) != Some(b"ER") {
+        return None;
+    }
+    let bs = usize::from(be16(2)?);
+    if bs != 512 && bs != 2048 {
+        return None;
+    }
+    let text = |raw: &[u8]| {
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        String::from_utf8_lossy(&raw[..end]).into_owned()
+    };
+    let map_entries = be32(bs + 4).unwrap_or(0);
+    let mut entries = Vec::new();
+    for i in 1..=map_entries.min(u32::try_from(area.len() / bs).unwrap_or(0)) {
+        let at = bs * usize::try_from(i).ok()?;
+        let Some(e) = area.get(at..at + 96) else { break };
+        if &e[..2] != b"PM" {
+            break;
+        }
+        if be32(at + 88).unwrap_or(0) & 3 == 0 {
+            continue;
+        }
+        entries.push(ApmPartition {
+            index: i,
+            name: text(&e[16..48]),
+            type_name: text(&e[48..80]),
+            start: be32(at + 8).unwrap_or(0),
+            blocks: be32(at + 12).unwrap_or(0),
+        });
+    }
+    Some(ApmInfo { block_size: u32::try_from(bs).ok()?, entries })
 }
 
 /// Reads `buf` at `offset`, zeros for what lies past the end of `src`.
@@ -239,4 +557,58 @@ fn entries_crc(src: &dyn ReadAt, h: &GptHeader) -> Option<bool> {
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apm_entries_as_grub_mkrescue_writes_them() {
+        let mut area = vec![0u8; SYSTEM_AREA_BYTES];
+        area[..4].copy_from_slice(&[b'E', b'R', 0x08, 0x00]);
+        let entry =
+            |area: &mut Vec<u8>, i: usize, name: &str, ty: &str, start: u32, blocks: u32, flags: u32| {
+                let at = 2048 * i;
+                area[at..at + 2].copy_from_slice(b"PM");
+                area[at + 4..at + 8].copy_from_slice(&3u32.to_be_bytes());
+                area[at + 8..at + 12].copy_from_slice(&start.to_be_bytes());
+                area[at + 12..at + 16].copy_from_slice(&blocks.to_be_bytes());
+                area[at + 16..at + 16 + name.len()].copy_from_slice(name.as_bytes());
+                area[at + 48..at + 48 + ty.len()].copy_from_slice(ty.as_bytes());
+                area[at + 88..at + 92].copy_from_slice(&flags.to_be_bytes());
+            };
+        entry(&mut area, 1, "Apple", "Apple_partition_map", 1, 4, 3);
+        entry(&mut area, 2, "Gap0", "ISO9660_data", 16, 1496, 0x13);
+        entry(&mut area, 3, "HFSPLUS_Hybrid", "Apple_HFS", 1512, 8220, 0x4000_0013);
+        let apm = read_apm(&area).unwrap();
+        assert_eq!(apm.block_size, 2048);
+        let got: Vec<_> =
+            apm.entries.iter().map(|e| (e.index, e.name.as_str(), e.type_name.as_str(), e.start)).collect();
+        assert_eq!(
+            got,
+            [
+                (1, "Apple", "Apple_partition_map", 1),
+                (2, "Gap0", "ISO9660_data", 16),
+                (3, "HFSPLUS_Hybrid", "Apple_HFS", 1512)
+            ]
+        );
+        // A map size past the system area is bounded by it; a bad block size is no APM.
+        area[2048 + 4..2048 + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(read_apm(&area).unwrap().entries.len(), 3);
+        area[2] = 0x04;
+        assert!(read_apm(&area).is_none());
+        assert!(read_apm(b"E").is_none());
+    }
+
+    #[test]
+    fn gap_names() {
+        assert!(is_gap_name("Gap0") && is_gap_name("Gap12"));
+        assert!(
+            !is_gap_name("Gap")
+                && !is_gap_name("Gap123")
+                && !is_gap_name("Gapx")
+                && !is_gap_name("Appended2")
+        );
+    }
 }

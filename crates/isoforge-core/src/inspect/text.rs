@@ -15,6 +15,7 @@ pub fn summary(img: &Image, tree: bool) -> String {
         "system area: layout {}",
         sa.layout.map_or("unknown (not an isoforge layout)", |l| l.name())
     );
+    let _ = writeln!(s, "  recognised (xorriso -report_system_area terms): {}", sa.recognition.describe());
     let _ = writeln!(
         s,
         "  MBR: signature {}, boot code sha256 {}{}, isohybrid boot-file field {} (512-byte sector), disk signature {:#010x}",
@@ -72,6 +73,16 @@ pub fn summary(img: &Image, tree: bool) -> String {
             );
         }
     }
+    if let Some(a) = &sa.apm {
+        let _ = writeln!(s, "  APM: block size {}", a.block_size);
+        for e in &a.entries {
+            let _ = writeln!(
+                s,
+                "  APM.entry[{}]: {:?} type {:?} start {} blocks {}",
+                e.index, e.name, e.type_name, e.start, e.blocks
+            );
+        }
+    }
     for m in &sa.mismatches {
         let _ = writeln!(s, "  note: {m}");
     }
@@ -113,11 +124,13 @@ pub fn summary(img: &Image, tree: bool) -> String {
             let file = img.file_at_block(c.load_rba).map(|f| f.path_lossy()).unwrap_or_default();
             let _ = writeln!(
                 s,
-                "  {}: platform {:#04x} boot {:#04x} media {} segment {:#x} load_size {} load_rba {} {}",
+                "  {}: platform {:#04x} boot {:#04x} media {} (emulation {}{}) segment {:#x} load_size {} load_rba {} {}",
                 c.name(),
                 c.platform,
                 c.boot_indicator,
                 c.media_type,
+                c.emulation().name(),
+                if c.grub2_boot_info { ", grub2-boot-info" } else { "" },
                 c.load_segment,
                 c.load_size,
                 c.load_rba,

@@ -4,11 +4,15 @@
 //!   Rock Ridge, path tables, extents outside the image, the El Torito catalog, the
 //!   boot-info-table, a truncated image);
 //! - the MBR and GPT checks (signatures, CRCs, backup vs primary, entries in range); the
-//!   `nixos` layout's intended overlap ("ISOHybrid" starting at sector 0 and containing the other
-//!   partitions) is information, not an error;
+//!   `nixos` layout's and every isohybrid hybrid GPT's intended overlap ("ISOHybrid…" starting
+//!   at sector 0 and containing the other partitions) is information, not an error;
 //! - the El Torito EFI entry's start equals the ESP's in the MBR and in the GPT, and the ESP is
 //!   as large as the EFI image file;
-//! - the isohybrid boot-file field (MBR bytes 432..440) names the BIOS boot image;
+//! - the isohybrid boot-file field (MBR bytes 432..440) names the BIOS boot image; GRUB's MBR
+//!   (`grub2-mbr`: that sector + 4, as `--grub2-boot-info` intends) is a note, and so is boot
+//!   code that is neither ISOLINUX's nor GRUB's;
+//! - floppy and hard disk emulation boot images get no boot-info-table check (the ISO 9660
+//!   reader does none);
 //! - no two file or directory extents overlap (identical extents, shared data, are allowed);
 //! - every embedded payload is readable, and a FAT one passes fsck-level checks.
 
@@ -153,22 +157,27 @@ fn fat_finding(name: &str, base: u64, p: &FatProblem) -> Finding {
 fn system_area(image: &Image, out: &mut Vec<Finding>) {
     let sa = &image.system_area;
     let nixos = sa.layout == Some(Layout::Nixos);
+    let hybrid = nixos || sa.isohybrid_gpt();
     for m in &sa.mismatches {
-        // xorriso's isohybrid GPT: "ISOHybrid" (entry 1) covers the whole image from sector 0,
-        // so it starts before the first usable sector and contains the other entries.
-        let intended = nixos
+        // The isohybrid "hybrid" GPT (xorriso, syslinux isohybrid --uefi): "ISOHybrid…"
+        // (entry 1) covers the whole image from sector 0, so it starts before the first usable
+        // sector and contains the other entries.
+        let intended = hybrid
             && m.structure.starts_with("GPT entry")
             && m.field == "starting_lba"
-            && (m.structure.ends_with("(ISOHybrid)") || m.expected.starts_with("no overlap with entry 1 "));
+            && (m.structure.starts_with("GPT entry 1 (")
+                || m.expected.starts_with("no overlap with entry 1 "));
         push(
             out,
             if intended { Severity::Info } else { Severity::Error },
             format!("{} {}", m.structure, m.field),
             Some(m.offset),
-            if intended {
-                format!("{} (nixos layout: intended, as xorriso does)", m.expected)
-            } else {
-                m.expected.clone()
+            match (intended, nixos) {
+                (true, true) => format!("{} (nixos layout: intended, as xorriso does)", m.expected),
+                (true, false) => {
+                    format!("{} (isohybrid hybrid GPT: intended, as xorriso and isohybrid do)", m.expected)
+                }
+                _ => m.expected.clone(),
             },
             &m.found,
         );
@@ -287,6 +296,12 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
     Ok(())
 }
 
+/// The MBR's boot-file field (bytes 432..440) against the first El Torito boot image at
+/// block `N`: ISOLINUX's isohybrid MBR holds sector `4N`; GRUB's MBR (`--grub2-mbr`, what
+/// `grub-mkrescue` and every `xorriso --grub2-boot-info` image write) holds `4N + 4`, the
+/// image's second 2048-byte block, on purpose. Only an MBR recognised as isohybrid code (it
+/// holds "isolinux") with neither value is an error; other boot code's bytes there are its own
+/// business (a note).
 fn isohybrid_field(image: &Image, out: &mut Vec<Finding>) {
     let sa = &image.system_area;
     if sa.boot_code_zero || !sa.mbr_signature_ok {
@@ -294,14 +309,42 @@ fn isohybrid_field(image: &Image, out: &mut Vec<Finding>) {
     }
     let Some(bios) = image.bios_entry() else { return };
     let want = u64::from(bios.load_rba) * 4;
-    if sa.isohybrid_boot_lba != want {
+    let found = sa.isohybrid_boot_lba;
+    if found == want {
+        return;
+    }
+    let emulation = bios.emulation();
+    let image_name = if emulation.is_emulated() {
+        format!("the BIOS boot image at block {}, {} emulation", bios.load_rba, emulation.name())
+    } else {
+        format!("the BIOS boot image at block {}", bios.load_rba)
+    };
+    if sa.recognition.grub2_mbr {
+        push(
+            out,
+            Severity::Info,
+            "MBR grub2 boot info (bytes 432..440, grub2-mbr)",
+            Some(432),
+            format!("sector {} ({image_name}, + 4: GRUB's MBR loads from there)", want + 4),
+            format!("sector {found}"),
+        );
+    } else if sa.boot_code_looks_isolinux() {
         push(
             out,
             Severity::Error,
             "MBR isohybrid boot-file field (bytes 432..440)",
             Some(432),
-            format!("sector {want} (the BIOS boot image at block {})", bios.load_rba),
-            format!("sector {}", sa.isohybrid_boot_lba),
+            format!("sector {want} ({image_name})"),
+            format!("sector {found}"),
+        );
+    } else {
+        push(
+            out,
+            Severity::Info,
+            "MBR bytes 432..440 (boot code neither isohybrid nor grub2-mbr)",
+            Some(432),
+            format!("sector {want} (isohybrid) or {} (grub2-mbr) for {image_name}", want + 4),
+            format!("{found:#x}, left to the boot code"),
         );
     }
 }

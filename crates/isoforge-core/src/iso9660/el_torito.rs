@@ -167,19 +167,131 @@ fn entry(e: &CatalogEntry) -> BootEntry {
     }
 }
 
-/// A decoded catalog entry with its section index (`None` for the default entry).
+/// Section Entry Extension (El Torito 2.5): more selection criteria for the section entry
+/// before it. It follows an entry whose media type has bit 5 set ("continuation entry
+/// follows"), and is followed by another extension while its own bit 5 of `flags` is set.
+#[repr(C)]
+#[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct SectionEntryExtension {
+    /// [`EXTENSION_INDICATOR`] (0x44).
+    pub extension_indicator: u8,
+    /// Bit 5: another extension follows.
+    pub flags: u8,
+    /// Vendor unique selection criteria.
+    pub vendor_criteria: [u8; 30],
+}
+const _: () = assert!(core::mem::size_of::<SectionEntryExtension>() == 32);
+
+/// Indicator byte of a [`SectionEntryExtension`].
+pub const EXTENSION_INDICATOR: u8 = 0x44;
+/// Bit 5 of a section entry's media type (and of an extension's flags): an extension follows.
+pub const CONTINUATION_FOLLOWS: u8 = 0x20;
+/// Media type: 1.2 MB diskette emulation.
+pub const MEDIA_FLOPPY_1_2: u8 = 1;
+/// Media type: 1.44 MB diskette emulation.
+pub const MEDIA_FLOPPY_1_44: u8 = 2;
+/// Media type: 2.88 MB diskette emulation.
+pub const MEDIA_FLOPPY_2_88: u8 = 3;
+/// Media type: hard disk emulation.
+pub const MEDIA_HARD_DISK: u8 = 4;
+
+/// What a boot entry's media type says the BIOS emulates (El Torito 2.2: bits 0–3 of the
+/// media type; bits 5–7 of a section entry's are flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Emulation {
+    /// No emulation: the BIOS loads `sector_count` 512-byte sectors and jumps there (isolinux,
+    /// GRUB's eltorito.img, every EFI image).
+    None,
+    /// A 1.2 MB diskette image.
+    Floppy1_2,
+    /// A 1.44 MB diskette image.
+    Floppy1_44,
+    /// A 2.88 MB diskette image.
+    Floppy2_88,
+    /// A hard disk image (an MBR with one partition).
+    HardDisk,
+    /// Values 5–15: reserved.
+    Reserved(u8),
+}
+
+impl Emulation {
+    /// The emulation of media type byte `media_type`.
+    pub fn of(media_type: u8) -> Emulation {
+        match media_type & 0x0F {
+            MEDIA_NO_EMULATION => Emulation::None,
+            MEDIA_FLOPPY_1_2 => Emulation::Floppy1_2,
+            MEDIA_FLOPPY_1_44 => Emulation::Floppy1_44,
+            MEDIA_FLOPPY_2_88 => Emulation::Floppy2_88,
+            MEDIA_HARD_DISK => Emulation::HardDisk,
+            other => Emulation::Reserved(other),
+        }
+    }
+
+    /// The name `xorriso -report_el_torito` prints in its `Emul` column: `none`, `fd1.2`,
+    /// `fd1.4`, `fd2.8`, `hd`, else the value in hex (`0x05`).
+    pub fn name(self) -> String {
+        match self {
+            Emulation::None => "none".into(),
+            Emulation::Floppy1_2 => "fd1.2".into(),
+            Emulation::Floppy1_44 => "fd1.4".into(),
+            Emulation::Floppy2_88 => "fd2.8".into(),
+            Emulation::HardDisk => "hd".into(),
+            Emulation::Reserved(v) => format!("{v:#04x}"),
+        }
+    }
+
+    /// Whether the image is an emulated diskette or disk: the BIOS reads it as a drive, so it
+    /// carries no boot-info-table (that is a no-emulation boot file's feature).
+    pub fn is_emulated(self) -> bool {
+        self != Emulation::None
+    }
+}
+
+/// A decoded boot entry: where it sits in the catalog and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedEntry {
-    /// Section number (0-based) or `None` for the default entry.
-    pub section: Option<usize>,
+    /// Section number: 0 for the initial/default entry (the section the validation entry
+    /// begins), then 1, 2, … for each section header in catalog order.
+    pub section: usize,
+    /// Entry within its section, 0-based (0 for the default entry); extensions are not
+    /// counted.
+    pub index: usize,
+    /// Byte offset of the 32-byte entry in the catalog.
+    pub offset: usize,
+    /// The boot indicator byte (0x88 bootable, 0x00 not).
+    pub boot_indicator: u8,
     /// Whether the boot indicator is 0x88.
     pub bootable: bool,
-    /// The entry's fields.
+    /// Selection criteria type (section entries; 0 for the default entry).
+    pub selection_criteria_type: u8,
+    /// Section Entry Extensions (0x44) that follow it.
+    pub extensions: usize,
+    /// The entry's fields (the platform is the validation entry's for the default entry,
+    /// else the section header's).
     pub entry: CatalogEntry,
+}
+
+impl DecodedEntry {
+    /// What the BIOS emulates for this image.
+    pub fn emulation(&self) -> Emulation {
+        Emulation::of(self.entry.media_type)
+    }
+}
+
+/// A decoded boot catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedCatalog {
+    /// Platform id of the validation entry (the default entry's platform).
+    pub platform_id: u8,
+    /// Sum of the validation entry's 16-bit words: 0 when its checksum is right.
+    pub checksum_sum: u16,
+    /// The default entry, then each section's entries, in catalog order.
+    pub entries: Vec<DecodedEntry>,
 }
 
 /// Problems found decoding a catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CatalogProblem {
     /// The validation entry's header id or key bytes are wrong.
     BadValidationEntry,
@@ -187,22 +299,37 @@ pub enum CatalogProblem {
     BadChecksum(u16),
 }
 
-/// Decodes a catalog block sequence. Stops at a zero byte where a header is expected.
-pub fn decode_catalog(b: &[u8]) -> Result<Vec<DecodedEntry>, CatalogProblem> {
+/// Decodes a catalog (one or more blocks, as far as `b` goes): the validation entry, the
+/// default entry, then every section (El Torito 2.3–2.5).
+///
+/// Fails only when the validation entry's header id or key bytes are wrong (then `b` is not a
+/// catalog); a wrong checksum is kept in [`DecodedCatalog::checksum_sum`] and the entries are
+/// decoded anyway, as firmware and libisofs do. The walk stops at a byte other than 0x90/0x91
+/// where a section header is expected, after a 0x91 section, or at the end of `b`. Section
+/// Entry Extensions (0x44) after an entry whose media type has bit 5 set are skipped and not
+/// counted as entries (the header's count is of section entries); a stray extension where an
+/// entry is expected is skipped the same way. Every step advances 32 bytes, so the walk is
+/// bounded by `b`.
+pub fn decode_catalog(b: &[u8]) -> Result<DecodedCatalog, CatalogProblem> {
     let (v, _) = ValidationEntry::read_from_prefix(b).map_err(|_| CatalogProblem::BadValidationEntry)?;
     if v.header_id != 1 || v.key55 != 0x55 || v.key_aa != 0xAA {
         return Err(CatalogProblem::BadValidationEntry);
     }
-    let sum = validation_checksum(&v);
-    if sum != 0 {
-        return Err(CatalogProblem::BadChecksum(sum));
-    }
-    let mut out = Vec::new();
-    let decode = |at: usize, platform: u8, section| -> Option<DecodedEntry> {
+    let mut out = DecodedCatalog {
+        platform_id: v.platform_id,
+        checksum_sum: validation_checksum(&v),
+        entries: Vec::new(),
+    };
+    let decode = |at: usize, platform: u8, section, index| -> Option<DecodedEntry> {
         let (e, _) = BootEntry::read_from_prefix(b.get(at..)?).ok()?;
         Some(DecodedEntry {
             section,
+            index,
+            offset: at,
+            boot_indicator: e.boot_indicator,
             bootable: e.boot_indicator == BOOTABLE,
+            selection_criteria_type: if section == 0 { 0 } else { e.selection_criteria_type },
+            extensions: 0,
             entry: CatalogEntry {
                 platform,
                 media_type: e.media_type,
@@ -213,23 +340,41 @@ pub fn decode_catalog(b: &[u8]) -> Result<Vec<DecodedEntry>, CatalogProblem> {
             },
         })
     };
-    if let Some(d) = decode(32, v.platform_id, None) {
-        out.push(d);
+    match decode(32, v.platform_id, 0, 0) {
+        Some(d) => out.entries.push(d),
+        None => return Ok(out),
     }
     let mut at = 64;
-    let mut section = 0;
-    // Bounded by the buffer: each step advances at least 32 bytes.
+    let mut section = 1;
     while let Ok((h, _)) = SectionHeader::read_from_prefix(b.get(at..).unwrap_or(&[])) {
         if h.header_indicator != HEADER_MORE && h.header_indicator != HEADER_FINAL {
             break;
         }
         at += 32;
-        for _ in 0..h.entry_count.get() {
-            match decode(at, h.platform_id, Some(section)) {
-                Some(d) => out.push(d),
-                None => return Ok(out),
+        let mut index = 0;
+        while index < usize::from(h.entry_count.get()) {
+            if b.get(at) == Some(&EXTENSION_INDICATOR) {
+                // A stray extension (no entry announced it): skipped, not an entry.
+                at += 32;
+                continue;
             }
+            let Some(mut d) = decode(at, h.platform_id, section, index) else { return Ok(out) };
             at += 32;
+            let mut follows = d.entry.media_type & CONTINUATION_FOLLOWS != 0;
+            while follows {
+                let Some(x) = b.get(at..).and_then(|r| SectionEntryExtension::read_from_prefix(r).ok())
+                else {
+                    break;
+                };
+                if x.0.extension_indicator != EXTENSION_INDICATOR {
+                    break;
+                }
+                d.extensions += 1;
+                follows = x.0.flags & CONTINUATION_FOLLOWS != 0;
+                at += 32;
+            }
+            out.entries.push(d);
+            index += 1;
         }
         section += 1;
         if h.header_indicator == HEADER_FINAL {
@@ -319,10 +464,109 @@ mod tests {
         assert_eq!(cat[64], HEADER_FINAL);
         assert_eq!(cat[65], PLATFORM_EFI);
         let d = decode_catalog(&cat).unwrap();
+        assert_eq!(d.checksum_sum, 0);
+        let d = d.entries;
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].entry, bios);
         assert_eq!(d[1].entry, efi);
-        assert_eq!(d[1].section, Some(0));
+        assert_eq!((d[0].section, d[0].index, d[0].offset), (0, 0, 32));
+        assert_eq!((d[1].section, d[1].index, d[1].offset), (1, 0, 96));
+    }
+
+    /// A catalog with three sections: BIOS floppy emulation (default), a section of two
+    /// entries whose first carries two Section Entry Extensions, a stray extension, and a
+    /// final section.
+    #[test]
+    fn sections_count_from_one_and_extensions_are_skipped() {
+        let mk = |media: u8, rba: u32| BootEntry {
+            boot_indicator: BOOTABLE,
+            media_type: media,
+            load_segment: U16::new(0),
+            system_type: 0,
+            unused1: 0,
+            sector_count: U16::new(1),
+            load_rba: U32::new(rba),
+            selection_criteria_type: 0,
+            vendor_criteria: [0; 19],
+        };
+        let ext = |more: bool| SectionEntryExtension {
+            extension_indicator: EXTENSION_INDICATOR,
+            flags: if more { CONTINUATION_FOLLOWS } else { 0 },
+            vendor_criteria: [7; 30],
+        };
+        let header = |ind: u8, platform: u8, n: u16| SectionHeader {
+            header_indicator: ind,
+            platform_id: platform,
+            entry_count: U16::new(n),
+            id_string: [0; 28],
+        };
+        let mut cat = encode_catalog(&[CatalogEntry {
+            platform: PLATFORM_X86,
+            media_type: MEDIA_FLOPPY_1_44,
+            load_segment: 0,
+            system_type: 0,
+            sector_count: 1,
+            load_rba: 30,
+        }]);
+        let mut at = 64;
+        let mut put = |bytes: &[u8]| {
+            cat[at..at + 32].copy_from_slice(bytes);
+            at += 32;
+        };
+        put(header(HEADER_MORE, PLATFORM_X86, 2).as_bytes());
+        put(mk(MEDIA_HARD_DISK | CONTINUATION_FOLLOWS, 40).as_bytes());
+        put(ext(true).as_bytes());
+        put(ext(false).as_bytes());
+        put(ext(false).as_bytes()); // stray: skipped
+        put(mk(0, 41).as_bytes());
+        put(header(HEADER_FINAL, PLATFORM_EFI, 1).as_bytes());
+        put(mk(0, 50).as_bytes());
+        put(header(HEADER_FINAL, PLATFORM_EFI, 1).as_bytes()); // after the final one: ignored
+        let d = decode_catalog(&cat).unwrap();
+        let got: Vec<_> = d
+            .entries
+            .iter()
+            .map(|e| (e.section, e.index, e.offset, e.entry.load_rba, e.extensions))
+            .collect();
+        assert_eq!(got, [(0, 0, 32, 30, 0), (1, 0, 96, 40, 2), (1, 1, 224, 41, 0), (2, 0, 288, 50, 0)]);
+        assert_eq!(d.entries[0].emulation(), Emulation::Floppy1_44);
+        assert_eq!(d.entries[1].emulation(), Emulation::HardDisk);
+        assert_eq!(d.entries[1].emulation().name(), "hd");
+        assert_eq!(d.entries[3].entry.platform, PLATFORM_EFI);
+        assert!(!d.entries[2].emulation().is_emulated());
+        // A wrong checksum is reported and the entries are still read.
+        cat[28] ^= 1;
+        let d = decode_catalog(&cat).unwrap();
+        assert_ne!(d.checksum_sum, 0);
+        assert_eq!(d.entries.len(), 4);
+        cat[30] = 0;
+        assert_eq!(decode_catalog(&cat), Err(CatalogProblem::BadValidationEntry));
+        // Truncated inside a section: what was read is kept.
+        assert_eq!(
+            decode_catalog(&encode_catalog(&[CatalogEntry { sector_count: 4, ..d_default() }])[..64])
+                .unwrap()
+                .entries
+                .len(),
+            1
+        );
+    }
+
+    fn d_default() -> CatalogEntry {
+        CatalogEntry {
+            platform: 0,
+            media_type: 0,
+            load_segment: 0,
+            system_type: 0,
+            sector_count: 0,
+            load_rba: 1,
+        }
+    }
+
+    #[test]
+    fn emulation_names_are_xorriso_s() {
+        let names: Vec<_> = (0..6u8).map(|m| Emulation::of(m).name()).collect();
+        assert_eq!(names, ["none", "fd1.2", "fd1.4", "fd2.8", "hd", "0x05"]);
+        assert_eq!(Emulation::of(0x40 | MEDIA_FLOPPY_1_2), Emulation::Floppy1_2);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use zerocopy::FromBytes;
 
 use super::{EntryKind, IsoImage, Listing, Problem, ProblemKind, Problems, ReadError};
 use crate::iso9660::el_torito::{
-    decode_catalog, BootInfoChecksum, BootInfoTable, DecodedEntry, BOOT_INFO_TABLE_OFFSET, PLATFORM_X86,
+    decode_catalog, BootInfoChecksum, BootInfoTable, CatalogProblem, DecodedEntry, BOOT_INFO_TABLE_OFFSET,
+    PLATFORM_X86,
 };
 use crate::units::ISO_BLOCK;
 
@@ -66,7 +67,8 @@ pub struct ElTorito {
     pub catalog_lba: u32,
     /// Decoded entries: the default entry, then section entries.
     pub entries: Vec<DecodedEntry>,
-    /// The boot-info-table check of the default entry, when it is an x86 BIOS entry.
+    /// The boot-info-table check of the default entry, when it is an x86 BIOS entry without
+    /// emulation (an emulated diskette or disk image carries none).
     pub boot_info: Option<BootInfoCheck>,
     /// Problems: catalog outside the image or invalid, boot images outside the image, a present
     /// boot-info-table with wrong fields.
@@ -110,7 +112,19 @@ impl IsoImage<'_> {
         }
         let cat = self.read_vec(cat_start, usize::try_from(cat_len).unwrap_or(2048), "boot catalog")?;
         match decode_catalog(&cat) {
-            Ok(entries) => out.entries = entries,
+            Ok(c) => {
+                if c.checksum_sum != 0 {
+                    p.push(
+                        ProblemKind::BadCatalog,
+                        format!("El Torito boot catalog at block {}", br.catalog_lba),
+                        "validation entry",
+                        Some(cat_start),
+                        "header id 1, key bytes 55 AA, words summing to 0",
+                        format!("{:?}", CatalogProblem::BadChecksum(c.checksum_sum)),
+                    );
+                }
+                out.entries = c.entries;
+            }
             Err(e) => p.push(
                 ProblemKind::BadCatalog,
                 format!("El Torito boot catalog at block {}", br.catalog_lba),
@@ -128,14 +142,17 @@ impl IsoImage<'_> {
                     ProblemKind::ExtentOutsideImage,
                     format!("El Torito boot catalog entry {i}"),
                     "load_rba",
-                    // Section entries sit after headers: only the default entry's offset is known.
-                    (i == 0 && e.section.is_none()).then_some(cat_start + 32 + 8),
+                    Some(cat_start + e.offset as u64 + 8),
                     format!("a boot image within the image's {} bytes", self.len()),
                     format!("block {} + {} sectors", e.entry.load_rba, e.entry.sector_count),
                 );
             }
         }
-        let bios = out.entries.first().filter(|e| e.section.is_none() && e.entry.platform == PLATFORM_X86);
+        // A floppy or hard disk emulation image is read as a drive: no boot-info-table there.
+        let bios = out
+            .entries
+            .first()
+            .filter(|e| e.section == 0 && e.entry.platform == PLATFORM_X86 && !e.emulation().is_emulated());
         if let Some(bios) = bios {
             out.boot_info = self.boot_info(listing, bios.entry.load_rba, &mut p)?;
         }
