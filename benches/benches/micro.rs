@@ -15,9 +15,9 @@ use std::io::Cursor;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use isoforge_benches::synthetic_tree;
-use isoforge_core::fat::{FatOptions, FatPlan};
-use isoforge_core::iso9660::plan::{plan, IsoOptions};
-use isoforge_core::time::Epoch;
+use isoforge_formats::fat::{FatOptions, FatPlan};
+use isoforge_formats::iso9660::plan::{plan, IsoOptions};
+use isoforge_formats::time::Epoch;
 use isoforge_squashfs::{Compression, InputNode, Meta, Options};
 
 fn plan_iso(c: &mut Criterion) {

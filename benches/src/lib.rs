@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use isoforge_core::tree::Tree;
+use isoforge_formats::tree::Tree;
 
 /// SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed, seeded generator. Not for
 /// cryptography; enough for choosing files and sizes reproducibly.

@@ -1,16 +1,16 @@
 //! One function per reader. Each must return (never panic, never hang) on any input; the
 //! readers report what is wrong as problems or errors, which are ignored here.
 
-use isoforge_core::fat::FatVolume;
-use isoforge_core::inspect::diff::diff;
-use isoforge_core::inspect::{
+use isoforge_formats::fat::FatVolume;
+use isoforge_inspect::diff::diff;
+use isoforge_inspect::{
     bytemap::ByteMap, fat::FatInfo, squashfs::SquashfsInfo, system_area::SystemArea, verify, Image,
 };
-use isoforge_core::iso9660::el_torito::{decode_catalog, BootInfoChecksum};
-use isoforge_core::iso9660::read::{Hierarchy, IsoImage};
-use isoforge_core::part::gpt::read_gpt;
-use isoforge_core::part::layout::identify;
-use isoforge_core::part::mbr::Mbr;
+use isoforge_formats::iso9660::el_torito::{decode_catalog, BootInfoChecksum};
+use isoforge_formats::iso9660::read::{Hierarchy, IsoImage};
+use isoforge_formats::part::gpt::read_gpt;
+use isoforge_formats::part::layout::identify;
+use isoforge_formats::part::mbr::Mbr;
 
 /// The ISO 9660 reader: descriptors, both walks, path tables, El Torito, the checks.
 pub fn iso(data: &[u8]) {
@@ -101,7 +101,7 @@ pub fn inspect(data: &[u8]) {
 /// The initramfs reader: every segment (plain, gzip, zstd, xz), every member, and the squashfs
 /// inspection of each member holding one (as `inspect` of a netboot initrd does).
 pub fn cpio(data: &[u8]) {
-    use isoforge_core::cpio::read::read_initrd_with;
+    use isoforge_formats::cpio::read::read_initrd_with;
     let mut extracted = Vec::new();
     let mut src = std::io::Cursor::new(data);
     let (segments, _) = read_initrd_with(&mut src, &|name: &str| name.ends_with(".squashfs"), &mut extracted);

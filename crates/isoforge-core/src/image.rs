@@ -35,17 +35,17 @@ use std::path::{Path, PathBuf};
 use isoforge_host::output::{AtomicOutput, OutputError};
 use thiserror::Error;
 
-use crate::fat::{FatError, FatOptions, FatPlan};
-use crate::iso9660::plan::IsoDates;
-use crate::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
-use crate::iso9660::write::{self as iso_write, GeneratedContent, ImageFrame};
-use crate::part::gpt::Guid;
-use crate::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
-use crate::part::PartError;
+use isoforge_formats::fat::{FatError, FatOptions, FatPlan};
+use isoforge_formats::iso9660::plan::IsoDates;
+use isoforge_formats::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
+use isoforge_formats::iso9660::write::{self as iso_write, GeneratedContent, ImageFrame};
+use isoforge_formats::part::gpt::Guid;
+use isoforge_formats::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
+use isoforge_formats::part::PartError;
 use crate::progress::{phase, report_stale, Counted, NoProgress, Phase, Progress};
 use crate::store::{self, PreparedStore, StoreError, StoreSpec};
-use crate::time::{DateField, EpochError};
-use crate::tree::{Tree, TreeError};
+use isoforge_formats::time::{DateField, EpochError};
+use isoforge_formats::tree::{Tree, TreeError};
 
 /// Default path of the EFI FAT image in the ISO (as nixpkgs places it).
 pub const DEFAULT_EFI_IMAGE: &str = "boot/efi.img";
@@ -267,7 +267,7 @@ pub fn plan_image_with(spec: &ImageSpec, progress: &dyn Progress) -> Result<Imag
     let mut iso_options = spec.iso.clone();
     let mut fat = None;
     if let Some(efi) = &spec.efi {
-        let node = phase(progress, Phase::Scan, None, || crate::tree::scan(&efi.dir))?;
+        let node = phase(progress, Phase::Scan, None, || isoforge_formats::tree::scan(&efi.dir))?;
         let fat_err = |source| BuildError::Fat { dir: efi.dir.clone(), source };
         let plan = FatPlan::new(&node, &efi.fat).map_err(fat_err)?;
         tree.add_generated(&efi.image_path, EFI_GENERATED_ID, plan.image_size())?;
@@ -513,7 +513,7 @@ mod tests {
 
     use super::*;
     use crate::closure::ClosureOptions;
-    use crate::time::Epoch;
+    use isoforge_formats::time::Epoch;
 
     /// Records the phases in order and adds up the bytes written.
     #[derive(Default)]

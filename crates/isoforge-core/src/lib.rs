@@ -1,14 +1,29 @@
-//! isoforge-core: deterministic, bootable hybrid ISO 9660 images.
+//! isoforge-core: deterministic, bootable hybrid ISO 9660 images from a Nix store closure.
 //!
-//! The crate writes and reads the on-disk formats of a NixOS-style live image:
+//! The crate is the pipeline and the Nix glue on top of the formats:
 //!
-//! - [`iso9660`]: ISO 9660 level 3 with Rock Ridge and Joliet, El Torito boot catalog;
-//! - [`fat`]: the FAT12/16/32 EFI system partition image;
-//! - [`part`]: the isohybrid MBR and GPT in the system area;
-//! - [`inspect`]: the model of a whole image, `verify` checks and `diff`;
-//! - [`tree`]: the input tree built from grafts, shared by every format;
+//! - [`image`]: the pipeline `isoforge build` runs;
 //! - [`closure`]: the Nix store closure, NAR hashing and `nix-path-registration`;
+//! - [`store`]: the store squashfs of a closure;
+//! - [`spec`] and [`outputs`]: the JSON spec a Nix derivation writes and nixpkgs' `$out` layout;
+//! - [`netboot`]: the netboot initrd and its store segment;
 //! - [`progress`]: the observer a build reports its phases and written bytes to.
+//!
+//! # Crates
+//!
+//! | crate | what | depends on |
+//! |---|---|---|
+//! | `isoforge-host` | host I/O at the edges: input snapshots, atomic outputs | |
+//! | `isoforge-squashfs` | the squashfs writer and reader | host |
+//! | `isoforge-formats` | ISO 9660/Rock Ridge/Joliet/El Torito, FAT, MBR/GPT, cpio, the input tree | host, squashfs |
+//! | `isoforge-inspect` | the read side: the model of a whole image, `verify`, `diff`, the byte map | formats, squashfs, host |
+//! | `isoforge-core` (this crate) | the pipeline and the Nix glue | formats, inspect, squashfs, host |
+//!
+//! So that a Nix tool needs one dependency to build, inspect and diff an image, this crate
+//! re-exports the formats' modules under their names ([`iso9660`], [`fat`], [`part`],
+//! [`cpio`], [`tree`], [`time`], [`units`], [`endian`], [`read_at`]) and the read side as
+//! [`inspect`]: `isoforge_core::fat` is `isoforge_formats::fat`. The pipeline itself uses
+//! nothing of `isoforge-inspect`.
 //!
 //! Every writer follows the same rule: a pure planning step turns inputs into a plan that fixes
 //! every extent, address and size, then a writer streams bytes in increasing offset order.
@@ -78,19 +93,12 @@
 #![deny(missing_docs)]
 
 pub mod closure;
-pub mod cpio;
-pub mod endian;
-pub mod fat;
 pub mod image;
-pub mod inspect;
-pub mod iso9660;
 pub mod netboot;
 pub mod outputs;
-pub mod part;
 pub mod progress;
-pub mod read_at;
 pub mod spec;
 pub mod store;
-pub mod time;
-pub mod tree;
-pub mod units;
+
+pub use isoforge_formats::{cpio, endian, fat, iso9660, part, read_at, time, tree, units};
+pub use isoforge_inspect as inspect;

@@ -15,7 +15,7 @@ use thiserror::Error;
 use crate::closure::registration::{registration_scanned, RegistrationOptions, ScannedClosure};
 use crate::closure::{Closure, ClosureError, ClosureOptions};
 use crate::progress::{phase, report_stale, NoProgress, Phase, Progress};
-use crate::time::{Epoch, EpochError};
+use isoforge_formats::time::{Epoch, EpochError};
 
 /// Default path of the store squashfs in the ISO.
 pub const DEFAULT_SQUASHFS_PATH: &str = "nix-store.squashfs";

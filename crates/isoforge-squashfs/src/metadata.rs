@@ -15,6 +15,8 @@ use crate::error::{ReadError, WriteError};
 pub const METADATA_SIZE: usize = 8192;
 /// Header bit marking an uncompressed metadata block.
 pub const METADATA_UNCOMPRESSED: u16 = 0x8000;
+/// Largest metadata table (uncompressed) the reader builds.
+pub const MAX_TABLE_UNCOMPRESSED: usize = 1 << 30;
 
 /// A position inside a metadata table: `block` is the offset of the block header from the
 /// table's start (compressed bytes), `offset` the position inside the block's uncompressed data.
@@ -197,10 +199,10 @@ impl MetaTable {
                 });
             }
             let (block, next) = read_block(bytes, pos, compressor, name, base)?;
-            if t.data.len() + block.len() > crate::read::MAX_TABLE_UNCOMPRESSED {
+            if t.data.len() + block.len() > MAX_TABLE_UNCOMPRESSED {
                 return Err(ReadError::Limit {
                     what: "uncompressed metadata table",
-                    limit: crate::read::MAX_TABLE_UNCOMPRESSED as u64,
+                    limit: MAX_TABLE_UNCOMPRESSED as u64,
                 });
             }
             t.blocks.insert(pos as u64, t.data.len());

@@ -18,8 +18,7 @@ use crate::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 
 /// Largest metadata table (compressed) the reader accepts.
 pub const MAX_TABLE_BYTES: u64 = 1 << 30;
-/// Largest metadata table (uncompressed) the reader builds.
-pub const MAX_TABLE_UNCOMPRESSED: usize = 1 << 30;
+pub use crate::metadata::MAX_TABLE_UNCOMPRESSED;
 /// Deepest directory nesting the reader walks.
 pub const MAX_DEPTH: usize = 4096;
 

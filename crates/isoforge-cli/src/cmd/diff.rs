@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use isoforge_core::inspect::diff::{diff, to_json};
+use isoforge_inspect::diff::{diff, to_json};
 
 /// Arguments of `isoforge diff`.
 #[derive(clap::Args, Debug)]
@@ -34,7 +34,7 @@ pub struct DiffArgs {
 pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
     if let (Some(a), Some(b)) = (super::inspect::read_initrd(&args.a)?, super::inspect::read_initrd(&args.b)?)
     {
-        let lines = isoforge_core::inspect::initrd::diff(&a, &b);
+        let lines = isoforge_inspect::initrd::diff(&a, &b);
         let mut out = std::io::stdout().lock();
         if args.summary && !lines.is_empty() {
             // Initrds are compared member by member: the verdict, then those lines.

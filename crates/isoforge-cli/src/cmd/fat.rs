@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use isoforge_core::fat::{FatOptions, FatPlan};
-use isoforge_core::time::DateField;
+use isoforge_formats::fat::{FatOptions, FatPlan};
+use isoforge_formats::time::DateField;
 use isoforge_host::output::AtomicOutput;
 
 use crate::flags::epoch;
@@ -42,7 +42,7 @@ pub fn run(args: &FatArgs) -> anyhow::Result<()> {
     let epoch = resolved.epoch;
     epoch.check(DateField::Fat).map_err(|e| resolved.name(e))?;
     let dir =
-        isoforge_core::tree::scan(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
+        isoforge_formats::tree::scan(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
     // The flags given over the library's defaults.
     let mut opts = FatOptions::new(epoch);
     opts.size = args.size;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use isoforge_core::inspect::{initrd, json, text, Image};
+use isoforge_inspect::{initrd, json, text, Image};
 
 /// Arguments of `isoforge inspect`.
 #[derive(clap::Args, Debug)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use isoforge_core::netboot::{self, InitrdCompression, NetbootSpec};
-use isoforge_core::time::DateField;
+use isoforge_formats::time::DateField;
 
 use super::report::Reporter;
 use crate::flags::epoch;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use isoforge_core::store;
-use isoforge_core::time::DateField;
+use isoforge_formats::time::DateField;
 
 use std::io::IsTerminal;
 

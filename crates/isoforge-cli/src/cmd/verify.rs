@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use isoforge_core::inspect::verify::{has_problems, verify, Severity};
+use isoforge_inspect::verify::{has_problems, verify, Severity};
 
 /// Arguments of `isoforge verify`.
 #[derive(clap::Args, Debug)]
@@ -17,7 +17,7 @@ pub struct VerifyArgs {
 /// count; the exit status says whether errors or warnings were found.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<i32> {
     let findings = match super::inspect::read_initrd(&args.image)? {
-        Some(info) => isoforge_core::inspect::initrd::verify(&info),
+        Some(info) => isoforge_inspect::initrd::verify(&info),
         None => {
             let (file, image) = super::inspect::read_image(&args.image)?;
             verify(&image, &file)?

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use isoforge_core::time::{Epoch, EpochError};
+use isoforge_formats::time::{Epoch, EpochError};
 
 /// An epoch and the words that name its origin in messages.
 #[derive(Debug, Clone)]

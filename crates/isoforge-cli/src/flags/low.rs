@@ -9,8 +9,8 @@
 
 use std::path::PathBuf;
 
-use isoforge_core::part::gpt::Guid;
-use isoforge_core::part::layout::Layout;
+use isoforge_formats::part::gpt::Guid;
+use isoforge_formats::part::layout::Layout;
 use isoforge_squashfs::Compression;
 
 /// `--epoch`, shared by `build`, `squashfs`, `netboot` and `fat`.

@@ -3,7 +3,7 @@
 //!
 //! Precedence, for every value: a flag given > the spec file's key > the default. The
 //! defaults are the library's, applied once, here, by its constructors ([`SpecFile::new`],
-//! [`SpecFile::image_spec_in`], [`IsoOptions`](isoforge_core::iso9660::plan::IsoOptions)`::new`,
+//! [`SpecFile::image_spec_in`], [`IsoOptions`](isoforge_formats::iso9660::plan::IsoOptions)`::new`,
 //! [`FatOptions::new`], [`StoreSpec::new`]) and constants; the CLI re-declares none. A flag
 //! "given" is an `Option` that is `Some` (so `--compression zstd:19` overrides a spec's zstd 3
 //! although zstd 19 is the default), a list that is not empty (`--graft` adds to `contents`,
@@ -18,13 +18,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use isoforge_core::fat::FatOptions;
+use isoforge_formats::fat::FatOptions;
 use isoforge_core::image::{EfiSpec, Graft, ImageSpec, DEFAULT_EFI_IMAGE};
-use isoforge_core::iso9660::plan::{BiosBoot, DEFAULT_BOOT_LOAD_SIZE};
+use isoforge_formats::iso9660::plan::{BiosBoot, DEFAULT_BOOT_LOAD_SIZE};
 use isoforge_core::outputs::OutDirOptions;
 use isoforge_core::spec::{SpecFile, SquashfsContents};
 use isoforge_core::store::StoreSpec;
-use isoforge_core::time::Epoch;
+use isoforge_formats::time::Epoch;
 
 use super::epoch;
 use super::low::{BuildArgs, StoreArgs};
@@ -252,8 +252,8 @@ fn normalise(path: &str) -> String {
 mod tests {
     use clap::{CommandFactory, Parser};
     use isoforge_core::closure::ClosureOptions;
-    use isoforge_core::fat::{DEFAULT_LABEL, DEFAULT_SERIAL};
-    use isoforge_core::iso9660::plan::DEFAULT_BOOT_CATALOG;
+    use isoforge_formats::fat::{DEFAULT_LABEL, DEFAULT_SERIAL};
+    use isoforge_formats::iso9660::plan::DEFAULT_BOOT_CATALOG;
     use isoforge_squashfs::Compression;
 
     use super::*;

@@ -27,11 +27,11 @@ use thiserror::Error;
 
 use isoforge_host::output::{AtomicOutput, OutputError};
 
-use crate::cpio::{self, read::Compression, write::StreamError};
+use isoforge_formats::cpio::{self, read::Compression, write::StreamError};
 use crate::outputs::{assembly_dir, io_err, publish, OutputsError};
 use crate::progress::{phase, report_stale, NoProgress, Phase, Progress};
 use crate::store::{prepare_with, StoreError, StoreSpec, DEFAULT_SQUASHFS_PATH};
-use crate::time::{Epoch, EpochError};
+use isoforge_formats::time::{Epoch, EpochError};
 pub use segment::{InitrdCompression, DEFAULT_INITRD_COMPRESSION};
 
 /// Offset of the bzImage header's magic `HdrS` (Linux boot protocol, `header` at 0x202).
@@ -174,7 +174,7 @@ pub fn check_kernel(path: &Path) -> Result<(), NetbootError> {
     let head = read_head("kernel", path, BZIMAGE_MAGIC_OFFSET, 4)?;
     if head != BZIMAGE_MAGIC {
         let found =
-            if head.len() < 4 { "end of file".to_string() } else { crate::inspect::system_area::hex(&head) };
+            if head.len() < 4 { "end of file".to_string() } else { isoforge_formats::hex::hex(&head) };
         return Err(NetbootError::NotBzImage { path: path.to_path_buf(), found });
     }
     Ok(())
@@ -185,7 +185,7 @@ pub fn check_initrd(path: &Path) -> Result<Compression, NetbootError> {
     let head = read_head("initrd", path, 0, 8)?;
     Compression::detect(&head).ok_or_else(|| NetbootError::NotCpio {
         path: path.to_path_buf(),
-        found: if head.is_empty() { "empty file".into() } else { crate::inspect::system_area::hex(&head) },
+        found: if head.is_empty() { "empty file".into() } else { isoforge_formats::hex::hex(&head) },
     })
 }
 

@@ -37,7 +37,7 @@
 
 use std::io::{self, Seek, SeekFrom, Write};
 
-use crate::cpio;
+use isoforge_formats::cpio;
 
 /// Length of the superblock the squashfs writer patches last.
 pub const SUPERBLOCK_LEN: u64 = 96;

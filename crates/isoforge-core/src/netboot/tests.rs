@@ -3,7 +3,7 @@ use std::io::{Cursor, Seek, SeekFrom, Write};
 use sha2::Digest;
 
 use super::*;
-use crate::cpio::read::read_initrd;
+use isoforge_formats::cpio::read::read_initrd;
 
 /// A stand-in for the squashfs writer: 96 placeholder bytes, the data, then the "superblock"
 /// patched last, as the real writer does.

@@ -230,7 +230,7 @@ fn walk<R: Read + Seek>(
         let Some(compression) = Compression::detect(&head[..n]) else {
             return Err(CpioReadError::NotCpio {
                 offset: pos,
-                found: crate::inspect::system_area::hex(&head[..n]),
+                found: crate::hex::hex(&head[..n]),
             });
         };
         src.seek(SeekFrom::Start(pos)).map_err(io)?;

@@ -17,9 +17,9 @@
 //!   `--invariant` time) an empty tree gives a byte-identical image.
 //!
 //! ```no_run
-//! use isoforge_core::fat::{FatOptions, FatPlan};
-//! use isoforge_core::time::Epoch;
-//! let dir = isoforge_core::tree::scan(std::path::Path::new("esp"))?;
+//! use isoforge_formats::fat::{FatOptions, FatPlan};
+//! use isoforge_formats::time::Epoch;
+//! let dir = isoforge_formats::tree::scan(std::path::Path::new("esp"))?;
 //! let plan = FatPlan::new(&dir, &FatOptions::new(Epoch::NIX_DEFAULT))?;
 //! let mut out = std::fs::File::create("efi.img")?;
 //! plan.write_to_file(&mut out)?;

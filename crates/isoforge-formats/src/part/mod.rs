@@ -17,9 +17,9 @@
 //! # Example
 //!
 //! ```
-//! use isoforge_core::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaRequest};
-//! use isoforge_core::time::Epoch;
-//! use isoforge_core::units::Lba2048;
+//! use isoforge_formats::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaRequest};
+//! use isoforge_formats::time::Epoch;
+//! use isoforge_formats::units::Lba2048;
 //!
 //! let template = [0u8; 432]; // isohdpfx.bin in real use
 //! let req = SystemAreaRequest {
@@ -41,7 +41,7 @@
 //! let backup = plan.encode_backup_gpt().expect("nixos with EFI has a GPT"); // 16 blocks
 //! assert_eq!(system_area.len(), 32768);
 //! assert_eq!(backup.len(), 16 * 2048);
-//! # Ok::<(), isoforge_core::part::PartError>(())
+//! # Ok::<(), isoforge_formats::part::PartError>(())
 //! ```
 
 pub mod gpt;

@@ -14,7 +14,7 @@
 //!   without a primary volume descriptor are errors ([`ReadError`]).
 //!
 //! ```no_run
-//! use isoforge_core::iso9660::read::{Hierarchy, IsoImage};
+//! use isoforge_formats::iso9660::read::{Hierarchy, IsoImage};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let file = std::fs::File::open("nixos.iso")?;
 //! let image = IsoImage::open(&file)?;
@@ -564,7 +564,7 @@ fn trimmed(raw: &[u8]) -> String {
 }
 
 /// Decodes a UCS-2 big-endian identifier, trailing spaces and NULs trimmed.
-pub(crate) fn ucs2(raw: &[u8]) -> String {
+pub fn ucs2(raw: &[u8]) -> String {
     let units = raw.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]]));
     let s: String = char::decode_utf16(units).map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER)).collect();
     s.trim_end_matches([' ', '\0']).to_string()

@@ -7,19 +7,38 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use super::*;
-use crate::image::{build_to_path, Graft, ImageSpec};
 use crate::iso9660::plan::{BiosBoot, IsoOptions};
+use crate::iso9660::write::{write_image, ImageFrame, NoGenerated};
+use crate::part::layout::{plan_system_area, Layout, SystemAreaRequest};
 use crate::time::Epoch;
 
+/// The image `isoforge_core::image::build_to_path` writes for `/=dir` and these ISO options
+/// (layout `none`: a zero system area and xorriso's padding), with the same steps.
 fn build(dir: &Path, tweak: impl FnOnce(&mut IsoOptions)) -> Vec<u8> {
     let mut iso = IsoOptions::new("TESTVOL", Epoch::NIX_DEFAULT);
     tweak(&mut iso);
-    let mut spec = ImageSpec::new(iso);
-    spec.grafts = vec![Graft { target: "/".into(), source: dir.to_path_buf() }];
-    let out = tempfile::tempdir().unwrap();
-    let path = out.path().join("test.iso");
-    build_to_path(&spec, &path).unwrap();
-    fs::read(&path).unwrap()
+    let mut tree = crate::tree::Tree::new();
+    tree.graft("/", dir).unwrap();
+    let mut plan = crate::iso9660::plan::plan(tree, &iso).unwrap();
+    let bios_boot = iso.bios_boot.as_ref().and_then(|b| plan.find_file(&b.image)).map(|f| f.lba);
+    let area = plan_system_area(&SystemAreaRequest {
+        layout: Layout::None,
+        mbr_template: None,
+        bios_boot,
+        efi_image: None,
+        iso_blocks: plan.data_end.0,
+        pad_blocks: SystemAreaRequest::XORRISO_PAD_BLOCKS,
+        volume_id: &iso.volume_id,
+        epoch: iso.epoch,
+        disk_guid: None,
+    })
+    .unwrap();
+    plan.volume_blocks = area.image_blocks;
+    let frame =
+        ImageFrame { system_area: area.encode_system_area(), image_size: area.image_bytes(), tail: Vec::new() };
+    let mut out = std::io::Cursor::new(Vec::new());
+    write_image(&plan, &frame, &mut NoGenerated, &mut out).unwrap();
+    out.into_inner()
 }
 
 /// What the host tree holds: path → (kind, size or link target, executable).
