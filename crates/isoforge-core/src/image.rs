@@ -235,7 +235,7 @@ pub struct BuildReport {
 }
 
 /// Builds the input tree from the grafts. The result does not depend on graft order.
-pub fn build_tree(grafts: &[Graft]) -> Result<Tree, BuildError> {
+pub(crate) fn build_tree(grafts: &[Graft]) -> Result<Tree, BuildError> {
     let mut tree = Tree::new();
     for g in grafts {
         tree.graft(&g.target, &g.source)?;

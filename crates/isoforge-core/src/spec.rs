@@ -373,7 +373,7 @@ pub fn parse_compression(text: &str) -> Result<Compression, String> {
 
 /// [`parse_compression`] for squashfs blocks of `block_size` bytes: an xz `-Xdict-size N%` is
 /// a share of the block size, as in mksquashfs.
-pub fn parse_compression_of(text: &str, block_size: u32) -> Result<Compression, String> {
+pub(crate) fn parse_compression_of(text: &str, block_size: u32) -> Result<Compression, String> {
     let mut words = text.split_whitespace();
     let algo = words.next().ok_or("empty compression (use null for none)")?;
     let opts: Vec<&str> = words.collect();

@@ -101,7 +101,7 @@ impl PreparedStore {
     /// reporting [`Phase::Duplicates`], [`Phase::Compress`] and [`Phase::Tables`] to
     /// `progress`, through the block cache when there is one; [`isoforge_squashfs::Summary::cache`] says
     /// what the cache did. The bytes do not depend on the cache.
-    pub fn write_squashfs<W: std::io::Write + std::io::Seek>(
+    pub(crate) fn write_squashfs<W: std::io::Write + std::io::Seek>(
         &self,
         options: &isoforge_squashfs::Options,
         progress: &dyn Progress,
@@ -159,7 +159,7 @@ pub fn prepare(spec: &StoreSpec, epoch: Epoch) -> Result<PreparedStore, StoreErr
 }
 
 /// [`prepare`], reporting the scan and registration phases to `progress`.
-pub fn prepare_with(
+pub(crate) fn prepare_with(
     spec: &StoreSpec,
     epoch: Epoch,
     progress: &dyn Progress,

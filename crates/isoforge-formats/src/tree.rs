@@ -83,11 +83,11 @@ pub struct Meta {
 
 impl Meta {
     /// Metadata of a directory the pipeline creates implicitly (a graft's missing parents).
-    pub fn implicit_dir() -> Meta {
+    pub(crate) fn implicit_dir() -> Meta {
         Meta { mode: 0o755, mtime: None }
     }
     /// Metadata of a file the pipeline generates.
-    pub fn generated_file() -> Meta {
+    pub(crate) fn generated_file() -> Meta {
         Meta { mode: 0o444, mtime: None }
     }
 }
@@ -159,7 +159,7 @@ impl Default for Tree {
 
 /// Splits an image path into components, rejecting `..`. Leading, trailing and repeated
 /// slashes and `.` components are ignored, so `/boot//x/` is `["boot", "x"]`.
-pub fn split_target(target: &str) -> Result<Vec<Name>, TreeError> {
+pub(crate) fn split_target(target: &str) -> Result<Vec<Name>, TreeError> {
     let mut out = Vec::new();
     for part in target.split('/') {
         match part {
@@ -173,7 +173,7 @@ pub fn split_target(target: &str) -> Result<Vec<Name>, TreeError> {
 
 /// The image path of `components` for messages and lookups: `/a/b`, or `/` for the root.
 /// Non-UTF-8 bytes are shown lossily.
-pub fn display_path<C: AsRef<[u8]>>(components: &[C]) -> String {
+pub(crate) fn display_path<C: AsRef<[u8]>>(components: &[C]) -> String {
     let mut s = String::new();
     for c in components {
         s.push('/');

@@ -23,7 +23,7 @@ const DIGITS: [u8; 256] = {
 
 /// Whether `b` is one of the 32 characters of Nix's base-32 alphabet.
 #[inline]
-pub fn is_digit(b: u8) -> bool {
+pub(crate) fn is_digit(b: u8) -> bool {
     DIGITS[usize::from(b)] != 0xff
 }
 
@@ -54,7 +54,7 @@ pub fn encode(hash: &[u8]) -> String {
 
 /// Decodes Nix base 32 into `out.len()` bytes. Fails (returns `None`) on a wrong length, a
 /// character outside the alphabet, or bits beyond the hash's length (non-canonical input).
-pub fn decode_into(s: &[u8], out: &mut [u8]) -> Option<()> {
+pub(crate) fn decode_into(s: &[u8], out: &mut [u8]) -> Option<()> {
     if s.len() != encoded_len(out.len()) {
         return None;
     }

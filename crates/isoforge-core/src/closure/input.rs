@@ -157,7 +157,7 @@ impl Closure {
     /// Parses the contents of a closure input file in the given format (not
     /// [`InputFormat::ClosureInfo`], which is a directory: use [`Closure::load`]; it is read
     /// as a path list here).
-    pub fn parse_as(
+    pub(crate) fn parse_as(
         format: InputFormat,
         file: &Path,
         bytes: &[u8],
@@ -317,7 +317,7 @@ impl Closure {
     }
 
     /// Whether the input gives references.
-    pub fn has_references(&self) -> bool {
+    pub(crate) fn has_references(&self) -> bool {
         self.references.is_some()
     }
 

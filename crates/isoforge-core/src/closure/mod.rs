@@ -37,8 +37,7 @@ use thiserror::Error;
 pub use hash::Sha256;
 pub use input::{Closure, ClosureOptions, InputFormat};
 pub use registration::{
-    path_infos, path_infos_scanned, registration, registration_scanned, write_registration, PathInfo,
-    ReferenceMode, RegistrationOptions, ScannedClosure,
+    path_infos, registration, write_registration, PathInfo, ReferenceMode, RegistrationOptions,
 };
 pub use store_path::{StorePath, DEFAULT_STORE_DIR};
 

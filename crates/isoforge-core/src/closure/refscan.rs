@@ -49,7 +49,7 @@ impl Candidates {
 
 /// A streaming scanner: feed it the NAR in pieces of any size, then take the indices found.
 #[derive(Debug)]
-pub struct RefScanner<'a> {
+pub(crate) struct RefScanner<'a> {
     candidates: &'a Candidates,
     found: BTreeSet<u32>,
     /// The last (up to 31) bytes seen, for matches that span two pieces.
@@ -125,7 +125,7 @@ impl<'a> RefScanner<'a> {
 
 /// A sink that takes a NAR stream and computes what Nix records about it: the SHA-256, the
 /// size, and the references found.
-pub struct NarDigest<'a> {
+pub(crate) struct NarDigest<'a> {
     hasher: Sha256Hasher,
     size: u64,
     scanner: RefScanner<'a>,

@@ -128,7 +128,7 @@ impl<'c> ScannedClosure<'c> {
 
     /// `(base name, scanned tree)` of every store path, as
     /// [`isoforge_squashfs::closure_tree_scanned`] takes them.
-    pub fn into_entries(self) -> Vec<(Vec<u8>, InputNode)> {
+    pub(crate) fn into_entries(self) -> Vec<(Vec<u8>, InputNode)> {
         let names = self.closure.paths().iter().map(|p| p.base_name().as_bytes().to_vec());
         names.zip(self.nodes).collect()
     }
@@ -140,7 +140,7 @@ pub fn nar_digest(host: &Path, candidates: &Candidates) -> Result<(Sha256, u64, 
 }
 
 /// [`nar_digest`] of a tree scanned before; `host` is its host path, for messages.
-pub fn nar_digest_node(
+pub(crate) fn nar_digest_node(
     node: &InputNode,
     host: &Path,
     candidates: &Candidates,
@@ -157,7 +157,7 @@ pub fn path_infos(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec<P
 }
 
 /// [`path_infos`] of a closure scanned before: the NARs are serialised from `scanned`.
-pub fn path_infos_scanned(
+pub(crate) fn path_infos_scanned(
     scanned: &ScannedClosure<'_>,
     opts: &RegistrationOptions,
 ) -> Result<Vec<PathInfo>, ClosureError> {
@@ -205,7 +205,7 @@ pub fn registration(closure: &Closure, opts: &RegistrationOptions) -> Result<Vec
 }
 
 /// [`registration()`] of a closure scanned before.
-pub fn registration_scanned(
+pub(crate) fn registration_scanned(
     scanned: &ScannedClosure<'_>,
     opts: &RegistrationOptions,
 ) -> Result<Vec<u8>, ClosureError> {

@@ -29,7 +29,7 @@ pub struct StorePath {
 
 impl StorePath {
     /// Validates a base name (`<hash>-<name>`, no slashes).
-    pub fn from_base_name(base: &str) -> Result<StorePath, LineError> {
+    pub(crate) fn from_base_name(base: &str) -> Result<StorePath, LineError> {
         check_base_name(base)?;
         Ok(StorePath { base: base.into() })
     }
@@ -40,7 +40,7 @@ impl StorePath {
     }
 
     /// The 32-character hash part, what the reference scanner looks for.
-    pub fn hash_part(&self) -> &str {
+    pub(crate) fn hash_part(&self) -> &str {
         &self.base[..HASH_LEN]
     }
 
@@ -50,7 +50,7 @@ impl StorePath {
     }
 
     /// The full path in `store_dir`.
-    pub fn to_path_in(&self, store_dir: &str) -> String {
+    pub(crate) fn to_path_in(&self, store_dir: &str) -> String {
         format!("{store_dir}/{}", self.base)
     }
 }

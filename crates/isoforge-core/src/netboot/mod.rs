@@ -139,7 +139,7 @@ pub struct NetbootReport {
 
 /// `netboot.ipxe`: the script netboot.nix writes. iPXE expands `${cmdline}` to what a chaining
 /// script (netboot.xyz) set, or nothing.
-pub fn ipxe_script(init: &str, cmdline: &str) -> String {
+pub(crate) fn ipxe_script(init: &str, cmdline: &str) -> String {
     let mut line = format!("kernel {KERNEL_NAME} init={init} initrd={INITRD_NAME}");
     if !cmdline.trim().is_empty() {
         line.push(' ');
@@ -151,7 +151,7 @@ pub fn ipxe_script(init: &str, cmdline: &str) -> String {
 }
 
 /// `nix-support/hydra-build-products` for the final directory `dir`.
-pub fn hydra_build_products(dir: &Path) -> String {
+pub(crate) fn hydra_build_products(dir: &Path) -> String {
     format!(
         "file {KERNEL_NAME} {}\nfile initrd {}\nfile ipxe {}\n",
         dir.join(KERNEL_NAME).display(),
@@ -181,7 +181,7 @@ pub fn check_kernel(path: &Path) -> Result<(), NetbootError> {
 }
 
 /// Checks that `path` starts as a cpio archive or a known compressed one, and returns which.
-pub fn check_initrd(path: &Path) -> Result<Compression, NetbootError> {
+pub(crate) fn check_initrd(path: &Path) -> Result<Compression, NetbootError> {
     let head = read_head("initrd", path, 0, 8)?;
     Compression::detect(&head).ok_or_else(|| NetbootError::NotCpio {
         path: path.to_path_buf(),
@@ -216,11 +216,11 @@ pub fn write_store_segment<F: Write + Seek>(
 }
 
 /// The sink a segment's squashfs is written into.
-pub type SegmentSink<'f, F> = segment::PrefixSink<segment::Body<'f, F>>;
+pub(crate) type SegmentSink<'f, F> = segment::PrefixSink<segment::Body<'f, F>>;
 
 /// [`write_store_segment`] with any producer of the squashfs bytes (which may seek back into
 /// its first 96 bytes): returns the segment's offset and length.
-pub fn write_segment<F: Write + Seek>(
+pub(crate) fn write_segment<F: Write + Seek>(
     compression: InitrdCompression,
     threads: usize,
     mtime: u32,

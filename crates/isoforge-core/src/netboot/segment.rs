@@ -130,7 +130,7 @@ impl<B: Write> PrefixSink<B> {
     }
 
     /// The prefix, the body writer, the body's length and its CRC-32.
-    pub fn into_parts(self) -> (Vec<u8>, B, u64, crc32fast::Hasher) {
+    pub(crate) fn into_parts(self) -> (Vec<u8>, B, u64, crc32fast::Hasher) {
         (self.prefix, self.body, self.body_len, self.crc)
     }
 
@@ -190,7 +190,7 @@ impl<B: Write> Seek for PrefixSink<B> {
 }
 
 /// The body's compressor, writing into the output behind the slot.
-pub enum Body<'f, F: Write> {
+pub(crate) enum Body<'f, F: Write> {
     /// No compression.
     Raw(&'f mut F),
     /// zstd, its frame header stripped.
@@ -234,7 +234,7 @@ impl<F: Write> Body<'_, F> {
 }
 
 /// Drops the zstd library's frame header from its output and remembers its window descriptor.
-pub struct StripZstdHeader<W: Write> {
+pub(crate) struct StripZstdHeader<W: Write> {
     inner: W,
     head: Vec<u8>,
     done: bool,
@@ -334,7 +334,7 @@ const XZ_BLOCK_HEADER: [u8; 8] = [2, 0x00, 0x21, 0x01, XZ_DICT_PROPS, 0, 0, 0];
 const XZ_BLOCK_HEADER_LEN: u64 = 12;
 
 /// Makes the body's compressor over `out` (positioned just after the slot).
-pub fn body<F: Write>(c: InitrdCompression, threads: usize, out: &mut F) -> io::Result<Body<'_, F>> {
+pub(crate) fn body<F: Write>(c: InitrdCompression, threads: usize, out: &mut F) -> io::Result<Body<'_, F>> {
     Ok(match c {
         InitrdCompression::None => Body::Raw(out),
         InitrdCompression::Zstd(level) => {
@@ -380,7 +380,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 /// Finishes the body, writes what follows it (checks, index), then the slot at `slot_at`, and
 /// leaves `out` at the segment's end. Returns the segment's length.
-pub fn finish<F: Write + Seek>(
+pub(crate) fn finish<F: Write + Seek>(
     body: Body<'_, F>,
     prefix: &[u8],
     body_len: u64,

@@ -133,15 +133,15 @@ pub fn pad4(n: u64) -> u64 {
 
 /// What one entry holds, before it is planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntrySpec {
+pub(crate) struct EntrySpec {
     /// Path name without a leading `/` (the kernel takes names relative to the root).
-    pub name: String,
+    pub(crate) name: String,
     /// `st_mode`: type and permission bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Modification time (the epoch in isoforge's archives).
-    pub mtime: u32,
+    pub(crate) mtime: u32,
     /// Bytes of data.
-    pub size: u64,
+    pub(crate) size: u64,
 }
 
 /// Where one entry lies in the archive.
@@ -176,7 +176,7 @@ pub fn data_offset(header: u64, name: &str) -> u64 {
 }
 
 /// Checks a name for an archive entry.
-pub fn check_name(name: &str) -> Result<(), CpioError> {
+pub(crate) fn check_name(name: &str) -> Result<(), CpioError> {
     let why = if name.is_empty() {
         "empty"
     } else if name.contains('\0') {
@@ -193,7 +193,7 @@ pub fn check_name(name: &str) -> Result<(), CpioError> {
 
 /// Lays out `entries` (in the order given) followed by the trailer, from offset 0. Fails on a
 /// bad name or a size over [`MAX_FILE_SIZE`].
-pub fn plan(entries: &[EntrySpec]) -> Result<Plan, CpioError> {
+pub(crate) fn plan(entries: &[EntrySpec]) -> Result<Plan, CpioError> {
     let mut out = Vec::with_capacity(entries.len());
     let mut pos = 0u64;
     for (i, e) in entries.iter().enumerate() {
@@ -213,7 +213,7 @@ pub fn plan(entries: &[EntrySpec]) -> Result<Plan, CpioError> {
 }
 
 /// The header, name, NUL and padding of one entry (`ino` 0 and size 0 for the trailer).
-pub fn header_bytes(spec: &EntrySpec, ino: u32) -> Result<Vec<u8>, CpioError> {
+pub(crate) fn header_bytes(spec: &EntrySpec, ino: u32) -> Result<Vec<u8>, CpioError> {
     let size = u32::try_from(spec.size)
         .map_err(|_| CpioError::TooLarge { name: spec.name.clone(), size: spec.size })?;
     let namesize = u32::try_from(spec.name.len() + 1)

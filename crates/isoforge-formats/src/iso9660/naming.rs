@@ -78,18 +78,18 @@ fn iso_identifier(p: &IsoParts, is_dir: bool) -> Vec<u8> {
 
 /// One directory entry to name: its original name bytes and whether it is a directory.
 #[derive(Debug, Clone, Copy)]
-pub struct EntryName<'a> {
+pub(crate) struct EntryName<'a> {
     /// The original (Rock Ridge) name.
-    pub name: &'a [u8],
+    pub(crate) name: &'a [u8],
     /// Directories get no `.` or `;1`.
-    pub is_dir: bool,
+    pub(crate) is_dir: bool,
 }
 
 /// Unique ISO 9660 identifiers for the entries of one directory, in the same order as given.
 ///
 /// Entries must be given in the order of their original names (tree order), which is the
 /// order members of a colliding group are numbered in.
-pub fn iso_names(entries: &[EntryName<'_>]) -> Vec<Vec<u8>> {
+pub(crate) fn iso_names(entries: &[EntryName<'_>]) -> Vec<Vec<u8>> {
     let parts: Vec<IsoParts> = entries.iter().map(|e| iso_parts(e.name)).collect();
     let ids: Vec<Vec<u8>> = parts.iter().zip(entries).map(|(p, e)| iso_identifier(p, e.is_dir)).collect();
     resolve(ids, |i, digits| {
@@ -152,7 +152,7 @@ fn joliet_fit(name: &[u16], ext: Option<&[u16]>, suffix: &[u16], max: usize) -> 
 
 /// Unique Joliet identifiers (UCS-2 code units) for one directory's entries, in order.
 /// Entries must be in the order of their original names, as for [`iso_names`].
-pub fn joliet_names(entries: &[EntryName<'_>]) -> Vec<Vec<u16>> {
+pub(crate) fn joliet_names(entries: &[EntryName<'_>]) -> Vec<Vec<u16>> {
     let units: Vec<Vec<u16>> =
         entries.iter().map(|e| String::from_utf8_lossy(e.name).chars().map(joliet_char).collect()).collect();
     let ids: Vec<Vec<u16>> = units
@@ -202,7 +202,7 @@ fn resolve<T: Ord + Clone>(mut ids: Vec<T>, rename: impl Fn(usize, &str) -> T) -
 
 /// ECMA-119 9.3 ordering of file identifiers: name parts compared padded with spaces, then
 /// extensions padded with spaces, then (not needed here: one version per name) versions.
-pub fn ecma_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+pub(crate) fn ecma_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     fn split(id: &[u8]) -> (&[u8], &[u8]) {
         let id = match id.iter().position(|&c| c == b';') {
             Some(i) => &id[..i],
@@ -225,7 +225,7 @@ pub fn ecma_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 }
 
 /// The same ordering for Joliet identifiers (UCS-2 units compared padded with spaces).
-pub fn joliet_order(a: &[u16], b: &[u16]) -> std::cmp::Ordering {
+pub(crate) fn joliet_order(a: &[u16], b: &[u16]) -> std::cmp::Ordering {
     let n = a.len().max(b.len());
     (0..n).map(|i| a.get(i).copied().unwrap_or(0x20)).cmp((0..n).map(|i| b.get(i).copied().unwrap_or(0x20)))
 }

@@ -191,13 +191,13 @@ impl IsoOptions {
 
 /// SUSP entries of one directory record, split between the record and continuation areas.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SuLayout {
+pub(crate) struct SuLayout {
     /// Entries that stay in the record (the CE entry, when needed, is appended on encoding).
-    pub inline: Vec<u8>,
+    pub(crate) inline: Vec<u8>,
     /// Contents of the continuation areas, chained by CE entries appended on encoding.
-    pub areas: Vec<Vec<u8>>,
+    pub(crate) areas: Vec<Vec<u8>>,
     /// Where each area was placed: (block, byte offset in the block).
-    pub area_locations: Vec<(Lba2048, u32)>,
+    pub(crate) area_locations: Vec<(Lba2048, u32)>,
 }
 
 impl SuLayout {
@@ -224,17 +224,17 @@ impl SuLayout {
     }
 
     /// Bytes of system use in the record itself.
-    pub fn inline_len(&self) -> usize {
+    pub(crate) fn inline_len(&self) -> usize {
         self.inline.len() + if self.areas.is_empty() { 0 } else { rock_ridge::CE_LEN }
     }
 
     /// Length of continuation area `i` including its chaining CE.
-    pub fn area_len(&self, i: usize) -> usize {
+    pub(crate) fn area_len(&self, i: usize) -> usize {
         self.areas[i].len() + if i + 1 < self.areas.len() { rock_ridge::CE_LEN } else { 0 }
     }
 
     /// The record's system use bytes, with the CE pointing at the first area.
-    pub fn encode_inline(&self) -> Vec<u8> {
+    pub(crate) fn encode_inline(&self) -> Vec<u8> {
         let mut v = self.inline.clone();
         if let Some(&(lba, off)) = self.area_locations.first() {
             v.extend(rock_ridge::ce(lba.0, off, self.area_len(0) as u32));
@@ -243,7 +243,7 @@ impl SuLayout {
     }
 
     /// Continuation area `i`, with the CE to the next one.
-    pub fn encode_area(&self, i: usize) -> Vec<u8> {
+    pub(crate) fn encode_area(&self, i: usize) -> Vec<u8> {
         let mut v = self.areas[i].clone();
         if let Some(&(lba, off)) = self.area_locations.get(i + 1) {
             v.extend(rock_ridge::ce(lba.0, off, self.area_len(i + 1) as u32));
@@ -274,7 +274,7 @@ fn pack_areas(entries: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 /// What a planned node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlannedKind {
+pub(crate) enum PlannedKind {
     /// A directory.
     Dir(PlannedDir),
     /// A regular file: index into [`IsoPlan::files`].
@@ -285,54 +285,54 @@ pub enum PlannedKind {
 
 /// A planned directory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PlannedDir {
+pub(crate) struct PlannedDir {
     /// Children in ECMA-119 record order.
-    pub children: Vec<usize>,
+    pub(crate) children: Vec<usize>,
     /// Children in Joliet record order (symlinks left out: Joliet cannot hold them).
-    pub joliet_children: Vec<usize>,
+    pub(crate) joliet_children: Vec<usize>,
     /// ISO directory extent.
-    pub extent: Lba2048,
+    pub(crate) extent: Lba2048,
     /// ISO directory size in bytes (whole blocks).
-    pub size: u32,
+    pub(crate) size: u32,
     /// First block of this directory's continuation areas, and how many blocks.
-    pub ce_extent: Lba2048,
+    pub(crate) ce_extent: Lba2048,
     /// Number of continuation blocks.
-    pub ce_blocks: u32,
+    pub(crate) ce_blocks: u32,
     /// Joliet directory extent.
-    pub joliet_extent: Lba2048,
+    pub(crate) joliet_extent: Lba2048,
     /// Joliet directory size in bytes.
-    pub joliet_size: u32,
+    pub(crate) joliet_size: u32,
     /// Number in the ISO path table (1-based).
-    pub number: u16,
+    pub(crate) number: u16,
     /// Number in the Joliet path table (1-based).
-    pub joliet_number: u16,
+    pub(crate) joliet_number: u16,
     /// SUSP of the "." record.
-    pub dot_su: SuLayout,
+    pub(crate) dot_su: SuLayout,
     /// SUSP of the ".." record.
-    pub dotdot_su: SuLayout,
+    pub(crate) dotdot_su: SuLayout,
 }
 
 /// One node of the planned tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedNode {
+pub(crate) struct PlannedNode {
     /// Index of the parent (the root is its own parent).
-    pub parent: usize,
+    pub(crate) parent: usize,
     /// Original name (Rock Ridge NM).
-    pub name: Vec<u8>,
+    pub(crate) name: Vec<u8>,
     /// ISO 9660 identifier.
-    pub iso_id: Vec<u8>,
+    pub(crate) iso_id: Vec<u8>,
     /// Joliet identifier (UCS-2).
-    pub joliet_id: Vec<u16>,
+    pub(crate) joliet_id: Vec<u16>,
     /// Rock Ridge mode with file type bits.
-    pub mode: u32,
+    pub(crate) mode: u32,
     /// Rock Ridge link count.
-    pub nlink: u32,
+    pub(crate) nlink: u32,
     /// Rock Ridge file serial number.
-    pub serial: u32,
+    pub(crate) serial: u32,
     /// SUSP of the record naming this node in its parent.
-    pub su: SuLayout,
+    pub(crate) su: SuLayout,
     /// What it is.
-    pub kind: PlannedKind,
+    pub(crate) kind: PlannedKind,
 }
 
 /// A planned file extent (or run of extents for files of 4 GiB and more).
@@ -374,25 +374,25 @@ impl PlannedFile {
 
 /// Block addresses of the fixed structures.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct FixedLayout {
+pub(crate) struct FixedLayout {
     /// El Torito boot record.
-    pub boot_record: Option<Lba2048>,
+    pub(crate) boot_record: Option<Lba2048>,
     /// Joliet SVD.
-    pub svd: Lba2048,
+    pub(crate) svd: Lba2048,
     /// Terminator.
-    pub terminator: Lba2048,
+    pub(crate) terminator: Lba2048,
     /// ISO type L path table.
-    pub l_path: Lba2048,
+    pub(crate) l_path: Lba2048,
     /// ISO type M path table.
-    pub m_path: Lba2048,
+    pub(crate) m_path: Lba2048,
     /// Joliet type L path table.
-    pub joliet_l_path: Lba2048,
+    pub(crate) joliet_l_path: Lba2048,
     /// Joliet type M path table.
-    pub joliet_m_path: Lba2048,
+    pub(crate) joliet_m_path: Lba2048,
     /// ISO path table size in bytes.
-    pub path_table_size: u32,
+    pub(crate) path_table_size: u32,
     /// Joliet path table size in bytes.
-    pub joliet_path_table_size: u32,
+    pub(crate) joliet_path_table_size: u32,
 }
 
 /// The complete plan of an ISO 9660 filesystem.
@@ -401,26 +401,26 @@ pub struct IsoPlan {
     /// The options it was planned with.
     pub options: IsoOptions,
     /// All nodes; index 0 is the root.
-    pub nodes: Vec<PlannedNode>,
+    pub(crate) nodes: Vec<PlannedNode>,
     /// Directory node indexes in ISO path table order.
-    pub dirs: Vec<usize>,
+    pub(crate) dirs: Vec<usize>,
     /// Directory node indexes in Joliet path table order.
-    pub joliet_dirs: Vec<usize>,
+    pub(crate) joliet_dirs: Vec<usize>,
     /// Files in data order (ascending block).
-    pub files: Vec<PlannedFile>,
+    pub(crate) files: Vec<PlannedFile>,
     /// Fixed structure addresses.
-    pub fixed: FixedLayout,
+    pub(crate) fixed: FixedLayout,
     /// The boot catalog entries (first is the default entry) and the catalog's file index.
-    pub catalog: Option<(Vec<CatalogEntry>, usize)>,
+    pub(crate) catalog: Option<(Vec<CatalogEntry>, usize)>,
     /// First block after the directories: where file data starts.
-    pub metadata_end: Lba2048,
+    pub(crate) metadata_end: Lba2048,
     /// First block after the last file extent: the end of the filesystem's data.
     pub data_end: Lba2048,
     /// Total blocks of the volume (PVD volume space size); at least `data_end`. The hybrid
     /// layouts raise it to cover padding.
     pub volume_blocks: u32,
     /// The epoch as the descriptors and records store it.
-    pub dates: IsoDates,
+    pub(crate) dates: IsoDates,
 }
 
 /// The epoch encoded once, when planning, in the two forms ISO 9660 stores dates in; an epoch
@@ -683,7 +683,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
 /// 512-byte sectors, or 0 when that does not fit 16 bits (images of 32 MiB − 2 KiB and more).
 /// UEFI firmware reads the whole FAT through its directory entry or partition then; see
 /// docs/spec/system-area.md.
-pub fn efi_sector_count(size: u64) -> u16 {
+pub(crate) fn efi_sector_count(size: u64) -> u16 {
     crate::part::layout::el_torito_efi_sector_count(size)
 }
 
@@ -723,7 +723,7 @@ impl IsoPlan {
     }
 
     /// Whether `file` is the deferred file.
-    pub fn is_deferred(&self, file: &PlannedFile) -> bool {
+    pub(crate) fn is_deferred(&self, file: &PlannedFile) -> bool {
         self.options.deferred.is_some_and(|id| file.source == FileSource::Generated(id))
     }
 

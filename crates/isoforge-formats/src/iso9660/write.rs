@@ -342,7 +342,7 @@ fn primary_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
 }
 
 /// The Joliet volume id: the first 16 characters of the volume id.
-pub fn joliet_volume_id(volume_id: &str) -> String {
+pub(crate) fn joliet_volume_id(volume_id: &str) -> String {
     volume_id.chars().take(16).collect()
 }
 

@@ -269,7 +269,7 @@ impl SystemAreaPlan {
 /// `size` bytes when no `-boot-load-size` is given: the image's 2048-byte blocks × 4, or 0 when
 /// that exceeds 65535 (firmware then reads the whole image via the file system or the EFI
 /// partition). Measured: 2 MiB → 4096, 2049 KiB → 4100, 32766 KiB → 65532, 32767 KiB → 0.
-pub fn el_torito_efi_sector_count(size: u64) -> u16 {
+pub(crate) fn el_torito_efi_sector_count(size: u64) -> u16 {
     let sectors = size.div_ceil(ISO_BLOCK).saturating_mul(4);
     u16::try_from(sectors).unwrap_or(0)
 }
@@ -285,7 +285,7 @@ pub fn disk_signature(epoch: Epoch) -> Result<u32, EpochError> {
 /// The disk GUID derived when none is given: UUID v5 in [`DISK_GUID_NAMESPACE`] of the name
 /// `volume_id` (UTF-8) ‖ 0x00 ‖ epoch seconds (i64, big-endian), stored mixed-endian so that
 /// `sgdisk`/`blkid` print the v5 UUID.
-pub fn derived_disk_guid(volume_id: &str, epoch: Epoch) -> Guid {
+pub(crate) fn derived_disk_guid(volume_id: &str, epoch: Epoch) -> Guid {
     let mut name = Vec::with_capacity(volume_id.len() + 9);
     name.extend_from_slice(volume_id.as_bytes());
     name.push(0);
@@ -297,7 +297,7 @@ pub fn derived_disk_guid(volume_id: &str, epoch: Epoch) -> Guid {
 /// sectors if 1024 such cylinders hold it; else the fewest heads (≤ 255) with 32 sectors; else
 /// 63 sectors and the fewest heads that are a multiple of 4 (so cylinders stay multiples of
 /// 2048 bytes); else 255 × 63.
-pub fn isohybrid_geometry(sectors: u64) -> Geometry {
+pub(crate) fn isohybrid_geometry(sectors: u64) -> Geometry {
     let fits = |g: Geometry| u64::from(g.heads) * u64::from(g.sectors) * 1024 >= sectors;
     if fits(Geometry::ISOHYBRID) {
         return Geometry::ISOHYBRID;
@@ -316,7 +316,7 @@ pub fn isohybrid_geometry(sectors: u64) -> Geometry {
 /// libisofs' isohybrid size rule: pad `blocks` to a whole number of cylinders of the chosen
 /// geometry, unless that would take more than 1024 cylinders or the padding is not whole
 /// 2048-byte blocks (then no padding). Returns the geometry and the padded size in blocks.
-pub fn isohybrid_align(blocks: u64) -> (Geometry, u64) {
+pub(crate) fn isohybrid_align(blocks: u64) -> (Geometry, u64) {
     let bytes = blocks * ISO_BLOCK;
     let g = isohybrid_geometry(blocks * 4);
     let cyl = g.cylinder_bytes();
