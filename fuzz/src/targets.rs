@@ -2,15 +2,15 @@
 //! readers report what is wrong as problems or errors, which are ignored here.
 
 use isoforge_formats::fat::FatVolume;
-use isoforge_inspect::diff::diff;
-use isoforge_inspect::{
-    bytemap::ByteMap, fat::FatInfo, squashfs::SquashfsInfo, system_area::SystemArea, verify, Image,
-};
 use isoforge_formats::iso9660::el_torito::{decode_catalog, BootInfoChecksum};
 use isoforge_formats::iso9660::read::{Hierarchy, IsoImage};
 use isoforge_formats::part::gpt::read_gpt;
 use isoforge_formats::part::layout::identify;
 use isoforge_formats::part::mbr::Mbr;
+use isoforge_inspect::diff::diff;
+use isoforge_inspect::{
+    bytemap::ByteMap, fat::FatInfo, squashfs::SquashfsInfo, system_area::SystemArea, verify, Image,
+};
 
 /// The ISO 9660 reader: descriptors, both walks, path tables, El Torito, the checks.
 pub fn iso(data: &[u8]) {

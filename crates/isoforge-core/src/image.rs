@@ -35,6 +35,8 @@ use std::path::{Path, PathBuf};
 use isoforge_host::output::{AtomicOutput, OutputError};
 use thiserror::Error;
 
+use crate::progress::{phase, report_stale, Counted, NoProgress, Phase, Progress};
+use crate::store::{self, PreparedStore, StoreError, StoreSpec};
 use isoforge_formats::fat::{FatError, FatOptions, FatPlan};
 use isoforge_formats::iso9660::plan::IsoDates;
 use isoforge_formats::iso9660::plan::{self, EfiBoot, IsoError, IsoOptions, IsoPlan};
@@ -42,8 +44,6 @@ use isoforge_formats::iso9660::write::{self as iso_write, GeneratedContent, Imag
 use isoforge_formats::part::gpt::Guid;
 use isoforge_formats::part::layout::{plan_system_area, EfiImage, Layout, SystemAreaPlan, SystemAreaRequest};
 use isoforge_formats::part::PartError;
-use crate::progress::{phase, report_stale, Counted, NoProgress, Phase, Progress};
-use crate::store::{self, PreparedStore, StoreError, StoreSpec};
 use isoforge_formats::time::{DateField, EpochError};
 use isoforge_formats::tree::{Tree, TreeError};
 

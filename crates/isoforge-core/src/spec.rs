@@ -48,12 +48,12 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use isoforge_formats::fat::{FatOptions, DEFAULT_SERIAL};
 use crate::image::{EfiSpec, Graft, HybridSpec, ImageSpec, DEFAULT_EFI_IMAGE};
+use crate::store::StoreSpec;
+use isoforge_formats::fat::{FatOptions, DEFAULT_SERIAL};
 use isoforge_formats::iso9660::plan::{BiosBoot, EfiBoot, IsoOptions, DEFAULT_BOOT_LOAD_SIZE};
 use isoforge_formats::part::gpt::Guid;
 use isoforge_formats::part::layout::Layout;
-use crate::store::StoreSpec;
 use isoforge_formats::time::Epoch;
 
 /// `isoName`'s default, as in make-iso9660-image.nix.

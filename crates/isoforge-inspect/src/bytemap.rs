@@ -21,16 +21,16 @@ use std::mem::{offset_of, size_of_val};
 use zerocopy::FromZeros;
 
 use super::{Image, InspectError, Payload};
-use isoforge_formats::fat::bpb::{BootSector16, BootSector32, Bpb, ExtBpb, FatType, FsInfo};
-use isoforge_formats::fat::dir_entry::DirEntry;
-use isoforge_formats::iso9660::directory_record::DirectoryRecordHeader;
-use isoforge_formats::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
-use isoforge_formats::iso9660::read::{EntryKind, Listing};
-use isoforge_formats::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
-use isoforge_formats::part::gpt::{GptEntry, GptHeader};
-use isoforge_formats::part::mbr::{Mbr, MbrPartitionRecord};
-use isoforge_formats::read_at::ReadAt;
-use isoforge_formats::units::{Cluster, ISO_BLOCK};
+use crate::fat_fs::bpb::{BootSector16, BootSector32, Bpb, ExtBpb, FatType, FsInfo};
+use crate::fat_fs::dir_entry::DirEntry;
+use crate::iso9660::directory_record::DirectoryRecordHeader;
+use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
+use crate::iso9660::read::{EntryKind, Listing};
+use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
+use crate::part::gpt::{GptEntry, GptHeader};
+use crate::part::mbr::{Mbr, MbrPartitionRecord};
+use crate::read_at::ReadAt;
+use crate::units::{Cluster, ISO_BLOCK};
 
 /// Most directory bytes re-read to map directory records, over the whole image.
 pub const MAX_DIRECTORY_BYTES_MAPPED: u64 = 1 << 30;
@@ -274,7 +274,7 @@ impl ByteMap {
             self.field(base.saturating_add(92), 420, o, "reserved_tail");
             let x = &h.header;
             let arr = x.partition_entry_lba.get().saturating_mul(512);
-            let arr_len = x.entry_array_bytes().min(isoforge_formats::part::gpt::MAX_ENTRY_ARRAY_BYTES);
+            let arr_len = x.entry_array_bytes().min(crate::part::gpt::MAX_ENTRY_ARRAY_BYTES);
             let ao = self.owner(format!("GPT.{name}.entry_array"));
             self.content(arr, arr_len, ao, 0);
             for p in &g.entries {
@@ -737,7 +737,7 @@ impl ByteMap {
     }
 
     /// Content regions for a chain, one per run of consecutive clusters, up to `size` bytes.
-    fn clusters(&mut self, base: u64, g: &isoforge_formats::fat::bpb::Geometry, chain: &[u32], size: u64, o: u32) {
+    fn clusters(&mut self, base: u64, g: &crate::fat_fs::bpb::Geometry, chain: &[u32], size: u64, o: u32) {
         let cs = g.cluster_size();
         let mut rel = 0u64;
         let mut i = 0;

@@ -26,9 +26,9 @@ use super::bytemap::ByteMap;
 use super::fat::{FatEntry, FatInfo};
 use super::SquashfsInfo;
 use super::{Image, InspectError, Payload};
-use isoforge_formats::iso9660::read::{Entry, EntryKind};
-use isoforge_formats::read_at::ReadAt;
-use isoforge_formats::units::{Cluster, ISO_BLOCK};
+use crate::iso9660::read::{Entry, EntryKind};
+use crate::read_at::ReadAt;
+use crate::units::{Cluster, ISO_BLOCK};
 
 pub mod summary;
 
@@ -336,7 +336,7 @@ impl Extents {
     }
 
     /// The clusters of a FAT file, runs merged, cut at its size.
-    fn of_fat(base: u64, g: &isoforge_formats::fat::bpb::Geometry, e: &FatEntry) -> Extents {
+    fn of_fat(base: u64, g: &crate::fat_fs::bpb::Geometry, e: &FatEntry) -> Extents {
         let cs = g.cluster_size();
         let mut pieces: Vec<(u64, u64)> = Vec::new();
         let mut left = u64::from(e.size);

@@ -8,11 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use isoforge_formats::fat::bpb::{decode_boot_sector, DecodedBootSector, FatType};
-use isoforge_formats::fat::dir_entry::{DecodedDir, ATTR_DIRECTORY};
-use isoforge_formats::fat::FatVolume;
-use isoforge_formats::read_at::ReadAt;
-use isoforge_formats::units::Cluster;
+use crate::fat_fs::bpb::{decode_boot_sector, DecodedBootSector, FatType};
+use crate::fat_fs::dir_entry::{DecodedDir, ATTR_DIRECTORY};
+use crate::fat_fs::FatVolume;
+use crate::read_at::ReadAt;
+use crate::units::Cluster;
 
 /// Largest FAT (one copy) read, in bytes.
 pub const MAX_FAT_BYTES: u64 = 256 << 20;
@@ -390,9 +390,9 @@ impl FatInfo {
     }
 }
 
-fn fat_error(e: isoforge_formats::fat::FatError) -> FatProblem {
+fn fat_error(e: crate::fat_fs::FatError) -> FatProblem {
     match e {
-        isoforge_formats::fat::FatError::Corrupt { offset, field, expected, found } => {
+        crate::fat_fs::FatError::Corrupt { offset, field, expected, found } => {
             problem(false, format!("FAT {field}"), Some(offset), expected, found)
         }
         other => problem(false, "FAT", None, "a readable FAT file system", other),

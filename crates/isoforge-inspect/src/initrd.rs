@@ -1,6 +1,6 @@
 //! A Linux initramfs (a netboot `initrd`): its concatenated cpio segments, their members, and
 //! every embedded squashfs (`/nix-store.squashfs`) read with the same detail as in an ISO
-//! ([`SquashfsInfo`]). One decoder, [`isoforge_formats::cpio::read`], serves `inspect`, `verify` and
+//! ([`SquashfsInfo`]). One decoder, [`crate::cpio::read`], serves `inspect`, `verify` and
 //! `diff`.
 //!
 //! A squashfs inside a compressed segment has no random access, so its data is copied, while
@@ -17,9 +17,9 @@ use super::json::Json;
 use super::squashfs::looks_like_squashfs;
 use super::verify::{Finding, Severity};
 use super::{SquashfsInfo, SubRead};
-use isoforge_formats::cpio::read::{read_initrd_with, Compression, Member, Segment};
-use isoforge_formats::cpio::{S_IFMT, S_IFREG};
-use isoforge_formats::read_at::ReadAt;
+use crate::cpio::read::{read_initrd_with, Compression, Member, Segment};
+use crate::cpio::{S_IFMT, S_IFREG};
+use crate::read_at::ReadAt;
 
 /// Whether `src` starts like an initramfs: cpio magic or a compressor's.
 pub fn looks_like_initrd(src: &dyn ReadAt) -> bool {

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{CatalogSlot, Image, Payload};
-use isoforge_formats::iso9660::read::{Entry, FieldCheck, Listing, VolumeDate, VolumeSummary};
+use crate::iso9660::read::{Entry, FieldCheck, Listing, VolumeDate, VolumeSummary};
 
 /// The schema identifier written as `"schema"`.
 pub const SCHEMA: &str = "isoforge-inspect/1";
@@ -314,7 +314,7 @@ fn entry(e: &Entry) -> Json {
     let rr = e.rr.as_ref();
     obj! {
         "path": e.path_lossy(),
-        "kind": match e.kind { isoforge_formats::iso9660::read::EntryKind::Dir => "dir", isoforge_formats::iso9660::read::EntryKind::File => "file", isoforge_formats::iso9660::read::EntryKind::Symlink => "symlink" },
+        "kind": match e.kind { crate::iso9660::read::EntryKind::Dir => "dir", crate::iso9660::read::EntryKind::File => "file", crate::iso9660::read::EntryKind::Symlink => "symlink" },
         "size": e.size,
         "extents": Json::Arr(e.extents.iter().map(|&(l, n)| Json::Arr(vec![l.into(), n.into()])).collect()),
         "record_offset": e.record_offset,
@@ -327,8 +327,8 @@ fn entry(e: &Entry) -> Json {
 }
 
 fn listing(l: &Listing, tree: bool) -> Json {
-    let files = l.entries.iter().filter(|e| e.kind == isoforge_formats::iso9660::read::EntryKind::File).count();
-    let dirs = l.entries.iter().filter(|e| e.kind == isoforge_formats::iso9660::read::EntryKind::Dir).count();
+    let files = l.entries.iter().filter(|e| e.kind == crate::iso9660::read::EntryKind::File).count();
+    let dirs = l.entries.iter().filter(|e| e.kind == crate::iso9660::read::EntryKind::Dir).count();
     let mut o = vec![
         ("entries", Json::from(l.entries.len())),
         ("files", files.into()),

@@ -9,7 +9,7 @@
 //! contents stay in the source and are streamed by [`verify`] and [`diff`].
 //!
 //! Images come from anywhere: every loop and allocation here is bounded (by the readers'
-//! [`Limits`](isoforge_formats::iso9660::read::Limits) and by [`MAX_FAT_ENTRIES`] and friends), and what is
+//! [`Limits`](crate::iso9660::read::Limits) and by [`MAX_FAT_ENTRIES`] and friends), and what is
 //! wrong becomes a finding, never a panic.
 //!
 //! ```no_run
@@ -43,17 +43,22 @@ pub mod system_area;
 pub mod text;
 pub mod verify;
 
+// The formats this crate reads, under the paths the read side has always used
+// (`crate::iso9660` is `isoforge_formats::iso9660`); the FAT format is `crate::fat_fs`, since
+// `crate::fat` is this crate's FAT reader.
+use isoforge_formats::{cpio, fat as fat_fs, iso9660, part, read_at, units};
+
 use thiserror::Error;
 
-use isoforge_formats::iso9660::el_torito::{Emulation, PLATFORM_EFI};
-use isoforge_formats::iso9660::read::{
+use crate::iso9660::el_torito::{Emulation, PLATFORM_EFI};
+use crate::iso9660::read::{
     BootRecordInfo, DescriptorInfo, ElTorito, EntryKind, Hierarchy, IsoImage, Listing, PathTables, Problem,
     ReadError, VolumeSummary,
 };
-use isoforge_formats::part::gpt::Guid;
-use isoforge_formats::part::mbr::OS_TYPE_EFI;
-use isoforge_formats::read_at::ReadAt;
-use isoforge_formats::units::ISO_BLOCK;
+use crate::part::gpt::Guid;
+use crate::part::mbr::OS_TYPE_EFI;
+use crate::read_at::ReadAt;
+use crate::units::ISO_BLOCK;
 
 pub use fat::FatInfo;
 pub use squashfs::SquashfsInfo;
@@ -225,7 +230,7 @@ impl DescriptorExtras {
         use zerocopy::FromBytes;
         let mut block = vec![0u8; ISO_BLOCK as usize];
         read(src, u64::from(lba) * ISO_BLOCK, &mut block, "volume descriptor")?;
-        let vd = isoforge_formats::iso9660::volume_descriptor::VolumeDescriptor::read_from_bytes(&block[..]).map_err(
+        let vd = crate::iso9660::volume_descriptor::VolumeDescriptor::read_from_bytes(&block[..]).map_err(
             |_| InspectError::Io {
                 what: "volume descriptor".into(),
                 offset: u64::from(lba) * ISO_BLOCK,
@@ -235,7 +240,7 @@ impl DescriptorExtras {
         )?;
         let text = |raw: &[u8]| {
             if joliet {
-                isoforge_formats::iso9660::read::ucs2(raw)
+                crate::iso9660::read::ucs2(raw)
             } else {
                 let end = raw.iter().rposition(|&b| b != b' ' && b != 0).map_or(0, |i| i + 1);
                 String::from_utf8_lossy(&raw[..end]).into_owned()
@@ -354,12 +359,12 @@ impl Image {
     }
 
     /// Path of the ISO 9660 file whose first extent starts at block `lba`, if any.
-    pub fn file_at_block(&self, lba: u32) -> Option<&isoforge_formats::iso9660::read::Entry> {
+    pub fn file_at_block(&self, lba: u32) -> Option<&crate::iso9660::read::Entry> {
         self.primary.entries.iter().find(|e| e.kind == EntryKind::File && e.size > 0 && e.first_lba() == lba)
     }
 }
 
-/// The catalog entries the ISO 9660 reader decoded ([`isoforge_formats::iso9660::el_torito::decode_catalog`],
+/// The catalog entries the ISO 9660 reader decoded ([`crate::iso9660::el_torito::decode_catalog`],
 /// the one decoder of the catalog), each with its byte offset in the image and whether its
 /// boot image carries GRUB's `--grub2-boot-info` patch.
 fn catalog_slots(
@@ -402,7 +407,7 @@ fn catalog_slots(
 fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFacts, InspectError> {
     let first = image.catalog.first();
     let table_ok = image.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).is_some_and(|b| {
-        use isoforge_formats::iso9660::read::FieldCheck::Valid;
+        use crate::iso9660::read::FieldCheck::Valid;
         [b.pvd_lba, b.file_lba, b.file_length, b.checksum] == [Valid; 4]
     });
     let mut isohybrid_suitable = false;

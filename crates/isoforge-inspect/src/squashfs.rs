@@ -13,7 +13,7 @@ use isoforge_squashfs::inode::{DATA_UNCOMPRESSED, INVALID};
 use isoforge_squashfs::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 use isoforge_squashfs::{Archive, EntryKind, SQUASHFS_MAGIC};
 
-use isoforge_formats::read_at::ReadAt;
+use crate::read_at::ReadAt;
 
 /// Most tree entries kept; a larger tree is a problem (and is not listed).
 pub const MAX_SQUASHFS_ENTRIES: usize = 4_000_000;

@@ -16,13 +16,13 @@
 use sha2::{Digest, Sha256};
 
 use super::InspectError;
-use isoforge_formats::iso9660::volume_descriptor::VolumeDescriptor;
-use isoforge_formats::part::gpt::{crc32, read_gpt, GptHeader, GPT_ENTRY_SIZE, MAX_ENTRY_ARRAY_BYTES};
-use isoforge_formats::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
-use isoforge_formats::part::mbr::{Mbr, MBR_SIGNATURE, OS_TYPE_GPT_PROTECTIVE};
-use isoforge_formats::part::Mismatch;
-use isoforge_formats::read_at::ReadAt;
-use isoforge_formats::units::ISO_BLOCK;
+use crate::iso9660::volume_descriptor::VolumeDescriptor;
+use crate::part::gpt::{crc32, read_gpt, GptHeader, GPT_ENTRY_SIZE, MAX_ENTRY_ARRAY_BYTES};
+use crate::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
+use crate::part::mbr::{Mbr, MBR_SIGNATURE, OS_TYPE_GPT_PROTECTIVE};
+use crate::part::Mismatch;
+use crate::read_at::ReadAt;
+use crate::units::ISO_BLOCK;
 
 /// One used MBR partition record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{Image, Payload};
-use isoforge_formats::iso9660::read::EntryKind;
+use crate::iso9660::read::EntryKind;
 
 /// The readable summary; `tree` adds every entry of both hierarchies and of each FAT.
 pub fn summary(img: &Image, tree: bool) -> String {

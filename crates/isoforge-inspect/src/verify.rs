@@ -20,12 +20,12 @@ use std::fmt;
 
 use super::fat::FatProblem;
 use super::{Image, InspectError, Payload};
-use isoforge_formats::iso9660::read::{EntryKind, ProblemKind};
-use isoforge_formats::part::gpt::Guid;
-use isoforge_formats::part::layout::Layout;
-use isoforge_formats::part::mbr::OS_TYPE_EFI;
-use isoforge_formats::read_at::ReadAt;
-use isoforge_formats::units::ISO_BLOCK;
+use crate::iso9660::read::{EntryKind, ProblemKind};
+use crate::part::gpt::Guid;
+use crate::part::layout::Layout;
+use crate::part::mbr::OS_TYPE_EFI;
+use crate::read_at::ReadAt;
+use crate::units::ISO_BLOCK;
 
 /// Most overlap findings reported (the rest are counted in one finding).
 pub const MAX_OVERLAP_FINDINGS: usize = 1000;

@@ -18,12 +18,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use isoforge_formats::fat::FatOptions;
 use isoforge_core::image::{EfiSpec, Graft, ImageSpec, DEFAULT_EFI_IMAGE};
-use isoforge_formats::iso9660::plan::{BiosBoot, DEFAULT_BOOT_LOAD_SIZE};
 use isoforge_core::outputs::OutDirOptions;
 use isoforge_core::spec::{SpecFile, SquashfsContents};
 use isoforge_core::store::StoreSpec;
+use isoforge_formats::fat::FatOptions;
+use isoforge_formats::iso9660::plan::{BiosBoot, DEFAULT_BOOT_LOAD_SIZE};
 use isoforge_formats::time::Epoch;
 
 use super::epoch;

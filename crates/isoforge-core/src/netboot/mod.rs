@@ -27,10 +27,10 @@ use thiserror::Error;
 
 use isoforge_host::output::{AtomicOutput, OutputError};
 
-use isoforge_formats::cpio::{self, read::Compression, write::StreamError};
 use crate::outputs::{assembly_dir, io_err, publish, OutputsError};
 use crate::progress::{phase, report_stale, NoProgress, Phase, Progress};
 use crate::store::{prepare_with, StoreError, StoreSpec, DEFAULT_SQUASHFS_PATH};
+use isoforge_formats::cpio::{self, read::Compression, write::StreamError};
 use isoforge_formats::time::{Epoch, EpochError};
 pub use segment::{InitrdCompression, DEFAULT_INITRD_COMPRESSION};
 

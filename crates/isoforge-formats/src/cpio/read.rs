@@ -228,10 +228,7 @@ fn walk<R: Read + Seek>(
         let mut head = [0u8; 8];
         let n = read_full(src, &mut head).map_err(io)?;
         let Some(compression) = Compression::detect(&head[..n]) else {
-            return Err(CpioReadError::NotCpio {
-                offset: pos,
-                found: crate::hex::hex(&head[..n]),
-            });
+            return Err(CpioReadError::NotCpio { offset: pos, found: crate::hex::hex(&head[..n]) });
         };
         src.seek(SeekFrom::Start(pos)).map_err(io)?;
         if !compression.decoded() {

@@ -34,8 +34,11 @@ fn build(dir: &Path, tweak: impl FnOnce(&mut IsoOptions)) -> Vec<u8> {
     })
     .unwrap();
     plan.volume_blocks = area.image_blocks;
-    let frame =
-        ImageFrame { system_area: area.encode_system_area(), image_size: area.image_bytes(), tail: Vec::new() };
+    let frame = ImageFrame {
+        system_area: area.encode_system_area(),
+        image_size: area.image_bytes(),
+        tail: Vec::new(),
+    };
     let mut out = std::io::Cursor::new(Vec::new());
     write_image(&plan, &frame, &mut NoGenerated, &mut out).unwrap();
     out.into_inner()
