@@ -651,7 +651,7 @@ mod tests {
         r.finish().unwrap();
         // A file system without SEEK_DATA support reports the whole file as data, so no holes;
         // one with it all three. Asked directly, so the expectation is exact on each.
-        let first_hole = rustix::fs::seek(&File::open(&p).unwrap(), rustix::fs::SeekFrom::Hole(0)).unwrap();
+        let first_hole = rustix::fs::seek(File::open(&p).unwrap(), rustix::fs::SeekFrom::Hole(0)).unwrap();
         let expected: &[i32] = if first_hole < 5 * M { &[1, 3, 4] } else { &[] };
         assert_eq!(holes, expected, "first hole at {first_hole}");
     }
