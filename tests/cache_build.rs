@@ -294,8 +294,8 @@ struct Outcome {
     /// The sha256 of the output (the file itself is removed: disk space is short).
     sha256: String,
     stderr: String,
-    /// The `--json` report (`isoforge build`).
-    json: Option<Value>,
+    /// The `--json` report (every build here passes `--json`).
+    json: Value,
     /// The cache counters of this build, when it used a cache.
     counters: Option<Counters>,
 }
@@ -318,7 +318,7 @@ impl Outcome {
 
     /// The `"cache"` object of the `--json` report, if any (`null` counts as none).
     fn json_cache(&self) -> Option<&Value> {
-        self.json.as_ref()?.get("cache").filter(|v| !v.is_null())
+        self.json.get("cache").filter(|v| !v.is_null())
     }
 }
 
@@ -334,7 +334,7 @@ fn log_lines(dir: &Path) -> Vec<String> {
 /// gathers the counters: from `--json` (checked against the `-v` line), and from the line the
 /// build appended to `log`'s `builds.log` (`log_before` lines before it), which must agree.
 #[track_caller]
-fn outcome(line: String, out: &Path, output: Output, log: Option<(&Path, usize)>) -> Outcome {
+fn outcome(cmd: Cmd, line: String, out: &Path, output: Output, log: Option<(&Path, usize)>) -> Outcome {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
@@ -344,14 +344,13 @@ fn outcome(line: String, out: &Path, output: Output, log: Option<(&Path, usize)>
     );
     let sha256 = sha256_file(out);
     fs::remove_file(out).unwrap();
-    let json: Option<Value> = stdout.trim().starts_with('{').then(|| {
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("`{line}`: bad --json ({e}): {stdout}"))
-    });
+    let json: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("`{line}`: bad --json ({e}): {stdout}"));
     let mut o = Outcome { line, sha256, stderr, json, counters: None };
-    if let Some(j) = &o.json {
-        if let Some(sha) = j.get("sha256") {
-            assert_eq!(sha.as_str(), Some(o.sha256.as_str()), "`{}`: --json sha256", o.line);
-        }
+    if cmd == Cmd::Build {
+        // `isoforge build --json` reports the image's sha256; `isoforge squashfs --json` has none.
+        let sha = o.json.get("sha256").and_then(Value::as_str);
+        assert_eq!(sha, Some(o.sha256.as_str()), "`{}`: --json sha256", o.line);
     }
     if let Some(cache) = o.json_cache() {
         let c = Counters::from_json(cache, &o.line);
@@ -359,12 +358,14 @@ fn outcome(line: String, out: &Path, output: Output, log: Option<(&Path, usize)>
             .get("dir")
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("`{}`: no dir in {cache}", o.line));
+        // `-v` prints this line whenever the report has a cache, whatever its mode.
         let expected = format!(
-            "cache {dir}: {} blocks looked up, {} hits, {} compressed, {} stored, {} corrupt",
-            c.lookups, c.hits, c.misses, c.stores, c.corrupt
+            "cache {dir}: {} blocks looked up, {} hits, {} compressed, {} stored, {} corrupt \
+             ({} bytes read, {} bytes stored)",
+            c.lookups, c.hits, c.misses, c.stores, c.corrupt, c.bytes_read, c.bytes_stored
         );
         assert!(
-            c.mode == "off" || o.stderr.lines().any(|l| l.trim().starts_with(&expected)),
+            o.stderr.lines().any(|l| l == expected),
             "`{}`: -v should print `{expected}`; stderr:\n{}",
             o.line,
             o.stderr
@@ -405,7 +406,7 @@ fn build_with(fx: &Fixture, o: &Opts, log: Option<&Path>, tweak: impl FnOnce(&mu
     let line = command_line(&c);
     let before = log.map(|d| log_lines(d).len()).unwrap_or(0);
     let output = c.output().unwrap_or_else(|e| panic!("cannot run `{line}`: {e}"));
-    outcome(line, &out, output, log.map(|d| (d, before)))
+    outcome(o.cmd, line, &out, output, log.map(|d| (d, before)))
 }
 
 #[track_caller]
@@ -754,19 +755,13 @@ fn two_builds_in_parallel_share_one_cache() {
         let mut results = Vec::new();
         for (child, line, out) in [a, b] {
             let output = child.wait_with_output().unwrap();
-            results.push(outcome(line, &out, output, None));
+            results.push(outcome(cmd, line, &out, output, None));
         }
         for r in &results {
             assert_same(r, &reference, &format!("{cmd:?}: parallel build"));
             assert_no_warnings(r);
-            if let Some(c) = &r.counters {
-                assert_eq!(
-                    (c.hits + c.misses, c.corrupt, c.store_failures),
-                    (c.lookups, 0, 0),
-                    "`{}`",
-                    r.line
-                );
-            }
+            let c = r.counters();
+            assert_eq!((c.hits + c.misses, c.corrupt, c.store_failures), (c.lookups, 0, 0), "`{}`", r.line);
         }
         assert_eq!(temporaries(&cache), Vec::<String>::new(), "temporaries left in the cache");
         let third = build(&fx, &o, Some(&cache));
@@ -976,9 +971,8 @@ fn the_environment_names_the_cache() {
         let warm = with_env(&env_dir);
         assert_same(&warm, &reference, "ISOFORGE_CACHE, warm");
         assert_warm(&warm);
-        if let Some(c) = warm.json_cache() {
-            assert_eq!(c["dir"].as_str(), Some(env_dir.to_str().unwrap()), "`{}`", warm.line);
-        }
+        let c = warm.json_cache().unwrap_or_else(|| panic!("`{}`: no cache in --json", warm.line));
+        assert_eq!(c["dir"].as_str(), Some(env_dir.to_str().unwrap()), "`{}`", warm.line);
 
         // --cache wins: the environment's directory is not even created.
         let unused = fx.path(&format!("unused-{cmd:?}"));

@@ -35,22 +35,14 @@ use isoforge_core::closure::{
 /// without the daemon), and no substituters (nothing from the network).
 const NIX_CONFIG: &str = "sandbox = false\nbuild-users-group =\nsubstituters =\nfsync-metadata = false\n";
 
-/// Stops a test that cannot run here (a failure under CI=true); returns false.
-fn skip(why: &str) -> bool {
-    support::skip(why);
-    false
-}
-
-/// Whether `nix-store` runs.
+/// Whether `nix-store` is installed ([`support::tool`]) and runs.
 fn have_nix() -> bool {
-    match Command::new("nix-store").arg("--version").output() {
-        Ok(o) if o.status.success() => true,
-        Ok(o) => panic!("nix-store --version failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            skip("nix-store not found (apt-get install nix-bin)")
-        }
-        Err(e) => panic!("cannot run nix-store: {e}"),
+    if !support::tool("nix-store") {
+        return false;
     }
+    let o = run(Command::new("nix-store").arg("--version"));
+    assert!(o.status.success(), "nix-store --version failed: {}", String::from_utf8_lossy(&o.stderr));
+    true
 }
 
 fn nix(program: &str) -> Command {
@@ -335,12 +327,11 @@ fn build() -> Option<Built> {
     }
     let uid = String::from_utf8(ok(Command::new("id").arg("-u")).stdout).unwrap();
     if uid.trim() != "0" {
-        skip("building in /nix/store needs root");
+        support::skip("building in /nix/store needs root");
         return None;
     }
     let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        skip("/bin/busybox not found (apt-get install busybox-static)");
+    if !support::files(&[busybox]) {
         return None;
     }
     // Debian's nix-bin creates these; make sure they exist on any machine.

@@ -75,8 +75,9 @@ impl Case {
         run(Command::new("mkfifo").arg(self.path(rel)));
     }
 
-    /// Runs `isoforge ARGS` and checks the row: exit status 2, `excerpt` in stderr, the fixture
-    /// directory as it was, the previous image unchanged. Returns stderr.
+    /// Runs `isoforge ARGS` and checks the row: exit status 2, isoforge's own message
+    /// (`isoforge: error: …`) with `excerpt` in it, the fixture directory as it was, the previous
+    /// image unchanged. Returns stderr.
     #[track_caller]
     fn fails(&self, args: &[&str], excerpt: &str) -> String {
         self.fails_env(args, &[], excerpt)
@@ -85,6 +86,28 @@ impl Case {
     /// [`Case::fails`] with environment variables set.
     #[track_caller]
     fn fails_env(&self, args: &[&str], env: &[(&str, &str)], excerpt: &str) -> String {
+        let (line, stderr) = self.exits_2(args, env, excerpt);
+        assert!(stderr.starts_with("isoforge: error: "), "`{line}`: not isoforge's error message:\n{stderr}");
+        stderr
+    }
+
+    /// [`Case::fails`] for a command line that the argument parser (clap) refuses: its
+    /// message `error: …`, ending `For more information, try '--help'.`.
+    #[track_caller]
+    fn usage_error(&self, args: &[&str], excerpt: &str) -> String {
+        let (line, stderr) = self.exits_2(args, &[], excerpt);
+        assert!(
+            stderr.starts_with("error: ") && stderr.ends_with("\nFor more information, try '--help'.\n"),
+            "`{line}`: not clap's usage error:\n{stderr}"
+        );
+        stderr
+    }
+
+    /// The checks every row shares: runs `isoforge ARGS` with `env`, and checks exit status 2,
+    /// `excerpt` in stderr, the fixture directory and the previous image unchanged. Returns
+    /// the command line and stderr.
+    #[track_caller]
+    fn exits_2(&self, args: &[&str], env: &[(&str, &str)], excerpt: &str) -> (String, String) {
         let before = dir_listing(self.root());
         let target = self.path("out/target");
         let previous = sha256_file(&target);
@@ -97,14 +120,10 @@ impl Case {
         let out = cmd.output().unwrap_or_else(|e| panic!("cannot run `{line}`: {e}"));
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(2), "`{line}`: expected exit status 2; stderr:\n{stderr}");
-        assert!(
-            stderr.starts_with("isoforge: error: ") || stderr.starts_with("error: "),
-            "`{line}`: not an error message:\n{stderr}"
-        );
         assert!(stderr.contains(excerpt), "`{line}`: stderr lacks {excerpt:?}:\n{stderr}");
         assert_eq!(dir_listing(self.root()), before, "`{line}` changed the fixture directory");
         assert_eq!(sha256_file(&target), previous, "`{line}` changed the previous image");
-        stderr
+        (line, stderr)
     }
 }
 
@@ -210,7 +229,7 @@ fn fat_image_too_small() {
 
 #[test]
 fn efi_size_unknown_suffix() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--efi-dir", "efi", "--efi-size", "12X"]),
         "size \"12X\": unknown suffix \"X\" (use K, M or G)",
     );
@@ -218,8 +237,10 @@ fn efi_size_unknown_suffix() {
 
 #[test]
 fn efi_serial_not_hex() {
-    Case::new()
-        .fails(&build(&["--efi-dir", "efi", "--efi-serial", "xyz"]), "serial \"xyz\": not a hex number");
+    Case::new().usage_error(
+        &build(&["--efi-dir", "efi", "--efi-serial", "xyz"]),
+        "serial \"xyz\": not a hex number",
+    );
 }
 
 #[test]
@@ -275,12 +296,12 @@ fn graft_empty_source() {
 
 #[test]
 fn gpt_disk_guid_invalid() {
-    Case::new().fails(&build(&["--gpt-disk-guid", "zz"]), "GUID \"zz\": not a UUID in text form");
+    Case::new().usage_error(&build(&["--gpt-disk-guid", "zz"]), "GUID \"zz\": not a UUID in text form");
 }
 
 #[test]
 fn layout_unknown() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--layout", "bogus"]),
         "unknown system area layout \"bogus\" (expected nixos, gpt or none)",
     );
@@ -327,7 +348,7 @@ fn isohybrid_mbr_with_layout_none() {
 
 #[test]
 fn compression_unknown() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--closure", "paths.txt", "--store-root", "root", "--compression", "bogus"]),
         "unknown compression \"bogus\": use zstd[:LEVEL], xz[:bcj], gzip[:LEVEL], lz4 or none",
     );
@@ -335,7 +356,7 @@ fn compression_unknown() {
 
 #[test]
 fn compression_level_out_of_range() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--closure", "paths.txt", "--store-root", "root", "--compression", "zstd:99"]),
         "zstd level \"99\" is not a whole number from 1 to 22",
     );
@@ -343,7 +364,7 @@ fn compression_level_out_of_range() {
 
 #[test]
 fn block_size_not_a_power_of_two() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--closure", "paths.txt", "--store-root", "root", "--block-size", "3000"]),
         "block size \"3000\" is not a power of two from 4K to 1M",
     );
@@ -351,7 +372,7 @@ fn block_size_not_a_power_of_two() {
 
 #[test]
 fn threads_not_a_number() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--closure", "paths.txt", "--store-root", "root", "--threads", "x"]),
         "invalid value 'x' for '--threads <N>'",
     );
@@ -372,7 +393,7 @@ fn squashfs_without_closure() {
 
 #[test]
 fn out_dir_with_output() {
-    Case::new().fails(
+    Case::new().usage_error(
         &build(&["--out-dir", "out/result"]),
         "the argument '--output <OUT.iso>' cannot be used with '--out-dir <DIR>'",
     );
@@ -390,7 +411,7 @@ fn out_dir_without_volume_id() {
 
 #[test]
 fn epoch_not_a_number() {
-    Case::new().fails(&build(&["--epoch", "x"]), "invalid value 'x' for '--epoch <N>'");
+    Case::new().usage_error(&build(&["--epoch", "x"]), "invalid value 'x' for '--epoch <N>'");
 }
 
 #[test]
@@ -1091,7 +1112,7 @@ fn netboot_initrd_compression_unknown() {
     let case = Case::new();
     fake_bzimage(&case);
     case.write("initrd.img", "070701");
-    case.fails(
+    case.usage_error(
         &netboot(&["--kernel", "kernel.img", "--initrd", "initrd.img", "--initrd-compression", "lz4"]),
         "\"lz4\" is not zstd[:LEVEL], gzip[:LEVEL], xz or none",
     );

@@ -284,7 +284,8 @@ fn seven_zip_lists_the_image() {
     let b = build_fixture_image(&[]);
     let out = stdout(Command::new("7z").args(["l", "-slt"]).arg(&b.iso));
     let paths: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("Path = ")).skip(1).collect();
-    assert!(paths.contains(&"data/blob.bin") || paths.contains(&"data\\blob.bin"), "{out}");
+    // p7zip on Linux separates path components with `/`.
+    assert!(paths.contains(&"data/blob.bin"), "{out}");
     assert!(paths.iter().any(|p| p.ends_with("file-1999.dat")), "{out}");
     assert!(paths.len() >= 2000, "7z listed {} entries", paths.len());
     assert!(out.contains(&format!("Size = {}", 3 * 1024 * 1024 + 17)));

@@ -28,19 +28,10 @@ use std::process::{Command, Output};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-/// True when the tests run in CI (`CI=true`): then a missing tool is a failure, not a skip.
-pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Stops a test that cannot run here: under CI it panics with `why`; otherwise it prints
-/// `SKIP: why` to stderr and the caller returns.
-pub fn skip(why: &str) {
-    if ci() {
-        panic!("{why} (CI=true: missing prerequisites are failures)");
-    }
-    eprintln!("SKIP: {why}");
-}
+/// The one CI-skip rule, shared with the crates' unit tests: [`ci`] is true under `CI=true`,
+/// when [`skip`] panics instead of printing `SKIP: why`.
+#[allow(unused_imports)] // each test crate uses part of this module
+pub use isoforge_testing::{ci, skip};
 
 /// The Debian package that ships the program `name` (for the messages of [`tool`]).
 pub fn debian_package(name: &str) -> &str {
@@ -101,6 +92,8 @@ pub fn file_package(path: &Path) -> &'static str {
         ("/usr/share/OVMF", "ovmf"),
         ("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
         ("/usr/lib/grub/i386-pc", "grub-pc-bin"),
+        ("/usr/lib/ipxe/qemu", "ipxe-qemu"),
+        ("/bin/busybox", "busybox-static"),
     ]
     .iter()
     .find(|(dir, _)| path.starts_with(dir))
@@ -170,12 +163,7 @@ pub fn run_ok_stdout(cmd: &mut Command) -> String {
 /// Every test's scratch files go here, never into the system temporary directory (often a
 /// small tmpfs): some tests write files of several GiB. `target/tmp` is made when missing.
 pub fn tempdir() -> TempDir {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    mkdir_p(base);
-    tempfile::Builder::new()
-        .prefix("isoforge-test-")
-        .tempdir_in(base)
-        .unwrap_or_else(|e| panic!("cannot make a temp dir in {}: {e}", base.display()))
+    isoforge_testing::tempdir_in(Path::new(env!("CARGO_TARGET_TMPDIR")))
 }
 
 /// Creates the directory `path` and its parents; panics naming the path.

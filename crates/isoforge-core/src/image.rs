@@ -566,7 +566,7 @@ mod tests {
     #[test]
     fn every_byte_is_written_once() {
         for with_store in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = isoforge_testing::tempdir();
             let spec = spec(dir.path(), with_store);
             let log = Log::default();
             let iso = dir.path().join("out.iso");

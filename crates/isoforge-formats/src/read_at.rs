@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn files_read_exactly_or_fail() {
-        let mut f = tempfile::tempfile().unwrap();
+        let dir = isoforge_testing::tempdir();
+        let mut f = tempfile::tempfile_in(dir.path()).unwrap();
         f.write_all(b"hello world").unwrap();
         let mut buf = [0u8; 5];
         ReadAt::read_at(&f, 6, &mut buf).unwrap();

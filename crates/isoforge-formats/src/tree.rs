@@ -383,7 +383,7 @@ mod tests {
 
     #[test]
     fn grafts_merge_and_reject_duplicates() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         fs::create_dir(dir.path().join("d")).unwrap();
         fs::write(dir.path().join("d/x"), b"x").unwrap();
         fs::write(dir.path().join("f"), b"f").unwrap();
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn order_independent() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         fs::write(dir.path().join("a"), b"a").unwrap();
         fs::write(dir.path().join("b"), b"b").unwrap();
         let mut t1 = Tree::new();
@@ -413,7 +413,7 @@ mod tests {
 
     #[test]
     fn fifo_is_rejected() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let fifo = dir.path().join("p");
         let status = std::process::Command::new("mkfifo").arg(&fifo).status();
         if status.map(|s| s.success()).unwrap_or(false) {

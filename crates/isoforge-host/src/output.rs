@@ -445,7 +445,7 @@ mod tests {
 
     #[test]
     fn dropped_output_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let target = dir.path().join("out.iso");
         {
             let mut out = AtomicOutput::create(&target).unwrap();
@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn committed_output_appears_and_replaces_the_target() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let target = dir.path().join("out.iso");
         let mut out = AtomicOutput::create(&target).unwrap();
         out.file().write_all(b"first").unwrap();
@@ -480,7 +480,7 @@ mod tests {
 
     #[test]
     fn mode_is_that_of_a_newly_created_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let plain = dir.path().join("plain");
         File::create(&plain).unwrap();
         let want = fs::metadata(&plain).unwrap().permissions().mode() & 0o7777;
@@ -495,7 +495,7 @@ mod tests {
 
     #[test]
     fn stale_files_of_dead_processes_are_removed_and_live_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let target = dir.path().join("out.iso");
         let dead = dead_pid();
         let stale = dir.path().join(temp_name("out.iso".as_ref(), dead, 0));
@@ -539,7 +539,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_target() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let missing = dir.path().join("no/such/dir/out.iso");
         let e = AtomicOutput::create(&missing).unwrap_err().to_string();
         assert!(e.starts_with(&format!("cannot create the output file {}: ", missing.display())), "{e}");
@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn named_fallback_is_removed_on_drop_and_renamed_on_commit() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let target = dir.path().join("out.iso");
         fs::write(&target, b"old").unwrap();
         {
@@ -576,7 +576,7 @@ mod tests {
 
     #[test]
     fn commit_to_names_the_file_elsewhere() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         fs::create_dir(dir.path().join("outdir")).unwrap();
         let mut out = AtomicOutput::create_beside(&dir.path().join("outdir")).unwrap();
         out.file().write_all(b"image").unwrap();

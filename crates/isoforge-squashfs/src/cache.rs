@@ -1418,7 +1418,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let dir = tmp.path().join("cache");
         let blocks = [text(1, 40_000), noise(2, 5000), text(3, BS as usize)];
         let cold: Vec<Compressed> = blocks.iter().map(|b| compress_block(b, ZSTD, BS).unwrap()).collect();
@@ -1485,7 +1485,7 @@ mod tests {
         assert!(text.contains(&format!("library zstd {}\n", zstd::zstd_safe::version_number())), "{text}");
         assert!(text.contains("probe "), "{text}");
         // The key of a block through the cache is the prefix's key of its sha256.
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let cache = BlockCache::open(tmp.path(), ZSTD, BS);
         let block = text.as_bytes();
         assert_eq!(cache.key(block), Some(base.key(&Sha256::digest(block).into())));
@@ -1548,7 +1548,7 @@ mod tests {
             ("empty", |p, _| fs::write(p, b"").unwrap()),
         ];
         for (what, damage) in damages {
-            let tmp = tempfile::tempdir().unwrap();
+            let tmp = isoforge_testing::tempdir();
             let dir = tmp.path();
             let cache = BlockCache::open(dir, ZSTD, BS);
             cache.compress(&block).unwrap();
@@ -1607,7 +1607,7 @@ mod tests {
 
     #[test]
     fn a_directory_that_is_not_a_cache_is_left_alone() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let dir = tmp.path();
         fs::write(dir.join("notes.txt"), b"mine").unwrap();
         let cache = BlockCache::open(dir, ZSTD, BS);
@@ -1640,7 +1640,7 @@ mod tests {
 
     #[test]
     fn a_file_where_the_directory_should_be_means_no_cache() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let dir = tmp.path().join("cache");
         fs::write(&dir, b"a file").unwrap();
         let cache = BlockCache::open(&dir, ZSTD, BS);
@@ -1664,7 +1664,7 @@ mod tests {
     /// even root cannot write through) turns the cache into lookups only, with one warning.
     #[test]
     fn a_failed_store_degrades_to_lookups_only() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let dir = tmp.path();
         let cache = BlockCache::open(dir, ZSTD, BS);
         let first = text(1, 8000);
@@ -1688,7 +1688,7 @@ mod tests {
 
     #[test]
     fn parallel_puts_of_one_key() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let dir = tmp.path();
         let block = text(9, 50_000);
         let value = compress_block(&block, ZSTD, BS).unwrap();
@@ -1718,7 +1718,7 @@ mod tests {
 
     #[test]
     fn a_hit_makes_the_entry_recent() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let cache = BlockCache::open(tmp.path(), ZSTD, BS);
         let block = text(3, 9000);
         cache.compress(&block).unwrap();
@@ -1730,7 +1730,7 @@ mod tests {
 
     #[test]
     fn gc_removes_least_recently_used_first() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let dir = tmp.path();
         let cache = BlockCache::open(dir, ZSTD, BS);
         let blocks: Vec<Vec<u8>> = (0..4).map(|s| half(s, 8192)).collect();
@@ -1794,21 +1794,10 @@ mod tests {
         assert_eq!(stats(dir, 0).unwrap().entries, 0);
     }
 
-    /// Skips a test whose prerequisite is missing, except under `CI=true`.
-    fn prerequisite(ok: bool, why: &str) -> bool {
-        if !ok {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why} (CI=true: missing prerequisites are failures)");
-            }
-            eprintln!("SKIP: {why}");
-        }
-        ok
-    }
-
     /// Runs `script` with `sh -c` under `wrapper`, with `$1` this test binary and `$2` a scratch
     /// directory; the script runs [`child`] with `run_child STEP CACHE_DIR`.
     fn run_script(wrapper: &[&str], script: &str) {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let exe = std::env::current_exe().unwrap();
         let script = format!(
             "set -e\nrun_child() {{ {CHILD}=$1 {CHILD_DIR}=$2 \"$EXE\" --exact cache::tests::child --nocapture --test-threads=1; }}\n{script}"
@@ -1832,7 +1821,7 @@ mod tests {
 
     fn can_unshare() -> bool {
         let ok = Command::new("unshare").args(["-rm", "true"]).output().is_ok_and(|o| o.status.success());
-        prerequisite(ok, "`unshare -rm` (util-linux, user namespaces) is not available")
+        isoforge_testing::prerequisite(ok, "`unshare -rm` (util-linux, user namespaces) is not available")
     }
 
     /// The steps the child processes of the tests below run.
@@ -1932,7 +1921,7 @@ mod tests {
             .args(["--fsize=20000", "true"])
             .output()
             .is_ok_and(|o| o.status.success());
-        if !prerequisite(ok, "prlimit (util-linux) is not available") {
+        if !isoforge_testing::prerequisite(ok, "prlimit (util-linux) is not available") {
             return;
         }
         run_script(&["prlimit", "--fsize=20000"], "trap '' XFSZ\nrun_child file-size-limit \"$2/c\"");

@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn scan_and_canonicalise() {
-        let d = tempfile::tempdir().unwrap();
+        let d = isoforge_testing::tempdir();
         let p = d.path().join("pkg");
         fs::create_dir_all(p.join("bin")).unwrap();
         fs::write(p.join("bin/tool"), b"#!/bin/sh\n").unwrap();
@@ -454,7 +454,7 @@ mod tests {
 
     #[test]
     fn fifo_is_an_error_naming_the_path() {
-        let d = tempfile::tempdir().unwrap();
+        let d = isoforge_testing::tempdir();
         let f = d.path().join("fifo");
         let status = std::process::Command::new("mkfifo").arg(&f).status();
         if !matches!(status, Ok(s) if s.success()) {
@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn out_of_range_mtime_is_an_error_only_when_kept() {
         use std::time::{Duration, SystemTime};
-        let d = tempfile::tempdir().unwrap();
+        let d = isoforge_testing::tempdir();
         let p = d.path().join("pkg");
         fs::create_dir_all(&p).unwrap();
         let f = p.join("old");

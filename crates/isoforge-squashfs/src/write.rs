@@ -1568,7 +1568,7 @@ mod tests {
     /// duplicate (it must point at the first file with those bytes).
     #[test]
     fn duplicates_on_host_files() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = isoforge_testing::tempdir();
         let size = 3 * PREFIX as usize + 5;
         let base: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let mut other = base.clone();

@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn flags_over_the_spec_over_defaults() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = isoforge_testing::tempdir();
         let spec = dir.path().join("s.json");
         let text = r#"{"volumeID": "S", "squashfsContents": "c", "squashfsCompression": "zstd -Xcompression-level 3",
                       "blockSize": 65536, "efiBootable": true, "efiDir": "e", "efiSerial": "abcd0123"}"#;

@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn regular_file_bytes() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let f = tmp.path().join("f");
         fs::write(&f, b"hello\n").unwrap();
         let mut want = Vec::new();
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn executable_symlink_and_order() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let d = tmp.path().join("d");
         fs::create_dir(&d).unwrap();
         fs::write(d.join("b"), b"").unwrap();
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn large_file_streams() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let f = tmp.path().join("big");
         let data: Vec<u8> = (0..3 * BUF + 5).map(|i| (i * 7) as u8).collect();
         fs::write(&f, &data).unwrap();
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn unsupported() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let sock = tmp.path().join("s");
         let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
         let e = write_nar(&sock, &mut Vec::new()).unwrap_err();

@@ -294,7 +294,7 @@ mod tests {
     /// A little store on the host: b references a (in a file), c references b (in a symlink
     /// target) and itself (in a file name), a references nothing.
     fn store() -> (tempfile::TempDir, Closure) {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = isoforge_testing::tempdir();
         let s = tmp.path().join("nix/store");
         fs::create_dir_all(&s).unwrap();
         fs::write(s.join(format!("{HA}-a")), b"plain\n").unwrap();

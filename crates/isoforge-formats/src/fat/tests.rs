@@ -72,7 +72,7 @@ fn sample(dir: &Path) {
 
 #[test]
 fn round_trip_all_fat_types() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     sample(tmp.path());
     let node = scan(tmp.path()).unwrap();
     let expect = host_tree(tmp.path());
@@ -90,7 +90,7 @@ fn round_trip_all_fat_types() {
 
 #[test]
 fn files_are_contiguous_and_sorted() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     sample(tmp.path());
     let node = scan(tmp.path()).unwrap();
     let plan = FatPlan::new(&node, &FatOptions::new(Epoch::NIX_DEFAULT)).unwrap();
@@ -150,7 +150,7 @@ fn default_size_follows_nixpkgs() {
 
 #[test]
 fn errors_name_the_problem() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     fs::write(tmp.path().join("f"), vec![1u8; 3 << 20]).unwrap();
     let node = scan(tmp.path()).unwrap();
     let mut opts = FatOptions::new(Epoch::NIX_DEFAULT);
@@ -178,7 +178,7 @@ fn errors_name_the_problem() {
 
 #[test]
 fn dates_come_from_the_epoch() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     fs::write(tmp.path().join("x"), b"x").unwrap();
     let node = scan(tmp.path()).unwrap();
     let opts = FatOptions::new(Epoch(1_709_210_096)); // 2024-02-29T12:34:56Z
@@ -246,7 +246,7 @@ fn no_label_means_no_label_entry() {
 
 #[test]
 fn sparse_and_streamed_writes_agree() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     sample(tmp.path());
     let node = scan(tmp.path()).unwrap();
     let plan = FatPlan::new(&node, &FatOptions::default()).unwrap();
@@ -261,7 +261,7 @@ fn sparse_and_streamed_writes_agree() {
 
 #[test]
 fn reader_reports_damage_instead_of_panicking() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     sample(tmp.path());
     let node = scan(tmp.path()).unwrap();
     let img = build(&node, &FatOptions::default());

@@ -149,7 +149,7 @@ fn registration_forms() {
 
 #[test]
 fn closure_info_dir() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     let dir = tmp.path();
     let nix = "sha256:197nzackh9c87wmav6qzlsz0lyykkzwmhh2piy0qlsh0m3s9nwrs";
     fs::write(dir.join("registration"), registration_text(nix)).unwrap();
@@ -198,7 +198,7 @@ fn closure_info_dir() {
 
 #[test]
 fn check_host_names_line() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     let store = tmp.path().join("nix/store");
     fs::create_dir_all(&store).unwrap();
     fs::write(store.join(format!("{HA}-a")), b"").unwrap();
@@ -247,7 +247,7 @@ fn hundred_thousand_paths() {
 /// (a list, closureInfo's `store-paths`, an exportReferencesGraph file of blank lines).
 #[test]
 fn empty_closure_is_an_error_naming_the_file() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     let dir = tmp.path();
     for (name, text) in [("empty", ""), ("blank", "\n\n  \n"), ("crlf-blank", "\r\n\r\n")] {
         let f = dir.join(name);
@@ -290,7 +290,7 @@ fn crlf_inputs_parse_like_lf() {
 /// `--registration`) with CRLF line ends is an error that says CRLF and names the line.
 #[test]
 fn crlf_registration_is_an_error() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = isoforge_testing::tempdir();
     let dir = tmp.path();
     let nix = "sha256:197nzackh9c87wmav6qzlsz0lyykkzwmhh2piy0qlsh0m3s9nwrs";
     let text = registration_text(nix);

@@ -132,7 +132,7 @@ fn sample_tree(root: &Path) {
 
 #[test]
 fn round_trip_rock_ridge_and_joliet() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     sample_tree(dir.path());
     let image = build(dir.path(), |_| {});
     let img = IsoImage::open(&image).unwrap();
@@ -184,7 +184,7 @@ fn round_trip_rock_ridge_and_joliet() {
 
 #[test]
 fn two_thousand_entries_and_deep_trees() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     fs::create_dir(dir.path().join("many")).unwrap();
     for i in 0..2000 {
         fs::write(dir.path().join(format!("many/file-{i:04}.dat")), i.to_string()).unwrap();
@@ -225,7 +225,7 @@ fn boot_file() -> Vec<u8> {
 
 #[test]
 fn el_torito_catalog_and_boot_info_table() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     fs::create_dir(dir.path().join("isolinux")).unwrap();
     fs::write(dir.path().join("isolinux/isolinux.bin"), boot_file()).unwrap();
     fs::write(dir.path().join("README"), b"read me").unwrap();
@@ -286,7 +286,7 @@ fn el_torito_catalog_and_boot_info_table() {
 // ---- corrupted images ----
 
 fn small_image() -> (tempfile::TempDir, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     sample_tree(dir.path());
     let image = build(dir.path(), |_| {});
     (dir, image)
@@ -483,7 +483,7 @@ fn both_endian_mismatches_and_bad_records() {
     assert_eq!(kinds(&l.problems), [ProblemKind::BadRecordLength], "{:#?}", l.problems);
 
     // A record running over the block boundary: read anyway, reported.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     fs::create_dir(dir.path().join("many")).unwrap();
     for i in 0..200 {
         fs::write(dir.path().join(format!("many/file-{i:04}.dat")), b"x").unwrap();
@@ -516,7 +516,7 @@ fn both_endian_mismatches_and_bad_records() {
 
 #[test]
 fn multi_extent_records_merge() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     fs::write(dir.path().join("a"), vec![b'a'; 3000]).unwrap();
     fs::write(dir.path().join("b"), vec![b'b'; 100]).unwrap();
     let mut image = build(dir.path(), |_| {});
@@ -627,7 +627,7 @@ fn dates() {
 /// Extreme limits (all zero, all maximal) change what is read, never panic.
 #[test]
 fn extreme_limits() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = isoforge_testing::tempdir();
     sample_tree(dir.path());
     fs::create_dir(dir.path().join("isolinux")).unwrap();
     fs::write(dir.path().join("isolinux/isolinux.bin"), boot_file()).unwrap();
