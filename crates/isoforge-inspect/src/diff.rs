@@ -22,7 +22,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-
 use self::summary::{Cause, Class, FileChange, Summary, Tally};
 use super::bytemap::ByteMap;
 use super::fat::{FatEntry, FatInfo};

@@ -13,13 +13,13 @@ use std::io::Write;
 
 use isoforge_host::output::AtomicOutput;
 
-use serde::Serialize;
 use super::squashfs::looks_like_squashfs;
 use super::verify::{Finding, Severity};
 use super::{SquashfsInfo, SubRead};
 use crate::cpio::read::{read_initrd_with, Compression, Member, Segment};
 use crate::cpio::{S_IFMT, S_IFREG};
 use crate::read_at::ReadAt;
+use serde::Serialize;
 
 /// Whether `src` starts like an initramfs: cpio magic or a compressor's.
 pub fn looks_like_initrd(src: &dyn ReadAt) -> bool {

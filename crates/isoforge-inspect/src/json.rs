@@ -124,10 +124,18 @@ impl Formatter for Layout {
     fn end_string<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
         self.put(writer, b"\"")
     }
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         self.put(writer, fragment.as_bytes())
     }
-    fn write_char_escape<W: ?Sized + io::Write>(&mut self, writer: &mut W, escape: CharEscape) -> io::Result<()> {
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: CharEscape,
+    ) -> io::Result<()> {
         let control;
         let s: &[u8] = match escape {
             CharEscape::Quote => b"\\\"",
@@ -188,7 +196,11 @@ impl Formatter for Layout {
         self.member_done();
         Ok(())
     }
-    fn write_raw_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_raw_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         self.put(writer, fragment.as_bytes())
     }
 }
@@ -302,7 +314,7 @@ pub struct SquashfsView<'a> {
 }
 
 fn squashfs_entry(e: &super::squashfs::SquashfsEntry) -> SquashfsEntryView<'_> {
-use super::squashfs::SquashfsKind;
+    use super::squashfs::SquashfsKind;
     let mut v = SquashfsEntryView {
         path: e.path.as_str(),
         kind: e.kind_name(),
@@ -322,8 +334,7 @@ use super::squashfs::SquashfsKind;
         SquashfsKind::Dir { nlink, .. } => v.nlink = Some((*nlink).into()),
         SquashfsKind::File { blocks, fragment, .. } => {
             v.blocks = Some(blocks.iter().map(|&(o, w)| data_block(o, w)).collect());
-            v.fragment =
-                Some(fragment.map(|(i, off)| FragmentRef { index: i.into(), offset: off.into() }));
+            v.fragment = Some(fragment.map(|(i, off)| FragmentRef { index: i.into(), offset: off.into() }));
         }
         SquashfsKind::Symlink { target } => v.target = Some(target.as_str()),
         SquashfsKind::Special { inode_type } => v.inode_type = Some((*inode_type).into()),
@@ -731,7 +742,12 @@ fn system_area(sa: &super::SystemArea) -> SystemAreaView<'_> {
             .recognition
             .appended
             .iter()
-            .map(|a| AppendedView { name: a.name.as_str(), number: a.number, start_lba: a.start, sectors: a.sectors })
+            .map(|a| AppendedView {
+                name: a.name.as_str(),
+                number: a.number,
+                start_lba: a.start,
+                sectors: a.sectors,
+            })
             .collect(),
         apm: sa.apm.as_ref().map(|a| ApmView {
             block_size: a.block_size,
@@ -867,7 +883,9 @@ fn embedded(e: &super::EmbeddedImage, tree: bool) -> EmbeddedView<'_> {
             }))
         }
         Payload::Squashfs(q) => PayloadView::Squashfs(Box::new(squashfs(q, tree))),
-        Payload::Unrecognised { why } => PayloadView::Unrecognised { r#type: "unrecognised", why: why.as_str() },
+        Payload::Unrecognised { why } => {
+            PayloadView::Unrecognised { r#type: "unrecognised", why: why.as_str() }
+        }
     };
     EmbeddedView { name: e.name.as_str(), offset: e.offset, length: e.len, found_by: &e.found_by, payload }
 }

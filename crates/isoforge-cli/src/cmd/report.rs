@@ -312,7 +312,9 @@ struct Fixed(f64, usize);
 impl serde::Serialize for Fixed {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let text = format!("{:.*}", self.1, self.0);
-        serde_json::value::RawValue::from_string(text).map_err(serde::ser::Error::custom)?.serialize(serializer)
+        serde_json::value::RawValue::from_string(text)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 
@@ -372,10 +374,10 @@ fn json(
             bytes_used: s.bytes_used,
             file_bytes: s.file_bytes,
             data_bytes: s.data_bytes,
-            files: s.files as u64,
-            duplicate_files: s.duplicate_files as u64,
-            directories: s.dirs as u64,
-            symlinks: s.symlinks as u64,
+            files: s.files,
+            duplicate_files: s.duplicate_files,
+            directories: s.dirs,
+            symlinks: s.symlinks,
             compression_ratio: Fixed(ratio, 4),
         }
     });
