@@ -18,6 +18,7 @@
 //! Each difference is also classified by cause where it is found ([`summary`]): the report's
 //! [`DiffReport::summary`] groups all of them, whatever `max`.
 
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -1065,34 +1066,43 @@ fn classify(
     }
 }
 
+#[derive(Debug, Serialize)]
+struct DifferenceView<'a> {
+    kind: &'a str,
+    name: &'a str,
+    a: Option<super::json::Range>,
+    b: Option<super::json::Range>,
+    detail: &'a str,
+}
+
+/// The `isoforge diff --json` report (write it with [`super::json::pretty`]).
+#[derive(Debug, Serialize)]
+pub struct DiffView<'a> {
+    schema: &'static str,
+    identical: bool,
+    differing_bytes: u64,
+    differences: Vec<DifferenceView<'a>>,
+    omitted: u64,
+}
+
 /// The report as JSON (schema `isoforge-diff/1`).
-pub fn to_json(r: &DiffReport) -> super::json::Json {
-    use super::json::Json;
-    let range = |x: Option<(u64, u64)>| match x {
-        Some((o, l)) => Json::Obj(vec![("offset", o.into()), ("length", l.into())]),
-        None => Json::Null,
-    };
-    Json::Obj(vec![
-        ("schema", SCHEMA.into()),
-        ("identical", r.identical().into()),
-        ("differing_bytes", r.differing_bytes.into()),
-        (
-            "differences",
-            Json::Arr(
-                r.differences
-                    .iter()
-                    .map(|d| {
-                        Json::Obj(vec![
-                            ("kind", d.kind.as_str().into()),
-                            ("name", d.name.as_str().into()),
-                            ("a", range(d.a)),
-                            ("b", range(d.b)),
-                            ("detail", d.detail.as_str().into()),
-                        ])
-                    })
-                    .collect(),
-            ),
-        ),
-        ("omitted", r.omitted.into()),
-    ])
+pub fn to_json(r: &DiffReport) -> DiffView<'_> {
+    use super::json::Range;
+    DiffView {
+        schema: SCHEMA,
+        identical: r.identical(),
+        differing_bytes: r.differing_bytes,
+        differences: r
+            .differences
+            .iter()
+            .map(|d| DifferenceView {
+                kind: d.kind.as_str(),
+                name: d.name.as_str(),
+                a: d.a.map(Range::new),
+                b: d.b.map(Range::new),
+                detail: d.detail.as_str(),
+            })
+            .collect(),
+        omitted: r.omitted,
+    }
 }

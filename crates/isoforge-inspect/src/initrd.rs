@@ -13,13 +13,13 @@ use std::io::Write;
 
 use isoforge_host::output::AtomicOutput;
 
-use super::json::Json;
 use super::squashfs::looks_like_squashfs;
 use super::verify::{Finding, Severity};
 use super::{SquashfsInfo, SubRead};
 use crate::cpio::read::{read_initrd_with, Compression, Member, Segment};
 use crate::cpio::{S_IFMT, S_IFREG};
 use crate::read_at::ReadAt;
+use serde::Serialize;
 
 /// Whether `src` starts like an initramfs: cpio magic or a compressor's.
 pub fn looks_like_initrd(src: &dyn ReadAt) -> bool {
@@ -183,57 +183,92 @@ pub fn text(info: &InitrdInfo, tree: bool) -> String {
     s
 }
 
+/// One cpio member in `inspect --json`.
+#[derive(Debug, Serialize)]
+struct MemberView<'a> {
+    name: &'a str,
+    mode: u32,
+    ino: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
+    mtime: u32,
+    size: u64,
+    data_offset: u64,
+    sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    squashfs: Option<SquashfsOrError<'a>>,
+}
+
+/// An embedded squashfs, or why it could not be read.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum SquashfsOrError<'a> {
+    Squashfs(Box<super::json::SquashfsView<'a>>),
+    Error { error: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+struct SegmentView<'a> {
+    offset: u64,
+    length: u64,
+    compression: &'static str,
+    archive_length: Option<u64>,
+    members: Vec<MemberView<'a>>,
+}
+
+/// The `inspect --json` report of an initramfs (write it with [`super::json::pretty`]).
+#[derive(Debug, Serialize)]
+pub struct InitrdView<'a> {
+    schema: &'static str,
+    r#type: &'static str,
+    size: u64,
+    segments: Vec<SegmentView<'a>>,
+    error: Option<&'a str>,
+}
+
 /// `inspect --json`: `{"schema", "type": "initramfs", "size", "segments": [...], "error"}`.
-pub fn json(info: &InitrdInfo, tree: bool) -> Json {
+pub fn json(info: &InitrdInfo, tree: bool) -> InitrdView<'_> {
     let segments = info
         .segments
         .iter()
         .enumerate()
-        .map(|(i, seg)| {
-            let members = seg
+        .map(|(i, seg)| SegmentView {
+            offset: seg.offset,
+            length: seg.len,
+            compression: seg.compression.name(),
+            archive_length: seg.archive_len,
+            members: seg
                 .members
                 .iter()
-                .map(|m| {
-                    let mut o = vec![
-                        ("name", Json::from(m.name.as_str())),
-                        ("mode", Json::from(m.mode)),
-                        ("ino", Json::from(m.ino)),
-                        ("uid", Json::from(m.uid)),
-                        ("gid", Json::from(m.gid)),
-                        ("nlink", Json::from(m.nlink)),
-                        ("mtime", Json::from(m.mtime)),
-                        ("size", Json::from(m.size)),
-                        ("data_offset", Json::from(m.data)),
-                        ("sha256", Json::from(m.sha256.as_str())),
-                    ];
-                    if let Some(q) = info.squashfs.iter().find(|q| q.segment == i && q.member == m.name) {
-                        o.push((
-                            "squashfs",
-                            match &q.info {
-                                Ok(q) => super::json::squashfs(q, tree),
-                                Err(e) => Json::Obj(vec![("error", Json::from(e.as_str()))]),
-                            },
-                        ));
-                    }
-                    Json::Obj(o)
+                .map(|m| MemberView {
+                    name: m.name.as_str(),
+                    mode: m.mode,
+                    ino: m.ino,
+                    uid: m.uid,
+                    gid: m.gid,
+                    nlink: m.nlink,
+                    mtime: m.mtime,
+                    size: m.size,
+                    data_offset: m.data,
+                    sha256: m.sha256.as_str(),
+                    squashfs: info.squashfs.iter().find(|q| q.segment == i && q.member == m.name).map(|q| {
+                        match &q.info {
+                            Ok(q) => SquashfsOrError::Squashfs(Box::new(super::json::squashfs(q, tree))),
+                            Err(e) => SquashfsOrError::Error { error: e.as_str() },
+                        }
+                    }),
                 })
-                .collect();
-            Json::Obj(vec![
-                ("offset", Json::from(seg.offset)),
-                ("length", Json::from(seg.len)),
-                ("compression", Json::from(seg.compression.name())),
-                ("archive_length", Json::from(seg.archive_len)),
-                ("members", Json::Arr(members)),
-            ])
+                .collect(),
         })
         .collect();
-    Json::Obj(vec![
-        ("schema", Json::from(super::json::SCHEMA)),
-        ("type", Json::from("initramfs")),
-        ("size", Json::from(info.len)),
-        ("segments", Json::Arr(segments)),
-        ("error", Json::from(info.error.clone())),
-    ])
+    InitrdView {
+        schema: super::json::SCHEMA,
+        r#type: "initramfs",
+        size: info.len,
+        segments,
+        error: info.error.as_deref(),
+    }
 }
 
 /// `verify`: what stopped the reading, and every problem of every embedded squashfs.

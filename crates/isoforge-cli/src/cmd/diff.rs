@@ -66,7 +66,7 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<i32> {
             write!(out, "{s}")?;
         }
     } else if args.json {
-        out.write_all(to_json(&report).pretty().as_bytes())?;
+        out.write_all(isoforge_inspect::json::pretty(&to_json(&report))?.as_bytes())?;
     } else {
         for d in &report.differences {
             writeln!(out, "{d}")?;

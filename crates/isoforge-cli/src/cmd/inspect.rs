@@ -40,14 +40,20 @@ pub fn read_initrd(path: &std::path::Path) -> anyhow::Result<Option<initrd::Init
 /// Runs `isoforge inspect`.
 pub fn run(args: &InspectArgs) -> anyhow::Result<i32> {
     if let Some(info) = read_initrd(&args.image)? {
-        let out =
-            if args.json { initrd::json(&info, args.tree).pretty() } else { initrd::text(&info, args.tree) };
+        let out = if args.json {
+            json::pretty(&initrd::json(&info, args.tree))?
+        } else {
+            initrd::text(&info, args.tree)
+        };
         std::io::stdout().lock().write_all(out.as_bytes())?;
         return Ok(0);
     }
     let (_file, image) = read_image(&args.image)?;
-    let out =
-        if args.json { json::image(&image, args.tree).pretty() } else { text::summary(&image, args.tree) };
+    let out = if args.json {
+        json::pretty(&json::image(&image, args.tree))?
+    } else {
+        text::summary(&image, args.tree)
+    };
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(0)
 }

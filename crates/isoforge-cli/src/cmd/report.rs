@@ -237,7 +237,7 @@ pub fn build_and_report(spec: &ImageSpec, output: &Path, args: &ReportArgs) -> a
     }
     if args.json {
         let sha = sha256_file(output)?;
-        println!("{}", json(output, &report, &durations, total, &sha));
+        println!("{}", json(output, &report, &durations, total, &sha)?);
     } else {
         println!(
             "{}: {} bytes, {} blocks ({} bytes written)",
@@ -305,20 +305,51 @@ pub fn cache_json(summary: Option<&isoforge_squashfs::Summary>) -> serde_json::V
     })
 }
 
-/// A JSON string literal.
-fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
+/// A number written with a fixed count of decimals (`{:.6}` seconds, `{:.4}` ratios), as the
+/// report always wrote them.
+struct Fixed(f64, usize);
+
+impl serde::Serialize for Fixed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = format!("{:.*}", self.1, self.0);
+        serde_json::value::RawValue::from_string(text)
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
-    out.push('"');
-    out
+}
+
+#[derive(serde::Serialize)]
+struct PhaseJson {
+    name: &'static str,
+    seconds: Fixed,
+    cpu_seconds: Fixed,
+}
+
+#[derive(serde::Serialize)]
+struct SquashfsJson {
+    bytes: u64,
+    bytes_used: u64,
+    file_bytes: u64,
+    data_bytes: u64,
+    files: u64,
+    duplicate_files: u64,
+    directories: u64,
+    symlinks: u64,
+    compression_ratio: Fixed,
+}
+
+/// The `--json` report of `isoforge build`: one line, keys in this order.
+#[derive(serde::Serialize)]
+struct BuildJson<'a> {
+    output: std::borrow::Cow<'a, str>,
+    image_bytes: u64,
+    volume_blocks: u64,
+    bytes_written: u64,
+    sha256: &'a str,
+    squashfs: Option<SquashfsJson>,
+    cache: serde_json::Value,
+    phases: Vec<PhaseJson>,
+    total_seconds: Fixed,
 }
 
 fn json(
@@ -327,41 +358,41 @@ fn json(
     durations: &BTreeMap<Phase, Timing>,
     total: Timing,
     sha256: &str,
-) -> String {
-    let phases: Vec<String> = durations
+) -> anyhow::Result<String> {
+    let phases = durations
         .iter()
-        .map(|(p, t)| {
-            format!(
-                "{{\"name\":{},\"seconds\":{:.6},\"cpu_seconds\":{:.6}}}",
-                string(p.name()),
-                t.wall.as_secs_f64(),
-                t.cpu.as_secs_f64()
-            )
+        .map(|(p, t)| PhaseJson {
+            name: p.name(),
+            seconds: Fixed(t.wall.as_secs_f64(), 6),
+            cpu_seconds: Fixed(t.cpu.as_secs_f64(), 6),
         })
         .collect();
-    let squashfs = match &report.squashfs {
-        Some(s) => {
-            let ratio = if s.bytes_used > 0 { s.file_bytes as f64 / s.bytes_used as f64 } else { 0.0 };
-            format!(
-                "{{\"bytes\":{},\"bytes_used\":{},\"file_bytes\":{},\"data_bytes\":{},\"files\":{},\
-                 \"duplicate_files\":{},\"directories\":{},\"symlinks\":{},\"compression_ratio\":{ratio:.4}}}",
-                s.total_size, s.bytes_used, s.file_bytes, s.data_bytes, s.files, s.duplicate_files, s.dirs, s.symlinks
-            )
+    let squashfs = report.squashfs.as_ref().map(|s| {
+        let ratio = if s.bytes_used > 0 { s.file_bytes as f64 / s.bytes_used as f64 } else { 0.0 };
+        SquashfsJson {
+            bytes: s.total_size,
+            bytes_used: s.bytes_used,
+            file_bytes: s.file_bytes,
+            data_bytes: s.data_bytes,
+            files: s.files,
+            duplicate_files: s.duplicate_files,
+            directories: s.dirs,
+            symlinks: s.symlinks,
+            compression_ratio: Fixed(ratio, 4),
         }
-        None => "null".to_string(),
+    });
+    let report = BuildJson {
+        output: output.to_string_lossy(),
+        image_bytes: report.image_size,
+        volume_blocks: report.volume_blocks.into(),
+        bytes_written: report.bytes_written,
+        sha256,
+        squashfs,
+        cache: cache_json(report.squashfs.as_ref()),
+        phases,
+        total_seconds: Fixed(total.wall.as_secs_f64(), 6),
     };
-    let cache = cache_json(report.squashfs.as_ref());
-    format!(
-        "{{\"output\":{},\"image_bytes\":{},\"volume_blocks\":{},\"bytes_written\":{},\"sha256\":{},\
-         \"squashfs\":{squashfs},\"cache\":{cache},\"phases\":[{}],\"total_seconds\":{:.6}}}",
-        string(&output.to_string_lossy()),
-        report.image_size,
-        report.volume_blocks,
-        report.bytes_written,
-        string(sha256),
-        phases.join(","),
-        total.wall.as_secs_f64()
-    )
+    serde_json::to_string(&report).context("cannot write the report as JSON")
 }
 
 #[cfg(test)]
@@ -369,7 +400,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    fn fixed_decimals_and_escapes() {
+        assert_eq!(serde_json::to_string(&Fixed(0.5, 6)).unwrap(), "0.500000");
+        assert_eq!(serde_json::to_string(&Fixed(12.0, 4)).unwrap(), "12.0000");
+        assert_eq!(serde_json::to_string("a\"b\\c\n").unwrap(), "\"a\\\"b\\\\c\\n\"");
     }
 }
