@@ -26,6 +26,8 @@ use crate::fat::dir_entry::DirEntry;
 use crate::iso9660::directory_record::DirectoryRecordHeader;
 use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
 use crate::iso9660::read::{EntryKind, Listing};
+use crate::iso9660::rock_ridge::{Px, PX_LEN_WITHOUT_SERIAL};
+use crate::iso9660::susp::{entries, FixedEntry};
 use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
 use crate::part::gpt::{GptEntry, GptHeader};
 use crate::part::mbr::{Mbr, MbrPartitionRecord};
@@ -442,20 +444,23 @@ impl ByteMap {
     }
 
     fn susp(&mut self, su: &[u8], base: u64, skip: usize, name: &str) {
-        let mut i = skip;
         let ino = self.owner(format!("inode {name} "));
-        while i + 4 <= su.len() {
-            let len = usize::from(su[i + 2]);
-            if su[i] == 0 || len < 4 || i + len > su.len() {
-                break;
-            }
-            let at = base + i as u64;
-            let field = match &su[i..i + 2] {
+        let (list, _) = entries(su.get(skip..).unwrap_or_default());
+        for e in &list {
+            let at = base + (skip + e.offset()) as u64;
+            let len = e.bytes().len();
+            let field = match &e.signature() {
                 b"PX" => {
-                    for (k, f) in ["mode", "nlink", "uid", "gid", "serial"].into_iter().enumerate() {
-                        if 4 + 8 * (k + 1) <= len {
-                            self.field(at + 4 + 8 * k as u64, 8, ino, f);
-                        }
+                    if len >= Px::LEN {
+                        fields!(self, Px, at, ino, [
+                            file_mode => "mode", file_links => "nlink", file_user_id => "uid",
+                            file_group_id => "gid", file_serial_number => "serial",
+                        ]);
+                    } else if len >= PX_LEN_WITHOUT_SERIAL {
+                        fields!(self, Px, at, ino, [
+                            file_mode => "mode", file_links => "nlink", file_user_id => "uid",
+                            file_group_id => "gid",
+                        ]);
                     }
                     "PX"
                 }
@@ -473,7 +478,6 @@ impl ByteMap {
                 _ => "system use entry",
             };
             self.field(at, len as u64, ino, field);
-            i += len;
         }
     }
 

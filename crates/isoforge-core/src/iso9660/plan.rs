@@ -30,7 +30,8 @@ use super::directory_record::{record_len, su_capacity, MAX_EXTENT_BYTES};
 use super::el_torito::{self, BootInfoChecksum, CatalogEntry, BOOT_INFO_TABLE_MIN_FILE};
 use super::naming::{self, EntryName};
 use super::path_table;
-use super::rock_ridge;
+use super::rock_ridge::{self, Nm, Px, Sl, Tf};
+use super::susp::{Ce, FixedEntry, Sp, CE_LEN};
 use crate::time::{DateField, Epoch, EpochError};
 use crate::tree::{FileSource, Node, NodeKind, Tree, TreeError};
 use crate::units::{blocks_for, Lba2048, ISO_BLOCK};
@@ -209,7 +210,7 @@ impl SuLayout {
         let mut inline = Vec::new();
         let mut rest = entries.into_iter().peekable();
         while let Some(e) = rest.peek() {
-            if inline.len() + e.len() + rock_ridge::CE_LEN > capacity {
+            if inline.len() + e.len() + CE_LEN > capacity {
                 break;
             }
             inline.extend_from_slice(e);
@@ -225,19 +226,19 @@ impl SuLayout {
 
     /// Bytes of system use in the record itself.
     pub fn inline_len(&self) -> usize {
-        self.inline.len() + if self.areas.is_empty() { 0 } else { rock_ridge::CE_LEN }
+        self.inline.len() + if self.areas.is_empty() { 0 } else { CE_LEN }
     }
 
     /// Length of continuation area `i` including its chaining CE.
     pub fn area_len(&self, i: usize) -> usize {
-        self.areas[i].len() + if i + 1 < self.areas.len() { rock_ridge::CE_LEN } else { 0 }
+        self.areas[i].len() + if i + 1 < self.areas.len() { CE_LEN } else { 0 }
     }
 
     /// The record's system use bytes, with the CE pointing at the first area.
     pub fn encode_inline(&self) -> Vec<u8> {
         let mut v = self.inline.clone();
         if let Some(&(lba, off)) = self.area_locations.first() {
-            v.extend(rock_ridge::ce(lba.0, off, self.area_len(0) as u32));
+            v.extend(Ce::new(lba.0, off, self.area_len(0) as u32).encode());
         }
         v
     }
@@ -246,7 +247,7 @@ impl SuLayout {
     pub fn encode_area(&self, i: usize) -> Vec<u8> {
         let mut v = self.areas[i].clone();
         if let Some(&(lba, off)) = self.area_locations.get(i + 1) {
-            v.extend(rock_ridge::ce(lba.0, off, self.area_len(i + 1) as u32));
+            v.extend(Ce::new(lba.0, off, self.area_len(i + 1) as u32).encode());
         }
         v
     }
@@ -260,7 +261,7 @@ fn pack_areas(entries: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let n = entries.len();
     for (i, e) in entries.into_iter().enumerate() {
         let last = i + 1 == n;
-        let need = e.len() + if last { 0 } else { rock_ridge::CE_LEN };
+        let need = e.len() + if last { 0 } else { CE_LEN };
         if !cur.is_empty() && cur.len() + need > ISO_BLOCK as usize {
             areas.push(std::mem::take(&mut cur));
         }
@@ -860,11 +861,11 @@ impl Planner<'_> {
         // Rock Ridge entries of every record.
         for idx in 0..self.nodes.len() {
             let n = &self.nodes[idx];
-            let mut entries = vec![rock_ridge::px(n.mode, n.nlink, 0, 0, n.serial), rock_ridge::tf(date)];
+            let mut entries = vec![Px::new(n.mode, n.nlink, 0, 0, n.serial).encode(), Tf::encode_short(date)];
             if idx != 0 {
-                entries.extend(rock_ridge::nm(&n.name));
+                entries.extend(Nm::encode(&n.name));
                 if let PlannedKind::Symlink(t) = &n.kind {
-                    entries.extend(rock_ridge::sl(t));
+                    entries.extend(Sl::encode(t));
                 }
                 let cap = su_capacity(n.iso_id.len());
                 self.nodes[idx].su = SuLayout::new(entries, cap);
@@ -873,18 +874,18 @@ impl Planner<'_> {
                 let me = &self.nodes[idx];
                 let parent = &self.nodes[me.parent];
                 let dot_entries =
-                    vec![rock_ridge::px(me.mode, me.nlink, 0, 0, me.serial), rock_ridge::tf(date)];
+                    vec![Px::new(me.mode, me.nlink, 0, 0, me.serial).encode(), Tf::encode_short(date)];
                 let dot = if idx == 0 {
-                    let mut inline = vec![rock_ridge::sp()];
+                    let mut inline = vec![Sp::new(0).encode()];
                     inline.extend(dot_entries);
-                    SuLayout::with_areas(inline, vec![rock_ridge::er()])
+                    SuLayout::with_areas(inline, vec![rock_ridge::rrip_er()])
                 } else {
                     SuLayout::new(dot_entries, su_capacity(1))
                 };
                 let dotdot = SuLayout::new(
                     vec![
-                        rock_ridge::px(parent.mode, parent.nlink, 0, 0, parent.serial),
-                        rock_ridge::tf(date),
+                        Px::new(parent.mode, parent.nlink, 0, 0, parent.serial).encode(),
+                        Tf::encode_short(date),
                     ],
                     su_capacity(1),
                 );

@@ -9,6 +9,7 @@ use std::path::Path;
 use super::*;
 use crate::image::{build_to_path, Graft, ImageSpec};
 use crate::iso9660::plan::{BiosBoot, IsoOptions};
+use crate::iso9660::susp::{Ce, FixedEntry};
 use crate::time::Epoch;
 
 fn build(dir: &Path, tweak: impl FnOnce(&mut IsoOptions)) -> Vec<u8> {
@@ -348,7 +349,7 @@ fn looping_and_outside_continuation_areas() {
     // The area starts with a CE pointing at itself.
     let mut looped = image.clone();
     let area = lba as usize * 2048 + off as usize;
-    looped[area..area + 28].copy_from_slice(&crate::iso9660::rock_ridge::ce(lba, off, 28));
+    looped[area..area + 28].copy_from_slice(&Ce::new(lba, off, 28).encode());
     looped[area + 28..area + 32].copy_from_slice(b"ST\x04\x01");
     let img = IsoImage::open(&looped).unwrap();
     let l = img.walk(Hierarchy::Primary).unwrap();

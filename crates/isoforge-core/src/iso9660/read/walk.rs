@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 
 use super::{Hierarchy, IsoImage, ProblemKind, Problems, ReadError};
 use crate::iso9660::directory_record::{decode_record, FLAG_DIRECTORY, FLAG_MULTI_EXTENT};
-use crate::iso9660::rock_ridge::{entries, RockRidge, SuspEntry};
+use crate::iso9660::rock_ridge::{RockRidge, SystemUse, ROCK_RIDGE_IDS};
+use crate::iso9660::susp::{entries, FixedEntry, Sp, SP_CHECK_BYTES};
 use crate::units::ISO_BLOCK;
 
 /// What an entry is.
@@ -140,10 +141,6 @@ struct Walker<'i, 'a> {
     ce_bytes: u64,
     name_bytes: u64,
     limits_hit: BTreeSet<&'static str>,
-    /// "CL" target of the record being read.
-    cur_cl: Option<u32>,
-    /// Whether the record being read has "RE".
-    cur_re: bool,
     relocated: Vec<RelocatedRecord>,
 }
 
@@ -207,8 +204,6 @@ impl IsoImage<'_> {
             ce_bytes: 0,
             name_bytes: 1,
             limits_hit: BTreeSet::new(),
-            cur_cl: None,
-            cur_re: false,
             relocated: Vec::new(),
         };
         let mut entries: Vec<Entry> = Vec::new();
@@ -448,8 +443,7 @@ impl Walker<'_, '_> {
                             if let Some(s) = self.susp.as_mut() {
                                 s.extensions = rr.extensions.clone();
                             }
-                            let known: [&[u8]; 3] = [b"RRIP_1991A", b"IEEE_P1282", b"IEEE_1282"];
-                            if !rr.extensions.iter().any(|e| known.contains(&e.as_slice())) {
+                            if !rr.extensions.iter().any(|e| ROCK_RIDGE_IDS.contains(&e.as_slice())) {
                                 self.p.push(
                                     ProblemKind::BadSusp,
                                     rstruct.clone(),
@@ -518,11 +512,7 @@ impl Walker<'_, '_> {
                 }
                 _ => None,
             };
-            let (cl, re) = if rr.is_some() {
-                (self.cur_cl.take(), std::mem::take(&mut self.cur_re))
-            } else {
-                (None, false)
-            };
+            let (cl, re) = rr.as_ref().map_or((None, false), |r| (r.child_link, r.relocated));
             if re && flags & FLAG_DIRECTORY != 0 {
                 // Shown where its "CL" placeholder is.
                 self.relocated.push(RelocatedRecord {
@@ -758,29 +748,28 @@ impl Walker<'_, '_> {
     }
 
     fn detect_susp(&mut self, su: &[u8], rec_off: u64, rstruct: &str) {
-        let Ok(list) = entries(su) else { return };
+        let (list, _) = entries(su);
         let Some(first) = list.first() else { return };
-        if &first.signature != b"SP" {
+        if &first.signature() != Sp::SIGNATURE {
             return;
         }
-        if first.data.len() < 3 || first.data[..2] != [0xBE, 0xEF] {
-            self.p.push(
+        match Sp::decode(first) {
+            Ok(sp) if sp.check_bytes == SP_CHECK_BYTES => {
+                self.susp = Some(SuspInfo { skip: sp.len_skp, extensions: Vec::new() });
+            }
+            _ => self.p.push(
                 ProblemKind::BadSusp,
                 rstruct,
                 "SP check bytes",
                 Some(rec_off),
                 "BE EF",
-                format!("{:02x?}", first.data.get(..2).unwrap_or(first.data)),
-            );
-            return;
+                format!("{:02x?}", first.data().get(..2).unwrap_or(first.data())),
+            ),
         }
-        self.susp = Some(SuspInfo { skip: first.data[2], extensions: Vec::new() });
     }
 
     /// Rock Ridge of one record: its System Use area, then the CE chain.
     fn rock_ridge(&mut self, su: &[u8], su_off: u64, rstruct: &str) -> RockRidge {
-        self.cur_cl = None;
-        self.cur_re = false;
         let mut rr = RockRidge::default();
         self.absorb_area(&mut rr, su, su_off, rstruct);
         let limits = &self.img.limits;
@@ -858,57 +847,37 @@ impl Walker<'_, '_> {
     }
 
     fn absorb_area(&mut self, rr: &mut RockRidge, su: &[u8], at: u64, rstruct: &str) {
-        let list: Vec<SuspEntry<'_>> = match entries(su) {
-            Ok(l) => l,
-            Err(off) => {
-                self.p.push(
-                    ProblemKind::BadSusp,
-                    rstruct,
-                    "System Use entry length",
-                    Some(at + off as u64),
-                    "at least 4 and within the area",
-                    format!("{} (rest of the area ignored)", su.get(off + 2).copied().unwrap_or(0)),
-                );
-                entries(&su[..off]).unwrap_or_default()
-            }
-        };
-        for e in &list {
-            match &e.signature {
-                b"RE" => self.cur_re = true,
-                b"CL" => {
-                    if let Some(b) = e.data.get(..8) {
-                        self.cur_cl = Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                    }
-                }
-                _ => {}
-            }
-            let data_off = at + (e.data.as_ptr() as usize).saturating_sub(su.as_ptr() as usize) as u64;
-            let pairs: &[(usize, &'static str)] = match &e.signature {
-                b"PX" => {
-                    &[(0, "PX mode"), (8, "PX links"), (16, "PX uid"), (24, "PX gid"), (32, "PX serial")]
-                }
-                b"CE" => &[(0, "CE block"), (8, "CE offset"), (16, "CE length")],
-                b"PN" => &[(0, "PN high"), (8, "PN low")],
-                b"CL" => &[(0, "CL location")],
-                b"PL" => &[(0, "PL location")],
-                _ => &[],
-            };
-            for &(o, field) in pairs {
-                let Some(b) = e.data.get(o..o + 8) else { continue };
-                let le = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                let be = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-                if le != be {
-                    self.p.push(
-                        ProblemKind::BothEndianMismatch,
-                        rstruct,
-                        field,
-                        Some(data_off + o as u64),
-                        format!("big-endian copy {le} (equal to the little-endian one)"),
-                        format!("little-endian {le}, big-endian {be}"),
-                    );
-                }
-            }
+        let (list, bad) = entries(su);
+        if let Some(off) = bad {
+            self.p.push(
+                ProblemKind::BadSusp,
+                rstruct,
+                "System Use entry length",
+                Some(at + off as u64),
+                "at least 4 and within the area",
+                format!("{} (rest of the area ignored)", su.get(off + 2).copied().unwrap_or(0)),
+            );
         }
-        rr.absorb(&list);
+        for e in &list {
+            let entry_off = at + e.offset() as u64;
+            let decoded = match SystemUse::decode(e) {
+                Ok(d) => d,
+                Err(err) => {
+                    self.p.push(
+                        ProblemKind::BadSusp,
+                        rstruct,
+                        "System Use entry",
+                        Some(entry_off),
+                        "an entry of the layout its signature names (SUSP 1.12, RRIP 1.12)",
+                        format!("{err} (entry ignored)"),
+                    );
+                    continue;
+                }
+            };
+            for (field, o, v) in decoded.both_fields() {
+                self.p.both32(v, rstruct, field, entry_off + o as u64);
+            }
+            rr.absorb(&decoded);
+        }
     }
 }
