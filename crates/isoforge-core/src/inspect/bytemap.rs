@@ -751,7 +751,7 @@ impl ByteMap {
                 j += 1;
             }
             let len = ((j - i) as u64 * cs).min(size - rel);
-            self.content(base + g.cluster_offset(Cluster(chain[i])), len, o, rel);
+            self.content(base + g.cluster_offset(Cluster::new(chain[i])), len, o, rel);
             rel += len;
             i = j;
         }

@@ -345,7 +345,7 @@ impl Extents {
                 break;
             }
             let n = left.min(cs);
-            let off = base + g.cluster_offset(Cluster(c));
+            let off = base + g.cluster_offset(Cluster::new(c));
             match pieces.last_mut() {
                 Some((o, l)) if *o + *l == off => *l += n,
                 _ => pieces.push((off, n)),

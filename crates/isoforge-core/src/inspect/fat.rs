@@ -161,8 +161,8 @@ impl FatInfo {
             }
         };
         let root_chain = if g.fat_type == FatType::Fat32 {
-            match vol.chain(Cluster(self.boot.root_cluster)) {
-                Ok(c) => c.iter().map(|c| c.0).collect(),
+            match vol.chain(Cluster::new(self.boot.root_cluster)) {
+                Ok(c) => c.iter().map(|c| c.get()).collect(),
                 Err(e) => {
                     self.problems.push(fat_error(e));
                     Vec::new()
@@ -175,7 +175,7 @@ impl FatInfo {
         // The label entry: the first root entry with only the volume-id attribute among the
         // first 16 (mkfs.fat writes it first).
         let root_at = match root_chain.first() {
-            Some(&c) => g.cluster_offset(Cluster(c)),
+            Some(&c) => g.cluster_offset(Cluster::new(c)),
             None => g.root_dir_offset(),
         };
         let mut first = [0u8; 512];
@@ -201,7 +201,7 @@ impl FatInfo {
                     g.root_dir_offset() + off
                 } else {
                     let idx = usize::try_from(off / cs.max(1)).unwrap_or(usize::MAX);
-                    chain.get(idx).map_or(0, |&c| g.cluster_offset(Cluster(c)) + off % cs.max(1))
+                    chain.get(idx).map_or(0, |&c| g.cluster_offset(Cluster::new(c)) + off % cs.max(1))
                 }
             };
             let mut subdirs = Vec::new();
@@ -222,7 +222,7 @@ impl FatInfo {
                     is_dir: e.is_dir(),
                     attr: e.entry.attr,
                     size: e.entry.file_size.get(),
-                    first_cluster: e.entry.first_cluster().0,
+                    first_cluster: e.entry.first_cluster().get(),
                     write_date: (e.entry.wrt_date.get(), e.entry.wrt_time.get()),
                     dirent_offset: at(e.offset),
                     lfn_offsets,
@@ -234,7 +234,7 @@ impl FatInfo {
             }
             // Push in reverse so that directories are walked in on-disk order.
             for (path, e) in subdirs.into_iter().rev() {
-                let first = e.entry.first_cluster().0;
+                let first = e.entry.first_cluster().get();
                 if !visited.insert(first) {
                     self.problems.push(problem(
                         false,
@@ -245,8 +245,8 @@ impl FatInfo {
                     ));
                     continue;
                 }
-                let chain = match vol.chain(Cluster(first)) {
-                    Ok(c) => c.iter().map(|c| c.0).collect::<Vec<_>>(),
+                let chain = match vol.chain(Cluster::new(first)) {
+                    Ok(c) => c.iter().map(|c| c.get()).collect::<Vec<_>>(),
                     Err(err) => {
                         self.problems.push(fat_error(err));
                         continue;
@@ -306,7 +306,7 @@ impl FatInfo {
                 }
                 continue;
             }
-            let chain = match vol.chain(Cluster(e.first_cluster)) {
+            let chain = match vol.chain(Cluster::new(e.first_cluster)) {
                 Ok(c) => c,
                 Err(err) => {
                     problems.push(problem(
@@ -343,7 +343,7 @@ impl FatInfo {
                 }
             }
             for c in &chain {
-                if let Some(&other) = owner.get(&c.0) {
+                if let Some(&other) = owner.get(&c.get()) {
                     let other = if other == usize::MAX {
                         "/ (root)".to_string()
                     } else {
@@ -353,14 +353,14 @@ impl FatInfo {
                         false,
                         format!("FAT chain of {}", e.path),
                         Some(g.fat_offset(0)),
-                        format!("cluster {} used by one chain", c.0),
+                        format!("cluster {} used by one chain", c.get()),
                         format!("also in the chain of {other} (cross-linked)"),
                     ));
                     break;
                 }
-                owner.insert(c.0, i);
+                owner.insert(c.get(), i);
             }
-            self.entries[i].clusters = chain.iter().map(|c| c.0).collect();
+            self.entries[i].clusters = chain.iter().map(|c| c.get()).collect();
         }
         // Lost clusters: allocated (neither free nor bad) but in no chain.
         let bad = match g.fat_type {
@@ -371,7 +371,7 @@ impl FatInfo {
         let mut lost = 0u64;
         let mut first_lost = None;
         for c in 2..g.cluster_count.saturating_add(2) {
-            let v = vol.fat_entry(Cluster(c)).unwrap_or(0);
+            let v = vol.fat_entry(Cluster::new(c)).unwrap_or(0);
             if v != 0 && v != bad && !owner.contains_key(&c) {
                 lost += 1;
                 first_lost.get_or_insert(c);
