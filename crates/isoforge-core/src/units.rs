@@ -100,10 +100,10 @@ impl Cluster {
     }
 }
 
-/// Bytes in `count` 512-byte sectors (El Torito load sizes, partition sizes); `None` past
-/// 2^64 bytes.
-pub const fn sector_bytes(count: u64) -> Option<u64> {
-    count.checked_mul(SECTOR)
+/// Bytes in `count` 512-byte sectors (El Torito load sizes, MBR partition sizes; cannot
+/// overflow). 64-bit counts go through [`Lba512::byte_offset`].
+pub const fn sector_bytes(count: u32) -> u64 {
+    count as u64 * SECTOR
 }
 
 impl fmt::Display for Lba2048 {
@@ -140,8 +140,8 @@ mod tests {
         assert_eq!(Lba2048::new(u32::MAX).checked_add(1), None);
         assert_eq!(Lba512::new(u64::MAX).byte_offset(), None);
         assert_eq!(Lba512::new(u64::MAX).saturating_byte_offset(), u64::MAX);
-        assert_eq!(sector_bytes(4), Some(2048));
-        assert_eq!(sector_bytes(u64::MAX), None);
+        assert_eq!(sector_bytes(4), 2048);
+        assert_eq!(sector_bytes(u32::MAX), 0x1FF_FFFF_FE00);
         assert_eq!(Cluster::new(2).get(), 2);
         assert_eq!(blocks_for(0), 0);
         assert_eq!(blocks_for(1), 1);

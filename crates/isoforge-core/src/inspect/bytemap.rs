@@ -32,7 +32,7 @@ use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
 use crate::part::gpt::{GptEntry, GptHeader};
 use crate::part::mbr::{Mbr, MbrPartitionRecord};
 use crate::read_at::ReadAt;
-use crate::units::{Cluster, ISO_BLOCK};
+use crate::units::{Cluster, Lba2048, Lba512, ISO_BLOCK};
 
 /// Most directory bytes re-read to map directory records, over the whole image.
 pub const MAX_DIRECTORY_BYTES_MAPPED: u64 = 1 << 30;
@@ -249,7 +249,7 @@ impl ByteMap {
         let Some(g) = &sa.gpt else { return };
         for (name, h) in [("primary", &g.primary), ("backup", &g.backup)] {
             let Some(h) = h else { continue };
-            let base = h.at.saturating_mul(512);
+            let base = Lba512::new(h.at).saturating_byte_offset();
             let o = self.owner(format!("GPT.{name}."));
             fields!(
                 self,
@@ -275,7 +275,7 @@ impl ByteMap {
             );
             self.field(base.saturating_add(92), 420, o, "reserved_tail");
             let x = &h.header;
-            let arr = x.partition_entry_lba.get().saturating_mul(512);
+            let arr = Lba512::new(x.partition_entry_lba.get()).saturating_byte_offset();
             let arr_len = x.entry_array_bytes().min(crate::part::gpt::MAX_ENTRY_ARRAY_BYTES);
             let ao = self.owner(format!("GPT.{name}.entry_array"));
             self.content(arr, arr_len, ao, 0);
@@ -302,7 +302,7 @@ impl ByteMap {
 
     fn descriptors(&mut self, img: &Image) {
         for d in &img.descriptors {
-            let base = u64::from(d.lba) * ISO_BLOCK;
+            let base = Lba2048::new(d.lba).byte_offset();
             match d.role {
                 "primary" | "joliet" => {
                     let p = if d.role == "primary" { "PVD" } else { "SVD" };
@@ -379,7 +379,7 @@ impl ByteMap {
             ] {
                 if lba != 0 {
                     let o = self.owner(format!("path table {kind} of the {p}"));
-                    self.content(u64::from(lba) * ISO_BLOCK, u64::from(v.path_table_size), o, 0);
+                    self.content(Lba2048::new(lba).byte_offset(), u64::from(v.path_table_size), o, 0);
                 }
             }
         }
@@ -398,7 +398,7 @@ impl ByteMap {
         let rr = l.has_rock_ridge();
         for d in l.entries.iter().filter(|e| e.kind == EntryKind::Dir && !e.is_relocation_link()) {
             let Some(&(lba, len)) = d.extents.first() else { continue };
-            let start = u64::from(lba) * ISO_BLOCK;
+            let start = Lba2048::new(lba).byte_offset();
             let len = u64::from(len);
             let dpath = String::from_utf8_lossy(&d.path).into_owned();
             let o = self.owner(format!("directory {dpath}"));
@@ -486,7 +486,7 @@ impl ByteMap {
             let o = self.owner(format!("file {}", e.path_lossy()));
             let mut rel = 0u64;
             for &(lba, len) in &e.extents {
-                self.content(u64::from(lba) * ISO_BLOCK, u64::from(len), o, rel);
+                self.content(Lba2048::new(lba).byte_offset(), u64::from(len), o, rel);
                 rel += u64::from(len);
             }
         }
@@ -494,7 +494,7 @@ impl ByteMap {
 
     fn el_torito(&mut self, img: &Image) {
         let Some(br) = img.boot_record else { return };
-        let cat = u64::from(br.catalog_lba) * ISO_BLOCK;
+        let cat = Lba2048::new(br.catalog_lba).byte_offset();
         let o = self.owner("ElTorito.catalog");
         self.content(cat, ISO_BLOCK, o, 0);
         let v = self.owner("ElTorito.validation_entry.");
@@ -513,7 +513,7 @@ impl ByteMap {
             ]);
         }
         if let Some(b) = img.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).filter(|b| b.present) {
-            let at = u64::from(b.load_rba) * ISO_BLOCK + BOOT_INFO_TABLE_OFFSET as u64;
+            let at = Lba2048::new(b.load_rba).byte_offset() + BOOT_INFO_TABLE_OFFSET as u64;
             // Named after the boot file: its bytes belong to that file (a move explains them).
             let o = match img.file_at_block(b.load_rba) {
                 Some(f) => self.owner(format!("{}: boot-info-table.", f.path_lossy())),

@@ -28,7 +28,7 @@ use super::SquashfsInfo;
 use super::{Image, InspectError, Payload};
 use crate::iso9660::read::{Entry, EntryKind};
 use crate::read_at::ReadAt;
-use crate::units::{Cluster, ISO_BLOCK};
+use crate::units::{Cluster, Lba2048, ISO_BLOCK};
 
 pub mod summary;
 
@@ -243,7 +243,7 @@ fn files(
     };
     let (fa, fb) = (index(ia), index(ib));
     let mut explained = BTreeSet::new();
-    let range = |e: &Entry| e.extents.first().map(|&(l, _)| (u64::from(l) * ISO_BLOCK, e.size));
+    let range = |e: &Entry| e.extents.first().map(|&(l, _)| (Lba2048::new(l).byte_offset(), e.size));
     for (p, e) in &fa {
         if !fb.contains_key(p) {
             explained.insert(e.path_lossy());
@@ -330,7 +330,7 @@ struct Extents {
 impl Extents {
     fn of_iso(e: &Entry) -> Extents {
         Extents {
-            pieces: e.extents.iter().map(|&(l, n)| (u64::from(l) * ISO_BLOCK, u64::from(n))).collect(),
+            pieces: e.extents.iter().map(|&(l, n)| (Lba2048::new(l).byte_offset(), u64::from(n))).collect(),
             size: e.size,
         }
     }

@@ -25,7 +25,7 @@ use crate::part::gpt::Guid;
 use crate::part::layout::Layout;
 use crate::part::mbr::OS_TYPE_EFI;
 use crate::read_at::ReadAt;
-use crate::units::ISO_BLOCK;
+use crate::units::{Lba2048, Lba512};
 
 /// Most overlap findings reported (the rest are counted in one finding).
 pub const MAX_OVERLAP_FINDINGS: usize = 1000;
@@ -205,7 +205,7 @@ fn same_bytes(src: &dyn ReadAt, a: u64, b: u64, len: u64) -> Result<bool, Inspec
 
 fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<(), InspectError> {
     let Some(efi) = image.efi_entry() else { return Ok(()) };
-    let start = u64::from(efi.load_rba) * 4;
+    let start = Lba2048::new(efi.load_rba).to_lba512();
     let file = image.file_at_block(efi.load_rba);
     let size_sectors = file.map(|f| f.size.div_ceil(512));
     let entry_off = efi.offset;
@@ -214,25 +214,30 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
         match file {
             Some(f)
                 if f.size > 0
-                    && part_start
-                        .checked_mul(512)
+                    && Lba512::new(part_start)
+                        .byte_offset()
                         .and_then(|s| s.checked_add(f.size))
                         .is_some_and(|e| e <= image.len) =>
             {
-                same_bytes(src, start * 512, part_start * 512, f.size)
+                same_bytes(
+                    src,
+                    start.saturating_byte_offset(),
+                    Lba512::new(part_start).saturating_byte_offset(),
+                    f.size,
+                )
             }
             _ => Ok(false),
         }
     };
     for p in image.system_area.partitions.iter().filter(|p| p.os_type == OS_TYPE_EFI) {
-        if u64::from(p.start_lba) != start {
+        if u64::from(p.start_lba) != start.get() {
             let is_copy = copy(u64::from(p.start_lba))?;
             push(
                 out,
                 if is_copy { Severity::Info } else { Severity::Error },
                 format!("{} start_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
                 Some(446 + 16 * (p.index as u64 - 1) + 8),
-                format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
+                format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                 if is_copy {
                     format!("sector {}, a byte-identical copy of the EFI image", p.start_lba)
                 } else {
@@ -252,17 +257,20 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
         }
     }
     if let Some(g) = &image.system_area.gpt {
-        let base = g.primary.as_ref().map(|h| h.header.partition_entry_lba.get().saturating_mul(512));
+        let base = g
+            .primary
+            .as_ref()
+            .map(|h| Lba512::new(h.header.partition_entry_lba.get()).saturating_byte_offset());
         for p in g.entries.iter().filter(|p| p.type_guid == Guid::EFI_SYSTEM.to_string()) {
             let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * 128));
-            if p.first_lba != start {
+            if p.first_lba != start.get() {
                 let is_copy = copy(p.first_lba)?;
                 push(
                     out,
                     if is_copy { Severity::Info } else { Severity::Error },
                     format!("{} starting_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
                     off.map(|o| o.saturating_add(32)),
-                    format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
+                    format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                     if is_copy {
                         format!("sector {}, a byte-identical copy of the EFI image", p.first_lba)
                     } else {
@@ -283,7 +291,7 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
             }
         }
     }
-    if efi.load_rba == 0 || u64::from(efi.load_rba) * ISO_BLOCK >= image.len {
+    if efi.load_rba == 0 || Lba2048::new(efi.load_rba).byte_offset() >= image.len {
         push(
             out,
             Severity::Error,
@@ -308,7 +316,7 @@ fn isohybrid_field(image: &Image, out: &mut Vec<Finding>) {
         return;
     }
     let Some(bios) = image.bios_entry() else { return };
-    let want = u64::from(bios.load_rba) * 4;
+    let want = Lba2048::new(bios.load_rba).to_lba512().get();
     let found = sa.isohybrid_boot_lba;
     if found == want {
         return;
@@ -359,7 +367,7 @@ fn overlaps(image: &Image, out: &mut Vec<Finding>) {
         let dir = e.kind == EntryKind::Dir;
         for &(lba, len) in e.extents.iter().take(if dir { 1 } else { usize::MAX }) {
             if len > 0 {
-                let s = u64::from(lba) * ISO_BLOCK;
+                let s = Lba2048::new(lba).byte_offset();
                 ext.push((s, s + u64::from(len), &e.path));
             }
         }

@@ -15,10 +15,14 @@
 use std::collections::BTreeSet;
 
 use super::{Hierarchy, IsoImage, ProblemKind, Problems, ReadError};
-use crate::iso9660::directory_record::{decode_record, FLAG_DIRECTORY, FLAG_MULTI_EXTENT};
+use crate::endian::field_offset;
+use crate::iso9660::directory_record::{
+    decode_record, DirectoryRecordHeader, FLAG_DIRECTORY, FLAG_MULTI_EXTENT,
+};
 use crate::iso9660::rock_ridge::{RockRidge, SystemUse, ROCK_RIDGE_IDS};
-use crate::iso9660::susp::{entries, FixedEntry, Sp, SP_CHECK_BYTES};
-use crate::units::ISO_BLOCK;
+use crate::iso9660::susp::{entries, FixedEntry, Sp, SuspHeader, SP_CHECK_BYTES};
+use crate::iso9660::volume_descriptor::VolumeDescriptor;
+use crate::units::{Lba2048, ISO_BLOCK};
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,6 +136,15 @@ impl Listing {
     }
 }
 
+/// Offsets of directory record fields, for findings.
+const EXTENT_LBA: u64 = field_offset!(DirectoryRecordHeader, extent_lba);
+const DATA_LENGTH: u64 = field_offset!(DirectoryRecordHeader, data_length);
+const FILE_FLAGS: u64 = field_offset!(DirectoryRecordHeader, file_flags);
+const VOLUME_SEQUENCE_NUMBER: u64 = field_offset!(DirectoryRecordHeader, volume_sequence_number);
+const FILE_IDENTIFIER_LENGTH: u64 = field_offset!(DirectoryRecordHeader, file_identifier_length);
+/// The identifier follows the fixed part.
+const FILE_IDENTIFIER: u64 = std::mem::size_of::<DirectoryRecordHeader>() as u64;
+
 struct Walker<'i, 'a> {
     img: &'i IsoImage<'a>,
     h: Hierarchy,
@@ -193,7 +206,8 @@ impl IsoImage<'_> {
             flags: vol.root.flags,
             recording_date: vol.root.recording_date,
             rr: None,
-            record_offset: u64::from(vol.descriptor_lba) * ISO_BLOCK + 156,
+            record_offset: Lba2048::new(vol.descriptor_lba).byte_offset()
+                + field_offset!(VolumeDescriptor, root_directory_record),
         };
         let mut w = Walker {
             img: self,
@@ -252,7 +266,7 @@ impl Walker<'_, '_> {
         let h = self.h;
         let structure = format!("{h} directory {}", dir.path_lossy());
         let (lba, len) = dir.extents.first().copied().unwrap_or((0, 0));
-        let start = u64::from(lba) * ISO_BLOCK;
+        let start = Lba2048::new(lba).byte_offset();
         if dir.depth >= limits.max_depth {
             self.limit(
                 "max_depth",
@@ -268,7 +282,7 @@ impl Walker<'_, '_> {
                 ProblemKind::BadRecord,
                 structure,
                 "data_length",
-                Some(dir.record_offset + 10),
+                Some(dir.record_offset + DATA_LENGTH),
                 "a directory extent holding at least \".\" and \"..\"",
                 0,
             );
@@ -278,7 +292,7 @@ impl Walker<'_, '_> {
             self.limit(
                 "max_directory_bytes",
                 structure,
-                Some(dir.record_offset + 10),
+                Some(dir.record_offset + DATA_LENGTH),
                 format!("a directory of at most {} bytes", limits.max_directory_bytes),
                 format!("{len} bytes (not read)"),
             );
@@ -289,7 +303,7 @@ impl Walker<'_, '_> {
                 ProblemKind::ExtentOutsideImage,
                 structure,
                 "extent_lba",
-                Some(dir.record_offset + 2),
+                Some(dir.record_offset + EXTENT_LBA),
                 format!("an extent within the image's {} bytes", self.img.len()),
                 format!("block {lba} + {len} bytes, ending at byte {}", start + u64::from(len)),
             );
@@ -300,7 +314,7 @@ impl Walker<'_, '_> {
                 ProblemKind::DirectoryLoop,
                 structure,
                 "extent_lba",
-                Some(dir.record_offset + 2),
+                Some(dir.record_offset + EXTENT_LBA),
                 "a directory extent not yet visited",
                 format!("block {lba}, already read (a loop or a hard-linked directory; not descended)"),
             );
@@ -361,7 +375,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         format!("{structure}, record {nrec}"),
                         "file_identifier_length",
-                        Some(rec_off + 32),
+                        Some(rec_off + FILE_IDENTIFIER_LENGTH),
                         format!("an identifier within the record's {rlen} bytes"),
                         format!("{e:?}"),
                     );
@@ -378,13 +392,13 @@ impl Walker<'_, '_> {
             } else {
                 format!("{h} directory record {}", String::from_utf8_lossy(&child_path(&dir.path, id)))
             };
-            let ext = self.p.both32(rec.header.extent_lba, &rstruct, "extent_lba", rec_off + 2);
-            let dlen = self.p.both32(rec.header.data_length, &rstruct, "data_length", rec_off + 10);
+            let ext = self.p.both32(rec.header.extent_lba, &rstruct, "extent_lba", rec_off + EXTENT_LBA);
+            let dlen = self.p.both32(rec.header.data_length, &rstruct, "data_length", rec_off + DATA_LENGTH);
             self.p.both16(
                 rec.header.volume_sequence_number,
                 &rstruct,
                 "volume_sequence_number",
-                rec_off + 28,
+                rec_off + VOLUME_SEQUENCE_NUMBER,
             );
             let flags = rec.header.file_flags;
 
@@ -400,7 +414,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         rstruct.clone(),
                         "file_identifier",
-                        Some(rec_off + 33),
+                        Some(rec_off + FILE_IDENTIFIER),
                         format!(
                             "{want_id:02x?} (record {} is \"{}\")",
                             nrec - 1,
@@ -420,7 +434,7 @@ impl Walker<'_, '_> {
                             ProblemKind::BadRecord,
                             rstruct.clone(),
                             "extent_lba",
-                            Some(rec_off + 2),
+                            Some(rec_off + EXTENT_LBA),
                             format!("block {want_lba} ({what})"),
                             format!("block {ext}"),
                         );
@@ -430,7 +444,7 @@ impl Walker<'_, '_> {
                             ProblemKind::BadRecord,
                             rstruct.clone(),
                             "data_length",
-                            Some(rec_off + 10),
+                            Some(rec_off + DATA_LENGTH),
                             format!("{len} (the length in the parent's record)"),
                             dlen,
                         );
@@ -470,7 +484,7 @@ impl Walker<'_, '_> {
                     ProblemKind::BadRecord,
                     rstruct,
                     "file_identifier",
-                    Some(rec_off + 33),
+                    Some(rec_off + FILE_IDENTIFIER),
                     "a file identifier (\".\" and \"..\" are the first two records only)",
                     format!("{id:02x?} (record skipped)"),
                 );
@@ -496,7 +510,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         format!("{h} directory record {}", pe.path_lossy()),
                         "file_flags",
-                        Some(pe.record_offset + 25),
+                        Some(pe.record_offset + FILE_FLAGS),
                         "a final record without the multi-extent flag 0x80",
                         format!("a record for another identifier next, {id:02x?}"),
                     );
@@ -583,7 +597,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         rstruct,
                         "file_flags",
-                        Some(rec_off + 25),
+                        Some(rec_off + FILE_FLAGS),
                         "no multi-extent flag 0x80 on a directory",
                         format!("{flags:#04x}"),
                     );
@@ -599,7 +613,7 @@ impl Walker<'_, '_> {
                 ProblemKind::BadRecord,
                 format!("{h} directory record {}", pe.path_lossy()),
                 "file_flags",
-                Some(pe.record_offset + 25),
+                Some(pe.record_offset + FILE_FLAGS),
                 "a final record without the multi-extent flag 0x80",
                 "the end of the directory",
             );
@@ -662,7 +676,7 @@ impl Walker<'_, '_> {
 
     /// Size of the directory a "CL" entry links to, from its "." record.
     fn relocated_size(&mut self, lba: u32, rstruct: &str, su_off: u64) -> Option<u32> {
-        let start = u64::from(lba) * ISO_BLOCK;
+        let start = Lba2048::new(lba).byte_offset();
         let size = if self.img.inside(start, 255) {
             let mut b = [0u8; 255];
             self.img.src.read_at(start, &mut b).ok().and_then(|()| decode_record(&b).ok()).and_then(|r| {
@@ -685,13 +699,13 @@ impl Walker<'_, '_> {
     }
 
     fn check_extent(&mut self, rstruct: &str, rec_off: u64, lba: u32, len: u32) {
-        let start = u64::from(lba) * ISO_BLOCK;
+        let start = Lba2048::new(lba).byte_offset();
         if len > 0 && !self.img.inside(start, u64::from(len)) {
             self.p.push(
                 ProblemKind::ExtentOutsideImage,
                 rstruct,
                 "extent_lba",
-                Some(rec_off + 2),
+                Some(rec_off + EXTENT_LBA),
                 format!("an extent within the image's {} bytes", self.img.len()),
                 format!("block {lba} + {len} bytes, ending at byte {}", start + u64::from(len)),
             );
@@ -801,7 +815,7 @@ impl Walker<'_, '_> {
                 );
                 break;
             }
-            let start = u64::from(lba) * ISO_BLOCK + u64::from(off);
+            let start = Lba2048::new(lba).byte_offset() + u64::from(off);
             if u64::from(off) >= ISO_BLOCK || len > max_area || !self.img.inside(start, u64::from(len)) {
                 self.p.push(
                     ProblemKind::ContinuationOutside,
@@ -855,7 +869,10 @@ impl Walker<'_, '_> {
                 "System Use entry length",
                 Some(at + off as u64),
                 "at least 4 and within the area",
-                format!("{} (rest of the area ignored)", su.get(off + 2).copied().unwrap_or(0)),
+                format!(
+                    "{} (rest of the area ignored)",
+                    su.get(off + std::mem::offset_of!(SuspHeader, length)).copied().unwrap_or(0)
+                ),
             );
         }
         for e in &list {
