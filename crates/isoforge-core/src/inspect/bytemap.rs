@@ -16,21 +16,21 @@
 //! within the whole (the file), so a report says `file /boot/bzImage bytes 0x1000..0x1010`.
 
 use std::collections::{BTreeSet, BinaryHeap};
-use std::mem::{offset_of, size_of_val};
+use std::mem::{offset_of, size_of, size_of_val};
 
-use zerocopy::FromZeros;
+use zerocopy::{FromBytes, FromZeros};
 
 use super::{Image, InspectError, Payload};
 use crate::fat::bpb::{BootSector16, BootSector32, Bpb, ExtBpb, FatType, FsInfo};
 use crate::fat::dir_entry::DirEntry;
-use crate::iso9660::directory_record::DirectoryRecordHeader;
+use crate::iso9660::directory_record::{decode_record, DirectoryRecordHeader};
 use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
 use crate::iso9660::read::{EntryKind, Listing};
 use crate::iso9660::rock_ridge::{Px, PX_LEN_WITHOUT_SERIAL};
 use crate::iso9660::susp::{entries, FixedEntry};
 use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
 use crate::part::gpt::{GptEntry, GptHeader};
-use crate::part::mbr::{Mbr, MbrPartitionRecord};
+use crate::part::mbr::{Mbr, MbrPartitionRecord, ISOHYBRID_BOOT_LBA};
 use crate::read_at::ReadAt;
 use crate::units::{Cluster, Lba2048, Lba512, ISO_BLOCK};
 
@@ -221,8 +221,9 @@ impl ByteMap {
         self.content(0, 32 * 1024, all, 0);
         let mbr = self.owner("MBR.");
         let code = offset_of!(Mbr, boot_code) as u64;
-        self.field(code, 432, mbr, "boot_code");
-        self.field(code + 432, 8, mbr, "isohybrid_boot_lba");
+        let lba = ISOHYBRID_BOOT_LBA;
+        self.field(code, lba.start as u64, mbr, "boot_code");
+        self.field(code + lba.start as u64, lba.len() as u64, mbr, "isohybrid_boot_lba");
         fields!(self, Mbr, 0, mbr, [unique_mbr_disk_signature => "disk_signature", unknown, signature]);
         for i in 0..4u64 {
             let o = self.owner(format!("MBR.partition[{}].", i + 1));
@@ -281,7 +282,8 @@ impl ByteMap {
             self.content(arr, arr_len, ao, 0);
             for p in &g.entries {
                 let o = self.owner(format!("GPT.{name}.entry[{}].", p.index));
-                let at = arr.saturating_add(u64::from(p.index.saturating_sub(1)) * 128);
+                let at =
+                    arr.saturating_add(u64::from(p.index.saturating_sub(1)) * size_of::<GptEntry>() as u64);
                 fields!(
                     self,
                     GptEntry,
@@ -411,18 +413,26 @@ impl ByteMap {
             super::read(src, start, &mut buf, "directory")?;
             for (bi, block) in buf.chunks(ISO_BLOCK as usize).enumerate() {
                 let mut pos = 0usize;
-                while pos + 34 <= block.len() {
+                // The fixed part and a one-byte identifier.
+                let min_record = size_of::<DirectoryRecordHeader>() + 1;
+                while pos + min_record <= block.len() {
                     let rlen = usize::from(block[pos]);
                     if rlen == 0 {
                         break;
                     }
-                    if rlen < 34 || pos + rlen > block.len() {
+                    if rlen < min_record || pos + rlen > block.len() {
                         break;
                     }
                     let at = start + (bi as u64) * ISO_BLOCK + pos as u64;
                     let rec = &block[pos..pos + rlen];
-                    let id_len = usize::from(rec[32]);
-                    let id = rec.get(33..33 + id_len).unwrap_or(&[]);
+                    let (id_len, id, system_use) = match decode_record(rec) {
+                        Ok(r) => (r.identifier.len(), r.identifier, r.system_use),
+                        Err(_) => {
+                            let id_len = DirectoryRecordHeader::read_from_prefix(rec)
+                                .map_or(0, |(h, _)| usize::from(h.file_identifier_length));
+                            (id_len, &[][..], &[][..])
+                        }
+                    };
                     let name = match by_record.get(&at) {
                         Some(p) => String::from_utf8_lossy(p).into_owned(),
                         None if id == [0] => format!("{}/.", dpath.trim_end_matches('/')),
@@ -431,10 +441,14 @@ impl ByteMap {
                     };
                     let ro = self.owner(format!("{prefix}{name} "));
                     self.record_header(at, ro);
-                    self.field(at + 33, id_len as u64, ro, "file_identifier");
-                    let su_start = 33 + id_len + usize::from(id_len % 2 == 0);
-                    if rr && su_start < rlen {
-                        self.susp(&rec[su_start..], at + su_start as u64, skip, &name);
+                    self.field(
+                        at + size_of::<DirectoryRecordHeader>() as u64,
+                        id_len as u64,
+                        ro,
+                        "file_identifier",
+                    );
+                    if rr && !system_use.is_empty() {
+                        self.susp(system_use, at + (rlen - system_use.len()) as u64, skip, &name);
                     }
                     pos += rlen;
                 }

@@ -8,8 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::fat::bpb::{decode_boot_sector, DecodedBootSector, FatType};
-use crate::fat::dir_entry::{DecodedDir, ATTR_DIRECTORY};
+use zerocopy::FromBytes;
+
+use crate::endian::field_offset;
+use crate::fat::bpb::{decode_boot_sector, Bpb, DecodedBootSector, FatType};
+use crate::fat::dir_entry::{
+    DecodedDir, DirEntry, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID,
+};
 use crate::fat::FatVolume;
 use crate::read_at::ReadAt;
 use crate::units::Cluster;
@@ -120,7 +125,8 @@ impl FatInfo {
         let vol = FatVolume::open(src).map_err(|e| e.to_string())?;
         let mut info = FatInfo {
             boot: boot.clone(),
-            oem_name: String::from_utf8_lossy(&sector[3..11]).trim_end().to_string(),
+            oem_name: Bpb::read_from_prefix(&sector[..])
+                .map_or(String::new(), |(b, _)| String::from_utf8_lossy(&b.oem_name).trim_end().to_string()),
             root_label: None,
             entries: Vec::new(),
             dot_entries: Vec::new(),
@@ -182,7 +188,13 @@ impl FatInfo {
         if src.read_at(root_at, &mut first).is_ok() {
             self.label_offset = first
                 .chunks_exact(32)
-                .position(|e| e[0] != 0 && e[0] != 0xE5 && e[11] & 0x3F == 0x08)
+                .position(|e| {
+                    DirEntry::read_from_bytes(e).is_ok_and(|d| {
+                        d.name[0] != 0
+                            && d.name[0] != 0xE5
+                            && d.attr & (ATTR_LONG_NAME | ATTR_DIRECTORY | ATTR_ARCHIVE) == ATTR_VOLUME_ID
+                    })
+                })
                 .map(|i| root_at + 32 * i as u64);
         }
         self.root_label = root.volume_label.map(|l| String::from_utf8_lossy(&l).trim_end().to_string());
@@ -299,7 +311,7 @@ impl FatInfo {
                     problems.push(problem(
                         false,
                         format!("FAT entry {} first cluster", e.path),
-                        Some(e.dirent_offset + 26),
+                        Some(e.dirent_offset + field_offset!(DirEntry, fst_clus_lo)),
                         "a cluster for a directory or a non-empty file",
                         0,
                     ));
@@ -336,7 +348,7 @@ impl FatInfo {
                     problems.push(problem(
                         false,
                         format!("FAT chain of {}", e.path),
-                        Some(e.dirent_offset + 28),
+                        Some(e.dirent_offset + field_offset!(DirEntry, file_size)),
                         format!("{want} clusters for {} bytes", e.size),
                         format!("{} clusters", chain.len()),
                     ));

@@ -398,7 +398,7 @@ fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFact
     });
     let mut isohybrid_suitable = false;
     if let Some(e) = first.filter(|_| table_ok) {
-        let at = Lba2048::new(e.load_rba).byte_offset() + 64;
+        let at = Lba2048::new(e.load_rba).byte_offset() + ISOLINUX_MAGIC_OFFSET;
         if at + 4 <= src.len() {
             let mut magic = [0u8; 4];
             read(src, at, &mut magic, "boot image")?;
@@ -425,6 +425,8 @@ fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFact
 /// Bytes 64..68 of isolinux.bin (and of every boot file made for an isohybrid MBR), which
 /// libisofs checks before calling an MBR "isohybrid".
 pub const ISOLINUX_MAGIC: [u8; 4] = [0xfb, 0xc0, 0x78, 0x70];
+/// Where [`ISOLINUX_MAGIC`] is in the boot file (byte offset).
+pub const ISOLINUX_MAGIC_OFFSET: u64 = 64;
 
 /// Byte offset in a boot image of GRUB's boot-info patch (`xorriso --grub2-boot-info`): a
 /// 64-bit little-endian 512-byte sector address at bytes 2548..2556 (libisofs

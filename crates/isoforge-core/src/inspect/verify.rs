@@ -20,10 +20,12 @@ use std::fmt;
 
 use super::fat::FatProblem;
 use super::{Image, InspectError, Payload};
+use crate::endian::field_offset;
+use crate::iso9660::el_torito::BootEntry;
 use crate::iso9660::read::{EntryKind, ProblemKind};
-use crate::part::gpt::Guid;
+use crate::part::gpt::{GptEntry, Guid};
 use crate::part::layout::Layout;
-use crate::part::mbr::OS_TYPE_EFI;
+use crate::part::mbr::{Mbr, MbrPartitionRecord, OS_TYPE_EFI};
 use crate::read_at::ReadAt;
 use crate::units::{Lba2048, Lba512};
 
@@ -203,6 +205,12 @@ fn same_bytes(src: &dyn ReadAt, a: u64, b: u64, len: u64) -> Result<bool, Inspec
     Ok(true)
 }
 
+/// Byte offset of field `field` of MBR partition record `index` (1-based).
+fn mbr_record_field(index: usize, field: u64) -> u64 {
+    let record = std::mem::size_of::<MbrPartitionRecord>() as u64;
+    field_offset!(Mbr, partition_record) + record * (index as u64).saturating_sub(1) + field
+}
+
 fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<(), InspectError> {
     let Some(efi) = image.efi_entry() else { return Ok(()) };
     let start = Lba2048::new(efi.load_rba).to_lba512();
@@ -236,7 +244,7 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                 out,
                 if is_copy { Severity::Info } else { Severity::Error },
                 format!("{} start_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
-                Some(446 + 16 * (p.index as u64 - 1) + 8),
+                Some(mbr_record_field(p.index, field_offset!(MbrPartitionRecord, starting_lba))),
                 format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                 if is_copy {
                     format!("sector {}, a byte-identical copy of the EFI image", p.start_lba)
@@ -250,7 +258,7 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                 out,
                 Severity::Error,
                 format!("{} size_in_lba (the ESP) vs the EFI image file", p.name()),
-                Some(446 + 16 * (p.index as u64 - 1) + 12),
+                Some(mbr_record_field(p.index, field_offset!(MbrPartitionRecord, size_in_lba))),
                 format!("{n} sectors"),
                 format!("{} sectors", p.sectors),
             );
@@ -262,14 +270,15 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
             .as_ref()
             .map(|h| Lba512::new(h.header.partition_entry_lba.get()).saturating_byte_offset());
         for p in g.entries.iter().filter(|p| p.type_guid == Guid::EFI_SYSTEM.to_string()) {
-            let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * 128));
+            let entry = std::mem::size_of::<GptEntry>() as u64;
+            let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * entry));
             if p.first_lba != start.get() {
                 let is_copy = copy(p.first_lba)?;
                 push(
                     out,
                     if is_copy { Severity::Info } else { Severity::Error },
                     format!("{} starting_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
-                    off.map(|o| o.saturating_add(32)),
+                    off.map(|o| o.saturating_add(field_offset!(GptEntry, starting_lba))),
                     format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                     if is_copy {
                         format!("sector {}, a byte-identical copy of the EFI image", p.first_lba)
@@ -284,7 +293,7 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                     out,
                     Severity::Error,
                     format!("{} ending_lba (the ESP) vs the EFI image file", p.name()),
-                    off.map(|o| o.saturating_add(40)),
+                    off.map(|o| o.saturating_add(field_offset!(GptEntry, ending_lba))),
                     format!("{} ({n} sectors)", p.first_lba.saturating_add(n).saturating_sub(1)),
                     format!("{} ({len} sectors)", p.last_lba),
                 );
@@ -296,7 +305,7 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
             out,
             Severity::Error,
             format!("{} load_rba", efi.name()),
-            Some(entry_off + 8),
+            Some(entry_off + field_offset!(BootEntry, load_rba)),
             "a block inside the image",
             efi.load_rba,
         );

@@ -39,8 +39,8 @@ use super::gpt::{
     GPT_HEADER_SIZE, GPT_REVISION_1_0, GPT_SIGNATURE,
 };
 use super::mbr::{
-    Chs, Geometry, Mbr, MbrPartitionRecord, BOOT_ACTIVE, OS_TYPE_EFI, OS_TYPE_EMPTY, OS_TYPE_GPT_PROTECTIVE,
-    OS_TYPE_ISOHYBRID_NO_GPT,
+    Chs, Geometry, Mbr, MbrPartitionRecord, BOOT_ACTIVE, ISOHYBRID_BOOT_LBA, OS_TYPE_EFI, OS_TYPE_EMPTY,
+    OS_TYPE_GPT_PROTECTIVE, OS_TYPE_ISOHYBRID_NO_GPT,
 };
 use super::PartError;
 use crate::endian::{U32, U64};
@@ -395,8 +395,8 @@ fn to_u32(field: &'static str, v: u64) -> Result<u32, PartError> {
 
 fn template_code<'a>(req: &SystemAreaRequest<'a>) -> Result<Option<&'a [u8]>, PartError> {
     match req.mbr_template {
-        Some(t) if t.len() < 432 => Err(PartError::TemplateTooShort { found: t.len() }),
-        Some(t) => Ok(Some(&t[..432])),
+        Some(t) if t.len() < ISOHYBRID_BOOT_LBA.start => Err(PartError::TemplateTooShort { found: t.len() }),
+        Some(t) => Ok(Some(&t[..ISOHYBRID_BOOT_LBA.start])),
         None => Ok(None),
     }
 }
@@ -404,8 +404,8 @@ fn template_code<'a>(req: &SystemAreaRequest<'a>) -> Result<Option<&'a [u8]>, Pa
 fn base_mbr(code: Option<&[u8]>, boot: Option<Lba2048>, signature: u32) -> Mbr {
     let mut mbr = Mbr::default();
     if let (Some(code), Some(boot)) = (code, boot) {
-        mbr.boot_code[..432].copy_from_slice(code);
-        mbr.boot_code[432..440].copy_from_slice(&boot.to_lba512().get().to_le_bytes());
+        mbr.boot_code[..ISOHYBRID_BOOT_LBA.start].copy_from_slice(code);
+        mbr.boot_code[ISOHYBRID_BOOT_LBA].copy_from_slice(&boot.to_lba512().get().to_le_bytes());
     }
     mbr.unique_mbr_disk_signature = U32::new(signature);
     mbr
