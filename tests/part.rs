@@ -130,8 +130,8 @@ fn build_reference_with(
         let size: u64 = fields[3].parse().unwrap();
         fs_end = fs_end.max(start + blocks);
         match fields[4] {
-            "'/isolinux/isolinux.bin'" => isolinux = Some(Lba2048(start)),
-            "'/boot/efi.img'" if with_efi => efi = Some(EfiImage { start: Lba2048(start), size }),
+            "'/isolinux/isolinux.bin'" => isolinux = Some(Lba2048::new(start)),
+            "'/boot/efi.img'" if with_efi => efi = Some(EfiImage { start: Lba2048::new(start), size }),
             _ => {}
         }
     }
@@ -283,7 +283,7 @@ fn nixos_layout_readers() {
     let efi = r.efi.unwrap();
     assert!(json.contains("\"label\": \"dos\""), "{json}");
     assert!(json.contains("\"bootable\": true"), "{json}");
-    assert!(json.contains(&format!("\"start\": {},", efi.start.0 * 4)), "{json}");
+    assert!(json.contains(&format!("\"start\": {},", efi.start.to_lba512().get())), "{json}");
     assert!(json.contains(&format!("\"size\": {},", plan.image_blocks * 4)), "{json}");
     assert!(json.contains("\"type\": \"ef\""), "{json}");
 
@@ -314,7 +314,7 @@ fn gpt_checks(t: &[PathBuf], img: &Path, plan: &SystemAreaPlan, efi: EfiImage, b
     let json = run(sfdisk, &["-J", img_s]);
     assert!(json.contains("\"label\": \"gpt\""), "{json}");
     assert!(json.contains("\"type\": \"C12A7328-F81F-11D2-BA4B-00A0C93EC93B\""), "{json}");
-    assert!(json.contains(&format!("\"start\": {},", efi.start.0 * 4)), "{json}");
+    assert!(json.contains(&format!("\"start\": {},", efi.start.to_lba512().get())), "{json}");
     assert!(json.contains(&format!("\"size\": {},", efi.size / 512)), "{json}");
     assert!(json.contains(&format!("\"lastlba\": {},", plan.image_blocks * 4 - 64)), "{json}");
 
@@ -323,7 +323,7 @@ fn gpt_checks(t: &[PathBuf], img: &Path, plan: &SystemAreaPlan, efi: EfiImage, b
     let used: Vec<_> = gpt.iter().filter(|(_, p)| p.is_used()).collect();
     assert_eq!(used.len(), 1);
     assert_eq!(used[0].1.partition_type_guid, Guid::EFI_SYSTEM.0);
-    assert_eq!(used[0].1.starting_lba, efi.start.to_lba512().0);
+    assert_eq!(used[0].1.starting_lba, efi.start.to_lba512().get());
     assert_eq!(gpt.header.backup_lba, u64::from(plan.image_blocks) * 4 - 1);
 
     // The ESP's FAT file system is reachable at the partition offset.
@@ -378,7 +378,7 @@ fn gpt_layout_efi_only_synthetic() {
     let fat = dir.path().join("efi.img");
     File::create(&fat).unwrap().set_len(3 * 1024 * 1024).unwrap();
     run(&t[4], &["-i", "12345678", "-n", "EFIBOOT", fat.to_str().unwrap()]);
-    let efi = EfiImage { start: Lba2048(40), size: 3 * 1024 * 1024 };
+    let efi = EfiImage { start: Lba2048::new(40), size: 3 * 1024 * 1024 };
     let req = SystemAreaRequest {
         layout: Layout::Gpt,
         mbr_template: None,

@@ -321,7 +321,7 @@ pub fn finish_plan(plan: &mut ImagePlan, spec: &ImageSpec) -> Result<(), BuildEr
         mbr_template: plan.template.as_deref(),
         bios_boot,
         efi_image,
-        iso_blocks: iso.data_end.0,
+        iso_blocks: iso.data_end.get(),
         pad_blocks: SystemAreaRequest::XORRISO_PAD_BLOCKS,
         volume_id: &iso.options.volume_id,
         epoch: iso.options.epoch,

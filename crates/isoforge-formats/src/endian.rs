@@ -75,6 +75,18 @@ impl Both32 {
     }
 }
 
+/// Byte offset of a field in a layout struct, as a `u64` to add to an image offset (readers
+/// report findings at `base + field_offset!(DirectoryRecordHeader, extent_lba)`, never at a
+/// number typed by hand). Nested fields: `field_offset!(VolumeDescriptor, root_directory_record)
+/// + field_offset!(DirectoryRecordHeader, data_length)`.
+#[macro_export]
+macro_rules! field_offset {
+    ($ty:ty, $field:ident) => {
+        (::core::mem::offset_of!($ty, $field) as u64)
+    };
+}
+pub use crate::field_offset;
+
 const _: () = assert!(core::mem::size_of::<Both16>() == 4);
 const _: () = assert!(core::mem::size_of::<Both32>() == 8);
 

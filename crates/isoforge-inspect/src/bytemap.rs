@@ -16,21 +16,23 @@
 //! within the whole (the file), so a report says `file /boot/bzImage bytes 0x1000..0x1010`.
 
 use std::collections::{BTreeSet, BinaryHeap};
-use std::mem::{offset_of, size_of_val};
+use std::mem::{offset_of, size_of, size_of_val};
 
-use zerocopy::FromZeros;
+use zerocopy::{FromBytes, FromZeros};
 
 use super::{Image, InspectError, Payload};
 use crate::fat_fs::bpb::{BootSector16, BootSector32, Bpb, ExtBpb, FatType, FsInfo};
 use crate::fat_fs::dir_entry::DirEntry;
-use crate::iso9660::directory_record::DirectoryRecordHeader;
+use crate::iso9660::directory_record::{decode_record, DirectoryRecordHeader};
 use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
 use crate::iso9660::read::{EntryKind, Listing};
+use crate::iso9660::rock_ridge::{Px, PX_LEN_WITHOUT_SERIAL};
+use crate::iso9660::susp::{entries, FixedEntry};
 use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
 use crate::part::gpt::{GptEntry, GptHeader};
-use crate::part::mbr::{Mbr, MbrPartitionRecord};
+use crate::part::mbr::{Mbr, MbrPartitionRecord, ISOHYBRID_BOOT_LBA};
 use crate::read_at::ReadAt;
-use crate::units::{Cluster, ISO_BLOCK};
+use crate::units::{Cluster, Lba2048, Lba512, ISO_BLOCK};
 
 /// Most directory bytes re-read to map directory records, over the whole image.
 pub const MAX_DIRECTORY_BYTES_MAPPED: u64 = 1 << 30;
@@ -219,8 +221,9 @@ impl ByteMap {
         self.content(0, 32 * 1024, all, 0);
         let mbr = self.owner("MBR.");
         let code = offset_of!(Mbr, boot_code) as u64;
-        self.field(code, 432, mbr, "boot_code");
-        self.field(code + 432, 8, mbr, "isohybrid_boot_lba");
+        let lba = ISOHYBRID_BOOT_LBA;
+        self.field(code, lba.start as u64, mbr, "boot_code");
+        self.field(code + lba.start as u64, lba.len() as u64, mbr, "isohybrid_boot_lba");
         fields!(self, Mbr, 0, mbr, [unique_mbr_disk_signature => "disk_signature", unknown, signature]);
         for i in 0..4u64 {
             let o = self.owner(format!("MBR.partition[{}].", i + 1));
@@ -247,7 +250,7 @@ impl ByteMap {
         let Some(g) = &sa.gpt else { return };
         for (name, h) in [("primary", &g.primary), ("backup", &g.backup)] {
             let Some(h) = h else { continue };
-            let base = h.at.saturating_mul(512);
+            let base = Lba512::new(h.at).saturating_byte_offset();
             let o = self.owner(format!("GPT.{name}."));
             fields!(
                 self,
@@ -273,13 +276,14 @@ impl ByteMap {
             );
             self.field(base.saturating_add(92), 420, o, "reserved_tail");
             let x = &h.header;
-            let arr = x.partition_entry_lba.get().saturating_mul(512);
+            let arr = Lba512::new(x.partition_entry_lba.get()).saturating_byte_offset();
             let arr_len = x.entry_array_bytes().min(crate::part::gpt::MAX_ENTRY_ARRAY_BYTES);
             let ao = self.owner(format!("GPT.{name}.entry_array"));
             self.content(arr, arr_len, ao, 0);
             for p in &g.entries {
                 let o = self.owner(format!("GPT.{name}.entry[{}].", p.index));
-                let at = arr.saturating_add(u64::from(p.index.saturating_sub(1)) * 128);
+                let at =
+                    arr.saturating_add(u64::from(p.index.saturating_sub(1)) * size_of::<GptEntry>() as u64);
                 fields!(
                     self,
                     GptEntry,
@@ -300,7 +304,7 @@ impl ByteMap {
 
     fn descriptors(&mut self, img: &Image) {
         for d in &img.descriptors {
-            let base = u64::from(d.lba) * ISO_BLOCK;
+            let base = Lba2048::new(d.lba).byte_offset();
             match d.role {
                 "primary" | "joliet" => {
                     let p = if d.role == "primary" { "PVD" } else { "SVD" };
@@ -377,7 +381,7 @@ impl ByteMap {
             ] {
                 if lba != 0 {
                     let o = self.owner(format!("path table {kind} of the {p}"));
-                    self.content(u64::from(lba) * ISO_BLOCK, u64::from(v.path_table_size), o, 0);
+                    self.content(Lba2048::new(lba).byte_offset(), u64::from(v.path_table_size), o, 0);
                 }
             }
         }
@@ -396,7 +400,7 @@ impl ByteMap {
         let rr = l.has_rock_ridge();
         for d in l.entries.iter().filter(|e| e.kind == EntryKind::Dir && !e.is_relocation_link()) {
             let Some(&(lba, len)) = d.extents.first() else { continue };
-            let start = u64::from(lba) * ISO_BLOCK;
+            let start = Lba2048::new(lba).byte_offset();
             let len = u64::from(len);
             let dpath = String::from_utf8_lossy(&d.path).into_owned();
             let o = self.owner(format!("directory {dpath}"));
@@ -409,18 +413,26 @@ impl ByteMap {
             super::read(src, start, &mut buf, "directory")?;
             for (bi, block) in buf.chunks(ISO_BLOCK as usize).enumerate() {
                 let mut pos = 0usize;
-                while pos + 34 <= block.len() {
+                // The fixed part and a one-byte identifier.
+                let min_record = size_of::<DirectoryRecordHeader>() + 1;
+                while pos + min_record <= block.len() {
                     let rlen = usize::from(block[pos]);
                     if rlen == 0 {
                         break;
                     }
-                    if rlen < 34 || pos + rlen > block.len() {
+                    if rlen < min_record || pos + rlen > block.len() {
                         break;
                     }
                     let at = start + (bi as u64) * ISO_BLOCK + pos as u64;
                     let rec = &block[pos..pos + rlen];
-                    let id_len = usize::from(rec[32]);
-                    let id = rec.get(33..33 + id_len).unwrap_or(&[]);
+                    let (id_len, id, system_use) = match decode_record(rec) {
+                        Ok(r) => (r.identifier.len(), r.identifier, r.system_use),
+                        Err(_) => {
+                            let id_len = DirectoryRecordHeader::read_from_prefix(rec)
+                                .map_or(0, |(h, _)| usize::from(h.file_identifier_length));
+                            (id_len, &[][..], &[][..])
+                        }
+                    };
                     let name = match by_record.get(&at) {
                         Some(p) => String::from_utf8_lossy(p).into_owned(),
                         None if id == [0] => format!("{}/.", dpath.trim_end_matches('/')),
@@ -429,10 +441,14 @@ impl ByteMap {
                     };
                     let ro = self.owner(format!("{prefix}{name} "));
                     self.record_header(at, ro);
-                    self.field(at + 33, id_len as u64, ro, "file_identifier");
-                    let su_start = 33 + id_len + usize::from(id_len % 2 == 0);
-                    if rr && su_start < rlen {
-                        self.susp(&rec[su_start..], at + su_start as u64, skip, &name);
+                    self.field(
+                        at + size_of::<DirectoryRecordHeader>() as u64,
+                        id_len as u64,
+                        ro,
+                        "file_identifier",
+                    );
+                    if rr && !system_use.is_empty() {
+                        self.susp(system_use, at + (rlen - system_use.len()) as u64, skip, &name);
                     }
                     pos += rlen;
                 }
@@ -442,20 +458,23 @@ impl ByteMap {
     }
 
     fn susp(&mut self, su: &[u8], base: u64, skip: usize, name: &str) {
-        let mut i = skip;
         let ino = self.owner(format!("inode {name} "));
-        while i + 4 <= su.len() {
-            let len = usize::from(su[i + 2]);
-            if su[i] == 0 || len < 4 || i + len > su.len() {
-                break;
-            }
-            let at = base + i as u64;
-            let field = match &su[i..i + 2] {
+        let (list, _) = entries(su.get(skip..).unwrap_or_default());
+        for e in &list {
+            let at = base + (skip + e.offset()) as u64;
+            let len = e.bytes().len();
+            let field = match &e.signature() {
                 b"PX" => {
-                    for (k, f) in ["mode", "nlink", "uid", "gid", "serial"].into_iter().enumerate() {
-                        if 4 + 8 * (k + 1) <= len {
-                            self.field(at + 4 + 8 * k as u64, 8, ino, f);
-                        }
+                    if len >= Px::LEN {
+                        fields!(self, Px, at, ino, [
+                            file_mode => "mode", file_links => "nlink", file_user_id => "uid",
+                            file_group_id => "gid", file_serial_number => "serial",
+                        ]);
+                    } else if len >= PX_LEN_WITHOUT_SERIAL {
+                        fields!(self, Px, at, ino, [
+                            file_mode => "mode", file_links => "nlink", file_user_id => "uid",
+                            file_group_id => "gid",
+                        ]);
                     }
                     "PX"
                 }
@@ -473,7 +492,6 @@ impl ByteMap {
                 _ => "system use entry",
             };
             self.field(at, len as u64, ino, field);
-            i += len;
         }
     }
 
@@ -482,7 +500,7 @@ impl ByteMap {
             let o = self.owner(format!("file {}", e.path_lossy()));
             let mut rel = 0u64;
             for &(lba, len) in &e.extents {
-                self.content(u64::from(lba) * ISO_BLOCK, u64::from(len), o, rel);
+                self.content(Lba2048::new(lba).byte_offset(), u64::from(len), o, rel);
                 rel += u64::from(len);
             }
         }
@@ -490,7 +508,7 @@ impl ByteMap {
 
     fn el_torito(&mut self, img: &Image) {
         let Some(br) = img.boot_record else { return };
-        let cat = u64::from(br.catalog_lba) * ISO_BLOCK;
+        let cat = Lba2048::new(br.catalog_lba).byte_offset();
         let o = self.owner("ElTorito.catalog");
         self.content(cat, ISO_BLOCK, o, 0);
         let v = self.owner("ElTorito.validation_entry.");
@@ -509,7 +527,7 @@ impl ByteMap {
             ]);
         }
         if let Some(b) = img.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).filter(|b| b.present) {
-            let at = u64::from(b.load_rba) * ISO_BLOCK + BOOT_INFO_TABLE_OFFSET as u64;
+            let at = Lba2048::new(b.load_rba).byte_offset() + BOOT_INFO_TABLE_OFFSET as u64;
             // Named after the boot file: its bytes belong to that file (a move explains them).
             let o = match img.file_at_block(b.load_rba) {
                 Some(f) => self.owner(format!("{}: boot-info-table.", f.path_lossy())),
@@ -747,7 +765,7 @@ impl ByteMap {
                 j += 1;
             }
             let len = ((j - i) as u64 * cs).min(size - rel);
-            self.content(base + g.cluster_offset(Cluster(chain[i])), len, o, rel);
+            self.content(base + g.cluster_offset(Cluster::new(chain[i])), len, o, rel);
             rel += len;
             i = j;
         }

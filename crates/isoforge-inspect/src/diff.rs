@@ -29,7 +29,7 @@ use super::SquashfsInfo;
 use super::{Image, InspectError, Payload};
 use crate::iso9660::read::{Entry, EntryKind};
 use crate::read_at::ReadAt;
-use crate::units::{Cluster, ISO_BLOCK};
+use crate::units::{Cluster, Lba2048, ISO_BLOCK};
 
 pub mod summary;
 
@@ -244,7 +244,7 @@ fn files(
     };
     let (fa, fb) = (index(ia), index(ib));
     let mut explained = BTreeSet::new();
-    let range = |e: &Entry| e.extents.first().map(|&(l, _)| (u64::from(l) * ISO_BLOCK, e.size));
+    let range = |e: &Entry| e.extents.first().map(|&(l, _)| (Lba2048::new(l).byte_offset(), e.size));
     for (p, e) in &fa {
         if !fb.contains_key(p) {
             explained.insert(e.path_lossy());
@@ -331,7 +331,7 @@ struct Extents {
 impl Extents {
     fn of_iso(e: &Entry) -> Extents {
         Extents {
-            pieces: e.extents.iter().map(|&(l, n)| (u64::from(l) * ISO_BLOCK, u64::from(n))).collect(),
+            pieces: e.extents.iter().map(|&(l, n)| (Lba2048::new(l).byte_offset(), u64::from(n))).collect(),
             size: e.size,
         }
     }
@@ -346,7 +346,7 @@ impl Extents {
                 break;
             }
             let n = left.min(cs);
-            let off = base + g.cluster_offset(Cluster(c));
+            let off = base + g.cluster_offset(Cluster::new(c));
             match pieces.last_mut() {
                 Some((o, l)) if *o + *l == off => *l += n,
                 _ => pieces.push((off, n)),

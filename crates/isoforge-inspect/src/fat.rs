@@ -8,8 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::fat_fs::bpb::{decode_boot_sector, DecodedBootSector, FatType};
-use crate::fat_fs::dir_entry::{DecodedDir, ATTR_DIRECTORY};
+use zerocopy::FromBytes;
+
+use crate::endian::field_offset;
+use crate::fat_fs::bpb::{decode_boot_sector, Bpb, DecodedBootSector, FatType};
+use crate::fat_fs::dir_entry::{
+    DecodedDir, DirEntry, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID,
+};
 use crate::fat_fs::FatVolume;
 use crate::read_at::ReadAt;
 use crate::units::Cluster;
@@ -120,7 +125,8 @@ impl FatInfo {
         let vol = FatVolume::open(src).map_err(|e| e.to_string())?;
         let mut info = FatInfo {
             boot: boot.clone(),
-            oem_name: String::from_utf8_lossy(&sector[3..11]).trim_end().to_string(),
+            oem_name: Bpb::read_from_prefix(&sector[..])
+                .map_or(String::new(), |(b, _)| String::from_utf8_lossy(&b.oem_name).trim_end().to_string()),
             root_label: None,
             entries: Vec::new(),
             dot_entries: Vec::new(),
@@ -161,8 +167,8 @@ impl FatInfo {
             }
         };
         let root_chain = if g.fat_type == FatType::Fat32 {
-            match vol.chain(Cluster(self.boot.root_cluster)) {
-                Ok(c) => c.iter().map(|c| c.0).collect(),
+            match vol.chain(Cluster::new(self.boot.root_cluster)) {
+                Ok(c) => c.iter().map(|c| c.get()).collect(),
                 Err(e) => {
                     self.problems.push(fat_error(e));
                     Vec::new()
@@ -175,14 +181,20 @@ impl FatInfo {
         // The label entry: the first root entry with only the volume-id attribute among the
         // first 16 (mkfs.fat writes it first).
         let root_at = match root_chain.first() {
-            Some(&c) => g.cluster_offset(Cluster(c)),
+            Some(&c) => g.cluster_offset(Cluster::new(c)),
             None => g.root_dir_offset(),
         };
         let mut first = [0u8; 512];
         if src.read_at(root_at, &mut first).is_ok() {
             self.label_offset = first
                 .chunks_exact(32)
-                .position(|e| e[0] != 0 && e[0] != 0xE5 && e[11] & 0x3F == 0x08)
+                .position(|e| {
+                    DirEntry::read_from_bytes(e).is_ok_and(|d| {
+                        d.name[0] != 0
+                            && d.name[0] != 0xE5
+                            && d.attr & (ATTR_LONG_NAME | ATTR_DIRECTORY | ATTR_ARCHIVE) == ATTR_VOLUME_ID
+                    })
+                })
                 .map(|i| root_at + 32 * i as u64);
         }
         self.root_label = root.volume_label.map(|l| String::from_utf8_lossy(&l).trim_end().to_string());
@@ -201,7 +213,7 @@ impl FatInfo {
                     g.root_dir_offset() + off
                 } else {
                     let idx = usize::try_from(off / cs.max(1)).unwrap_or(usize::MAX);
-                    chain.get(idx).map_or(0, |&c| g.cluster_offset(Cluster(c)) + off % cs.max(1))
+                    chain.get(idx).map_or(0, |&c| g.cluster_offset(Cluster::new(c)) + off % cs.max(1))
                 }
             };
             let mut subdirs = Vec::new();
@@ -222,7 +234,7 @@ impl FatInfo {
                     is_dir: e.is_dir(),
                     attr: e.entry.attr,
                     size: e.entry.file_size.get(),
-                    first_cluster: e.entry.first_cluster().0,
+                    first_cluster: e.entry.first_cluster().get(),
                     write_date: (e.entry.wrt_date.get(), e.entry.wrt_time.get()),
                     dirent_offset: at(e.offset),
                     lfn_offsets,
@@ -234,7 +246,7 @@ impl FatInfo {
             }
             // Push in reverse so that directories are walked in on-disk order.
             for (path, e) in subdirs.into_iter().rev() {
-                let first = e.entry.first_cluster().0;
+                let first = e.entry.first_cluster().get();
                 if !visited.insert(first) {
                     self.problems.push(problem(
                         false,
@@ -245,8 +257,8 @@ impl FatInfo {
                     ));
                     continue;
                 }
-                let chain = match vol.chain(Cluster(first)) {
-                    Ok(c) => c.iter().map(|c| c.0).collect::<Vec<_>>(),
+                let chain = match vol.chain(Cluster::new(first)) {
+                    Ok(c) => c.iter().map(|c| c.get()).collect::<Vec<_>>(),
                     Err(err) => {
                         self.problems.push(fat_error(err));
                         continue;
@@ -299,14 +311,14 @@ impl FatInfo {
                     problems.push(problem(
                         false,
                         format!("FAT entry {} first cluster", e.path),
-                        Some(e.dirent_offset + 26),
+                        Some(e.dirent_offset + field_offset!(DirEntry, fst_clus_lo)),
                         "a cluster for a directory or a non-empty file",
                         0,
                     ));
                 }
                 continue;
             }
-            let chain = match vol.chain(Cluster(e.first_cluster)) {
+            let chain = match vol.chain(Cluster::new(e.first_cluster)) {
                 Ok(c) => c,
                 Err(err) => {
                     problems.push(problem(
@@ -336,14 +348,14 @@ impl FatInfo {
                     problems.push(problem(
                         false,
                         format!("FAT chain of {}", e.path),
-                        Some(e.dirent_offset + 28),
+                        Some(e.dirent_offset + field_offset!(DirEntry, file_size)),
                         format!("{want} clusters for {} bytes", e.size),
                         format!("{} clusters", chain.len()),
                     ));
                 }
             }
             for c in &chain {
-                if let Some(&other) = owner.get(&c.0) {
+                if let Some(&other) = owner.get(&c.get()) {
                     let other = if other == usize::MAX {
                         "/ (root)".to_string()
                     } else {
@@ -353,14 +365,14 @@ impl FatInfo {
                         false,
                         format!("FAT chain of {}", e.path),
                         Some(g.fat_offset(0)),
-                        format!("cluster {} used by one chain", c.0),
+                        format!("cluster {} used by one chain", c.get()),
                         format!("also in the chain of {other} (cross-linked)"),
                     ));
                     break;
                 }
-                owner.insert(c.0, i);
+                owner.insert(c.get(), i);
             }
-            self.entries[i].clusters = chain.iter().map(|c| c.0).collect();
+            self.entries[i].clusters = chain.iter().map(|c| c.get()).collect();
         }
         // Lost clusters: allocated (neither free nor bad) but in no chain.
         let bad = match g.fat_type {
@@ -371,7 +383,7 @@ impl FatInfo {
         let mut lost = 0u64;
         let mut first_lost = None;
         for c in 2..g.cluster_count.saturating_add(2) {
-            let v = vol.fat_entry(Cluster(c)).unwrap_or(0);
+            let v = vol.fat_entry(Cluster::new(c)).unwrap_or(0);
             if v != 0 && v != bad && !owner.contains_key(&c) {
                 lost += 1;
                 first_lost.get_or_insert(c);

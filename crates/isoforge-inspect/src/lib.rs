@@ -46,7 +46,7 @@ pub mod verify;
 // The formats this crate reads, under the paths the read side has always used
 // (`crate::iso9660` is `isoforge_formats::iso9660`); the FAT format is `crate::fat_fs`, since
 // `crate::fat` is this crate's FAT reader.
-use isoforge_formats::{cpio, fat as fat_fs, iso9660, part, read_at, units};
+use isoforge_formats::{cpio, endian, fat as fat_fs, iso9660, part, read_at, units};
 
 use thiserror::Error;
 
@@ -58,7 +58,7 @@ use crate::iso9660::read::{
 use crate::part::gpt::Guid;
 use crate::part::mbr::OS_TYPE_EFI;
 use crate::read_at::ReadAt;
-use crate::units::ISO_BLOCK;
+use crate::units::{sector_bytes, Lba2048, Lba512, ISO_BLOCK};
 
 pub use fat::FatInfo;
 pub use squashfs::SquashfsInfo;
@@ -229,11 +229,11 @@ impl DescriptorExtras {
         use sha2::{Digest, Sha256};
         use zerocopy::FromBytes;
         let mut block = vec![0u8; ISO_BLOCK as usize];
-        read(src, u64::from(lba) * ISO_BLOCK, &mut block, "volume descriptor")?;
+        read(src, Lba2048::new(lba).byte_offset(), &mut block, "volume descriptor")?;
         let vd = crate::iso9660::volume_descriptor::VolumeDescriptor::read_from_bytes(&block[..]).map_err(
             |_| InspectError::Io {
                 what: "volume descriptor".into(),
-                offset: u64::from(lba) * ISO_BLOCK,
+                offset: Lba2048::new(lba).byte_offset(),
                 len: ISO_BLOCK,
                 source: std::io::Error::other("a block of the wrong size"),
             },
@@ -373,7 +373,7 @@ fn catalog_slots(
     listing: &Listing,
 ) -> Result<Vec<CatalogSlot>, InspectError> {
     let Some(et) = et else { return Ok(Vec::new()) };
-    let start = u64::from(et.catalog_lba) * ISO_BLOCK;
+    let start = Lba2048::new(et.catalog_lba).byte_offset();
     let mut out = Vec::with_capacity(et.entries.len());
     for d in &et.entries {
         let e = &d.entry;
@@ -412,7 +412,7 @@ fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFact
     });
     let mut isohybrid_suitable = false;
     if let Some(e) = first.filter(|_| table_ok) {
-        let at = u64::from(e.load_rba) * ISO_BLOCK + 64;
+        let at = Lba2048::new(e.load_rba).byte_offset() + ISOLINUX_MAGIC_OFFSET;
         if at + 4 <= src.len() {
             let mut magic = [0u8; 4];
             read(src, at, &mut magic, "boot image")?;
@@ -439,6 +439,8 @@ fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFact
 /// Bytes 64..68 of isolinux.bin (and of every boot file made for an isohybrid MBR), which
 /// libisofs checks before calling an MBR "isohybrid".
 pub const ISOLINUX_MAGIC: [u8; 4] = [0xfb, 0xc0, 0x78, 0x70];
+/// Where [`ISOLINUX_MAGIC`] is in the boot file (byte offset).
+pub const ISOLINUX_MAGIC_OFFSET: u64 = 64;
 
 /// Byte offset in a boot image of GRUB's boot-info patch (`xorriso --grub2-boot-info`): a
 /// 64-bit little-endian 512-byte sector address at bytes 2548..2556 (libisofs
@@ -449,13 +451,13 @@ pub const GRUB2_BOOT_INFO_OFFSET: u64 = 512 * 5 - 12;
 /// patch: bytes 2548..2556 hold its own 512-byte sector address + 5 (xorrisofs(1)), the rule
 /// libisofs reads back as "grub2-boot-info".
 fn grub2_boot_info(src: &dyn ReadAt, lba: u32, size: u64) -> Result<bool, InspectError> {
-    let at = u64::from(lba) * ISO_BLOCK + GRUB2_BOOT_INFO_OFFSET;
+    let at = Lba2048::new(lba).byte_offset() + GRUB2_BOOT_INFO_OFFSET;
     if size < GRUB2_BOOT_INFO_OFFSET + 8 || at + 8 > src.len() {
         return Ok(false);
     }
     let mut b = [0u8; 8];
     read(src, at, &mut b, "GRUB2 boot info of a boot image")?;
-    Ok(u64::from_le_bytes(b) == u64::from(lba) * 4 + 5)
+    Ok(u64::from_le_bytes(b) == Lba2048::new(lba).to_lba512().get() + 5)
 }
 
 /// Finds the payloads: the El Torito EFI image, the ESP of the MBR and of the GPT, and every
@@ -469,34 +471,38 @@ fn find_embedded(image: &Image, src: &dyn ReadAt) -> Vec<EmbeddedImage> {
         let len = image
             .file_at_block(e.load_rba)
             .map(|f| f.size)
-            .or((e.load_size > 0).then_some(u64::from(e.load_size) * 512));
-        cands.push((u64::from(e.load_rba) * ISO_BLOCK, len, e.name()));
+            .or((e.load_size > 0).then_some(sector_bytes(u32::from(e.load_size))));
+        cands.push((Lba2048::new(e.load_rba).byte_offset(), len, e.name()));
     }
     for p in &image.system_area.partitions {
         if p.os_type == OS_TYPE_EFI && p.sectors > 0 {
-            cands.push((u64::from(p.start_lba) * 512, Some(u64::from(p.sectors) * 512), p.name()));
+            cands.push((sector_bytes(p.start_lba), Some(sector_bytes(p.sectors)), p.name()));
         }
     }
     if let Some(g) = &image.system_area.gpt {
         for p in &g.entries {
             if p.type_guid == Guid::EFI_SYSTEM.to_string() && p.last_lba >= p.first_lba {
                 let sectors = p.last_lba - p.first_lba + 1;
-                cands.push((p.first_lba.saturating_mul(512), Some(sectors.saturating_mul(512)), p.name()));
+                cands.push((
+                    Lba512::new(p.first_lba).saturating_byte_offset(),
+                    Some(Lba512::new(sectors).saturating_byte_offset()),
+                    p.name(),
+                ));
             }
         }
     }
     for e in &image.primary.entries {
         if e.kind == EntryKind::File && e.size >= 512 && e.name.to_ascii_lowercase().ends_with(b".img") {
             if let [(lba, _)] = e.extents[..] {
-                if fat::looks_like_fat(src, u64::from(lba) * ISO_BLOCK) {
-                    cands.push((u64::from(lba) * ISO_BLOCK, Some(e.size), "file".into()));
+                if fat::looks_like_fat(src, Lba2048::new(lba).byte_offset()) {
+                    cands.push((Lba2048::new(lba).byte_offset(), Some(e.size), "file".into()));
                 }
             }
         }
         if e.kind == EntryKind::File && e.size >= 96 {
             if let [(lba, _)] = e.extents[..] {
-                if squashfs::looks_like_squashfs(src, u64::from(lba) * ISO_BLOCK) {
-                    cands.push((u64::from(lba) * ISO_BLOCK, Some(e.size), "file".into()));
+                if squashfs::looks_like_squashfs(src, Lba2048::new(lba).byte_offset()) {
+                    cands.push((Lba2048::new(lba).byte_offset(), Some(e.size), "file".into()));
                 }
             }
         }

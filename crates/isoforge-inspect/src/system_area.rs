@@ -22,7 +22,7 @@ use crate::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
 use crate::part::mbr::{Mbr, MBR_SIGNATURE, OS_TYPE_GPT_PROTECTIVE};
 use crate::part::Mismatch;
 use crate::read_at::ReadAt;
-use crate::units::ISO_BLOCK;
+use crate::units::{Lba2048, Lba512, ISO_BLOCK};
 
 /// One used MBR partition record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,7 +355,7 @@ impl SystemArea {
             r.isohybrid = facts.isohybrid_suitable && isolinux_code && (field & 0xFFFF_FFFF) / 4 == lba;
             r.grub2_mbr = !r.isohybrid && (field / 4).checked_sub(1) == Some(lba);
         }
-        let image_sectors = u64::from(facts.volume_blocks) * 4;
+        let image_sectors = Lba2048::new(facts.volume_blocks).to_lba512().get();
         let parts: Vec<&MbrPartition> = self.partitions.iter().filter(|p| p.sectors > 0).collect();
         if let Some(p1) = parts.first().filter(|p| p.os_type == OS_TYPE_GPT_PROTECTIVE || !r.isohybrid) {
             let count = u64::from(p1.sectors);
@@ -480,7 +480,9 @@ fn is_gap_name(name: &str) -> bool {
 fn second_superblock(src: &dyn ReadAt, offset: u64, sectors: u64, volume_blocks: u32) -> bool {
     use zerocopy::FromBytes;
     let mut block = vec![0u8; ISO_BLOCK as usize];
-    let Some(at) = offset.checked_add(16).and_then(|b| b.checked_mul(ISO_BLOCK)) else { return false };
+    let Some(at) = offset.checked_add(16).and_then(Lba2048::from_u64).map(Lba2048::byte_offset) else {
+        return false;
+    };
     if at.saturating_add(ISO_BLOCK) > src.len() || src.read_at(at, &mut block).is_err() {
         return false;
     }
@@ -545,7 +547,7 @@ fn entries_crc(src: &dyn ReadAt, h: &GptHeader) -> Option<bool> {
     if len > MAX_ENTRY_ARRAY_BYTES || h.size_of_partition_entry.get() != GPT_ENTRY_SIZE {
         return None;
     }
-    let off = h.partition_entry_lba.get().checked_mul(512)?;
+    let off = Lba512::new(h.partition_entry_lba.get()).byte_offset()?;
     if off.checked_add(len)? > src.len() {
         return None;
     }

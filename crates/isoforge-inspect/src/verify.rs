@@ -20,12 +20,14 @@ use std::fmt;
 
 use super::fat::FatProblem;
 use super::{Image, InspectError, Payload};
+use crate::endian::field_offset;
+use crate::iso9660::el_torito::BootEntry;
 use crate::iso9660::read::{EntryKind, ProblemKind};
-use crate::part::gpt::Guid;
+use crate::part::gpt::{GptEntry, Guid};
 use crate::part::layout::Layout;
-use crate::part::mbr::OS_TYPE_EFI;
+use crate::part::mbr::{Mbr, MbrPartitionRecord, OS_TYPE_EFI};
 use crate::read_at::ReadAt;
-use crate::units::ISO_BLOCK;
+use crate::units::{Lba2048, Lba512};
 
 /// Most overlap findings reported (the rest are counted in one finding).
 pub const MAX_OVERLAP_FINDINGS: usize = 1000;
@@ -203,9 +205,15 @@ fn same_bytes(src: &dyn ReadAt, a: u64, b: u64, len: u64) -> Result<bool, Inspec
     Ok(true)
 }
 
+/// Byte offset of field `field` of MBR partition record `index` (1-based).
+fn mbr_record_field(index: usize, field: u64) -> u64 {
+    let record = std::mem::size_of::<MbrPartitionRecord>() as u64;
+    field_offset!(Mbr, partition_record) + record * (index as u64).saturating_sub(1) + field
+}
+
 fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<(), InspectError> {
     let Some(efi) = image.efi_entry() else { return Ok(()) };
-    let start = u64::from(efi.load_rba) * 4;
+    let start = Lba2048::new(efi.load_rba).to_lba512();
     let file = image.file_at_block(efi.load_rba);
     let size_sectors = file.map(|f| f.size.div_ceil(512));
     let entry_off = efi.offset;
@@ -214,25 +222,30 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
         match file {
             Some(f)
                 if f.size > 0
-                    && part_start
-                        .checked_mul(512)
+                    && Lba512::new(part_start)
+                        .byte_offset()
                         .and_then(|s| s.checked_add(f.size))
                         .is_some_and(|e| e <= image.len) =>
             {
-                same_bytes(src, start * 512, part_start * 512, f.size)
+                same_bytes(
+                    src,
+                    start.saturating_byte_offset(),
+                    Lba512::new(part_start).saturating_byte_offset(),
+                    f.size,
+                )
             }
             _ => Ok(false),
         }
     };
     for p in image.system_area.partitions.iter().filter(|p| p.os_type == OS_TYPE_EFI) {
-        if u64::from(p.start_lba) != start {
+        if u64::from(p.start_lba) != start.get() {
             let is_copy = copy(u64::from(p.start_lba))?;
             push(
                 out,
                 if is_copy { Severity::Info } else { Severity::Error },
                 format!("{} start_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
-                Some(446 + 16 * (p.index as u64 - 1) + 8),
-                format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
+                Some(mbr_record_field(p.index, field_offset!(MbrPartitionRecord, starting_lba))),
+                format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                 if is_copy {
                     format!("sector {}, a byte-identical copy of the EFI image", p.start_lba)
                 } else {
@@ -245,24 +258,28 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                 out,
                 Severity::Error,
                 format!("{} size_in_lba (the ESP) vs the EFI image file", p.name()),
-                Some(446 + 16 * (p.index as u64 - 1) + 12),
+                Some(mbr_record_field(p.index, field_offset!(MbrPartitionRecord, size_in_lba))),
                 format!("{n} sectors"),
                 format!("{} sectors", p.sectors),
             );
         }
     }
     if let Some(g) = &image.system_area.gpt {
-        let base = g.primary.as_ref().map(|h| h.header.partition_entry_lba.get().saturating_mul(512));
+        let base = g
+            .primary
+            .as_ref()
+            .map(|h| Lba512::new(h.header.partition_entry_lba.get()).saturating_byte_offset());
         for p in g.entries.iter().filter(|p| p.type_guid == Guid::EFI_SYSTEM.to_string()) {
-            let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * 128));
-            if p.first_lba != start {
+            let entry = std::mem::size_of::<GptEntry>() as u64;
+            let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * entry));
+            if p.first_lba != start.get() {
                 let is_copy = copy(p.first_lba)?;
                 push(
                     out,
                     if is_copy { Severity::Info } else { Severity::Error },
                     format!("{} starting_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
-                    off.map(|o| o.saturating_add(32)),
-                    format!("sector {start} (El Torito EFI image at block {})", efi.load_rba),
+                    off.map(|o| o.saturating_add(field_offset!(GptEntry, starting_lba))),
+                    format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                     if is_copy {
                         format!("sector {}, a byte-identical copy of the EFI image", p.first_lba)
                     } else {
@@ -276,19 +293,19 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                     out,
                     Severity::Error,
                     format!("{} ending_lba (the ESP) vs the EFI image file", p.name()),
-                    off.map(|o| o.saturating_add(40)),
+                    off.map(|o| o.saturating_add(field_offset!(GptEntry, ending_lba))),
                     format!("{} ({n} sectors)", p.first_lba.saturating_add(n).saturating_sub(1)),
                     format!("{} ({len} sectors)", p.last_lba),
                 );
             }
         }
     }
-    if efi.load_rba == 0 || u64::from(efi.load_rba) * ISO_BLOCK >= image.len {
+    if efi.load_rba == 0 || Lba2048::new(efi.load_rba).byte_offset() >= image.len {
         push(
             out,
             Severity::Error,
             format!("{} load_rba", efi.name()),
-            Some(entry_off + 8),
+            Some(entry_off + field_offset!(BootEntry, load_rba)),
             "a block inside the image",
             efi.load_rba,
         );
@@ -308,7 +325,7 @@ fn isohybrid_field(image: &Image, out: &mut Vec<Finding>) {
         return;
     }
     let Some(bios) = image.bios_entry() else { return };
-    let want = u64::from(bios.load_rba) * 4;
+    let want = Lba2048::new(bios.load_rba).to_lba512().get();
     let found = sa.isohybrid_boot_lba;
     if found == want {
         return;
@@ -359,7 +376,7 @@ fn overlaps(image: &Image, out: &mut Vec<Finding>) {
         let dir = e.kind == EntryKind::Dir;
         for &(lba, len) in e.extents.iter().take(if dir { 1 } else { usize::MAX }) {
             if len > 0 {
-                let s = u64::from(lba) * ISO_BLOCK;
+                let s = Lba2048::new(lba).byte_offset();
                 ext.push((s, s + u64::from(len), &e.path));
             }
         }

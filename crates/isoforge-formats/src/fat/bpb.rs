@@ -489,7 +489,7 @@ impl Geometry {
 
     /// Byte offset of a data cluster (2 ..= cluster_count + 1).
     pub fn cluster_offset(&self, cluster: Cluster) -> u64 {
-        self.data_offset() + u64::from(cluster.0.saturating_sub(2)) * self.cluster_size()
+        self.data_offset() + u64::from(cluster.get().saturating_sub(2)) * self.cluster_size()
     }
 
     /// The boot sector `mkfs.fat` writes for this geometry, serial and label. On FAT32 the

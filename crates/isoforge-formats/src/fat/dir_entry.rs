@@ -142,7 +142,7 @@ impl DosTime {
 impl DirEntry {
     /// A short entry with every date field set to `t`.
     pub fn new(name: [u8; 11], attr: u8, first_cluster: Cluster, size: u32, t: DosTime) -> DirEntry {
-        let first_cluster = first_cluster.0;
+        let first_cluster = first_cluster.get();
         DirEntry {
             name,
             attr,
@@ -161,7 +161,7 @@ impl DirEntry {
 
     /// The first cluster (`DIR_FstClusHI:DIR_FstClusLO`).
     pub fn first_cluster(&self) -> Cluster {
-        Cluster((u32::from(self.fst_clus_hi.get()) << 16) | u32::from(self.fst_clus_lo.get()))
+        Cluster::new((u32::from(self.fst_clus_hi.get()) << 16) | u32::from(self.fst_clus_lo.get()))
     }
 
     /// The short name as displayed: `BASE.EXT`, honouring the NT lower-case flags, with a
@@ -685,11 +685,16 @@ mod tests {
         let t = DosTime::from_epoch(Epoch::NIX_DEFAULT).unwrap();
         let mut bytes = Vec::new();
         for (i, n) in assigned.iter().enumerate() {
-            encode_entries(n, &DirEntry::new([0; 11], ATTR_ARCHIVE, Cluster(3 + i as u32), 7, t), &mut bytes);
+            encode_entries(
+                n,
+                &DirEntry::new([0; 11], ATTR_ARCHIVE, Cluster::new(3 + i as u32), 7, t),
+                &mut bytes,
+            );
         }
         assert_eq!(bytes.len(), 32 * (5 + 1 + 2));
         let dir = decode_dir(&bytes, 0).unwrap();
-        let got: Vec<_> = dir.entries.iter().map(|e| (e.name.clone(), e.entry.first_cluster().0)).collect();
+        let got: Vec<_> =
+            dir.entries.iter().map(|e| (e.name.clone(), e.entry.first_cluster().get())).collect();
         assert_eq!(
             got,
             vec![

@@ -253,14 +253,14 @@ impl Layouter<'_> {
         let mut bytes = Vec::with_capacity(usize::try_from(n * 32).unwrap_or(0));
         let t = self.t;
         if !root {
-            let dot = DirEntry::new(*b".          ", ATTR_DIRECTORY, Cluster(own), 0, t);
-            let dotdot = DirEntry::new(*b"..         ", ATTR_DIRECTORY, Cluster(parent), 0, t);
+            let dot = DirEntry::new(*b".          ", ATTR_DIRECTORY, Cluster::new(own), 0, t);
+            let dotdot = DirEntry::new(*b"..         ", ATTR_DIRECTORY, Cluster::new(parent), 0, t);
             bytes.extend_from_slice(zerocopy::IntoBytes::as_bytes(&dot));
             bytes.extend_from_slice(zerocopy::IntoBytes::as_bytes(&dotdot));
         }
         if let Some(label) = label {
             // As mkfs.fat: no hundredths on the label entry.
-            let mut e = DirEntry::new(label, ATTR_VOLUME_ID, Cluster(0), 0, t);
+            let mut e = DirEntry::new(label, ATTR_VOLUME_ID, Cluster::new(0), 0, t);
             e.crt_time_tenth = 0;
             if e.name[0] == dir_entry::DELETED {
                 e.name[0] = 0x05;
@@ -273,11 +273,11 @@ impl Layouter<'_> {
                 NKind::File { size, .. } => DirEntry::new(
                     [0; 11],
                     ATTR_ARCHIVE,
-                    Cluster(first),
+                    Cluster::new(first),
                     u32::try_from(*size).unwrap_or(u32::MAX),
                     t,
                 ),
-                NKind::Dir(_) => DirEntry::new([0; 11], ATTR_DIRECTORY, Cluster(first), 0, t),
+                NKind::Dir(_) => DirEntry::new([0; 11], ATTR_DIRECTORY, Cluster::new(first), 0, t),
             };
             dir_entry::encode_entries(&e.name, &entry, &mut bytes);
         }

@@ -77,7 +77,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
 
     /// FAT entry of a cluster.
     pub fn fat_entry(&self, cluster: Cluster) -> Option<u32> {
-        table::read_entry(self.boot.geometry.fat_type, &self.fat, cluster.0)
+        table::read_entry(self.boot.geometry.fat_type, &self.fat, cluster.get())
     }
 
     /// The clusters of the chain starting at `first`, checked for range and loops.
@@ -85,7 +85,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         let g = &self.boot.geometry;
         let max = g.cluster_count + 1;
         let mut out = Vec::new();
-        let first = first.0;
+        let first = first.get();
         let mut c = first;
         loop {
             if c < 2 || c > max {
@@ -104,8 +104,8 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
                     found: format!("a loop in the chain from {first}"),
                 });
             }
-            out.push(Cluster(c));
-            let next = self.fat_entry(Cluster(c)).unwrap_or(0);
+            out.push(Cluster::new(c));
+            let next = self.fat_entry(Cluster::new(c)).unwrap_or(0);
             if table::is_end_of_chain(g.fat_type, next) {
                 return Ok(out);
             }
@@ -127,7 +127,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
     pub fn root(&self) -> Result<DecodedDir, FatError> {
         let g = &self.boot.geometry;
         if g.fat_type == FatType::Fat32 {
-            let first = Cluster(self.boot.root_cluster);
+            let first = Cluster::new(self.boot.root_cluster);
             decode_dir(&self.read_chain(first)?, g.cluster_offset(first))
         } else {
             let len = usize::try_from(g.root_dir_bytes()).unwrap_or(0);
@@ -138,7 +138,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
     /// The directory an entry points to.
     pub fn dir(&self, entry: &DecodedEntry) -> Result<DecodedDir, FatError> {
         let first = entry.entry.first_cluster();
-        if first.0 == 0 {
+        if first.get() == 0 {
             return self.root();
         }
         decode_dir(&self.read_chain(first)?, self.boot.geometry.cluster_offset(first))
@@ -175,12 +175,12 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
             if e.is_dir() {
                 // A directory listed twice (a loop or a cross-link) would make the walk
                 // exponential: each directory is walked once.
-                if !seen.insert(e.entry.first_cluster().0) {
+                if !seen.insert(e.entry.first_cluster().get()) {
                     return Err(FatError::Corrupt {
                         offset: 0,
                         field: "directory tree",
                         expected: "each directory once".into(),
-                        found: format!("{path} points at cluster {} again", e.entry.first_cluster().0),
+                        found: format!("{path} points at cluster {} again", e.entry.first_cluster().get()),
                     });
                 }
                 let sub = self.dir(e)?;
@@ -274,8 +274,9 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
                 });
             }
             if let Some(info) = self.fsinfo()? {
-                let free = (2..g.cluster_count + 2).filter(|&c| self.fat_entry(Cluster(c)) == Some(0)).count()
-                    as u32;
+                let free = (2..g.cluster_count + 2)
+                    .filter(|&c| self.fat_entry(Cluster::new(c)) == Some(0))
+                    .count() as u32;
                 if info.free_count != free && info.free_count != u32::MAX {
                     problems.push(FatError::Corrupt {
                         offset: u64::from(self.boot.fsinfo_sector) * 512 + 488,

@@ -103,9 +103,9 @@ fn files_are_contiguous_and_sorted() {
     plan.write(&mut img).unwrap();
     let vol = FatVolume::open(&img[..]).unwrap();
     for e in vol.walk().unwrap() {
-        if e.entry.entry.first_cluster().0 != 0 {
+        if e.entry.entry.first_cluster().get() != 0 {
             let chain = vol.chain(e.entry.entry.first_cluster()).unwrap();
-            assert!(chain.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{} contiguous", e.path);
+            assert!(chain.windows(2).all(|w| w[1].get() == w[0].get() + 1), "{} contiguous", e.path);
         }
     }
     let root = vol.root().unwrap();
@@ -124,7 +124,7 @@ fn files_are_contiguous_and_sorted() {
     let sub = vol.dir(&root.entries[0]).unwrap();
     assert_eq!(sub.entries[0].entry.name, *b".          ");
     assert_eq!(sub.entries[1].entry.name, *b"..         ");
-    assert_eq!(sub.entries[1].entry.first_cluster().0, 0);
+    assert_eq!(sub.entries[1].entry.first_cluster().get(), 0);
 }
 
 #[test]
@@ -273,7 +273,7 @@ fn reader_reports_damage_instead_of_panicking() {
     let vol = FatVolume::open(&img[..]).unwrap();
     let g = vol.boot_sector().geometry.clone();
     let e = vol.lookup("/EFI/boot/BOOTX64.EFI").unwrap();
-    let first = e.entry.first_cluster().0;
+    let first = e.entry.first_cluster().get();
     // A loop in the chain: the file's first cluster points to itself (FAT12 entry).
     let mut bad = img.clone();
     let off = g.fat_offset(0) as usize + first as usize * 3 / 2;

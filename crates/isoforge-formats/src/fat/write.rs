@@ -148,7 +148,7 @@ impl FatPlan {
         debug_assert_eq!(o.offset, g.data_offset());
         let mut buf = vec![0u8; 256 * 1024];
         for e in &self.extents {
-            let start = g.cluster_offset(Cluster(e.run.first));
+            let start = g.cluster_offset(Cluster::new(e.run.first));
             let end = start + u64::from(e.run.len) * g.cluster_size();
             debug_assert_eq!(o.offset, start, "run at cluster {}", e.run.first);
             o.zeros_to(start)?;

@@ -1,6 +1,6 @@
 //! ISO 9660 (ECMA-119) level 3 with Rock Ridge (RRIP 1.12/SUSP 1.12), Joliet and El Torito.
 //!
-//! - [`volume_descriptor`], [`directory_record`], [`path_table`], [`rock_ridge`],
+//! - [`volume_descriptor`], [`directory_record`], [`path_table`], [`susp`], [`rock_ridge`],
 //!   [`el_torito`]: one module per on-disk structure, each with encode and decode;
 //! - [`naming`]: ISO 9660 and Joliet identifiers;
 //! - [`plan`]: the pure planning step (every block address and size);
@@ -14,5 +14,6 @@ pub mod path_table;
 pub mod plan;
 pub mod read;
 pub mod rock_ridge;
+pub mod susp;
 pub mod volume_descriptor;
 pub mod write;

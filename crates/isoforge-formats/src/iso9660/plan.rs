@@ -30,7 +30,8 @@ use super::directory_record::{record_len, su_capacity, MAX_EXTENT_BYTES};
 use super::el_torito::{self, BootInfoChecksum, CatalogEntry, BOOT_INFO_TABLE_MIN_FILE};
 use super::naming::{self, EntryName};
 use super::path_table;
-use super::rock_ridge;
+use super::rock_ridge::{self, Nm, Px, Sl, Tf};
+use super::susp::{Ce, FixedEntry, Sp, CE_LEN};
 use crate::time::{DateField, Epoch, EpochError};
 use crate::tree::{FileSource, Node, NodeKind, Tree, TreeError};
 use crate::units::{blocks_for, Lba2048, ISO_BLOCK};
@@ -45,7 +46,7 @@ pub const DEFAULT_BOOT_LOAD_SIZE: u16 = 4;
 /// Generated-file id of the boot catalog (the ISO writer produces it itself).
 pub const CATALOG_GENERATED_ID: u32 = 0;
 /// Block of the primary volume descriptor.
-pub const PVD_LBA: Lba2048 = Lba2048(16);
+pub const PVD_LBA: Lba2048 = Lba2048::new(16);
 
 /// Errors of the ISO planning and writing steps.
 #[derive(Debug, Error)]
@@ -209,7 +210,7 @@ impl SuLayout {
         let mut inline = Vec::new();
         let mut rest = entries.into_iter().peekable();
         while let Some(e) = rest.peek() {
-            if inline.len() + e.len() + rock_ridge::CE_LEN > capacity {
+            if inline.len() + e.len() + CE_LEN > capacity {
                 break;
             }
             inline.extend_from_slice(e);
@@ -225,19 +226,19 @@ impl SuLayout {
 
     /// Bytes of system use in the record itself.
     pub(crate) fn inline_len(&self) -> usize {
-        self.inline.len() + if self.areas.is_empty() { 0 } else { rock_ridge::CE_LEN }
+        self.inline.len() + if self.areas.is_empty() { 0 } else { CE_LEN }
     }
 
     /// Length of continuation area `i` including its chaining CE.
     pub(crate) fn area_len(&self, i: usize) -> usize {
-        self.areas[i].len() + if i + 1 < self.areas.len() { rock_ridge::CE_LEN } else { 0 }
+        self.areas[i].len() + if i + 1 < self.areas.len() { CE_LEN } else { 0 }
     }
 
     /// The record's system use bytes, with the CE pointing at the first area.
     pub(crate) fn encode_inline(&self) -> Vec<u8> {
         let mut v = self.inline.clone();
         if let Some(&(lba, off)) = self.area_locations.first() {
-            v.extend(rock_ridge::ce(lba.0, off, self.area_len(0) as u32));
+            v.extend(Ce::new(lba.get(), off, self.area_len(0) as u32).encode());
         }
         v
     }
@@ -246,7 +247,7 @@ impl SuLayout {
     pub(crate) fn encode_area(&self, i: usize) -> Vec<u8> {
         let mut v = self.areas[i].clone();
         if let Some(&(lba, off)) = self.area_locations.get(i + 1) {
-            v.extend(rock_ridge::ce(lba.0, off, self.area_len(i + 1) as u32));
+            v.extend(Ce::new(lba.get(), off, self.area_len(i + 1) as u32).encode());
         }
         v
     }
@@ -260,7 +261,7 @@ fn pack_areas(entries: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let n = entries.len();
     for (i, e) in entries.into_iter().enumerate() {
         let last = i + 1 == n;
-        let need = e.len() + if last { 0 } else { rock_ridge::CE_LEN };
+        let need = e.len() + if last { 0 } else { CE_LEN };
         if !cur.is_empty() && cur.len() + need > ISO_BLOCK as usize {
             areas.push(std::mem::take(&mut cur));
         }
@@ -361,10 +362,10 @@ impl PlannedFile {
         }
         let mut out = Vec::new();
         let mut left = self.size;
-        let mut lba = u64::from(self.lba.0);
+        let mut lba = u64::from(self.lba.get());
         while left > 0 {
             let n = left.min(MAX_EXTENT_BYTES);
-            out.push((Lba2048(lba as u32), n as u32));
+            out.push((Lba2048::from_u64(lba).unwrap_or(Lba2048::new(u32::MAX)), n as u32));
             lba += blocks_for(n);
             left -= n;
         }
@@ -539,7 +540,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
     let joliet_path_table_size = path_table_bytes(&nodes, &joliet_dirs, true);
 
     // Fixed structures.
-    let mut alloc = Allocator { next: u64::from(PVD_LBA.0) + 1 };
+    let mut alloc = Allocator { next: u64::from(PVD_LBA.get()) + 1 };
     let boot_record = booting.then(|| alloc.take(1));
     let svd = alloc.take(1);
     let terminator = alloc.take(1);
@@ -554,7 +555,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
     for &d in &dirs {
         let size = dir_size(&nodes, &files, d, false);
         let extent = alloc.take(blocks_for(size));
-        let ce_blocks = place_continuation_areas(&mut nodes, d, Lba2048(alloc.next as u32));
+        let ce_blocks = place_continuation_areas(&mut nodes, d, alloc.here());
         let ce_extent = alloc.take(u64::from(ce_blocks));
         if let PlannedKind::Dir(pd) = &mut nodes[d].kind {
             pd.extent = extent;
@@ -574,7 +575,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
 
     // File data: the catalog first when booting, then by weight, then tree order; the deferred
     // file last.
-    let metadata_end = Lba2048(alloc.next as u32);
+    let metadata_end = alloc.here();
     let catalog_index = files.iter().position(|f| f.source == FileSource::Generated(CATALOG_GENERATED_ID));
     let deferred_index =
         options.deferred.and_then(|id| files.iter().position(|f| f.source == FileSource::Generated(id)));
@@ -626,12 +627,12 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
                 load_segment: 0,
                 system_type: 0,
                 sector_count: b.load_size,
-                load_rba: files[fi].lba.0,
+                load_rba: files[fi].lba.get(),
             });
             if let Some((_, sum)) = &boot_info {
                 files[fi].boot_info_table = Some(el_torito::BootInfoTable {
-                    pvd_lba: PVD_LBA.0.into(),
-                    file_lba: files[fi].lba.0.into(),
+                    pvd_lba: PVD_LBA.get().into(),
+                    file_lba: files[fi].lba.get().into(),
                     file_length: u32::try_from(files[fi].size).unwrap_or(u32::MAX).into(),
                     checksum: sum.finish().into(),
                     reserved: [0; 40],
@@ -647,13 +648,13 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
                 load_segment: 0,
                 system_type: 0,
                 sector_count: efi_sector_count(files[fi].size),
-                load_rba: files[fi].lba.0,
+                load_rba: files[fi].lba.get(),
             });
         }
         catalog = Some((entries, ci));
     }
 
-    let data_end = Lba2048(alloc.next as u32);
+    let data_end = alloc.here();
     Ok(IsoPlan {
         options: options.clone(),
         nodes,
@@ -674,7 +675,7 @@ pub fn plan(mut tree: Tree, options: &IsoOptions) -> Result<IsoPlan, IsoError> {
         catalog,
         metadata_end,
         data_end,
-        volume_blocks: data_end.0,
+        volume_blocks: data_end.get(),
         dates,
     })
 }
@@ -710,9 +711,9 @@ impl IsoPlan {
             });
         }
         file.size = size;
-        let end = u64::from(file.lba.0) + blocks_for(size);
-        self.data_end = Lba2048(u32::try_from(end).map_err(|_| IsoError::ImageTooLarge)?);
-        self.volume_blocks = self.data_end.0;
+        let end = u64::from(file.lba.get()) + blocks_for(size);
+        self.data_end = Lba2048::new(u32::try_from(end).map_err(|_| IsoError::ImageTooLarge)?);
+        self.volume_blocks = self.data_end.get();
         Ok(())
     }
 
@@ -740,10 +741,15 @@ struct Allocator {
 
 impl Allocator {
     fn take(&mut self, blocks: u64) -> Lba2048 {
-        let at = self.next;
+        let at = self.here();
         self.next += blocks;
-        // Checked against u32::MAX once all blocks are taken; saturate until then.
-        Lba2048(u32::try_from(at).unwrap_or(u32::MAX))
+        at
+    }
+
+    /// The next free block. Checked against u32::MAX once all blocks are taken; saturate
+    /// until then.
+    fn here(&self) -> Lba2048 {
+        Lba2048::from_u64(self.next).unwrap_or(Lba2048::new(u32::MAX))
     }
 }
 
@@ -775,7 +781,7 @@ impl Planner<'_> {
                     path: path_s.clone(),
                     source: f.source.clone(),
                     size: f.size,
-                    lba: Lba2048(0),
+                    lba: Lba2048::new(0),
                     weight,
                     boot_info_table: None,
                 });
@@ -860,11 +866,11 @@ impl Planner<'_> {
         // Rock Ridge entries of every record.
         for idx in 0..self.nodes.len() {
             let n = &self.nodes[idx];
-            let mut entries = vec![rock_ridge::px(n.mode, n.nlink, 0, 0, n.serial), rock_ridge::tf(date)];
+            let mut entries = vec![Px::new(n.mode, n.nlink, 0, 0, n.serial).encode(), Tf::encode_short(date)];
             if idx != 0 {
-                entries.extend(rock_ridge::nm(&n.name));
+                entries.extend(Nm::encode(&n.name));
                 if let PlannedKind::Symlink(t) = &n.kind {
-                    entries.extend(rock_ridge::sl(t));
+                    entries.extend(Sl::encode(t));
                 }
                 let cap = su_capacity(n.iso_id.len());
                 self.nodes[idx].su = SuLayout::new(entries, cap);
@@ -873,18 +879,18 @@ impl Planner<'_> {
                 let me = &self.nodes[idx];
                 let parent = &self.nodes[me.parent];
                 let dot_entries =
-                    vec![rock_ridge::px(me.mode, me.nlink, 0, 0, me.serial), rock_ridge::tf(date)];
+                    vec![Px::new(me.mode, me.nlink, 0, 0, me.serial).encode(), Tf::encode_short(date)];
                 let dot = if idx == 0 {
-                    let mut inline = vec![rock_ridge::sp()];
+                    let mut inline = vec![Sp::new(0).encode()];
                     inline.extend(dot_entries);
-                    SuLayout::with_areas(inline, vec![rock_ridge::er()])
+                    SuLayout::with_areas(inline, vec![rock_ridge::rrip_er()])
                 } else {
                     SuLayout::new(dot_entries, su_capacity(1))
                 };
                 let dotdot = SuLayout::new(
                     vec![
-                        rock_ridge::px(parent.mode, parent.nlink, 0, 0, parent.serial),
-                        rock_ridge::tf(date),
+                        Px::new(parent.mode, parent.nlink, 0, 0, parent.serial).encode(),
+                        Tf::encode_short(date),
                     ],
                     su_capacity(1),
                 );
@@ -1026,7 +1032,7 @@ fn place_continuation_areas(nodes: &mut [PlannedNode], d: usize, start: Lba2048)
                 block += 1;
                 offset = 0;
             }
-            su.area_locations.push((Lba2048(start.0 + block), offset));
+            su.area_locations.push((Lba2048::new(start.get().saturating_add(block)), offset));
             offset += len;
             used_any = true;
         }

@@ -23,6 +23,19 @@ pub const JOLIET_ESCAPE_LEVEL3: [u8; 3] = *b"%/E";
 /// El Torito boot system identifier, zero padded to 32 bytes (El Torito 1.0, 2.0).
 pub const EL_TORITO_ID: &[u8] = b"EL TORITO SPECIFICATION";
 
+/// The first 7 bytes every volume descriptor shares (ECMA-119 8.1), read to tell the type.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct DescriptorHeader {
+    /// Volume descriptor type (0, 1, 2, 255). BP 1.
+    pub descriptor_type: u8,
+    /// "CD001". BP 2–6.
+    pub standard_id: [u8; 5],
+    /// Volume descriptor version (1). BP 7.
+    pub version: u8,
+}
+const _: () = assert!(core::mem::size_of::<DescriptorHeader>() == 7);
+
 /// Primary (type 1) or supplementary (type 2) volume descriptor, ECMA-119 8.4 / 8.5.
 ///
 /// In an SVD, `volume_flags` is meaningful and `escape_sequences` holds the Joliet escape;

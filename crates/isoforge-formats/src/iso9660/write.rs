@@ -298,7 +298,7 @@ fn copy_host_file(
 fn root_record(extent: Lba2048, size: u32, date: [u8; 7]) -> [u8; 34] {
     let mut v = Vec::with_capacity(34);
     DirectoryRecord {
-        extent_lba: extent.0,
+        extent_lba: extent.get(),
         data_length: size,
         recording_date: date,
         flags: FLAG_DIRECTORY,
@@ -321,8 +321,8 @@ fn primary_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     d.volume_id = padded(o.volume_id.as_bytes(), b' ').unwrap_or(spaces32);
     d.volume_space_size = Both32::new(plan.volume_blocks);
     d.path_table_size = Both32::new(plan.fixed.path_table_size);
-    d.type_l_path_table = U32::<LE>::new(plan.fixed.l_path.0);
-    d.type_m_path_table = U32::<BE>::new(plan.fixed.m_path.0);
+    d.type_l_path_table = U32::<LE>::new(plan.fixed.l_path.get());
+    d.type_m_path_table = U32::<BE>::new(plan.fixed.m_path.get());
     if let PlannedKind::Dir(root) = &plan.nodes[0].kind {
         d.root_directory_record = root_record(root.extent, root.size, plan.dates.record);
     }
@@ -355,8 +355,8 @@ fn joliet_descriptor(plan: &IsoPlan) -> VolumeDescriptor {
     d.volume_space_size = Both32::new(plan.volume_blocks);
     d.escape_sequences[..3].copy_from_slice(&vd::JOLIET_ESCAPE_LEVEL3);
     d.path_table_size = Both32::new(plan.fixed.joliet_path_table_size);
-    d.type_l_path_table = U32::<LE>::new(plan.fixed.joliet_l_path.0);
-    d.type_m_path_table = U32::<BE>::new(plan.fixed.joliet_m_path.0);
+    d.type_l_path_table = U32::<LE>::new(plan.fixed.joliet_l_path.get());
+    d.type_m_path_table = U32::<BE>::new(plan.fixed.joliet_m_path.get());
     if let PlannedKind::Dir(root) = &plan.nodes[0].kind {
         d.root_directory_record = root_record(root.joliet_extent, root.joliet_size, plan.dates.record);
     }
@@ -383,7 +383,7 @@ fn boot_record(plan: &IsoPlan) -> BootRecord {
     br.version = 1;
     br.boot_system_id[..vd::EL_TORITO_ID.len()].copy_from_slice(vd::EL_TORITO_ID);
     if let Some((_, ci)) = &plan.catalog {
-        br.catalog_lba = U32::new(plan.files[*ci].lba.0);
+        br.catalog_lba = U32::new(plan.files[*ci].lba.get());
     }
     br
 }
@@ -409,7 +409,7 @@ fn path_table(plan: &IsoPlan, joliet: bool, msb: bool) -> Vec<u8> {
         };
         let (extent, parent_no) =
             if joliet { (pd.joliet_extent, parent.joliet_number) } else { (pd.extent, parent.number) };
-        PathTableRecord { identifier: &id, extent_lba: extent.0, parent: parent_no }
+        PathTableRecord { identifier: &id, extent_lba: extent.get(), parent: parent_no }
             .encode_into(&mut out, msb);
     }
     let blocks = out.len().div_ceil(ISO_BLOCK as usize).max(1);
@@ -426,9 +426,9 @@ pub(crate) fn directory_extent(plan: &IsoPlan, d: usize, joliet: bool) -> Vec<u8
     };
     let loc = |p: &super::plan::PlannedDir| {
         if joliet {
-            (p.joliet_extent.0, p.joliet_size)
+            (p.joliet_extent.get(), p.joliet_size)
         } else {
-            (p.extent.0, p.size)
+            (p.extent.get(), p.size)
         }
     };
     let block = ISO_BLOCK as usize;
@@ -461,7 +461,7 @@ pub(crate) fn directory_extent(plan: &IsoPlan, d: usize, joliet: bool) -> Vec<u8
                 let last = extents.len() - 1;
                 for (i, (lba, len)) in extents.into_iter().enumerate() {
                     let flags = if i < last { FLAG_MULTI_EXTENT } else { 0 };
-                    push((lba.0, len), flags, &id, &system_use);
+                    push((lba.get(), len), flags, &id, &system_use);
                 }
             }
             PlannedKind::Symlink(_) => push((0, 0), 0, &id, &system_use),
@@ -480,7 +480,7 @@ fn continuation_blocks(plan: &IsoPlan, d: usize) -> Vec<u8> {
     let mut put = |su: &super::plan::SuLayout| {
         for (i, &(lba, off)) in su.area_locations.iter().enumerate() {
             let bytes = su.encode_area(i);
-            let at = (lba.0 - pd.ce_extent.0) as usize * ISO_BLOCK as usize + off as usize;
+            let at = (lba.get() - pd.ce_extent.get()) as usize * ISO_BLOCK as usize + off as usize;
             out[at..at + bytes.len()].copy_from_slice(&bytes);
         }
     };

@@ -39,8 +39,8 @@ use super::gpt::{
     GPT_HEADER_SIZE, GPT_REVISION_1_0, GPT_SIGNATURE,
 };
 use super::mbr::{
-    Chs, Geometry, Mbr, MbrPartitionRecord, BOOT_ACTIVE, OS_TYPE_EFI, OS_TYPE_EMPTY, OS_TYPE_GPT_PROTECTIVE,
-    OS_TYPE_ISOHYBRID_NO_GPT,
+    Chs, Geometry, Mbr, MbrPartitionRecord, BOOT_ACTIVE, ISOHYBRID_BOOT_LBA, OS_TYPE_EFI, OS_TYPE_EMPTY,
+    OS_TYPE_GPT_PROTECTIVE, OS_TYPE_ISOHYBRID_NO_GPT,
 };
 use super::PartError;
 use crate::endian::{U32, U64};
@@ -207,13 +207,13 @@ impl SystemAreaPlan {
 
     /// Where the 16-block backup GPT area starts (it ends the image), if there is a GPT.
     pub fn backup_gpt_start(&self) -> Option<Lba2048> {
-        self.gpt.as_ref().map(|_| Lba2048(self.image_blocks - BACKUP_GPT_BLOCKS))
+        self.gpt.as_ref().map(|_| Lba2048::new(self.image_blocks - BACKUP_GPT_BLOCKS))
     }
 
     /// Zero blocks the writer emits between the file system's end and the backup GPT (or the
     /// image end).
     pub fn tail_zero_blocks(&self) -> u32 {
-        let end = self.backup_gpt_start().map_or(self.image_blocks, |l| l.0);
+        let end = self.backup_gpt_start().map_or(self.image_blocks, |l| l.get());
         end - self.iso_blocks
     }
 
@@ -336,11 +336,11 @@ pub fn plan_system_area(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, P
         check_efi(req, efi)?;
     }
     if let Some(boot) = req.bios_boot {
-        if boot.0 >= req.iso_blocks || boot.0 < 16 {
+        if boot.get() >= req.iso_blocks || boot.get() < 16 {
             return Err(PartError::OutsideFileSystem {
                 what: "BIOS boot file",
-                start: boot.to_lba512().0,
-                end: boot.to_lba512().0 + 4,
+                start: boot.to_lba512().get(),
+                end: boot.to_lba512().get() + 4,
                 fs_end: u64::from(req.iso_blocks) * 4,
             });
         }
@@ -369,7 +369,7 @@ fn check_efi(req: &SystemAreaRequest<'_>, efi: EfiImage) -> Result<(), PartError
     if efi.size < ISO_BLOCK {
         return Err(PartError::EfiImageTooSmall { start: efi.start, size: efi.size });
     }
-    let start = efi.start.to_lba512().0;
+    let start = efi.start.to_lba512().get();
     if start < GPT_FIRST_USABLE {
         return Err(PartError::BeforeFirstUsable {
             name: "EFI image",
@@ -377,7 +377,7 @@ fn check_efi(req: &SystemAreaRequest<'_>, efi: EfiImage) -> Result<(), PartError
             first_usable: GPT_FIRST_USABLE,
         });
     }
-    let end_block = u64::from(efi.start.0) + efi.blocks();
+    let end_block = u64::from(efi.start.get()) + efi.blocks();
     if end_block > u64::from(req.iso_blocks) {
         return Err(PartError::OutsideFileSystem {
             what: "EFI image",
@@ -395,8 +395,8 @@ fn to_u32(field: &'static str, v: u64) -> Result<u32, PartError> {
 
 fn template_code<'a>(req: &SystemAreaRequest<'a>) -> Result<Option<&'a [u8]>, PartError> {
     match req.mbr_template {
-        Some(t) if t.len() < 432 => Err(PartError::TemplateTooShort { found: t.len() }),
-        Some(t) => Ok(Some(&t[..432])),
+        Some(t) if t.len() < ISOHYBRID_BOOT_LBA.start => Err(PartError::TemplateTooShort { found: t.len() }),
+        Some(t) => Ok(Some(&t[..ISOHYBRID_BOOT_LBA.start])),
         None => Ok(None),
     }
 }
@@ -404,8 +404,8 @@ fn template_code<'a>(req: &SystemAreaRequest<'a>) -> Result<Option<&'a [u8]>, Pa
 fn base_mbr(code: Option<&[u8]>, boot: Option<Lba2048>, signature: u32) -> Mbr {
     let mut mbr = Mbr::default();
     if let (Some(code), Some(boot)) = (code, boot) {
-        mbr.boot_code[..432].copy_from_slice(code);
-        mbr.boot_code[432..440].copy_from_slice(&boot.to_lba512().0.to_le_bytes());
+        mbr.boot_code[..ISOHYBRID_BOOT_LBA.start].copy_from_slice(code);
+        mbr.boot_code[ISOHYBRID_BOOT_LBA].copy_from_slice(&boot.to_lba512().get().to_le_bytes());
     }
     mbr.unique_mbr_disk_signature = U32::new(signature);
     mbr
@@ -463,7 +463,7 @@ fn plan_nixos(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> 
     );
 
     let (gpt, guid) = if let Some(efi) = req.efi_image {
-        let start = efi.start.to_lba512().0;
+        let start = efi.start.to_lba512().get();
         mbr.partition_record[1] = MbrPartitionRecord::new(
             0,
             Chs::DUMMY,
@@ -476,7 +476,7 @@ fn plan_nixos(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> 
         // xorriso counts whole 2048-byte blocks of the boot image (rounding down) and clamps
         // both partitions at the start of the backup GPT area.
         let limit = (total - u64::from(BACKUP_GPT_BLOCKS)) * 4;
-        let efi_end = ((u64::from(efi.start.0) + efi.size / ISO_BLOCK) * 4).min(limit) - 1;
+        let efi_end = ((u64::from(efi.start.get()) + efi.size / ISO_BLOCK) * 4).min(limit) - 1;
         let entries = vec![
             GptEntry::new(
                 Guid::BASIC_DATA,
@@ -562,7 +562,7 @@ fn plan_gpt(req: &SystemAreaRequest<'_>) -> Result<SystemAreaPlan, PartError> {
     }
 
     let guid = disk_guid(req);
-    let start = efi.start.to_lba512().0;
+    let start = efi.start.to_lba512().get();
     let end = start + efi.size.div_ceil(SECTOR) - 1;
     let entries =
         vec![GptEntry::new(Guid::EFI_SYSTEM, guid.xorriso_partition_guid(1), start, end, 0, ESP_NAME)?];
@@ -627,8 +627,8 @@ mod tests {
         SystemAreaRequest {
             layout,
             mbr_template: Some(&TEMPLATE),
-            bios_boot: Some(Lba2048(1058)),
-            efi_image: Some(EfiImage { start: Lba2048(34), size: 2 * 1024 * 1024 }),
+            bios_boot: Some(Lba2048::new(1058)),
+            efi_image: Some(EfiImage { start: Lba2048::new(34), size: 2 * 1024 * 1024 }),
             iso_blocks,
             pad_blocks: SystemAreaRequest::XORRISO_PAD_BLOCKS,
             volume_id: "NIXOS_TEST",
@@ -663,7 +663,7 @@ mod tests {
         for (e, want) in [(1225, 1536), (1368, 1536), (1370, 1536), (1371, 2048)] {
             let p = plan_system_area(&req(Layout::Nixos, e)).unwrap();
             assert_eq!(p.image_blocks, want, "E={e}");
-            assert_eq!(p.backup_gpt_start(), Some(Lba2048(want - 16)));
+            assert_eq!(p.backup_gpt_start(), Some(Lba2048::new(want - 16)));
             assert_eq!(p.tail_zero_blocks(), want - 16 - e);
         }
         // 1.1 GB: geometry 66/32, 1020 cylinders (measured: 2154240 sectors).
@@ -774,7 +774,7 @@ mod tests {
     fn nixos_odd_efi_size_rounds_like_xorriso() {
         // efi.img of 2049 KiB: MBR counts 4098 sectors, the GPT whole blocks only (4096).
         let mut r = req(Layout::Nixos, 1226);
-        r.efi_image = Some(EfiImage { start: Lba2048(34), size: 2049 * 1024 });
+        r.efi_image = Some(EfiImage { start: Lba2048::new(34), size: 2049 * 1024 });
         let p = plan_system_area(&r).unwrap();
         assert_eq!(p.mbr().unwrap().partition_record[1].size_in_lba.get(), 4098);
         assert_eq!(p.gpt_entries()[1].sectors(), 4096);
@@ -879,16 +879,16 @@ mod tests {
         r.bios_boot = None;
         assert!(matches!(plan_system_area(&r), Err(PartError::Inconsistent { .. })));
         let mut r = req(Layout::Gpt, 1000);
-        r.efi_image = Some(EfiImage { start: Lba2048(990), size: 40 * 2048 });
+        r.efi_image = Some(EfiImage { start: Lba2048::new(990), size: 40 * 2048 });
         assert!(matches!(plan_system_area(&r), Err(PartError::OutsideFileSystem { what: "EFI image", .. })));
         let mut r = req(Layout::Gpt, 1225);
-        r.efi_image = Some(EfiImage { start: Lba2048(15), size: 4096 });
+        r.efi_image = Some(EfiImage { start: Lba2048::new(15), size: 4096 });
         assert!(matches!(plan_system_area(&r), Err(PartError::BeforeFirstUsable { .. })));
         let mut r = req(Layout::Gpt, 1225);
-        r.efi_image = Some(EfiImage { start: Lba2048(40), size: 100 });
+        r.efi_image = Some(EfiImage { start: Lba2048::new(40), size: 100 });
         assert!(matches!(plan_system_area(&r), Err(PartError::EfiImageTooSmall { .. })));
         let mut r = req(Layout::Gpt, u32::MAX - 10);
-        r.bios_boot = Some(Lba2048(20));
+        r.bios_boot = Some(Lba2048::new(20));
         assert!(matches!(plan_system_area(&r), Err(PartError::Overflow { .. })));
         assert_eq!("gpt".parse::<Layout>(), Ok(Layout::Gpt));
         assert!("x".parse::<Layout>().is_err());

@@ -62,6 +62,10 @@ pub struct MbrPartitionRecord {
     pub size_in_lba: U32<LE>,
 }
 
+/// Where the isohybrid boot file address sits in [`Mbr::boot_code`]: bytes 432–439, a 64-bit
+/// little-endian 512-byte sector (isohybrid's MBR templates; folklore, no spec).
+pub const ISOHYBRID_BOOT_LBA: std::ops::Range<usize> = 432..440;
+
 /// The Master Boot Record (UEFI table 5-1), 512 bytes.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -225,7 +229,7 @@ impl Mbr {
     /// The isohybrid boot file address at bytes 432–439 (512-byte sectors).
     pub fn isohybrid_boot_lba(&self) -> u64 {
         let mut b = [0u8; 8];
-        b.copy_from_slice(&self.boot_code[432..440]);
+        b.copy_from_slice(&self.boot_code[ISOHYBRID_BOOT_LBA]);
         u64::from_le_bytes(b)
     }
 

@@ -25,8 +25,8 @@
 //! let req = SystemAreaRequest {
 //!     layout: Layout::Nixos,
 //!     mbr_template: Some(&template),
-//!     bios_boot: Some(Lba2048(1058)),
-//!     efi_image: Some(EfiImage { start: Lba2048(34), size: 2 * 1024 * 1024 }),
+//!     bios_boot: Some(Lba2048::new(1058)),
+//!     efi_image: Some(EfiImage { start: Lba2048::new(34), size: 2 * 1024 * 1024 }),
 //!     iso_blocks: 1225,
 //!     pad_blocks: SystemAreaRequest::XORRISO_PAD_BLOCKS,
 //!     volume_id: "NIXOS_TEST",

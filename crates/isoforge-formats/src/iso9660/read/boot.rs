@@ -4,11 +4,13 @@
 use zerocopy::FromBytes;
 
 use super::{EntryKind, IsoImage, Listing, Problem, ProblemKind, Problems, ReadError};
+use crate::endian::field_offset;
 use crate::iso9660::el_torito::{
-    decode_catalog, BootInfoChecksum, BootInfoTable, CatalogProblem, DecodedEntry, BOOT_INFO_TABLE_OFFSET,
-    PLATFORM_X86,
+    decode_catalog, BootEntry, BootInfoChecksum, BootInfoTable, CatalogProblem, DecodedEntry,
+    BOOT_INFO_TABLE_OFFSET, PLATFORM_X86,
 };
-use crate::units::ISO_BLOCK;
+use crate::iso9660::volume_descriptor::BootRecord;
+use crate::units::{sector_bytes, Lba2048, ISO_BLOCK};
 
 /// The outcome of checking one boot-info-table field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +83,7 @@ impl IsoImage<'_> {
     pub fn el_torito(&self, listing: &Listing) -> Result<Option<ElTorito>, ReadError> {
         let Some(br) = self.boot_record else { return Ok(None) };
         let mut p = Problems::new(self.limits.max_problems);
-        let cat_start = u64::from(br.catalog_lba) * ISO_BLOCK;
+        let cat_start = Lba2048::new(br.catalog_lba).byte_offset();
         let catalog_entry = listing
             .entries
             .iter()
@@ -103,7 +105,7 @@ impl IsoImage<'_> {
                 ProblemKind::ExtentOutsideImage,
                 "El Torito boot record",
                 "catalog_lba",
-                Some(u64::from(br.lba) * ISO_BLOCK + 0x47),
+                Some(Lba2048::new(br.lba).byte_offset() + field_offset!(BootRecord, catalog_lba)),
                 format!("a catalog block within the image's {} bytes", self.len()),
                 format!("block {}", br.catalog_lba),
             );
@@ -135,14 +137,14 @@ impl IsoImage<'_> {
             ),
         }
         for (i, e) in out.entries.iter().enumerate() {
-            let start = u64::from(e.entry.load_rba) * ISO_BLOCK;
-            let len = u64::from(e.entry.sector_count) * 512;
+            let start = Lba2048::new(e.entry.load_rba).byte_offset();
+            let len = sector_bytes(u32::from(e.entry.sector_count));
             if !self.inside(start, len.max(1)) {
                 p.push(
                     ProblemKind::ExtentOutsideImage,
                     format!("El Torito boot catalog entry {i}"),
                     "load_rba",
-                    Some(cat_start + e.offset as u64 + 8),
+                    Some(cat_start + e.offset as u64 + field_offset!(BootEntry, load_rba)),
                     format!("a boot image within the image's {} bytes", self.len()),
                     format!("block {} + {} sectors", e.entry.load_rba, e.entry.sector_count),
                 );
@@ -166,7 +168,7 @@ impl IsoImage<'_> {
         load_rba: u32,
         p: &mut Problems,
     ) -> Result<Option<BootInfoCheck>, ReadError> {
-        let start = u64::from(load_rba) * ISO_BLOCK;
+        let start = Lba2048::new(load_rba).byte_offset();
         let table_off = start + BOOT_INFO_TABLE_OFFSET as u64;
         if !self.inside(table_off, 56) {
             return Ok(None);

@@ -42,14 +42,14 @@ use std::io::Write;
 use thiserror::Error;
 use zerocopy::FromBytes;
 
-use super::directory_record::decode_record;
+use super::directory_record::{decode_record, DirectoryRecordHeader};
 use super::volume_descriptor::{
-    BootRecord, VolumeDescriptor, EL_TORITO_ID, STANDARD_ID, TYPE_BOOT_RECORD, TYPE_PRIMARY,
-    TYPE_SUPPLEMENTARY, TYPE_TERMINATOR,
+    BootRecord, DescriptorHeader, VolumeDescriptor, EL_TORITO_ID, STANDARD_ID, TYPE_BOOT_RECORD,
+    TYPE_PRIMARY, TYPE_SUPPLEMENTARY, TYPE_TERMINATOR,
 };
-use crate::endian::{Both16, Both32};
+use crate::endian::{field_offset, Both16, Both32};
 use crate::read_at::ReadAt;
-use crate::units::ISO_BLOCK;
+use crate::units::{Lba2048, ISO_BLOCK};
 
 pub use boot::{BootInfoCheck, ElTorito, FieldCheck};
 pub use path_tables::{PathTableEntry, PathTables};
@@ -587,7 +587,7 @@ impl<'a> IsoImage<'a> {
         let mut terminated = false;
         for i in 0..limits.max_descriptors {
             let lba = FIRST_DESCRIPTOR_LBA.saturating_add(i);
-            let offset = u64::from(lba) * ISO_BLOCK;
+            let offset = Lba2048::new(lba).byte_offset();
             if offset + ISO_BLOCK > src.len() {
                 if primary.is_none() {
                     return Err(ReadError::NotIso {
@@ -610,13 +610,16 @@ impl<'a> IsoImage<'a> {
             }
             let mut block = vec![0u8; ISO_BLOCK as usize];
             read(src, offset, &mut block, "volume descriptor")?;
-            let ty = block[0];
-            if block[1..6] != STANDARD_ID {
+            let head = DescriptorHeader::read_from_prefix(&block[..])
+                .map(|(h, _)| h)
+                .map_err(|_| ReadError::NotIso { why: "volume descriptor block of the wrong size".into() })?;
+            let ty = head.descriptor_type;
+            if head.standard_id != STANDARD_ID {
                 if primary.is_none() {
                     return Err(ReadError::NotIso {
                         why: format!(
                             "block {lba} has standard identifier {:?}, not \"CD001\"",
-                            String::from_utf8_lossy(&block[1..6])
+                            String::from_utf8_lossy(&head.standard_id)
                         ),
                     });
                 }
@@ -624,21 +627,21 @@ impl<'a> IsoImage<'a> {
                     ProblemKind::BadDescriptor,
                     format!("volume descriptor at block {lba}"),
                     "standard_id",
-                    Some(offset + 1),
+                    Some(offset + field_offset!(VolumeDescriptor, standard_id)),
                     "\"CD001\" (or a set terminator before this block)",
-                    format!("{:?}", String::from_utf8_lossy(&block[1..6])),
+                    format!("{:?}", String::from_utf8_lossy(&head.standard_id)),
                 );
                 terminated = true;
                 break;
             }
-            if block[6] != 1 {
+            if head.version != 1 {
                 problems.push(
                     ProblemKind::BadDescriptor,
                     format!("volume descriptor at block {lba}"),
                     "version",
-                    Some(offset + 6),
+                    Some(offset + field_offset!(VolumeDescriptor, version)),
                     1,
-                    block[6],
+                    head.version,
                 );
             }
             let role = match ty {
@@ -714,7 +717,10 @@ impl<'a> IsoImage<'a> {
                     ProblemKind::BadDescriptor,
                     "Joliet supplementary volume descriptor",
                     "volume_space_size",
-                    Some(u64::from(j.descriptor_lba) * ISO_BLOCK + 80),
+                    Some(
+                        Lba2048::new(j.descriptor_lba).byte_offset()
+                            + field_offset!(VolumeDescriptor, volume_space_size),
+                    ),
                     format!("{} blocks, as the primary volume descriptor", primary.volume_space_size),
                     format!("{} blocks", j.volume_space_size),
                 );
@@ -726,7 +732,10 @@ impl<'a> IsoImage<'a> {
                 ProblemKind::ImageTruncated,
                 "primary volume descriptor",
                 "volume_space_size",
-                Some(u64::from(primary.descriptor_lba) * ISO_BLOCK + 80),
+                Some(
+                    Lba2048::new(primary.descriptor_lba).byte_offset()
+                        + field_offset!(VolumeDescriptor, volume_space_size),
+                ),
                 format!("at most the image's {image_blocks} blocks"),
                 format!("{} blocks", primary.volume_space_size),
             );
@@ -799,7 +808,7 @@ impl<'a> IsoImage<'a> {
         let mut buf = vec![0u8; (1 << 20).min(usize::try_from(entry.size).unwrap_or(usize::MAX)).max(1)];
         let mut written = 0u64;
         for &(lba, len) in &entry.extents {
-            let start = u64::from(lba) * ISO_BLOCK;
+            let start = Lba2048::new(lba).byte_offset();
             if len > 0 && !self.inside(start, u64::from(len)) {
                 return Err(ReadError::ExtentOutsideImage {
                     path: entry.path_lossy(),
@@ -869,7 +878,7 @@ fn compare_hierarchies(primary: &Listing, joliet: &Listing, max: usize) -> Vec<P
                 ProblemKind::BadRecord,
                 format!("Joliet directory record {}", j.path_lossy()),
                 "extent_lba",
-                Some(j.record_offset + 2),
+                Some(j.record_offset + field_offset!(DirectoryRecordHeader, extent_lba)),
                 "the extents of an ISO 9660 file",
                 format!("{:?}, which no ISO 9660 file has", j.extents),
             );
@@ -887,31 +896,74 @@ fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(),
     })
 }
 
+/// Offset of the root directory record in a volume descriptor.
+const ROOT_RECORD: u64 = field_offset!(VolumeDescriptor, root_directory_record);
+
 fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut Problems) -> VolumeSummary {
-    let base = u64::from(lba) * ISO_BLOCK;
+    let base = Lba2048::new(lba).byte_offset();
     let name =
         if joliet.is_some() { "Joliet supplementary volume descriptor" } else { "primary volume descriptor" };
     let text = |raw: &[u8]| if joliet.is_some() { ucs2(raw) } else { trimmed(raw) };
-    let volume_space_size = p.both32(vd.volume_space_size, name, "volume_space_size", base + 80);
-    p.both16(vd.volume_set_size, name, "volume_set_size", base + 120);
-    p.both16(vd.volume_sequence_number, name, "volume_sequence_number", base + 124);
-    let block_size = p.both16(vd.logical_block_size, name, "logical_block_size", base + 128);
+    let volume_space_size = p.both32(
+        vd.volume_space_size,
+        name,
+        "volume_space_size",
+        base + field_offset!(VolumeDescriptor, volume_space_size),
+    );
+    p.both16(
+        vd.volume_set_size,
+        name,
+        "volume_set_size",
+        base + field_offset!(VolumeDescriptor, volume_set_size),
+    );
+    p.both16(
+        vd.volume_sequence_number,
+        name,
+        "volume_sequence_number",
+        base + field_offset!(VolumeDescriptor, volume_sequence_number),
+    );
+    let block_size = p.both16(
+        vd.logical_block_size,
+        name,
+        "logical_block_size",
+        base + field_offset!(VolumeDescriptor, logical_block_size),
+    );
     if block_size != 2048 {
-        p.push(ProblemKind::BadDescriptor, name, "logical_block_size", Some(base + 128), 2048, block_size);
+        p.push(
+            ProblemKind::BadDescriptor,
+            name,
+            "logical_block_size",
+            Some(base + field_offset!(VolumeDescriptor, logical_block_size)),
+            2048,
+            block_size,
+        );
     }
-    let path_table_size = p.both32(vd.path_table_size, name, "path_table_size", base + 132);
+    let path_table_size = p.both32(
+        vd.path_table_size,
+        name,
+        "path_table_size",
+        base + field_offset!(VolumeDescriptor, path_table_size),
+    );
     let root = match decode_record(&vd.root_directory_record) {
         Ok(r) => {
-            let extent_lba =
-                p.both32(r.header.extent_lba, name, "root_directory_record.extent_lba", base + 158);
-            let data_length =
-                p.both32(r.header.data_length, name, "root_directory_record.data_length", base + 166);
+            let extent_lba = p.both32(
+                r.header.extent_lba,
+                name,
+                "root_directory_record.extent_lba",
+                base + ROOT_RECORD + field_offset!(DirectoryRecordHeader, extent_lba),
+            );
+            let data_length = p.both32(
+                r.header.data_length,
+                name,
+                "root_directory_record.data_length",
+                base + ROOT_RECORD + field_offset!(DirectoryRecordHeader, data_length),
+            );
             if r.header.length != 34 || r.identifier != [0] {
                 p.push(
                     ProblemKind::BadRecord,
                     name,
                     "root_directory_record",
-                    Some(base + 156),
+                    Some(base + field_offset!(VolumeDescriptor, root_directory_record)),
                     "length 34 and identifier 0x00",
                     format!("length {} and identifier {:02x?}", r.header.length, r.identifier),
                 );
@@ -921,7 +973,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
                     ProblemKind::BadRecord,
                     name,
                     "root_directory_record.file_flags",
-                    Some(base + 181),
+                    Some(base + ROOT_RECORD + field_offset!(DirectoryRecordHeader, file_flags)),
                     "the directory bit 0x02",
                     format!("{:#04x}", r.header.file_flags),
                 );
@@ -938,7 +990,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
                 ProblemKind::BadRecordLength,
                 name,
                 "root_directory_record",
-                Some(base + 156),
+                Some(base + field_offset!(VolumeDescriptor, root_directory_record)),
                 "a 34-byte directory record",
                 format!("{e:?}"),
             );
@@ -950,7 +1002,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
             ProblemKind::BadDescriptor,
             name,
             "file_structure_version",
-            Some(base + 881),
+            Some(base + field_offset!(VolumeDescriptor, file_structure_version)),
             1,
             vd.file_structure_version,
         );

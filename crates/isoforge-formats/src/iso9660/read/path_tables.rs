@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use super::{Hierarchy, IsoImage, Listing, Problem, ProblemKind, Problems, ReadError};
+use crate::endian::field_offset;
 use crate::iso9660::path_table::{decode, DecodedPathRecord};
 use crate::iso9660::read::EntryKind;
-use crate::units::ISO_BLOCK;
+use crate::iso9660::volume_descriptor::VolumeDescriptor;
+use crate::units::Lba2048;
 
 /// One path table record with its number and full path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +45,8 @@ impl IsoImage<'_> {
         let mut p = Problems::new(self.limits.max_problems);
         let name = format!("{h} path table");
         let size = vol.path_table_size;
-        let size_off = u64::from(vol.descriptor_lba) * ISO_BLOCK + 132;
+        let size_off =
+            Lba2048::new(vol.descriptor_lba).byte_offset() + field_offset!(VolumeDescriptor, path_table_size);
         let read_table = |lba: u32, msb: bool, field: &'static str, p: &mut Problems| {
             let structure = format!("{name} (type {}) at block {lba}", if msb { "M" } else { "L" });
             if size > self.limits.max_path_table_bytes {
@@ -57,7 +60,7 @@ impl IsoImage<'_> {
                 );
                 return Ok(None);
             }
-            let start = u64::from(lba) * ISO_BLOCK;
+            let start = Lba2048::new(lba).byte_offset();
             if lba < 17 || !self.inside(start, u64::from(size)) {
                 p.push(
                     ProblemKind::ExtentOutsideImage,

@@ -10,6 +10,7 @@ use super::*;
 use crate::iso9660::plan::{BiosBoot, IsoOptions};
 use crate::iso9660::write::{write_image, ImageFrame, NoGenerated};
 use crate::part::layout::{plan_system_area, Layout, SystemAreaRequest};
+use crate::iso9660::susp::{Ce, FixedEntry};
 use crate::time::Epoch;
 
 /// The image `isoforge_core::image::build_to_path` writes for `/=dir` and these ISO options
@@ -26,7 +27,7 @@ fn build(dir: &Path, tweak: impl FnOnce(&mut IsoOptions)) -> Vec<u8> {
         mbr_template: None,
         bios_boot,
         efi_image: None,
-        iso_blocks: plan.data_end.0,
+        iso_blocks: plan.data_end.get(),
         pad_blocks: SystemAreaRequest::XORRISO_PAD_BLOCKS,
         volume_id: &iso.volume_id,
         epoch: iso.epoch,
@@ -370,7 +371,7 @@ fn looping_and_outside_continuation_areas() {
     // The area starts with a CE pointing at itself.
     let mut looped = image.clone();
     let area = lba as usize * 2048 + off as usize;
-    looped[area..area + 28].copy_from_slice(&crate::iso9660::rock_ridge::ce(lba, off, 28));
+    looped[area..area + 28].copy_from_slice(&Ce::new(lba, off, 28).encode());
     looped[area + 28..area + 32].copy_from_slice(b"ST\x04\x01");
     let img = IsoImage::open(&looped).unwrap();
     let l = img.walk(Hierarchy::Primary).unwrap();

@@ -15,9 +15,14 @@
 use std::collections::BTreeSet;
 
 use super::{Hierarchy, IsoImage, ProblemKind, Problems, ReadError};
-use crate::iso9660::directory_record::{decode_record, FLAG_DIRECTORY, FLAG_MULTI_EXTENT};
-use crate::iso9660::rock_ridge::{entries, RockRidge, SuspEntry};
-use crate::units::ISO_BLOCK;
+use crate::endian::field_offset;
+use crate::iso9660::directory_record::{
+    decode_record, DirectoryRecordHeader, FLAG_DIRECTORY, FLAG_MULTI_EXTENT,
+};
+use crate::iso9660::rock_ridge::{RockRidge, SystemUse, ROCK_RIDGE_IDS};
+use crate::iso9660::susp::{entries, FixedEntry, Sp, SuspHeader, SP_CHECK_BYTES};
+use crate::iso9660::volume_descriptor::VolumeDescriptor;
+use crate::units::{Lba2048, ISO_BLOCK};
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,6 +136,15 @@ impl Listing {
     }
 }
 
+/// Offsets of directory record fields, for findings.
+const EXTENT_LBA: u64 = field_offset!(DirectoryRecordHeader, extent_lba);
+const DATA_LENGTH: u64 = field_offset!(DirectoryRecordHeader, data_length);
+const FILE_FLAGS: u64 = field_offset!(DirectoryRecordHeader, file_flags);
+const VOLUME_SEQUENCE_NUMBER: u64 = field_offset!(DirectoryRecordHeader, volume_sequence_number);
+const FILE_IDENTIFIER_LENGTH: u64 = field_offset!(DirectoryRecordHeader, file_identifier_length);
+/// The identifier follows the fixed part.
+const FILE_IDENTIFIER: u64 = std::mem::size_of::<DirectoryRecordHeader>() as u64;
+
 struct Walker<'i, 'a> {
     img: &'i IsoImage<'a>,
     h: Hierarchy,
@@ -140,10 +154,6 @@ struct Walker<'i, 'a> {
     ce_bytes: u64,
     name_bytes: u64,
     limits_hit: BTreeSet<&'static str>,
-    /// "CL" target of the record being read.
-    cur_cl: Option<u32>,
-    /// Whether the record being read has "RE".
-    cur_re: bool,
     relocated: Vec<RelocatedRecord>,
 }
 
@@ -196,7 +206,8 @@ impl IsoImage<'_> {
             flags: vol.root.flags,
             recording_date: vol.root.recording_date,
             rr: None,
-            record_offset: u64::from(vol.descriptor_lba) * ISO_BLOCK + 156,
+            record_offset: Lba2048::new(vol.descriptor_lba).byte_offset()
+                + field_offset!(VolumeDescriptor, root_directory_record),
         };
         let mut w = Walker {
             img: self,
@@ -207,8 +218,6 @@ impl IsoImage<'_> {
             ce_bytes: 0,
             name_bytes: 1,
             limits_hit: BTreeSet::new(),
-            cur_cl: None,
-            cur_re: false,
             relocated: Vec::new(),
         };
         let mut entries: Vec<Entry> = Vec::new();
@@ -257,7 +266,7 @@ impl Walker<'_, '_> {
         let h = self.h;
         let structure = format!("{h} directory {}", dir.path_lossy());
         let (lba, len) = dir.extents.first().copied().unwrap_or((0, 0));
-        let start = u64::from(lba) * ISO_BLOCK;
+        let start = Lba2048::new(lba).byte_offset();
         if dir.depth >= limits.max_depth {
             self.limit(
                 "max_depth",
@@ -273,7 +282,7 @@ impl Walker<'_, '_> {
                 ProblemKind::BadRecord,
                 structure,
                 "data_length",
-                Some(dir.record_offset + 10),
+                Some(dir.record_offset + DATA_LENGTH),
                 "a directory extent holding at least \".\" and \"..\"",
                 0,
             );
@@ -283,7 +292,7 @@ impl Walker<'_, '_> {
             self.limit(
                 "max_directory_bytes",
                 structure,
-                Some(dir.record_offset + 10),
+                Some(dir.record_offset + DATA_LENGTH),
                 format!("a directory of at most {} bytes", limits.max_directory_bytes),
                 format!("{len} bytes (not read)"),
             );
@@ -294,7 +303,7 @@ impl Walker<'_, '_> {
                 ProblemKind::ExtentOutsideImage,
                 structure,
                 "extent_lba",
-                Some(dir.record_offset + 2),
+                Some(dir.record_offset + EXTENT_LBA),
                 format!("an extent within the image's {} bytes", self.img.len()),
                 format!("block {lba} + {len} bytes, ending at byte {}", start + u64::from(len)),
             );
@@ -305,7 +314,7 @@ impl Walker<'_, '_> {
                 ProblemKind::DirectoryLoop,
                 structure,
                 "extent_lba",
-                Some(dir.record_offset + 2),
+                Some(dir.record_offset + EXTENT_LBA),
                 "a directory extent not yet visited",
                 format!("block {lba}, already read (a loop or a hard-linked directory; not descended)"),
             );
@@ -366,7 +375,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         format!("{structure}, record {nrec}"),
                         "file_identifier_length",
-                        Some(rec_off + 32),
+                        Some(rec_off + FILE_IDENTIFIER_LENGTH),
                         format!("an identifier within the record's {rlen} bytes"),
                         format!("{e:?}"),
                     );
@@ -383,13 +392,13 @@ impl Walker<'_, '_> {
             } else {
                 format!("{h} directory record {}", String::from_utf8_lossy(&child_path(&dir.path, id)))
             };
-            let ext = self.p.both32(rec.header.extent_lba, &rstruct, "extent_lba", rec_off + 2);
-            let dlen = self.p.both32(rec.header.data_length, &rstruct, "data_length", rec_off + 10);
+            let ext = self.p.both32(rec.header.extent_lba, &rstruct, "extent_lba", rec_off + EXTENT_LBA);
+            let dlen = self.p.both32(rec.header.data_length, &rstruct, "data_length", rec_off + DATA_LENGTH);
             self.p.both16(
                 rec.header.volume_sequence_number,
                 &rstruct,
                 "volume_sequence_number",
-                rec_off + 28,
+                rec_off + VOLUME_SEQUENCE_NUMBER,
             );
             let flags = rec.header.file_flags;
 
@@ -405,7 +414,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         rstruct.clone(),
                         "file_identifier",
-                        Some(rec_off + 33),
+                        Some(rec_off + FILE_IDENTIFIER),
                         format!(
                             "{want_id:02x?} (record {} is \"{}\")",
                             nrec - 1,
@@ -425,7 +434,7 @@ impl Walker<'_, '_> {
                             ProblemKind::BadRecord,
                             rstruct.clone(),
                             "extent_lba",
-                            Some(rec_off + 2),
+                            Some(rec_off + EXTENT_LBA),
                             format!("block {want_lba} ({what})"),
                             format!("block {ext}"),
                         );
@@ -435,7 +444,7 @@ impl Walker<'_, '_> {
                             ProblemKind::BadRecord,
                             rstruct.clone(),
                             "data_length",
-                            Some(rec_off + 10),
+                            Some(rec_off + DATA_LENGTH),
                             format!("{len} (the length in the parent's record)"),
                             dlen,
                         );
@@ -448,8 +457,7 @@ impl Walker<'_, '_> {
                             if let Some(s) = self.susp.as_mut() {
                                 s.extensions = rr.extensions.clone();
                             }
-                            let known: [&[u8]; 3] = [b"RRIP_1991A", b"IEEE_P1282", b"IEEE_1282"];
-                            if !rr.extensions.iter().any(|e| known.contains(&e.as_slice())) {
+                            if !rr.extensions.iter().any(|e| ROCK_RIDGE_IDS.contains(&e.as_slice())) {
                                 self.p.push(
                                     ProblemKind::BadSusp,
                                     rstruct.clone(),
@@ -476,7 +484,7 @@ impl Walker<'_, '_> {
                     ProblemKind::BadRecord,
                     rstruct,
                     "file_identifier",
-                    Some(rec_off + 33),
+                    Some(rec_off + FILE_IDENTIFIER),
                     "a file identifier (\".\" and \"..\" are the first two records only)",
                     format!("{id:02x?} (record skipped)"),
                 );
@@ -502,7 +510,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         format!("{h} directory record {}", pe.path_lossy()),
                         "file_flags",
-                        Some(pe.record_offset + 25),
+                        Some(pe.record_offset + FILE_FLAGS),
                         "a final record without the multi-extent flag 0x80",
                         format!("a record for another identifier next, {id:02x?}"),
                     );
@@ -518,11 +526,7 @@ impl Walker<'_, '_> {
                 }
                 _ => None,
             };
-            let (cl, re) = if rr.is_some() {
-                (self.cur_cl.take(), std::mem::take(&mut self.cur_re))
-            } else {
-                (None, false)
-            };
+            let (cl, re) = rr.as_ref().map_or((None, false), |r| (r.child_link, r.relocated));
             if re && flags & FLAG_DIRECTORY != 0 {
                 // Shown where its "CL" placeholder is.
                 self.relocated.push(RelocatedRecord {
@@ -593,7 +597,7 @@ impl Walker<'_, '_> {
                         ProblemKind::BadRecord,
                         rstruct,
                         "file_flags",
-                        Some(rec_off + 25),
+                        Some(rec_off + FILE_FLAGS),
                         "no multi-extent flag 0x80 on a directory",
                         format!("{flags:#04x}"),
                     );
@@ -609,7 +613,7 @@ impl Walker<'_, '_> {
                 ProblemKind::BadRecord,
                 format!("{h} directory record {}", pe.path_lossy()),
                 "file_flags",
-                Some(pe.record_offset + 25),
+                Some(pe.record_offset + FILE_FLAGS),
                 "a final record without the multi-extent flag 0x80",
                 "the end of the directory",
             );
@@ -672,7 +676,7 @@ impl Walker<'_, '_> {
 
     /// Size of the directory a "CL" entry links to, from its "." record.
     fn relocated_size(&mut self, lba: u32, rstruct: &str, su_off: u64) -> Option<u32> {
-        let start = u64::from(lba) * ISO_BLOCK;
+        let start = Lba2048::new(lba).byte_offset();
         let size = if self.img.inside(start, 255) {
             let mut b = [0u8; 255];
             self.img.src.read_at(start, &mut b).ok().and_then(|()| decode_record(&b).ok()).and_then(|r| {
@@ -695,13 +699,13 @@ impl Walker<'_, '_> {
     }
 
     fn check_extent(&mut self, rstruct: &str, rec_off: u64, lba: u32, len: u32) {
-        let start = u64::from(lba) * ISO_BLOCK;
+        let start = Lba2048::new(lba).byte_offset();
         if len > 0 && !self.img.inside(start, u64::from(len)) {
             self.p.push(
                 ProblemKind::ExtentOutsideImage,
                 rstruct,
                 "extent_lba",
-                Some(rec_off + 2),
+                Some(rec_off + EXTENT_LBA),
                 format!("an extent within the image's {} bytes", self.img.len()),
                 format!("block {lba} + {len} bytes, ending at byte {}", start + u64::from(len)),
             );
@@ -758,29 +762,28 @@ impl Walker<'_, '_> {
     }
 
     fn detect_susp(&mut self, su: &[u8], rec_off: u64, rstruct: &str) {
-        let Ok(list) = entries(su) else { return };
+        let (list, _) = entries(su);
         let Some(first) = list.first() else { return };
-        if &first.signature != b"SP" {
+        if &first.signature() != Sp::SIGNATURE {
             return;
         }
-        if first.data.len() < 3 || first.data[..2] != [0xBE, 0xEF] {
-            self.p.push(
+        match Sp::decode(first) {
+            Ok(sp) if sp.check_bytes == SP_CHECK_BYTES => {
+                self.susp = Some(SuspInfo { skip: sp.len_skp, extensions: Vec::new() });
+            }
+            _ => self.p.push(
                 ProblemKind::BadSusp,
                 rstruct,
                 "SP check bytes",
                 Some(rec_off),
                 "BE EF",
-                format!("{:02x?}", first.data.get(..2).unwrap_or(first.data)),
-            );
-            return;
+                format!("{:02x?}", first.data().get(..2).unwrap_or(first.data())),
+            ),
         }
-        self.susp = Some(SuspInfo { skip: first.data[2], extensions: Vec::new() });
     }
 
     /// Rock Ridge of one record: its System Use area, then the CE chain.
     fn rock_ridge(&mut self, su: &[u8], su_off: u64, rstruct: &str) -> RockRidge {
-        self.cur_cl = None;
-        self.cur_re = false;
         let mut rr = RockRidge::default();
         self.absorb_area(&mut rr, su, su_off, rstruct);
         let limits = &self.img.limits;
@@ -812,7 +815,7 @@ impl Walker<'_, '_> {
                 );
                 break;
             }
-            let start = u64::from(lba) * ISO_BLOCK + u64::from(off);
+            let start = Lba2048::new(lba).byte_offset() + u64::from(off);
             if u64::from(off) >= ISO_BLOCK || len > max_area || !self.img.inside(start, u64::from(len)) {
                 self.p.push(
                     ProblemKind::ContinuationOutside,
@@ -858,57 +861,40 @@ impl Walker<'_, '_> {
     }
 
     fn absorb_area(&mut self, rr: &mut RockRidge, su: &[u8], at: u64, rstruct: &str) {
-        let list: Vec<SuspEntry<'_>> = match entries(su) {
-            Ok(l) => l,
-            Err(off) => {
-                self.p.push(
-                    ProblemKind::BadSusp,
-                    rstruct,
-                    "System Use entry length",
-                    Some(at + off as u64),
-                    "at least 4 and within the area",
-                    format!("{} (rest of the area ignored)", su.get(off + 2).copied().unwrap_or(0)),
-                );
-                entries(&su[..off]).unwrap_or_default()
-            }
-        };
-        for e in &list {
-            match &e.signature {
-                b"RE" => self.cur_re = true,
-                b"CL" => {
-                    if let Some(b) = e.data.get(..8) {
-                        self.cur_cl = Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                    }
-                }
-                _ => {}
-            }
-            let data_off = at + (e.data.as_ptr() as usize).saturating_sub(su.as_ptr() as usize) as u64;
-            let pairs: &[(usize, &'static str)] = match &e.signature {
-                b"PX" => {
-                    &[(0, "PX mode"), (8, "PX links"), (16, "PX uid"), (24, "PX gid"), (32, "PX serial")]
-                }
-                b"CE" => &[(0, "CE block"), (8, "CE offset"), (16, "CE length")],
-                b"PN" => &[(0, "PN high"), (8, "PN low")],
-                b"CL" => &[(0, "CL location")],
-                b"PL" => &[(0, "PL location")],
-                _ => &[],
-            };
-            for &(o, field) in pairs {
-                let Some(b) = e.data.get(o..o + 8) else { continue };
-                let le = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                let be = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
-                if le != be {
-                    self.p.push(
-                        ProblemKind::BothEndianMismatch,
-                        rstruct,
-                        field,
-                        Some(data_off + o as u64),
-                        format!("big-endian copy {le} (equal to the little-endian one)"),
-                        format!("little-endian {le}, big-endian {be}"),
-                    );
-                }
-            }
+        let (list, bad) = entries(su);
+        if let Some(off) = bad {
+            self.p.push(
+                ProblemKind::BadSusp,
+                rstruct,
+                "System Use entry length",
+                Some(at + off as u64),
+                "at least 4 and within the area",
+                format!(
+                    "{} (rest of the area ignored)",
+                    su.get(off + std::mem::offset_of!(SuspHeader, length)).copied().unwrap_or(0)
+                ),
+            );
         }
-        rr.absorb(&list);
+        for e in &list {
+            let entry_off = at + e.offset() as u64;
+            let decoded = match SystemUse::decode(e) {
+                Ok(d) => d,
+                Err(err) => {
+                    self.p.push(
+                        ProblemKind::BadSusp,
+                        rstruct,
+                        "System Use entry",
+                        Some(entry_off),
+                        "an entry of the layout its signature names (SUSP 1.12, RRIP 1.12)",
+                        format!("{err} (entry ignored)"),
+                    );
+                    continue;
+                }
+            };
+            for (field, o, v) in decoded.both_fields() {
+                self.p.both32(v, rstruct, field, entry_off + o as u64);
+            }
+            rr.absorb(&decoded);
+        }
     }
 }
