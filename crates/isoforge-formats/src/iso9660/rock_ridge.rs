@@ -88,21 +88,19 @@ impl Px {
         if e.bytes().len() >= Self::LEN {
             return Self::decode(e).map(|px| (px, true));
         }
-        let short = e.bytes().get(..PX_LEN_WITHOUT_SERIAL).ok_or(SuspError::TooShort {
-            entry: Signature(*Self::SIGNATURE),
-            expected: PX_LEN_WITHOUT_SERIAL,
-            found: e.bytes().len(),
-        })?;
         let mut full = [0u8; size_of::<Px>()];
-        full[..PX_LEN_WITHOUT_SERIAL].copy_from_slice(short);
-        Ok((
-            Px::read_from_bytes(&full[..]).map_err(|_| SuspError::TooShort {
+        let short = e.bytes().get(..PX_LEN_WITHOUT_SERIAL);
+        if let Some(short) = short {
+            full[..PX_LEN_WITHOUT_SERIAL].copy_from_slice(short);
+        }
+        match (short, Px::read_from_bytes(&full[..])) {
+            (Some(_), Ok(px)) => Ok((px, false)),
+            _ => Err(SuspError::TooShort {
                 entry: Signature(*Self::SIGNATURE),
                 expected: PX_LEN_WITHOUT_SERIAL,
                 found: e.bytes().len(),
-            })?,
-            false,
-        ))
+            }),
+        }
     }
 
     fn both_fields(&self, serial: bool) -> BothFields {
