@@ -8,9 +8,9 @@ use std::path::Path;
 
 use super::*;
 use crate::iso9660::plan::{BiosBoot, IsoOptions};
+use crate::iso9660::susp::{Ce, FixedEntry};
 use crate::iso9660::write::{write_image, ImageFrame, NoGenerated};
 use crate::part::layout::{plan_system_area, Layout, SystemAreaRequest};
-use crate::iso9660::susp::{Ce, FixedEntry};
 use crate::time::Epoch;
 
 /// The image `isoforge_core::image::build_to_path` writes for `/=dir` and these ISO options
