@@ -14,7 +14,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 
-use isoforge_host::snapshot::{FileId, SnapshotReader};
+use isoforge_host::snapshot::{FileId, HostDir, SnapshotReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
@@ -907,10 +907,14 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
                 let (tx, rx) = mpsc::sync_channel(1);
                 let dedup = self.dedup;
                 self.scope.spawn(move |_| {
-                    let batch = jobs
-                        .into_iter()
-                        .map(|(k, data, size)| {
-                            let bytes = Source::read_whole(data, size)?;
+                    // Files that share their directory with the next file are opened through
+                    // it (`openat` of one name; see `HostDir`).
+                    let mut dir: Option<HostDir> = None;
+                    let batch = (0..jobs.len())
+                        .map(|j| {
+                            let (k, data, size) = jobs[j];
+                            let next = jobs.get(j + 1).map(|job| job.1);
+                            let bytes = Source::read_whole_in(data, size, next, &mut dir)?;
                             let hash = if dedup { Sha256::digest(&bytes).into() } else { [0; 32] };
                             Ok(SmallFile { k, bytes, hash })
                         })
@@ -1000,10 +1004,27 @@ impl<'a> Source<'a> {
     ///
     /// [`HostFile::read_whole`]: isoforge_host::snapshot::HostFile::read_whole
     fn read_whole(data: &FileData, size: u64) -> Result<Vec<u8>, WriteError> {
+        Source::read_whole_in(data, size, None, &mut None)
+    }
+
+    /// [`Self::read_whole`] of one of a run of files: a host file is opened through `dir`
+    /// when `dir` holds it, and `dir` becomes its directory when `next` is in the same one.
+    fn read_whole_in(
+        data: &FileData,
+        size: u64,
+        next: Option<&FileData>,
+        dir: &mut Option<HostDir>,
+    ) -> Result<Vec<u8>, WriteError> {
         match data {
             FileData::Host(h) if h.size() == size => {
                 let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
-                h.read_whole(&mut bytes)?;
+                if !dir.as_ref().is_some_and(|d| d.holds(&h.path)) {
+                    let shared = matches!(next, Some(FileData::Host(n)) if n.path.same_dir(&h.path));
+                    // A directory that cannot be opened: the file is opened by its path,
+                    // which reports what is wrong with it.
+                    *dir = if shared { h.path.open_dir().ok() } else { None };
+                }
+                h.read_whole_in(dir.as_ref(), &mut bytes)?;
                 Ok(bytes)
             }
             _ => {
