@@ -26,6 +26,10 @@ use std::path::Path;
 /// The environment variable holding the rules.
 pub const ENV: &str = "ISOFORGE_FAULT";
 
+/// Whether this build carries fault injection (the `fault-injection` feature), so that a
+/// caller can skip preparing what only [`after_read`] would use.
+pub const ENABLED: bool = cfg!(feature = "fault-injection");
+
 /// Marks the named point of a build. With a matching `kill@NAME[#N]` rule the process is
 /// killed with SIGKILL here, as `kill -9` from outside would.
 #[inline]

@@ -4,20 +4,32 @@
 //! ctime, from the same `lstat` that told it the file's type) and keeps it beside the path
 //! in a [`HostFile`]. Every reader then goes through a [`SnapshotReader`], which
 //!
-//! - opens the path and `fstat`s the descriptor: another inode, size or time than the
-//!   snapshot's is an error before a byte is read;
+//! - opens the path without following a final symlink (`O_NOFOLLOW`) and `fstat`s the
+//!   descriptor: another inode, size or time than the snapshot's is an error before a byte is
+//!   read;
 //! - reads at most the recorded size, and a read that ends early is an error (the file shrank);
 //! - answers hole queries (`SEEK_DATA`) only inside the recorded size: "no data past here"
 //!   counts as a hole only while the descriptor still has the recorded size, so a file that
 //!   shrank is never taken for a file of holes;
-//! - when the reader is done ([`SnapshotReader::finish`]), checks that the path still names the
-//!   same inode and `fstat`s the same descriptor again: any change of size (a byte past the
-//!   recorded size shows as a larger `st_size`) or of ctime is an error.
+//! - when the reader is done ([`SnapshotReader::finish`]), `fstat`s the same descriptor
+//!   again: any change of size (a byte past the recorded size shows as a larger `st_size`)
+//!   or of ctime is an error, and so is a link count of 0.
+//!
+//! That proves the bytes read are the scanned file's, unchanged, without looking the path up
+//! again: the descriptor has the scanned device and inode, and nothing changed the inode
+//! between the scan and the last `fstat`. A replacement of the path before the open gives
+//! another inode, caught at the first `fstat`; one during or after the read unlinks the
+//! scanned inode, which moves its ctime (Linux's file systems do so on every unlink and
+//! rename over a file; POSIX requires it while links remain) or leaves it no link at all.
+//! Only when a check fails is the path looked up (`lstat`), to say what happened: replaced
+//! by another file, removed, or changed in place.
 //!
 //! A file read whole into memory ([`HostFile::read_whole`], the small files that are most of a
 //! store) skips the check at open: the check at the end compares the same descriptor with the
 //! same snapshot, so a file that changed before it was opened fails there, and the read costs
-//! five system calls (open, `pread`, `lstat`, `fstat`, close) instead of seven.
+//! four system calls (open, `pread`, `fstat`, close). Opened through a [`HostDir`] of its
+//! directory ([`HostFile::read_whole_in`], `openat`), the open walks one path component
+//! instead of the whole path.
 //!
 //! Every error names the path and says that it changed while isoforge read it
 //! ([`SnapshotError::Changed`]), so a user can tell a race with another process from a bug.
@@ -80,6 +92,18 @@ impl Snapshot {
         }
     }
 
+    /// The snapshot of what `fstatat`/`fstat` returned (rustix's `struct stat`), as
+    /// [`Snapshot::of`] for `std`'s metadata.
+    #[allow(clippy::unnecessary_cast)] // The field types differ between architectures.
+    pub fn of_stat(st: &rustix::fs::Stat) -> Snapshot {
+        Snapshot {
+            id: FileId { dev: st.st_dev as u64, ino: st.st_ino as u64 },
+            // Never negative: the kernel's `loff_t` size of a file.
+            size: st.st_size as u64,
+            ctime: FileTime { sec: st.st_ctime as i64, nsec: st.st_ctime_nsec as i64 },
+        }
+    }
+
     /// What differs in `now` from this snapshot, most telling first: another file, another
     /// size, other times. `None` when nothing does.
     pub fn change_to(&self, now: &Snapshot) -> Option<Change> {
@@ -134,6 +158,11 @@ impl HostPath {
     /// The directory part.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether `other` has the same directory part (shared or equal).
+    pub fn same_dir(&self, other: &HostPath) -> bool {
+        Arc::ptr_eq(&self.dir, &other.dir) || self.dir.as_os_str() == other.dir.as_os_str()
     }
 
     /// The last component (empty for a path without one).
@@ -216,13 +245,19 @@ impl HostFile {
     /// module docs); a read that fails on a file that was replaced meanwhile reports the
     /// replacement, the more telling change.
     pub fn read_whole(&self, buf: &mut [u8]) -> Result<(), SnapshotError> {
-        let mut r = SnapshotReader::open_file(self)?;
+        self.read_whole_in(None, buf)
+    }
+
+    /// [`HostFile::read_whole`], opening the file by its name in `dir` (`openat`) when `dir`
+    /// is this file's directory ([`HostDir::holds`]), by its whole path otherwise.
+    pub fn read_whole_in(&self, dir: Option<&HostDir>, buf: &mut [u8]) -> Result<(), SnapshotError> {
+        let mut r = SnapshotReader::open_file(self, dir)?;
         if buf.len() as u64 != self.size() {
             let e = io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("a {}-byte buffer for a {}-byte snapshot", buf.len(), self.size()),
             );
-            return Err(io_error(&r.path, e));
+            return Err(io_error(&self.path.to_path_buf(), e));
         }
         if let Err(e) = r.read_exact(buf) {
             return Err(match r.fstat().map(|now| self.snapshot.change_to(&now)) {
@@ -231,6 +266,35 @@ impl HostFile {
             });
         }
         r.finish()
+    }
+}
+
+/// A host directory held open (`O_PATH`) so that files in it are opened by name (`openat`),
+/// each open walking one path component instead of the whole path. A reader of many small
+/// files opens their directory once ([`HostPath::open_dir`]) and reads each through it
+/// ([`HostFile::read_whole_in`]). Which file is read is still proved by the snapshot's
+/// device and inode, so a directory replaced after the scan changes nothing but the error.
+#[derive(Debug)]
+pub struct HostDir {
+    dir: Arc<Path>,
+    fd: rustix::fd::OwnedFd,
+}
+
+impl HostPath {
+    /// Opens this path's directory, to open files in it by name.
+    pub fn open_dir(&self) -> io::Result<HostDir> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&*self.dir, flags, Mode::empty())?;
+        Ok(HostDir { dir: Arc::clone(&self.dir), fd })
+    }
+}
+
+impl HostDir {
+    /// Whether `path` is an entry of this directory (the same directory path).
+    pub fn holds(&self, path: &HostPath) -> bool {
+        !path.name.is_empty()
+            && (Arc::ptr_eq(&self.dir, &path.dir) || self.dir.as_os_str() == path.dir.as_os_str())
     }
 }
 
@@ -324,8 +388,6 @@ fn io_error(path: &Path, source: io::Error) -> SnapshotError {
 #[derive(Debug)]
 pub struct SnapshotReader<'a> {
     host: &'a HostFile,
-    /// `host.path`, joined once.
-    path: PathBuf,
     file: File,
     pos: u64,
 }
@@ -333,20 +395,28 @@ pub struct SnapshotReader<'a> {
 impl<'a> SnapshotReader<'a> {
     /// Opens `host.path` and checks the open file against the snapshot.
     pub fn open(host: &'a HostFile) -> Result<SnapshotReader<'a>, SnapshotError> {
-        let r = SnapshotReader::open_file(host)?;
+        let r = SnapshotReader::open_file(host, None)?;
         r.check_descriptor()?;
         Ok(r)
     }
 
-    /// Opens `host.path`, not checked yet.
-    fn open_file(host: &'a HostFile) -> Result<SnapshotReader<'a>, SnapshotError> {
-        let path = host.path.to_path_buf();
-        match File::open(&path) {
-            Ok(file) => Ok(SnapshotReader { host, path, file, pos: 0 }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                Err(SnapshotError::Changed { path, change: Change::Removed })
+    /// Opens `host.path` (through `dir` when it holds it), not following a final symlink;
+    /// not checked yet.
+    fn open_file(host: &'a HostFile, dir: Option<&HostDir>) -> Result<SnapshotReader<'a>, SnapshotError> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let opened = match dir {
+            Some(d) if d.holds(&host.path) => {
+                rustix::fs::openat(&d.fd, &*host.path.name, flags, Mode::empty())
             }
-            Err(e) => Err(io_error(&path, e)),
+            _ => rustix::fs::open(host.path.to_path_buf(), flags, Mode::empty()),
+        };
+        match opened {
+            Ok(fd) => Ok(SnapshotReader { host, file: File::from(fd), pos: 0 }),
+            Err(rustix::io::Errno::NOENT) => Err(changed(host, Change::Removed)),
+            // The path names a symlink now: what replaced the file is named by `lstat`.
+            Err(rustix::io::Errno::LOOP) => Err(diagnose(host, None)),
+            Err(e) => Err(io_error(&host.path.to_path_buf(), e.into())),
         }
     }
 
@@ -378,10 +448,10 @@ impl<'a> SnapshotReader<'a> {
                 }
                 Ok(k) => {
                     n += k;
-                    crate::fault::after_read(&self.path, self.pos + n as u64);
+                    self.after_read(self.pos + n as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(&self.path, e)),
+                Err(e) => return Err(io_error(&self.host.path.to_path_buf(), e)),
             }
         }
         self.pos += n as u64;
@@ -412,35 +482,26 @@ impl<'a> SnapshotReader<'a> {
         };
         if hole {
             self.pos += len;
-            crate::fault::after_read(&self.path, self.pos);
+            self.after_read(self.pos);
         }
         Ok(hole)
     }
 
-    /// Ends the read: the path must still name the scanned file, and the descriptor's size and
-    /// times must be the snapshot's (a larger size is [`Change::Grew`]: there are bytes past
-    /// the recorded size). Call it after the last read, whether or not the whole file was read.
+    /// Ends the read: the descriptor's size and times must be the snapshot's (a larger size
+    /// is [`Change::Grew`]: there are bytes past the recorded size) and the file must still
+    /// have a link. Call it after the last read, whether or not the whole file was read.
+    /// Only when something changed is the path looked up, to report a replacement or
+    /// removal, the more telling changes, before the change of the inode itself.
     pub fn finish(self) -> Result<(), SnapshotError> {
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => {
-                let now = FileId { dev: m.dev(), ino: m.ino() };
-                if now != self.host.snapshot.id {
-                    return Err(self.changed(Change::Replaced { was: self.host.snapshot.id, now }));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(self.changed(Change::Removed)),
-            Err(e) => return Err(io_error(&self.path, e)),
-        }
-        let now = self.fstat()?;
-        match self.host.snapshot.change_to(&now) {
-            Some(Change::Size { was, now }) if now > was => Err(self.changed(Change::Grew { size: was })),
-            Some(change) => Err(self.changed(change)),
-            None => Ok(()),
+        let m = self.file.metadata().map_err(|e| io_error(&self.host.path.to_path_buf(), e))?;
+        match self.host.snapshot.change_to(&Snapshot::of(&m)) {
+            None if m.nlink() > 0 => Ok(()),
+            change => Err(diagnose(self.host, change)),
         }
     }
 
     fn fstat(&self) -> Result<Snapshot, SnapshotError> {
-        let m = self.file.metadata().map_err(|e| io_error(&self.path, e))?;
+        let m = self.file.metadata().map_err(|e| io_error(&self.host.path.to_path_buf(), e))?;
         Ok(Snapshot::of(&m))
     }
 
@@ -457,16 +518,48 @@ impl<'a> SnapshotReader<'a> {
                 io::ErrorKind::InvalidInput,
                 format!("{len} bytes asked at offset {} of a {}-byte snapshot", self.pos, self.size()),
             );
-            return Err(io_error(&self.path, e));
+            return Err(io_error(&self.host.path.to_path_buf(), e));
         }
         Ok(())
     }
+
+    /// Reports a read up to `pos` to the fault injector (its path is joined only in builds
+    /// that carry it).
+    fn after_read(&self, pos: u64) {
+        if crate::fault::ENABLED {
+            crate::fault::after_read(&self.host.path.to_path_buf(), pos);
+        }
+    }
+
+    fn changed(&self, change: Change) -> SnapshotError {
+        changed(self.host, change)
+    }
 }
 
-impl SnapshotReader<'_> {
-    fn changed(&self, change: Change) -> SnapshotError {
-        SnapshotError::Changed { path: self.path.clone(), change }
-    }
+fn changed(host: &HostFile, change: Change) -> SnapshotError {
+    SnapshotError::Changed { path: host.path.to_path_buf(), change }
+}
+
+/// The error for a file whose descriptor showed `seen` (or no link, or that is a symlink
+/// now: `None`): the path is looked up (`lstat`) and another file there is
+/// [`Change::Replaced`], none [`Change::Removed`]; otherwise `seen` ([`Change::Grew`] for a
+/// larger size), or [`Change::Removed`] when the descriptor showed no change but had no link.
+fn diagnose(host: &HostFile, seen: Option<Change>) -> SnapshotError {
+    let path = host.path.to_path_buf();
+    let was = host.snapshot.id;
+    let change = match std::fs::symlink_metadata(&path) {
+        Ok(m) if (FileId { dev: m.dev(), ino: m.ino() }) != was => {
+            Change::Replaced { was, now: FileId { dev: m.dev(), ino: m.ino() } }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Change::Removed,
+        Err(e) => return io_error(&path, e),
+        Ok(_) => match seen {
+            Some(Change::Size { was, now }) if now > was => Change::Grew { size: was },
+            Some(change) => change,
+            None => Change::Removed,
+        },
+    };
+    SnapshotError::Changed { path, change }
 }
 
 #[cfg(test)]
@@ -607,6 +700,62 @@ mod tests {
         assert!(matches!(change(h.read_whole(&mut buf).unwrap_err()), Change::Replaced { .. }));
         std::fs::remove_file(h.path.to_path_buf()).unwrap();
         assert_eq!(change(h.read_whole(&mut buf).unwrap_err()), Change::Removed);
+    }
+
+    #[test]
+    fn a_whole_read_through_the_directory_checks_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        let dir = h.path.open_dir().unwrap();
+        let mut buf = vec![0u8; 5000];
+        h.read_whole_in(Some(&dir), &mut buf).unwrap();
+        assert_eq!(buf, std::fs::read(h.path.to_path_buf()).unwrap());
+        // A directory that does not hold the file: opened by its whole path.
+        let sub = d.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let other = old_file(&sub, "g", 10);
+        assert!(!dir.holds(&other.path));
+        let mut small = [0u8; 10];
+        other.read_whole_in(Some(&dir), &mut small).unwrap();
+        // Replaced by a symlink (not followed) or by another file, then removed. The scanned
+        // file is kept under another name, so that no new file gets its inode number.
+        std::fs::rename(h.path.to_path_buf(), d.path().join("kept")).unwrap();
+        std::os::unix::fs::symlink(other.path.to_path_buf(), h.path.to_path_buf()).unwrap();
+        assert!(matches!(
+            change(h.read_whole_in(Some(&dir), &mut buf).unwrap_err()),
+            Change::Replaced { .. }
+        ));
+        std::fs::write(d.path().join("new"), &buf).unwrap();
+        std::fs::rename(d.path().join("new"), h.path.to_path_buf()).unwrap();
+        assert!(matches!(
+            change(h.read_whole_in(Some(&dir), &mut buf).unwrap_err()),
+            Change::Replaced { .. }
+        ));
+        std::fs::remove_file(h.path.to_path_buf()).unwrap();
+        assert_eq!(change(h.read_whole_in(Some(&dir), &mut buf).unwrap_err()), Change::Removed);
+    }
+
+    /// The path is looked up only when the descriptor shows a change: a file unlinked after
+    /// it was read (its last link gone, or one of two links renamed over) is caught by the
+    /// descriptor alone, and named as replaced.
+    #[test]
+    fn an_unlinked_file_is_caught_by_its_descriptor() {
+        let d = tempfile::tempdir().unwrap();
+        let h = old_file(d.path(), "f", 5000);
+        std::fs::hard_link(h.path.to_path_buf(), d.path().join("link")).unwrap();
+        let h = HostFile::scan(&h.path.to_path_buf()).unwrap();
+        let mut r = h.open().unwrap();
+        let mut buf = vec![0u8; 5000];
+        r.read_exact(&mut buf).unwrap();
+        std::fs::write(d.path().join("new"), &buf).unwrap();
+        std::fs::rename(d.path().join("new"), h.path.to_path_buf()).unwrap();
+        assert!(matches!(change(r.finish().unwrap_err()), Change::Replaced { .. }));
+        // The scanned file is gone, the path free: removed.
+        let g = old_file(d.path(), "g", 100);
+        let mut r = g.open().unwrap();
+        r.read_exact(&mut [0u8; 100]).unwrap();
+        std::fs::remove_file(g.path.to_path_buf()).unwrap();
+        assert_eq!(change(r.finish().unwrap_err()), Change::Removed);
     }
 
     #[test]

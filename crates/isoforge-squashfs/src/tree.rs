@@ -8,13 +8,14 @@
 //! more on a million-file closure).
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use isoforge_host::snapshot::{HostFile, HostPath};
+use isoforge_host::snapshot::{HostFile, HostPath, Snapshot};
+use rustix::fd::BorrowedFd;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, CWD};
 
 use crate::error::WriteError;
 
@@ -267,16 +268,20 @@ impl InputNode {
     }
 }
 
-/// The host's metadata of `path`. A modification time outside squashfs's unsigned 32-bit
-/// seconds is an error naming the path when `exact_time`; otherwise (the caller replaces the
-/// metadata with Nix's canonical form) it becomes 0.
-fn host_meta(path: &Path, m: &fs::Metadata, exact_time: bool) -> Result<Meta, WriteError> {
-    let mtime = match u32::try_from(m.mtime()) {
+/// The host's metadata of `path` (from its `lstat`). A modification time outside squashfs's
+/// unsigned 32-bit seconds is an error naming the path when `exact_time`; otherwise (the
+/// caller replaces the metadata with Nix's canonical form) it becomes 0.
+#[allow(clippy::unnecessary_cast)] // The field types differ between architectures.
+fn host_meta(path: impl FnOnce() -> PathBuf, st: &Stat, exact_time: bool) -> Result<Meta, WriteError> {
+    let host_mtime = st.st_mtime as i64;
+    let mtime = match u32::try_from(host_mtime) {
         Ok(t) => t,
         Err(_) if !exact_time => 0,
-        Err(_) => return Err(WriteError::TimeOutOfRange { path: path.to_path_buf(), mtime: m.mtime() }),
+        Err(_) => return Err(WriteError::TimeOutOfRange { path: path(), mtime: host_mtime }),
     };
-    Ok(Meta { mode: (m.mode() & 0o7777) as u16, uid: m.uid(), gid: m.gid(), mtime })
+    // The permission bits, 12 of them.
+    let mode = (st.st_mode as u32 & 0o7777) as u16;
+    Ok(Meta { mode, uid: st.st_uid as u32, gid: st.st_gid as u32, mtime })
 }
 
 /// Scans a host path into an input tree, keeping the host's modes, owners and mtimes.
@@ -289,45 +294,78 @@ pub fn scan(path: &Path) -> Result<InputNode, WriteError> {
 
 /// [`scan`]; with `exact_times` false, out-of-range modification times are not an error
 /// (for trees whose metadata is canonicalised afterwards, or only serialised as a NAR).
+///
+/// Every entry is examined relative to its directory, held open while it is listed
+/// (`fstatat`, `readlinkat` and `openat` of one name): no host path is walked twice, and a
+/// directory replaced by a symlink while it is scanned is an error, never followed.
 pub fn scan_times(path: &Path, exact_times: bool) -> Result<InputNode, WriteError> {
-    scan_in(path, None, exact_times)
+    scan_at(CWD, path.as_os_str(), None, exact_times)
 }
 
-/// [`scan_times`] of `path`, an entry of the directory `dir` when given: a file's host path
-/// then shares `dir` with its siblings ([`HostPath::in_dir`]).
-fn scan_in(path: &Path, dir: Option<&Arc<Path>>, exact_times: bool) -> Result<InputNode, WriteError> {
-    let read_err = |source| WriteError::Read { path: path.to_path_buf(), source };
-    let m = fs::symlink_metadata(path).map_err(read_err)?;
-    let ft = m.file_type();
-    let meta = host_meta(path, &m, exact_times)?;
-    if ft.is_symlink() {
-        let target = fs::read_link(path).map_err(read_err)?;
-        return Ok(InputNode::Symlink { target: target.as_os_str().as_bytes().to_vec(), meta });
-    }
-    if ft.is_file() {
-        let host_path = match (dir, path.file_name()) {
-            (Some(dir), Some(name)) => HostPath::in_dir(dir, name),
-            _ => HostPath::new(path),
-        };
-        let host = HostFile::new(host_path, &m);
-        return Ok(InputNode::File { size: host.size(), data: FileData::Host(host), meta });
-    }
-    if ft.is_dir() {
-        let mut names: Vec<Vec<u8>> = Vec::new();
-        for e in fs::read_dir(path).map_err(read_err)? {
-            names.push(e.map_err(read_err)?.file_name().as_bytes().to_vec());
+/// Scans the entry `name` of the directory `dirfd`, whose host path is `dir` (`None` for
+/// the root of the scan, whose `name` is its whole path, relative to the working directory).
+fn scan_at(
+    dirfd: BorrowedFd<'_>,
+    name: &OsStr,
+    dir: Option<&Arc<Path>>,
+    exact_times: bool,
+) -> Result<InputNode, WriteError> {
+    let path = || match dir {
+        Some(d) => d.join(name),
+        None => PathBuf::from(name),
+    };
+    let read_err = |e: rustix::io::Errno| WriteError::Read { path: path(), source: e.into() };
+    let st = rustix::fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(read_err)?;
+    let meta = host_meta(path, &st, exact_times)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {
+            let host_path = match dir {
+                Some(d) => HostPath::in_dir(d, name),
+                None => HostPath::new(Path::new(name)),
+            };
+            let host = HostFile { path: host_path, snapshot: Snapshot::of_stat(&st) };
+            Ok(InputNode::File { size: host.size(), data: FileData::Host(host), meta })
         }
-        // Scanned in name order, so the first failing entry is the same on every host.
-        names.sort_unstable();
-        let mut list = Vec::with_capacity(names.len());
-        let this: Arc<Path> = Arc::from(path);
-        for name in names {
-            let child = scan_in(&path.join(std::ffi::OsStr::from_bytes(&name)), Some(&this), exact_times)?;
-            list.push((name, child));
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dirfd, name, Vec::new()).map_err(read_err)?;
+            Ok(InputNode::Symlink { target: target.into_bytes(), meta })
         }
-        return Ok(InputNode::Dir { entries: Entries::from_unsorted(list), meta });
+        FileType::Directory => {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(dirfd, name, flags, Mode::empty()).map_err(read_err)?;
+            let mut listing = Dir::new(fd).map_err(read_err)?;
+            let mut names: Vec<Vec<u8>> = Vec::new();
+            for e in &mut listing {
+                let e = e.map_err(read_err)?;
+                let n = e.file_name().to_bytes();
+                if n != b"." && n != b".." {
+                    names.push(n.to_vec());
+                }
+            }
+            // Scanned in name order, so the first failing entry is the same on every host.
+            names.sort_unstable();
+            let this: Arc<Path> = Arc::from(path());
+            let fd = listing.fd().map_err(read_err)?;
+            let mut list = Vec::with_capacity(names.len());
+            for n in names {
+                let child = scan_at(fd, OsStr::from_bytes(&n), Some(&this), exact_times)?;
+                list.push((n, child));
+            }
+            Ok(InputNode::Dir { entries: Entries::from_unsorted(list), meta })
+        }
+        other => Err(WriteError::UnsupportedType { path: path(), kind: unsupported_raw_kind(other) }),
     }
-    Err(WriteError::UnsupportedType { path: path.to_path_buf(), kind: unsupported_kind(ft) })
+}
+
+/// [`unsupported_kind`] of a raw file type.
+fn unsupported_raw_kind(ft: FileType) -> &'static str {
+    match ft {
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::BlockDevice => "block device",
+        FileType::CharacterDevice => "character device",
+        _ => "unknown file type",
+    }
 }
 
 /// Names a file type that no image holds (anything but a directory, a regular file or a
@@ -417,6 +455,7 @@ pub fn closure_tree_scanned(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -14,7 +14,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 
-use isoforge_host::snapshot::{FileId, SnapshotReader};
+use isoforge_host::snapshot::{FileId, HostDir, SnapshotReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
@@ -201,15 +201,24 @@ struct Flat<'a> {
     inode_number: u32,
 }
 
-/// Where a file's data ended up.
+/// Where a file's data ended up: 16 bytes a file (a million small files are common in a
+/// store, and most of them live in a fragment).
 #[derive(Clone, Default)]
 enum Placement {
     #[default]
     Empty,
-    /// Stored here (blocks and/or fragment).
-    Stored(FileLayout),
-    /// Same bytes as another file (index into the file list).
-    Alias(usize),
+    /// Only in a fragment: (fragment index, offset in it).
+    Fragment(u32, u32),
+    /// Stored in blocks (and perhaps a fragment for its tail).
+    Stored(Box<FileLayout>),
+    /// Same bytes as another file (index into the file list, which the inode count bounds).
+    Alias(u32),
+}
+
+/// A file-list index as stored in [`Placement::Alias`] (the inode count, checked to fit 32
+/// bits before any file is placed, bounds it).
+fn alias(original: usize) -> Placement {
+    Placement::Alias(u32::try_from(original).unwrap_or(u32::MAX))
 }
 
 fn write_dyn(
@@ -262,9 +271,10 @@ fn write_dyn(
     // Files in data order (pre-order, names sorted), as flat indexes.
     let files: Vec<usize> =
         (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
-    let mut file_slot = vec![usize::MAX; flat.len()];
+    // The file-list index of each flattened file (the inode count bounds both to 32 bits).
+    let mut file_slot = vec![u32::MAX; flat.len()];
     for (k, &i) in files.iter().enumerate() {
-        file_slot[i] = k;
+        file_slot[i] = k as u32;
     }
     let mut placement: Vec<Placement> = vec![Placement::Empty; files.len()];
     let mut summary = Summary { inodes: inode_count, ..Summary::default() };
@@ -281,7 +291,7 @@ fn write_dyn(
     if options.dedup {
         observer.stage(Stage::Duplicates);
         for (dup, original) in pool.install(|| find_duplicates(&flat, &files, u64::from(block_size)))? {
-            placement[dup] = Placement::Alias(original);
+            placement[dup] = alias(original);
             summary.duplicate_files += 1;
         }
     }
@@ -334,7 +344,7 @@ fn write_dyn(
     // change inside one store path cannot change the fragment blocks of another: their bytes,
     // and so their cache entries, stay the same (docs/spec/squashfs.md, "Fragments").
     let top = top_level_entries(&flat);
-    let mut current_top = usize::MAX;
+    let mut current_top = u32::MAX;
     // Files smaller than a block are read in batches on the pool, ahead of the writer, and
     // their duplicates found here, in data order (see `SmallFiles`); larger files are read
     // block by block by this thread.
@@ -352,11 +362,11 @@ fn write_dyn(
                         pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
                         current_top = top[i];
                     }
-                    placement[k] = Placement::Stored(FileLayout {
+                    placement[k] = Placement::Stored(Box::new(FileLayout {
                         file_size: *size,
                         fragment: INVALID,
                         ..FileLayout::default()
-                    });
+                    }));
                     pipe.add_file(
                         k,
                         data,
@@ -372,7 +382,7 @@ fn write_dyn(
                         let i = files[file.k];
                         let size = file.bytes.len() as u64;
                         if let Some(original) = small.duplicate_of(&file)? {
-                            placement[file.k] = Placement::Alias(original);
+                            placement[file.k] = alias(original);
                             summary.duplicate_files += 1;
                             pipe.observer.block(size);
                             continue;
@@ -383,13 +393,7 @@ fn write_dyn(
                         }
                         let (index, offset) =
                             pipe.add_tail(&file.bytes, &mut sink, &mut placement, &mut summary)?;
-                        placement[file.k] = Placement::Stored(FileLayout {
-                            file_size: size,
-                            fragment: index,
-                            frag_offset: offset,
-                            start_block: 0,
-                            ..FileLayout::default()
-                        });
+                        placement[file.k] = Placement::Fragment(index, offset);
                     }
                 }
             }
@@ -409,7 +413,8 @@ fn write_dyn(
     // most of a rebuild where nothing changed.
     let mut inodes = MetadataWriter::new(options.compression, block_size).with_cache(cache.clone());
     let mut dirs = MetadataWriter::new(options.compression, block_size).with_cache(cache.clone());
-    let mut export = vec![0u64; flat.len()];
+    // Inode references by inode number (less one), as the export table holds them.
+    let mut export = vec![U64::new(0); flat.len()];
     let ctx = MetaCtx { flat: &flat, files: &file_slot, placement: &placement, id_index: &id_index };
     let root_listing = write_dir_tree(&ctx, 0, &mut inodes, &mut dirs, &mut export)?;
     let root_ref = inodes.position();
@@ -428,7 +433,7 @@ fn write_dyn(
         root_parent,
         &root_listing.index,
     ))?;
-    export[0] = root_ref.to_inode_ref();
+    export[flat[0].inode_number as usize - 1] = U64::new(root_ref.to_inode_ref());
 
     let (inode_bytes, _) = inodes.finish()?;
     let (dir_bytes, _) = dirs.finish()?;
@@ -447,12 +452,7 @@ fn write_dyn(
     }
     let fragment_table_start = write_lookup_table(&mut sink, &frag_entries, options.compression, block_size)?;
     let lookup_table_start = if options.exportable {
-        let mut bytes = Vec::with_capacity(export.len() * 8);
-        for (number_minus_one, r) in inode_refs_by_number(&flat, &export).into_iter().enumerate() {
-            debug_assert!(number_minus_one < flat.len());
-            bytes.extend_from_slice(&r.to_le_bytes());
-        }
-        write_lookup_table(&mut sink, &bytes, options.compression, block_size)?
+        write_lookup_table(&mut sink, export.as_bytes(), options.compression, block_size)?
     } else {
         NO_TABLE
     };
@@ -621,24 +621,17 @@ fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
 
 /// For every flattened node, the index of the root's child it lies under (itself for a child
 /// of the root; the root maps to itself). Parents are flattened before their children.
-fn top_level_entries(flat: &[Flat<'_>]) -> Vec<usize> {
+fn top_level_entries(flat: &[Flat<'_>]) -> Vec<u32> {
     let mut top = vec![0; flat.len()];
     for (i, f) in flat.iter().enumerate().skip(1) {
-        top[i] = if f.parent == 0 { i } else { top[f.parent as usize] };
+        // The inode count, checked to fit 32 bits, bounds the index.
+        top[i] = if f.parent == 0 { i as u32 } else { top[f.parent as usize] };
     }
     top
 }
 
 fn subdir_count(flat: &[Flat<'_>], i: usize) -> u32 {
     flat[i].children.iter().filter(|&&c| matches!(flat[c].node, InputNode::Dir { .. })).count() as u32
-}
-
-fn inode_refs_by_number(flat: &[Flat<'_>], export_by_flat: &[u64]) -> Vec<u64> {
-    let mut v = vec![0u64; flat.len()];
-    for (i, f) in flat.iter().enumerate() {
-        v[f.inode_number as usize - 1] = export_by_flat[i];
-    }
-    v
 }
 
 /// How many leading bytes of a duplicate candidate are hashed to tell it apart from other
@@ -775,8 +768,9 @@ fn find_duplicates(
 enum Item {
     /// A file of at least a block: read block by block by the writing thread.
     Large(usize),
-    /// A run of files smaller than a block (file-list indexes), read together on the pool.
-    Small(Vec<usize>),
+    /// A run of files smaller than a block (file-list indexes, bounded by the inode count),
+    /// read together on the pool.
+    Small(Vec<u32>),
 }
 
 /// A batch of small files holds at most this many files or bytes.
@@ -795,7 +789,7 @@ fn work_items(
     dedup: bool,
 ) -> Vec<Item> {
     let mut items = Vec::new();
-    let mut batch: Vec<usize> = Vec::new();
+    let mut batch: Vec<u32> = Vec::new();
     let mut batch_bytes = 0u64;
     let mut first_of: BTreeMap<FileId, usize> = BTreeMap::new();
     for (k, &i) in files.iter().enumerate() {
@@ -816,7 +810,7 @@ fn work_items(
         }
         if let (true, FileData::Host(h)) = (dedup, data) {
             if let Some(&original) = first_of.get(&h.snapshot.id) {
-                placement[k] = Placement::Alias(original);
+                placement[k] = alias(original);
                 summary.duplicate_files += 1;
                 continue;
             }
@@ -826,7 +820,7 @@ fn work_items(
             items.push(Item::Small(std::mem::take(&mut batch)));
             batch_bytes = 0;
         }
-        batch.push(k);
+        batch.push(k as u32);
         batch_bytes += *size;
     }
     if !batch.is_empty() {
@@ -900,6 +894,7 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
                 let jobs: Vec<(usize, &'f FileData, u64)> = ks
                     .iter()
                     .map(|&k| {
+                        let k = k as usize;
                         let (d, size) = self.data(k);
                         (k, d, size)
                     })
@@ -907,10 +902,14 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
                 let (tx, rx) = mpsc::sync_channel(1);
                 let dedup = self.dedup;
                 self.scope.spawn(move |_| {
-                    let batch = jobs
-                        .into_iter()
-                        .map(|(k, data, size)| {
-                            let bytes = Source::read_whole(data, size)?;
+                    // Files that share their directory with the next file are opened through
+                    // it (`openat` of one name; see `HostDir`).
+                    let mut dir: Option<HostDir> = None;
+                    let batch = (0..jobs.len())
+                        .map(|j| {
+                            let (k, data, size) = jobs[j];
+                            let next = jobs.get(j + 1).map(|job| job.1);
+                            let bytes = Source::read_whole_in(data, size, next, &mut dir)?;
                             let hash = if dedup { Sha256::digest(&bytes).into() } else { [0; 32] };
                             Ok(SmallFile { k, bytes, hash })
                         })
@@ -1000,10 +999,27 @@ impl<'a> Source<'a> {
     ///
     /// [`HostFile::read_whole`]: isoforge_host::snapshot::HostFile::read_whole
     fn read_whole(data: &FileData, size: u64) -> Result<Vec<u8>, WriteError> {
+        Source::read_whole_in(data, size, None, &mut None)
+    }
+
+    /// [`Self::read_whole`] of one of a run of files: a host file is opened through `dir`
+    /// when `dir` holds it, and `dir` becomes its directory when `next` is in the same one.
+    fn read_whole_in(
+        data: &FileData,
+        size: u64,
+        next: Option<&FileData>,
+        dir: &mut Option<HostDir>,
+    ) -> Result<Vec<u8>, WriteError> {
         match data {
             FileData::Host(h) if h.size() == size => {
                 let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
-                h.read_whole(&mut bytes)?;
+                if !dir.as_ref().is_some_and(|d| d.holds(&h.path)) {
+                    let shared = matches!(next, Some(FileData::Host(n)) if n.path.same_dir(&h.path));
+                    // A directory that cannot be opened: the file is opened by its path,
+                    // which reports what is wrong with it.
+                    *dir = if shared { h.path.open_dir().ok() } else { None };
+                }
+                h.read_whole_in(dir.as_ref(), &mut bytes)?;
                 Ok(bytes)
             }
             _ => {
@@ -1391,7 +1407,7 @@ fn write_lookup_table(
 
 struct MetaCtx<'a, 'b> {
     flat: &'a [Flat<'b>],
-    files: &'a [usize],
+    files: &'a [u32],
     placement: &'a [Placement],
     id_index: &'a BTreeMap<u32, u16>,
 }
@@ -1418,7 +1434,7 @@ fn write_dir_tree(
     dir: usize,
     inodes: &mut MetadataWriter,
     dirs: &mut MetadataWriter,
-    export: &mut [u64],
+    export: &mut [U64],
 ) -> Result<crate::dir::Listing, WriteError> {
     let children = &ctx.flat[dir].children;
     let mut sub_listings = BTreeMap::new();
@@ -1450,17 +1466,27 @@ fn write_dir_tree(
                 )
             }
             InputNode::File { .. } => {
-                let mut k = ctx.files[c];
+                let mut k = ctx.files[c] as usize;
                 let mut hops = 0;
                 while let Placement::Alias(o) = ctx.placement[k] {
-                    k = o;
+                    k = o as usize;
                     hops += 1;
                     if hops > ctx.placement.len() {
                         break;
                     }
                 }
                 let layout = match &ctx.placement[k] {
-                    Placement::Stored(l) => l.clone(),
+                    Placement::Stored(l) => FileLayout::clone(l),
+                    &Placement::Fragment(fragment, frag_offset) => FileLayout {
+                        // An alias has its original's bytes, so its size.
+                        file_size: match ctx.flat[c].node {
+                            InputNode::File { size, .. } => *size,
+                            _ => 0,
+                        },
+                        fragment,
+                        frag_offset,
+                        ..FileLayout::default()
+                    },
                     _ => FileLayout { fragment: INVALID, ..FileLayout::default() },
                 };
                 (encode_file(base, &layout), kind::REG)
@@ -1468,7 +1494,7 @@ fn write_dir_tree(
             InputNode::Symlink { target, .. } => (encode_symlink(base, target), kind::SYMLINK),
         };
         inodes.write(&bytes)?;
-        export[c] = pos.to_inode_ref();
+        export[ctx.flat[c].inode_number as usize - 1] = U64::new(pos.to_inode_ref());
         entries.push(Entry {
             name: ctx.flat[c].name.to_vec(),
             inode: pos,
