@@ -848,7 +848,7 @@ fn fat_checks_find_cross_links_and_bad_chains() {
     img[at..at + 2].copy_from_slice(&nv.to_le_bytes());
     let broken = FatInfo::read(&img).unwrap();
     let text: Vec<String> =
-        broken.problems.iter().map(|p| format!("{} {} {}", p.what, p.expected, p.found)).collect();
+        broken.problems.iter().map(|p| format!("{} {} {}", p.location(), p.expected, p.found)).collect();
     assert!(
         text.iter().any(|t| t.contains("FAT chain of /EFI/BOOT/BOOTX64.EFI") && t.contains("clusters for")),
         "{text:#?}"

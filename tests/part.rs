@@ -226,7 +226,7 @@ fn nixos_against_xorriso_with(with_efi: bool, efi_kib: u64, customize: &dyn Fn(&
             // Our reader sees exactly xorriso's two deliberate violations (ISOHybrid starts at
             // sector 0 and contains ISOHybrid1).
             let rep = our_gpt_report(&r.iso);
-            let fields: Vec<_> = rep.mismatches.iter().map(|m| m.field).collect();
+            let fields: Vec<_> = rep.mismatches.iter().map(|m| m.field.as_ref()).collect();
             assert_eq!(fields, ["starting_lba", "starting_lba"], "{:#?}", rep.mismatches);
             assert_eq!(identify(&sa[..512], Some(&rep)), Some(Layout::Nixos));
         }

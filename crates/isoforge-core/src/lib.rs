@@ -100,5 +100,5 @@ pub mod progress;
 pub mod spec;
 pub mod store;
 
-pub use isoforge_formats::{cpio, endian, fat, iso9660, part, read_at, time, tree, units};
+pub use isoforge_formats::{cpio, endian, fat, finding, iso9660, part, read_at, time, tree, units};
 pub use isoforge_inspect as inspect;

@@ -7,7 +7,8 @@
 //! - [`cpio`]: the newc cpio archives of a netboot initrd;
 //! - [`tree`]: the input tree built from grafts, shared by every format;
 //! - [`endian`], [`units`], [`read_at`], [`time`], [`hex`]: typed byte order, block and sector
-//!   units, positional reads, the epoch every date derives from, and hex for messages.
+//!   units, positional reads, the epoch every date derives from, and hex for messages;
+//! - [`finding`]: what every reader reports wrong with an image, in one vocabulary.
 //!
 //! Every writer follows the same rule: a pure planning step turns inputs into a plan that fixes
 //! every extent, address and size, then a writer streams bytes in increasing offset order.
@@ -19,13 +20,14 @@
 //! `isoforge-squashfs` (the file kinds a squashfs can hold, which the input tree shares).
 //! `isoforge-inspect` reads whole images with it and `isoforge-core` (the pipeline and the Nix
 //! glue) builds them with it; neither is a dependency of this crate. Inside it, modules depend
-//! downwards only: `endian`, `units`, `read_at`, `time`, `hex` ← `tree` ← `part`, `fat`,
+//! downwards only: `endian`, `units`, `read_at`, `time`, `hex`, `finding` ← `tree` ← `part`, `fat`,
 //! `cpio` ← `iso9660` (which places the system area [`part`] plans).
 #![deny(missing_docs)]
 
 pub mod cpio;
 pub mod endian;
 pub mod fat;
+pub mod finding;
 pub mod hex;
 pub mod iso9660;
 pub mod part;

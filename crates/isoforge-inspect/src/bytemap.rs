@@ -586,7 +586,7 @@ impl ByteMap {
         ]);
         if g.fat_type == FatType::Fat32 {
             let fi = self.owner(format!("{p}FAT.FSInfo."));
-            let at = base + u64::from(f.boot.fsinfo_sector) * 512;
+            let at = base + f.boot.sector_offset(f.boot.fsinfo_sector);
             fields!(
                 self,
                 FsInfo,
@@ -596,7 +596,7 @@ impl ByteMap {
             );
             if f.boot.backup_boot_sector != 0 {
                 let bb = self.owner(format!("{p}FAT.backup_boot_sector"));
-                self.content(base + u64::from(f.boot.backup_boot_sector) * 512, 512, bb, 0);
+                self.content(base + f.boot.sector_offset(f.boot.backup_boot_sector), 512, bb, 0);
             }
         }
         for copy in 0..g.num_fats {
@@ -807,5 +807,56 @@ mod tests {
         assert_eq!(m.regions[0].end, 32768 + 88);
         assert_eq!(m.regions[1].start, 32768 + 813);
         assert_eq!(m.name(1), "PVD.volume_creation_date");
+    }
+
+    /// FSInfo and the backup boot sector lie at `BPB_FSInfo` and `BPB_BkBootSec` sectors of
+    /// `BPB_BytsPerSec` bytes, not of 512 (a hand-built FAT32 BPB with 4096-byte sectors).
+    #[test]
+    fn fat32_sectors_are_the_bpb_sectors() {
+        use crate::fat_fs::bpb::{DecodedBootSector, Geometry};
+        let geometry = Geometry {
+            fat_type: FatType::Fat32,
+            sectors_per_cluster: 1,
+            reserved_sectors: 64,
+            num_fats: 2,
+            root_entries: 0,
+            total_sectors: 70_000,
+            media: 0xF8,
+            sectors_per_fat: 1,
+            sectors_per_track: 32,
+            heads: 64,
+            hidden_sectors: 0,
+            drive_number: 0x80,
+            cluster_count: 65_525,
+            image_size: 70_000 * 512,
+        };
+        let boot = DecodedBootSector {
+            geometry,
+            serial: 1,
+            label: *b"NO NAME    ",
+            root_cluster: 2,
+            fsinfo_sector: 1,
+            backup_boot_sector: 6,
+            bytes_per_sector: 4096,
+        };
+        let info = super::super::FatInfo {
+            boot,
+            oem_name: String::new(),
+            root_label: None,
+            entries: Vec::new(),
+            dot_entries: Vec::new(),
+            label_offset: None,
+            root_clusters: Vec::new(),
+            problems: Vec::new(),
+        };
+        let base = 1 << 20;
+        let mut m = ByteMap::default();
+        m.fat("/efi.img: ", base, &info);
+        m.finish();
+        let name = |pos| m.at(pos).0.map(|r| m.name(r));
+        assert_eq!(name(base + 4096).as_deref(), Some("/efi.img: FAT.FSInfo.lead_sig"));
+        assert_eq!(name(base + 6 * 4096).as_deref(), Some("/efi.img: FAT.backup_boot_sector"));
+        assert_eq!(name(base + 512), None);
+        assert_eq!(name(base + 6 * 512), None);
     }
 }

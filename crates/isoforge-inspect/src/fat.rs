@@ -16,6 +16,7 @@ use crate::fat_fs::dir_entry::{
     DecodedDir, DirEntry, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID,
 };
 use crate::fat_fs::FatVolume;
+use crate::finding::{Finding, Problems, Severity, MAX_FINDINGS};
 use crate::read_at::ReadAt;
 use crate::units::Cluster;
 
@@ -23,21 +24,6 @@ use crate::units::Cluster;
 pub const MAX_FAT_BYTES: u64 = 256 << 20;
 /// Most directory bytes read in one walk.
 pub const MAX_DIR_BYTES_TOTAL: u64 = 256 << 20;
-
-/// One problem found in a FAT image. Offsets are from the start of the FAT image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FatProblem {
-    /// A warning (the volume works, but fsck would change it) rather than an error.
-    pub warning: bool,
-    /// The structure and field, e.g. `FAT.chain /EFI/BOOT/BOOTX64.EFI`.
-    pub what: String,
-    /// Byte offset in the FAT image, when known.
-    pub offset: Option<u64>,
-    /// What should be there.
-    pub expected: String,
-    /// What is there.
-    pub found: String,
-}
 
 /// A file or directory of the FAT tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,30 +65,15 @@ pub struct FatInfo {
     pub label_offset: Option<u64>,
     /// Clusters of the FAT32 root directory (empty on FAT12/16).
     pub root_clusters: Vec<u32>,
-    /// Everything wrong.
-    pub problems: Vec<FatProblem>,
+    /// Everything wrong, offsets from the start of the FAT image (at most [`MAX_FINDINGS`],
+    /// then a count).
+    pub problems: Vec<Finding>,
 }
 
 /// Whether the 512 bytes at `offset` of `src` decode as a FAT boot sector.
 pub fn looks_like_fat(src: &dyn ReadAt, offset: u64) -> bool {
     let mut s = [0u8; 512];
     src.read_at(offset, &mut s).is_ok() && decode_boot_sector(&s).is_ok()
-}
-
-fn problem(
-    warning: bool,
-    what: impl Into<String>,
-    offset: Option<u64>,
-    expected: impl ToString,
-    found: impl ToString,
-) -> FatProblem {
-    FatProblem {
-        warning,
-        what: what.into(),
-        offset,
-        expected: expected.to_string(),
-        found: found.to_string(),
-    }
 }
 
 impl FatInfo {
@@ -134,10 +105,11 @@ impl FatInfo {
             root_clusters: Vec::new(),
             problems: Vec::new(),
         };
+        let mut p = Problems::new(MAX_FINDINGS);
         if g.image_size > src.len() {
-            info.problems.push(problem(
-                false,
-                "FAT.BPB total sectors",
+            p.add(Finding::error(
+                "FAT.BPB",
+                "total sectors",
                 Some(19),
                 format!("at most the {} bytes of the embedded image", src.len()),
                 format!("{} bytes", g.image_size),
@@ -146,23 +118,24 @@ impl FatInfo {
         match vol.verify() {
             Ok(list) => {
                 for e in list {
-                    info.problems.push(fat_error(e));
+                    p.add(fat_error(e));
                 }
             }
-            Err(e) => info.problems.push(fat_error(e)),
+            Err(e) => p.add(fat_error(e)),
         }
-        info.walk(&vol, src);
-        info.check_chains(&vol);
+        info.walk(&vol, src, &mut p);
+        info.check_chains(&vol, &mut p);
+        info.problems = p.finish();
         Ok(info)
     }
 
-    fn walk(&mut self, vol: &FatVolume<'_, dyn ReadAt + '_>, src: &dyn ReadAt) {
+    fn walk(&mut self, vol: &FatVolume<'_, dyn ReadAt + '_>, src: &dyn ReadAt, p: &mut Problems) {
         let g = self.boot.geometry.clone();
         let cs = g.cluster_size();
         let root = match vol.root() {
             Ok(r) => r,
             Err(e) => {
-                self.problems.push(fat_error(e));
+                p.add(fat_error(e));
                 return;
             }
         };
@@ -170,7 +143,7 @@ impl FatInfo {
             match vol.chain(Cluster::new(self.boot.root_cluster)) {
                 Ok(c) => c.iter().map(|c| c.get()).collect(),
                 Err(e) => {
-                    self.problems.push(fat_error(e));
+                    p.add(fat_error(e));
                     Vec::new()
                 }
             }
@@ -248,9 +221,9 @@ impl FatInfo {
             for (path, e) in subdirs.into_iter().rev() {
                 let first = e.entry.first_cluster().get();
                 if !visited.insert(first) {
-                    self.problems.push(problem(
-                        false,
+                    p.add(Finding::error(
                         format!("FAT directory {path}"),
+                        "",
                         None,
                         "a directory not already listed",
                         format!("first cluster {first}, already walked (a loop or a cross-link)"),
@@ -260,7 +233,7 @@ impl FatInfo {
                 let chain = match vol.chain(Cluster::new(first)) {
                     Ok(c) => c.iter().map(|c| c.get()).collect::<Vec<_>>(),
                     Err(err) => {
-                        self.problems.push(fat_error(err));
+                        p.add(fat_error(err));
                         continue;
                     }
                 };
@@ -271,7 +244,7 @@ impl FatInfo {
                 }
                 match vol.dir(&e) {
                     Ok(d) => stack.push((path, d, chain)),
-                    Err(err) => self.problems.push(fat_error(err)),
+                    Err(err) => p.add(fat_error(err)),
                 }
             }
             if budget_hit {
@@ -279,9 +252,9 @@ impl FatInfo {
             }
         }
         if budget_hit {
-            self.problems.push(problem(
-                false,
+            p.add(Finding::error(
                 "FAT directory tree",
+                "",
                 None,
                 format!(
                     "at most {} entries and {MAX_DIR_BYTES_TOTAL} directory bytes",
@@ -295,12 +268,11 @@ impl FatInfo {
     }
 
     /// Follows every chain: range, loops, length against the size, cross-links, lost clusters.
-    fn check_chains(&mut self, vol: &FatVolume<'_, dyn ReadAt + '_>) {
+    fn check_chains(&mut self, vol: &FatVolume<'_, dyn ReadAt + '_>, p: &mut Problems) {
         let g = self.boot.geometry.clone();
         let cs = g.cluster_size().max(1);
         let mut owner: BTreeMap<u32, usize> = BTreeMap::new();
         let mut budget = u64::from(g.cluster_count).saturating_mul(4).saturating_add(1 << 20);
-        let mut problems = Vec::new();
         for c in &self.root_clusters {
             owner.insert(*c, usize::MAX);
         }
@@ -308,9 +280,9 @@ impl FatInfo {
             let e = &self.entries[i];
             if e.first_cluster == 0 {
                 if e.is_dir || e.size > 0 {
-                    problems.push(problem(
-                        false,
-                        format!("FAT entry {} first cluster", e.path),
+                    p.add(Finding::error(
+                        format!("FAT entry {}", e.path),
+                        "first cluster",
                         Some(e.dirent_offset + field_offset!(DirEntry, fst_clus_lo)),
                         "a cluster for a directory or a non-empty file",
                         0,
@@ -321,21 +293,15 @@ impl FatInfo {
             let chain = match vol.chain(Cluster::new(e.first_cluster)) {
                 Ok(c) => c,
                 Err(err) => {
-                    problems.push(problem(
-                        false,
-                        format!("FAT chain of {}", e.path),
-                        None,
-                        "a valid chain",
-                        err,
-                    ));
+                    p.add(Finding::error(format!("FAT chain of {}", e.path), "", None, "a valid chain", err));
                     continue;
                 }
             };
             budget = budget.saturating_sub(chain.len() as u64);
             if budget == 0 {
-                problems.push(problem(
-                    false,
+                p.add(Finding::error(
                     "FAT chains",
+                    "",
                     None,
                     "chains of bounded total length",
                     "more (not checked)",
@@ -345,9 +311,9 @@ impl FatInfo {
             if !e.is_dir {
                 let want = u64::from(e.size).div_ceil(cs);
                 if chain.len() as u64 != want {
-                    problems.push(problem(
-                        false,
+                    p.add(Finding::error(
                         format!("FAT chain of {}", e.path),
+                        "",
                         Some(e.dirent_offset + field_offset!(DirEntry, file_size)),
                         format!("{want} clusters for {} bytes", e.size),
                         format!("{} clusters", chain.len()),
@@ -361,9 +327,9 @@ impl FatInfo {
                     } else {
                         self.entries[other].path.clone()
                     };
-                    problems.push(problem(
-                        false,
+                    p.add(Finding::error(
                         format!("FAT chain of {}", e.path),
+                        "",
                         Some(g.fat_offset(0)),
                         format!("cluster {} used by one chain", c.get()),
                         format!("also in the chain of {other} (cross-linked)"),
@@ -390,23 +356,23 @@ impl FatInfo {
             }
         }
         if let Some(c) = first_lost {
-            problems.push(problem(
-                true,
+            p.add(Finding::new(
+                Severity::Warning,
                 "FAT lost clusters",
+                "",
                 Some(g.fat_offset(0)),
                 "every allocated cluster in some chain",
                 format!("{lost} allocated clusters in no chain, the first {c}"),
             ));
         }
-        self.problems.extend(problems);
     }
 }
 
-fn fat_error(e: crate::fat_fs::FatError) -> FatProblem {
+fn fat_error(e: crate::fat_fs::FatError) -> Finding {
     match e {
         crate::fat_fs::FatError::Corrupt { offset, field, expected, found } => {
-            problem(false, format!("FAT {field}"), Some(offset), expected, found)
+            Finding::error("FAT", field, Some(offset), expected, found)
         }
-        other => problem(false, "FAT", None, "a readable FAT file system", other),
+        other => Finding::error("FAT", "", None, "a readable FAT file system", other),
     }
 }

@@ -275,23 +275,24 @@ pub fn json(info: &InitrdInfo, tree: bool) -> InitrdView<'_> {
 pub fn verify(info: &InitrdInfo) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(e) = &info.error {
-        out.push(Finding {
-            severity: Severity::Error,
-            location: "initramfs".into(),
-            offset: None,
-            expected: "cpio segments (plain, gzip, zstd or xz) to the end of the file".into(),
-            found: e.clone(),
-        });
+        out.push(Finding::error(
+            "initramfs",
+            "",
+            None,
+            "cpio segments (plain, gzip, zstd or xz) to the end of the file",
+            e,
+        ));
     }
     for seg in &info.segments {
         if seg.archive_len.is_none() {
-            out.push(Finding {
-                severity: Severity::Info,
-                location: format!("initramfs {} segment", seg.compression.name()),
-                offset: Some(seg.offset),
-                expected: "a segment isoforge decodes (plain, gzip, zstd, xz)".into(),
-                found: "not decoded; the rest of the file is not checked".into(),
-            });
+            out.push(Finding::new(
+                Severity::Info,
+                format!("initramfs {} segment", seg.compression.name()),
+                "",
+                Some(seg.offset),
+                "a segment isoforge decodes (plain, gzip, zstd, xz)",
+                "not decoded; the rest of the file is not checked",
+            ));
         }
     }
     for q in &info.squashfs {
@@ -301,24 +302,16 @@ pub fn verify(info: &InitrdInfo) -> Vec<Finding> {
             .flatten();
         let location = format!("segment {} {}", q.segment, q.member);
         match &q.info {
-            Ok(s) => {
-                for p in &s.problems {
-                    out.push(Finding {
-                        severity: Severity::Error,
-                        location: format!("{location}: {}", p.what),
-                        offset: base.and_then(|b| p.offset.map(|o| b + o)),
-                        expected: p.expected.clone(),
-                        found: p.found.clone(),
-                    });
+            // The squashfs reader's offsets are from the member's data, which lies at `base`
+            // in the file when the segment is not compressed; else they have no file offset.
+            Ok(s) => out.extend(s.problems.iter().map(|p| {
+                let p = p.clone().within(&location);
+                match base {
+                    Some(b) => p.shifted(b),
+                    None => Finding { offset: None, ..p },
                 }
-            }
-            Err(e) => out.push(Finding {
-                severity: Severity::Error,
-                location,
-                offset: base,
-                expected: "a squashfs image".into(),
-                found: e.clone(),
-            }),
+            })),
+            Err(e) => out.push(Finding::error(location, "", base, "a squashfs image", e)),
         }
     }
     out

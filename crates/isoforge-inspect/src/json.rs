@@ -732,7 +732,7 @@ fn system_area(sa: &super::SystemArea) -> SystemAreaView<'_> {
                 .collect(),
             entry_array: if g.overlapping { "overlapping" } else { "separated" },
         }),
-        mismatches: sa.mismatches.iter().map(ToString::to_string).collect(),
+        mismatches: sa.mismatches.iter().map(crate::finding::Finding::note).collect(),
         summary: sa.recognition.summary.join(" "),
         isohybrid: sa.recognition.isohybrid,
         protective_msdos_label: sa.recognition.protective_msdos_label,

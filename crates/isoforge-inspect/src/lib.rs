@@ -46,14 +46,15 @@ pub mod verify;
 // The formats this crate reads, under the paths the read side has always used
 // (`crate::iso9660` is `isoforge_formats::iso9660`); the FAT format is `crate::fat_fs`, since
 // `crate::fat` is this crate's FAT reader.
-use isoforge_formats::{cpio, endian, fat as fat_fs, iso9660, part, read_at, units};
+use isoforge_formats::{cpio, endian, fat as fat_fs, finding, iso9660, part, read_at, units};
 
 use thiserror::Error;
 
+use crate::finding::Finding;
 use crate::iso9660::el_torito::{Emulation, PLATFORM_EFI};
 use crate::iso9660::read::{
-    BootRecordInfo, DescriptorInfo, ElTorito, EntryKind, Hierarchy, IsoImage, Listing, PathTables, Problem,
-    ReadError, VolumeSummary,
+    BootRecordInfo, DescriptorInfo, ElTorito, EntryKind, Hierarchy, IsoImage, Listing, PathTables, ReadError,
+    VolumeSummary,
 };
 use crate::part::gpt::Guid;
 use crate::part::mbr::OS_TYPE_EFI;
@@ -289,7 +290,7 @@ pub struct Image {
     /// Path tables of each hierarchy.
     pub path_tables: Vec<PathTables>,
     /// Every problem the ISO 9660 reader found.
-    pub iso_problems: Vec<Problem>,
+    pub iso_problems: Vec<Finding>,
     /// Payloads found inside the image.
     pub embedded: Vec<EmbeddedImage>,
 }

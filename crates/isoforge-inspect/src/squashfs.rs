@@ -13,6 +13,7 @@ use isoforge_squashfs::inode::{DATA_UNCOMPRESSED, INVALID};
 use isoforge_squashfs::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 use isoforge_squashfs::{Archive, EntryKind, SQUASHFS_MAGIC};
 
+use crate::finding::{Finding, Problems, MAX_FINDINGS};
 use crate::read_at::ReadAt;
 
 /// Most tree entries kept; a larger tree is a problem (and is not listed).
@@ -26,19 +27,6 @@ const METADATA_SIZE: u64 = 8192;
 pub fn looks_like_squashfs(src: &dyn ReadAt, offset: u64) -> bool {
     let mut m = [0u8; 4];
     src.read_at(offset, &mut m).is_ok() && u32::from_le_bytes(m) == SQUASHFS_MAGIC
-}
-
-/// One problem found in a squashfs image. Offsets are from the start of the squashfs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SquashfsProblem {
-    /// The structure and field, e.g. `squashfs.superblock.bytes_used`.
-    pub what: String,
-    /// Byte offset in the squashfs image, when known.
-    pub offset: Option<u64>,
-    /// What should be there.
-    pub expected: String,
-    /// What is there.
-    pub found: String,
 }
 
 /// A table of the image as stored: its metadata blocks and, for the lookup tables (fragment,
@@ -160,8 +148,9 @@ pub struct SquashfsInfo {
     pub tables: Vec<SquashfsTable>,
     /// Every entry, root first, depth-first in name order.
     pub entries: Vec<SquashfsEntry>,
-    /// Everything wrong.
-    pub problems: Vec<SquashfsProblem>,
+    /// Everything wrong, offsets from the start of the squashfs (at most [`MAX_FINDINGS`], then
+    /// a count).
+    pub problems: Vec<Finding>,
 }
 
 /// A `Read + Seek` view of a [`ReadAt`], for the squashfs reader.
@@ -195,13 +184,15 @@ impl Seek for Cursor<'_> {
     }
 }
 
-fn problem(
-    what: impl Into<String>,
+/// A finding in the superblock's field `field`, named as the byte map names it
+/// (`squashfs.superblock.bytes_used`).
+fn superblock(
+    field: &'static str,
     offset: Option<u64>,
-    expected: impl ToString,
-    found: impl ToString,
-) -> SquashfsProblem {
-    SquashfsProblem { what: what.into(), offset, expected: expected.to_string(), found: found.to_string() }
+    expected: impl std::fmt::Display,
+    found: impl std::fmt::Display,
+) -> Finding {
+    Finding::error("squashfs.superblock", format!(".{field}"), offset, expected, found)
 }
 
 /// The compressor's name for its superblock id.
@@ -224,15 +215,16 @@ fn walk_blocks(
     start: u64,
     end: u64,
     table: &'static str,
-    problems: &mut Vec<SquashfsProblem>,
+    problems: &mut Problems,
 ) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut at = start;
     while at < end && out.len() < MAX_METADATA_BLOCKS {
         let mut h = [0u8; 2];
         if src.read_at(at, &mut h).is_err() {
-            problems.push(problem(
+            problems.add(Finding::error(
                 format!("squashfs.{table}"),
+                "",
                 Some(at),
                 "a metadata block header",
                 "end of image",
@@ -241,8 +233,9 @@ fn walk_blocks(
         }
         let len = u64::from(u16::from_le_bytes(h) & 0x7fff);
         if len == 0 || len > METADATA_SIZE || at + 2 + len > end {
-            problems.push(problem(
+            problems.add(Finding::error(
                 format!("squashfs.{table} metadata block"),
+                "",
                 Some(at),
                 format!("1 to {METADATA_SIZE} bytes ending by byte {end}"),
                 format!("{len} bytes"),
@@ -262,13 +255,13 @@ fn lookup_table(
     name: &'static str,
     start: u64,
     entries_bytes: u64,
-    problems: &mut Vec<SquashfsProblem>,
+    problems: &mut Problems,
 ) -> SquashfsTable {
     let count = entries_bytes.div_ceil(METADATA_SIZE);
     let mut t = SquashfsTable { name, blocks: Vec::new(), index: Some((start, count.saturating_mul(8))) };
     if count > MAX_METADATA_BLOCKS as u64 || start.checked_add(count * 8).is_none_or(|e| e > src.len()) {
-        problems.push(problem(
-            format!("squashfs.superblock.{}", table_field(name)),
+        problems.add(superblock(
+            table_field(name),
             Some(0),
             format!("an index of {count} block pointers inside the image"),
             start,
@@ -284,8 +277,9 @@ fn lookup_table(
         let p = u64::from_le_bytes(p.try_into().unwrap_or([0; 8]));
         let mut h = [0u8; 2];
         if p >= start || src.read_at(p, &mut h).is_err() {
-            problems.push(problem(
+            problems.add(Finding::error(
                 format!("squashfs.{name} index"),
+                "",
                 Some(start),
                 format!("block positions before {start}"),
                 p,
@@ -327,39 +321,48 @@ impl SquashfsInfo {
             entries: Vec::new(),
             problems: Vec::new(),
         };
-        info.check_superblock(src);
-        info.read_tables(src);
+        let mut p = Problems::new(MAX_FINDINGS);
+        info.check_superblock(src, &mut p);
+        info.read_tables(src, &mut p);
         match Archive::open(Cursor { src, pos: 0 }) {
-            Ok(a) => info.read_archive(&a),
+            Ok(a) => info.read_archive(&a, &mut p),
             Err(e) => {
                 // A lookup table sized by a superblock count that does not match is that count's fault.
                 let msg = e.to_string();
-                let what =
-                    [("export table", "inodes"), ("fragment table", "fragments"), ("id table", "no_ids")]
-                        .iter()
-                        .find(|(t, _)| msg.starts_with(t))
-                        .map_or("squashfs".to_string(), |(_, f)| format!("squashfs.superblock.{f}"));
-                info.problems.push(problem(what, None, "tables the reader can open", msg));
+                let expected = "tables the reader can open";
+                p.add(
+                    match [
+                        ("export table", "inodes"),
+                        ("fragment table", "fragments"),
+                        ("id table", "no_ids"),
+                    ]
+                    .iter()
+                    .find(|(t, _)| msg.starts_with(t))
+                    {
+                        Some((_, f)) => superblock(f, None, expected, msg),
+                        None => Finding::error("squashfs", "", None, expected, msg),
+                    },
+                );
             }
         }
+        info.problems = p.finish();
         Ok(info)
     }
 
-    fn check_superblock(&mut self, src: &dyn ReadAt) {
+    fn check_superblock(&mut self, src: &dyn ReadAt, p: &mut Problems) {
         let sb = self.superblock;
         let used = sb.bytes_used.get();
-        let sf = |f: &str| format!("squashfs.superblock.{f}");
         if used > src.len() {
-            self.problems.push(problem(
-                sf("bytes_used"),
+            p.add(superblock(
+                "bytes_used",
                 Some(40),
                 format!("at most the file's {} bytes", src.len()),
                 used,
             ));
         }
         if sb.s_major.get() != 4 || sb.s_minor.get() != 0 {
-            self.problems.push(problem(
-                sf("s_major"),
+            p.add(superblock(
+                "s_major",
                 Some(28),
                 "version 4.0",
                 format!("{}.{}", sb.s_major.get(), sb.s_minor.get()),
@@ -370,16 +373,16 @@ impl SquashfsInfo {
             || !bs.is_power_of_two()
             || 1u32.checked_shl(u32::from(sb.block_log.get())) != Some(bs)
         {
-            self.problems.push(problem(
-                sf("block_log"),
+            p.add(superblock(
+                "block_log",
                 Some(22),
                 format!("log2 of block_size {bs}, 12 to 20"),
                 sb.block_log.get(),
             ));
         }
         if sb.xattr_id_table_start.get() != NO_TABLE && sb.xattr_id_table_start.get() > used {
-            self.problems.push(problem(
-                sf("xattr_id_table_start"),
+            p.add(superblock(
+                "xattr_id_table_start",
                 Some(56),
                 format!("inside bytes_used ({used}) or absent"),
                 sb.xattr_id_table_start.get(),
@@ -389,10 +392,9 @@ impl SquashfsInfo {
 
     /// Walks every table's blocks and checks their order: data < inode table < directory table
     /// < fragment < export < id < bytes_used.
-    fn read_tables(&mut self, src: &dyn ReadAt) {
+    fn read_tables(&mut self, src: &dyn ReadAt, problems: &mut Problems) {
         let sb = self.superblock;
         let used = sb.bytes_used.get().min(src.len());
-        let mut problems = Vec::new();
         let mut lookups = Vec::new();
         if sb.fragments.get() > 0 {
             lookups.push(lookup_table(
@@ -400,7 +402,7 @@ impl SquashfsInfo {
                 "fragment_table",
                 sb.fragment_table_start.get(),
                 u64::from(sb.fragments.get()) * 16,
-                &mut problems,
+                problems,
             ));
         }
         if sb.lookup_table_start.get() != NO_TABLE {
@@ -409,7 +411,7 @@ impl SquashfsInfo {
                 "export_table",
                 sb.lookup_table_start.get(),
                 u64::from(sb.inodes.get()) * 8,
-                &mut problems,
+                problems,
             ));
         }
         lookups.push(lookup_table(
@@ -417,7 +419,7 @@ impl SquashfsInfo {
             "id_table",
             sb.id_table_start.get(),
             u64::from(sb.no_ids.get()) * 4,
-            &mut problems,
+            problems,
         ));
         let it = sb.inode_table_start.get();
         let dt = sb.directory_table_start.get();
@@ -428,28 +430,28 @@ impl SquashfsInfo {
             SUPERBLOCK_SIZE as u64
         };
         if it < first_data || it > dt {
-            problems.push(problem(
-                "squashfs.superblock.inode_table_start",
+            problems.add(superblock(
+                "inode_table_start",
                 Some(64),
                 format!("between the superblock and directory_table_start ({dt})"),
                 it,
             ));
         }
         if dt > dir_end {
-            problems.push(problem(
-                "squashfs.superblock.directory_table_start",
+            problems.add(superblock(
+                "directory_table_start",
                 Some(72),
                 format!("before the lookup tables (byte {dir_end})"),
                 dt,
             ));
         }
         let inode_blocks = if it <= dt && dt <= used {
-            walk_blocks(src, it, dt, "inode_table", &mut problems)
+            walk_blocks(src, it, dt, "inode_table", problems)
         } else {
             Vec::new()
         };
         let dir_blocks = if dt <= dir_end {
-            walk_blocks(src, dt, dir_end, "directory_table", &mut problems)
+            walk_blocks(src, dt, dir_end, "directory_table", problems)
         } else {
             Vec::new()
         };
@@ -463,8 +465,8 @@ impl SquashfsInfo {
                 continue;
             };
             if s < prev_end || e > sb.bytes_used.get() {
-                problems.push(problem(
-                    format!("squashfs.superblock.{}", table_field(t.name)),
+                problems.add(superblock(
+                    table_field(t.name),
                     Some(0),
                     format!(
                         "the {} from byte {prev_end} to at most bytes_used ({})",
@@ -476,8 +478,9 @@ impl SquashfsInfo {
             }
             for w in t.blocks.windows(2) {
                 if w[0].0 + w[0].1 != w[1].0 {
-                    problems.push(problem(
+                    problems.add(Finding::error(
                         format!("squashfs.{} index", t.name),
+                        "",
                         t.index.map(|i| i.0),
                         format!("block at byte {}", w[0].0 + w[0].1),
                         w[1].0,
@@ -486,8 +489,9 @@ impl SquashfsInfo {
             }
             if let (Some(&(lo, ll)), Some((io, _))) = (t.blocks.last(), t.index) {
                 if lo + ll != io {
-                    problems.push(problem(
+                    problems.add(Finding::error(
                         format!("squashfs.{} index", t.name),
+                        "",
                         Some(io),
                         format!("right after its last block (byte {})", lo + ll),
                         io,
@@ -498,41 +502,30 @@ impl SquashfsInfo {
             self.tables.push(t);
         }
         if prev_end != sb.bytes_used.get() && sb.xattr_id_table_start.get() == NO_TABLE {
-            problems.push(problem(
-                "squashfs.superblock.bytes_used",
+            problems.add(superblock(
+                "bytes_used",
                 Some(40),
                 format!("the end of the last table ({prev_end})"),
                 sb.bytes_used.get(),
             ));
         }
-        self.problems.extend(problems);
     }
 
-    fn read_archive<R: Read + Seek>(&mut self, a: &Archive<R>) {
+    fn read_archive<R: Read + Seek>(&mut self, a: &Archive<R>, p: &mut Problems) {
         let sb = self.superblock;
         self.compressor_options = a.compressor_options().map(super::system_area::hex);
         self.ids = a.ids().to_vec();
         self.fragments = a.fragments().to_vec();
         self.export_entries = a.export_table().map(<[u64]>::len);
         if self.ids.len() != usize::from(sb.no_ids.get()) {
-            self.problems.push(problem(
-                "squashfs.superblock.no_ids",
-                Some(26),
-                "the id table's entries",
-                self.ids.len(),
-            ));
+            p.add(superblock("no_ids", Some(26), "the id table's entries", self.ids.len()));
         }
         if self.fragments.len() != sb.fragments.get() as usize {
-            self.problems.push(problem(
-                "squashfs.superblock.fragments",
-                Some(16),
-                "the fragment table's entries",
-                self.fragments.len(),
-            ));
+            p.add(superblock("fragments", Some(16), "the fragment table's entries", self.fragments.len()));
         }
         if (sb.flags.get() & flags::EXPORTABLE != 0) != self.export_entries.is_some() {
-            self.problems.push(problem(
-                "squashfs.superblock.flags",
+            p.add(superblock(
+                "flags",
                 Some(24),
                 "the EXPORTABLE flag set exactly when lookup_table_start is present",
                 format!("{:#06x}", sb.flags.get()),
@@ -541,13 +534,14 @@ impl SquashfsInfo {
         let list = match a.walk() {
             Ok(l) => l,
             Err(e) => {
-                self.problems.push(problem("squashfs tree", None, "a tree the reader can walk", e));
+                p.add(Finding::error("squashfs tree", "", None, "a tree the reader can walk", e));
                 return;
             }
         };
         if list.len() > MAX_SQUASHFS_ENTRIES {
-            self.problems.push(problem(
+            p.add(Finding::error(
                 "squashfs tree",
+                "",
                 None,
                 format!("at most {MAX_SQUASHFS_ENTRIES} entries listed"),
                 list.len(),
@@ -596,8 +590,8 @@ impl SquashfsInfo {
             });
         }
         if numbers.len() != sb.inodes.get() as usize {
-            self.problems.push(problem(
-                "squashfs.superblock.inodes",
+            p.add(superblock(
+                "inodes",
                 Some(4),
                 format!("the {} distinct inodes of the tree", numbers.len()),
                 sb.inodes.get(),
@@ -611,8 +605,9 @@ impl SquashfsInfo {
                     .iter()
                     .find(|&&(o, w)| o.saturating_add(u64::from(w & (DATA_UNCOMPRESSED - 1))) > it)
                 {
-                    self.problems.push(problem(
-                        format!("squashfs inode {} blocks", e.path),
+                    p.add(Finding::error(
+                        format!("squashfs inode {}", e.path),
+                        "blocks",
                         Some(o),
                         format!("data blocks before the inode table (byte {it})"),
                         format!("a block of {} bytes at {o}", w & (DATA_UNCOMPRESSED - 1)),
@@ -623,8 +618,9 @@ impl SquashfsInfo {
         for (i, &(o, w)) in self.fragments.iter().enumerate() {
             let len = u64::from(w & (DATA_UNCOMPRESSED - 1));
             if len == 0 || o.saturating_add(len) > it {
-                self.problems.push(problem(
+                p.add(Finding::error(
                     format!("squashfs.fragment_table entry {i}"),
+                    "",
                     Some(o),
                     format!("1 to block_size bytes before the inode table (byte {it})"),
                     format!("{len} bytes at {o}"),
@@ -634,10 +630,10 @@ impl SquashfsInfo {
         match a.verify() {
             Ok(list) => {
                 for m in list {
-                    self.problems.push(problem("squashfs", None, "a consistent tree", m));
+                    p.add(Finding::error("squashfs", "", None, "a consistent tree", m));
                 }
             }
-            Err(e) => self.problems.push(problem("squashfs", None, "a tree the reader can verify", e)),
+            Err(e) => p.add(Finding::error("squashfs", "", None, "a tree the reader can verify", e)),
         }
     }
 
@@ -674,15 +670,16 @@ mod tests {
         // is wrong with it is reported as problems.
         let info =
             SquashfsInfo::read(&b).unwrap_or_else(|e| panic!("a superblock that decodes is read: {e}"));
-        let found: Vec<(&str, Option<u64>)> =
-            info.problems.iter().map(|p| (p.what.as_str(), p.offset)).collect();
+        let found: Vec<(String, Option<u64>)> =
+            info.problems.iter().map(|p| (p.location(), p.offset)).collect();
         assert_eq!(
             found,
             [
                 ("squashfs.superblock.bytes_used", Some(40)),
                 ("squashfs.superblock.inode_table_start", Some(64)),
                 ("squashfs", None),
-            ],
+            ]
+            .map(|(l, o)| (l.to_string(), o)),
             "{:#?}",
             info.problems
         );

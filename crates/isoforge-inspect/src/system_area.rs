@@ -16,11 +16,11 @@
 use sha2::{Digest, Sha256};
 
 use super::InspectError;
+use crate::finding::Finding;
 use crate::iso9660::volume_descriptor::VolumeDescriptor;
 use crate::part::gpt::{crc32, read_gpt, GptHeader, GPT_ENTRY_SIZE, MAX_ENTRY_ARRAY_BYTES};
 use crate::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
 use crate::part::mbr::{Mbr, MBR_SIGNATURE, OS_TYPE_GPT_PROTECTIVE};
-use crate::part::Mismatch;
 use crate::read_at::ReadAt;
 use crate::units::{Lba2048, Lba512, ISO_BLOCK};
 
@@ -230,7 +230,7 @@ pub struct SystemArea {
     /// [`super::Image::read`] calls once the catalog and the tree are read).
     pub recognition: Recognition,
     /// What the MBR and GPT checks found (see [`Mbr::check`], [`read_gpt`]).
-    pub mismatches: Vec<Mismatch>,
+    pub mismatches: Vec<Finding>,
 }
 
 impl SystemArea {

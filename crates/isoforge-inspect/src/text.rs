@@ -84,7 +84,7 @@ pub fn summary(img: &Image, tree: bool) -> String {
         }
     }
     for m in &sa.mismatches {
-        let _ = writeln!(s, "  note: {m}");
+        let _ = writeln!(s, "  note: {}", m.note());
     }
     let _ = writeln!(s, "volume descriptors:");
     for d in &img.descriptors {

@@ -16,144 +16,51 @@
 //! - no two file or directory extents overlap (identical extents, shared data, are allowed);
 //! - every embedded payload is readable, and a FAT one passes fsck-level checks.
 
-use std::fmt;
-
-use super::fat::FatProblem;
 use super::{Image, InspectError, Payload};
 use crate::endian::field_offset;
 use crate::iso9660::el_torito::BootEntry;
-use crate::iso9660::read::{EntryKind, ProblemKind};
+use crate::iso9660::read::EntryKind;
 use crate::part::gpt::{GptEntry, Guid};
 use crate::part::layout::Layout;
 use crate::part::mbr::{Mbr, MbrPartitionRecord, OS_TYPE_EFI};
 use crate::read_at::ReadAt;
 use crate::units::{Lba2048, Lba512};
 
+pub use crate::finding::{Finding, Severity};
+
 /// Most overlap findings reported (the rest are counted in one finding).
 pub const MAX_OVERLAP_FINDINGS: usize = 1000;
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// The image is inconsistent.
-    Error,
-    /// The image works, but a checker would complain (e.g. lost FAT clusters).
-    Warning,
-    /// Worth knowing, not a problem (the nixos layout's intended GPT overlap).
-    Info,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        })
-    }
-}
-
-/// One finding of [`verify`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// How bad.
-    pub severity: Severity,
-    /// The structure and field (`GPT primary header header_crc32`).
-    pub location: String,
-    /// Byte offset in the image, when known.
-    pub offset: Option<u64>,
-    /// What should be there.
-    pub expected: String,
-    /// What is there.
-    pub found: String,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.severity, self.location)?;
-        if let Some(o) = self.offset {
-            write!(f, " at byte {o} ({o:#x})")?;
-        }
-        write!(f, ": expected {}, found {}", self.expected, self.found)
-    }
-}
-
 /// Whether `findings` hold a problem (an error or a warning): `verify`'s exit status 1.
 pub fn has_problems(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity != Severity::Info)
-}
-
-fn push(
-    out: &mut Vec<Finding>,
-    severity: Severity,
-    location: impl Into<String>,
-    offset: Option<u64>,
-    expected: impl ToString,
-    found: impl ToString,
-) {
-    out.push(Finding {
-        severity,
-        location: location.into(),
-        offset,
-        expected: expected.to_string(),
-        found: found.to_string(),
-    });
+    findings.iter().any(Finding::is_problem)
 }
 
 /// Runs every check on `image` (read from `src`) and returns the findings, errors first.
 pub fn verify(image: &Image, src: &dyn ReadAt) -> Result<Vec<Finding>, InspectError> {
-    let mut out = Vec::new();
-    for p in &image.iso_problems {
-        let severity = match p.kind {
-            ProblemKind::LimitExceeded => Severity::Warning,
-            _ => Severity::Error,
-        };
-        push(&mut out, severity, format!("{} {}", p.structure, p.field), p.offset, &p.expected, &p.found);
-    }
+    // The ISO 9660 reader's findings come with their severity (a reached limit is a warning).
+    let mut out = image.iso_problems.clone();
     system_area(image, &mut out);
     efi_range(image, src, &mut out)?;
     isohybrid_field(image, &mut out);
     overlaps(image, &mut out);
     for e in &image.embedded {
+        // The payload readers' offsets are from the payload's start.
+        let inside = |p: &Finding| p.clone().shifted(e.offset).within(&e.name);
         match &e.payload {
-            Payload::Fat(f) => {
-                for p in &f.problems {
-                    out.push(fat_finding(&e.name, e.offset, p));
-                }
-            }
-            Payload::Squashfs(q) => {
-                for p in &q.problems {
-                    out.push(Finding {
-                        severity: Severity::Error,
-                        location: format!("{}: {}", e.name, p.what),
-                        offset: p.offset.map(|o| e.offset.saturating_add(o)),
-                        expected: p.expected.clone(),
-                        found: p.found.clone(),
-                    });
-                }
-            }
-            Payload::Unrecognised { why } => push(
-                &mut out,
-                Severity::Error,
+            Payload::Fat(f) => out.extend(f.problems.iter().map(inside)),
+            Payload::Squashfs(q) => out.extend(q.problems.iter().map(inside)),
+            Payload::Unrecognised { why } => out.push(Finding::error(
                 format!("{} (found by {})", e.name, e.found_by.join(", ")),
+                "",
                 Some(e.offset),
                 "a FAT or squashfs file system",
                 why,
-            ),
+            )),
         }
     }
     out.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.offset.cmp(&b.offset)));
     Ok(out)
-}
-
-fn fat_finding(name: &str, base: u64, p: &FatProblem) -> Finding {
-    Finding {
-        severity: if p.warning { Severity::Warning } else { Severity::Error },
-        location: format!("{name}: {}", p.what),
-        offset: p.offset.map(|o| base + o),
-        expected: p.expected.clone(),
-        found: p.found.clone(),
-    }
 }
 
 fn system_area(image: &Image, out: &mut Vec<Finding>) {
@@ -169,20 +76,16 @@ fn system_area(image: &Image, out: &mut Vec<Finding>) {
             && m.field == "starting_lba"
             && (m.structure.starts_with("GPT entry 1 (")
                 || m.expected.starts_with("no overlap with entry 1 "));
-        push(
-            out,
-            if intended { Severity::Info } else { Severity::Error },
-            format!("{} {}", m.structure, m.field),
-            Some(m.offset),
-            match (intended, nixos) {
-                (true, true) => format!("{} (nixos layout: intended, as xorriso does)", m.expected),
-                (true, false) => {
-                    format!("{} (isohybrid hybrid GPT: intended, as xorriso and isohybrid do)", m.expected)
-                }
-                _ => m.expected.clone(),
-            },
-            &m.found,
-        );
+        let mut f = m.clone();
+        if intended {
+            f.severity = Severity::Info;
+            f.expected = if nixos {
+                format!("{} (nixos layout: intended, as xorriso does)", m.expected)
+            } else {
+                format!("{} (isohybrid hybrid GPT: intended, as xorriso and isohybrid do)", m.expected)
+            };
+        }
+        out.push(f);
     }
 }
 
@@ -240,10 +143,10 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
     for p in image.system_area.partitions.iter().filter(|p| p.os_type == OS_TYPE_EFI) {
         if u64::from(p.start_lba) != start.get() {
             let is_copy = copy(u64::from(p.start_lba))?;
-            push(
-                out,
+            out.push(Finding::new(
                 if is_copy { Severity::Info } else { Severity::Error },
-                format!("{} start_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
+                p.name(),
+                format!("start_lba (the ESP) vs {}.load_rba", efi.name()),
                 Some(mbr_record_field(p.index, field_offset!(MbrPartitionRecord, starting_lba))),
                 format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                 if is_copy {
@@ -251,17 +154,17 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                 } else {
                     format!("sector {}", p.start_lba)
                 },
-            );
+            ));
         }
         if let Some(n) = size_sectors.filter(|&n| n != u64::from(p.sectors)) {
-            push(
-                out,
+            out.push(Finding::new(
                 Severity::Error,
-                format!("{} size_in_lba (the ESP) vs the EFI image file", p.name()),
+                p.name(),
+                "size_in_lba (the ESP) vs the EFI image file",
                 Some(mbr_record_field(p.index, field_offset!(MbrPartitionRecord, size_in_lba))),
                 format!("{n} sectors"),
                 format!("{} sectors", p.sectors),
-            );
+            ));
         }
     }
     if let Some(g) = &image.system_area.gpt {
@@ -274,10 +177,10 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
             let off = base.map(|b| b.saturating_add(u64::from(p.index.saturating_sub(1)) * entry));
             if p.first_lba != start.get() {
                 let is_copy = copy(p.first_lba)?;
-                push(
-                    out,
+                out.push(Finding::new(
                     if is_copy { Severity::Info } else { Severity::Error },
-                    format!("{} starting_lba (the ESP) vs {}.load_rba", p.name(), efi.name()),
+                    p.name(),
+                    format!("starting_lba (the ESP) vs {}.load_rba", efi.name()),
                     off.map(|o| o.saturating_add(field_offset!(GptEntry, starting_lba))),
                     format!("sector {} (El Torito EFI image at block {})", start.get(), efi.load_rba),
                     if is_copy {
@@ -285,30 +188,30 @@ fn efi_range(image: &Image, src: &dyn ReadAt, out: &mut Vec<Finding>) -> Result<
                     } else {
                         format!("sector {}", p.first_lba)
                     },
-                );
+                ));
             }
             let len = p.last_lba.saturating_sub(p.first_lba) + 1;
             if let Some(n) = size_sectors.filter(|&n| n != len) {
-                push(
-                    out,
+                out.push(Finding::new(
                     Severity::Error,
-                    format!("{} ending_lba (the ESP) vs the EFI image file", p.name()),
+                    p.name(),
+                    "ending_lba (the ESP) vs the EFI image file",
                     off.map(|o| o.saturating_add(field_offset!(GptEntry, ending_lba))),
                     format!("{} ({n} sectors)", p.first_lba.saturating_add(n).saturating_sub(1)),
                     format!("{} ({len} sectors)", p.last_lba),
-                );
+                ));
             }
         }
     }
     if efi.load_rba == 0 || Lba2048::new(efi.load_rba).byte_offset() >= image.len {
-        push(
-            out,
+        out.push(Finding::new(
             Severity::Error,
-            format!("{} load_rba", efi.name()),
+            efi.name(),
+            "load_rba",
             Some(entry_off + field_offset!(BootEntry, load_rba)),
             "a block inside the image",
             efi.load_rba,
-        );
+        ));
     }
     Ok(())
 }
@@ -337,32 +240,32 @@ fn isohybrid_field(image: &Image, out: &mut Vec<Finding>) {
         format!("the BIOS boot image at block {}", bios.load_rba)
     };
     if sa.recognition.grub2_mbr {
-        push(
-            out,
+        out.push(Finding::new(
             Severity::Info,
-            "MBR grub2 boot info (bytes 432..440, grub2-mbr)",
+            "MBR",
+            "grub2 boot info (bytes 432..440, grub2-mbr)",
             Some(432),
             format!("sector {} ({image_name}, + 4: GRUB's MBR loads from there)", want + 4),
             format!("sector {found}"),
-        );
+        ));
     } else if sa.boot_code_looks_isolinux() {
-        push(
-            out,
+        out.push(Finding::new(
             Severity::Error,
-            "MBR isohybrid boot-file field (bytes 432..440)",
+            "MBR",
+            "isohybrid boot-file field (bytes 432..440)",
             Some(432),
             format!("sector {want} ({image_name})"),
             format!("sector {found}"),
-        );
+        ));
     } else {
-        push(
-            out,
+        out.push(Finding::new(
             Severity::Info,
-            "MBR bytes 432..440 (boot code neither isohybrid nor grub2-mbr)",
+            "MBR",
+            "bytes 432..440 (boot code neither isohybrid nor grub2-mbr)",
             Some(432),
             format!("sector {want} (isohybrid) or {} (grub2-mbr) for {image_name}", want + 4),
             format!("{found:#x}, left to the boot code"),
-        );
+        ));
     }
 }
 
@@ -390,14 +293,14 @@ fn overlaps(image: &Image, out: &mut Vec<Finding>) {
         if let Some((cs, ce, cp)) = cur {
             if s < ce {
                 if reported < MAX_OVERLAP_FINDINGS {
-                    push(
-                        out,
+                    out.push(Finding::new(
                         Severity::Error,
                         format!("extent of {}", String::from_utf8_lossy(p)),
+                        "",
                         Some(s),
                         format!("no overlap with {} (bytes {cs:#x}..{ce:#x})", String::from_utf8_lossy(cp)),
                         format!("bytes {s:#x}..{e:#x}"),
-                    );
+                    ));
                     reported += 1;
                 } else {
                     more += 1;
@@ -410,13 +313,13 @@ fn overlaps(image: &Image, out: &mut Vec<Finding>) {
         cur = Some((s, e, p));
     }
     if more > 0 {
-        push(
-            out,
+        out.push(Finding::new(
             Severity::Error,
             "file extents",
+            "",
             None,
             "no overlaps",
             format!("{more} more overlaps, not listed"),
-        );
+        ));
     }
 }

@@ -626,6 +626,17 @@ pub struct DecodedBootSector {
     pub fsinfo_sector: u16,
     /// `BPB_BkBootSec` (FAT32), else 0.
     pub backup_boot_sector: u16,
+    /// `BPB_BytsPerSec`: the unit of `fsinfo_sector` and `backup_boot_sector` (always
+    /// [`SECTOR_SIZE`] once decoded; the decoder rejects other sizes).
+    pub bytes_per_sector: u16,
+}
+
+impl DecodedBootSector {
+    /// Byte offset of sector `sector` (`BPB_FSInfo`, `BPB_BkBootSec`) from the start of the
+    /// volume, in the BPB's sectors.
+    pub fn sector_offset(&self, sector: u16) -> u64 {
+        u64::from(sector) * u64::from(self.bytes_per_sector)
+    }
 }
 
 /// Decodes and checks a boot sector. The FAT type is determined from the cluster count, as
@@ -731,6 +742,7 @@ pub fn decode_boot_sector(sector: &[u8]) -> Result<DecodedBootSector, FatError> 
         root_cluster,
         fsinfo_sector,
         backup_boot_sector,
+        bytes_per_sector: bpb.byts_per_sec.get(),
     })
 }
 

@@ -13,8 +13,9 @@ use std::fmt;
 
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::{Mismatch, PartError};
+use super::{mismatch, PartError};
 use crate::endian::{LE, U16, U32, U64};
+use crate::finding::Finding;
 
 /// `signature` of a GPT header.
 pub const GPT_SIGNATURE: [u8; 8] = *b"EFI PART";
@@ -236,11 +237,11 @@ impl GptHeader {
     /// every mismatch in its own fields (signature, revision, size, CRC, reserved bytes,
     /// `my_lba`, usable range, entry size and count, a zero tail in the sector). `sector` is
     /// the whole 512-byte sector.
-    pub fn check(&self, sector: &[u8], name: &str, at: u64, disk_sectors: u64) -> Vec<Mismatch> {
+    pub fn check(&self, sector: &[u8], name: &str, at: u64, disk_sectors: u64) -> Vec<Finding> {
         let base = at * 512;
         let mut out = Vec::new();
         let mut m = |field, off: u64, expected: String, found: String| {
-            out.push(Mismatch::new(name, field, base + off, expected, found));
+            out.push(mismatch(name, field, base + off, expected, found));
         };
         if self.signature != GPT_SIGNATURE {
             m(
@@ -406,7 +407,7 @@ pub struct GptReport {
     /// readable, else from the backup.
     pub entries: Vec<(u32, GptEntry)>,
     /// Every mismatch found, primary first, then backup, then entries, then consistency.
-    pub mismatches: Vec<Mismatch>,
+    pub mismatches: Vec<Finding>,
 }
 
 /// Reads and checks the GPT of an image of `disk_sectors` 512-byte sectors. `read_at(offset,
@@ -435,7 +436,7 @@ pub fn read_gpt(
     if primary_ok {
         mismatches.extend(primary.check(&sector, "GPT primary header", 1, disk_sectors));
         if primary.alternate_lba.get() != disk_sectors.saturating_sub(1) {
-            mismatches.push(Mismatch::new(
+            mismatches.push(mismatch(
                 "GPT primary header",
                 "alternate_lba",
                 512 + 32,
@@ -445,7 +446,7 @@ pub fn read_gpt(
         }
         primary_array = read_array(&mut read, &primary, "GPT primary entry array", &mut mismatches)?;
     } else {
-        mismatches.push(Mismatch::new(
+        mismatches.push(mismatch(
             "GPT primary header",
             "signature",
             512,
@@ -466,7 +467,7 @@ pub fn read_gpt(
     if backup_ok {
         mismatches.extend(backup.check(&sector, "GPT backup header", backup_at, disk_sectors));
         if backup.alternate_lba.get() != 1 {
-            mismatches.push(Mismatch::new(
+            mismatches.push(mismatch(
                 "GPT backup header",
                 "alternate_lba",
                 backup_at * 512 + 32,
@@ -476,7 +477,7 @@ pub fn read_gpt(
         }
         backup_array = read_array(&mut read, &backup, "GPT backup entry array", &mut mismatches)?;
     } else {
-        mismatches.push(Mismatch::new(
+        mismatches.push(mismatch(
             "GPT backup header",
             "signature",
             backup_at * 512,
@@ -493,7 +494,7 @@ pub fn read_gpt(
                 p.chunks(GPT_ENTRY_SIZE as usize).zip(b.chunks(GPT_ENTRY_SIZE as usize)).enumerate()
             {
                 if pe != be {
-                    mismatches.push(Mismatch::new(
+                    mismatches.push(mismatch(
                         format!("GPT backup entry {}", i + 1),
                         "(whole entry)",
                         base + i as u64 * u64::from(GPT_ENTRY_SIZE),
@@ -534,7 +535,7 @@ fn read_array(
     read: &mut ReadFn<'_>,
     h: &GptHeader,
     name: &'static str,
-    mismatches: &mut Vec<Mismatch>,
+    mismatches: &mut Vec<Finding>,
 ) -> Result<Option<Vec<u8>>, PartError> {
     let len = h.entry_array_bytes();
     if len > MAX_ENTRY_ARRAY_BYTES || h.size_of_partition_entry.get() != GPT_ENTRY_SIZE {
@@ -551,7 +552,7 @@ fn read_array(
     read(name, offset, &mut buf)?;
     let crc = crc32(&buf);
     if crc != h.partition_entry_array_crc32.get() {
-        mismatches.push(Mismatch::new(
+        mismatches.push(mismatch(
             name,
             "partition_entry_array_crc32",
             h.my_lba.get().saturating_mul(512).saturating_add(88),
@@ -562,10 +563,10 @@ fn read_array(
     Ok(Some(buf))
 }
 
-fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Mismatch>) {
+fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Finding>) {
     let name = "GPT backup header (vs primary)";
     if b.my_lba.get() != p.alternate_lba.get() {
-        out.push(Mismatch::new(name, "my_lba", base + 24, p.alternate_lba.get(), b.my_lba.get()));
+        out.push(mismatch(name, "my_lba", base + 24, p.alternate_lba.get(), b.my_lba.get()));
     }
     let pairs: [(&'static str, u64, u64, u64); 5] = [
         ("first_usable_lba", 40, p.first_usable_lba.get(), b.first_usable_lba.get()),
@@ -591,19 +592,19 @@ fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Mismat
     ];
     for (field, off, want, got) in pairs {
         if want != got {
-            out.push(Mismatch::new(name, field, base + off, want, got));
+            out.push(mismatch(name, field, base + off, want, got));
         }
     }
     if p.disk_guid != b.disk_guid {
-        out.push(Mismatch::new(name, "disk_guid", base + 56, p.disk_guid, b.disk_guid));
+        out.push(mismatch(name, "disk_guid", base + 56, p.disk_guid, b.disk_guid));
     }
     if p.revision != b.revision {
-        out.push(Mismatch::new(name, "revision", base + 8, p.revision.get(), b.revision.get()));
+        out.push(mismatch(name, "revision", base + 8, p.revision.get(), b.revision.get()));
     }
     // The backup array must lie between the last usable sector and the backup header.
     let entries_end = b.partition_entry_lba.get().saturating_add(b.entry_array_sectors());
     if b.partition_entry_lba.get() <= b.last_usable_lba.get() || entries_end > b.my_lba.get() {
-        out.push(Mismatch::new(
+        out.push(mismatch(
             name,
             "partition_entry_lba",
             base + 72,
@@ -617,7 +618,7 @@ fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Mismat
     }
 }
 
-fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Mismatch>) {
+fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Finding>) {
     let base = h.partition_entry_lba.get() * 512;
     let first = h.first_usable_lba.get();
     let last = h.last_usable_lba.get();
@@ -626,16 +627,10 @@ fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Misma
         let off = base + u64::from(idx - 1) * u64::from(GPT_ENTRY_SIZE);
         let (s, end) = (e.starting_lba.get(), e.ending_lba.get());
         if end < s {
-            out.push(Mismatch::new(
-                name.clone(),
-                "ending_lba",
-                off + 40,
-                format!(">= starting_lba {s}"),
-                end,
-            ));
+            out.push(mismatch(name.clone(), "ending_lba", off + 40, format!(">= starting_lba {s}"), end));
         }
         if s < first {
-            out.push(Mismatch::new(
+            out.push(mismatch(
                 name.clone(),
                 "starting_lba",
                 off + 32,
@@ -644,7 +639,7 @@ fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Misma
             ));
         }
         if end > last {
-            out.push(Mismatch::new(
+            out.push(mismatch(
                 name.clone(),
                 "ending_lba",
                 off + 40,
@@ -653,7 +648,7 @@ fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Misma
             ));
         }
         if e.unique_partition_guid.is_zero() {
-            out.push(Mismatch::new(name.clone(), "unique_partition_guid", off + 16, "non-zero", "zero"));
+            out.push(mismatch(name.clone(), "unique_partition_guid", off + 16, "non-zero", "zero"));
         }
     }
     for (i, (ia, a)) in entries.iter().enumerate() {
@@ -661,7 +656,7 @@ fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Misma
             let overlap =
                 a.starting_lba.get() <= b.ending_lba.get() && b.starting_lba.get() <= a.ending_lba.get();
             if overlap {
-                out.push(Mismatch::new(
+                out.push(mismatch(
                     format!("GPT entry {ib} ({})", b.name()),
                     "starting_lba",
                     base + u64::from(ib - 1) * u64::from(GPT_ENTRY_SIZE) + 32,
@@ -814,7 +809,7 @@ mod tests {
         bad[be + 100] ^= 1;
         bad[6143 * 512 + 56] ^= 1;
         let r = read_gpt(&mut reader(&bad), 6144).unwrap();
-        let fields: Vec<_> = r.mismatches.iter().map(|m| (m.structure.as_str(), m.field)).collect();
+        let fields: Vec<_> = r.mismatches.iter().map(|m| (m.structure.as_str(), m.field.as_ref())).collect();
         assert!(fields.contains(&("GPT primary header", "header_crc32")), "{fields:?}");
         assert!(fields.contains(&("GPT backup header", "header_crc32")), "{fields:?}");
         assert!(fields.contains(&("GPT backup entry array", "partition_entry_array_crc32")), "{fields:?}");

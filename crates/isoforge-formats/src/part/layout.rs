@@ -726,7 +726,7 @@ mod tests {
         let img = image(&p);
         let r = report(&img);
         // Exactly the two deliberate violations of xorriso's hybrid GPT.
-        let fields: Vec<_> = r.mismatches.iter().map(|m| m.field).collect();
+        let fields: Vec<_> = r.mismatches.iter().map(|m| m.field.as_ref()).collect();
         assert_eq!(fields, ["starting_lba", "starting_lba"], "{:?}", r.mismatches);
         assert_eq!(r.entries.len(), 2);
         // Backup area: the sector before the entries is zero, the header is last.

@@ -11,8 +11,9 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::{Mismatch, PartError};
+use super::{mismatch, PartError};
 use crate::endian::{LE, U32};
+use crate::finding::Finding;
 
 /// Size of an MBR in bytes.
 pub const MBR_SIZE: usize = 512;
@@ -245,10 +246,10 @@ impl Mbr {
     /// mismatch: the signature, boot indicators other than 0x00/0x80, used records of size 0,
     /// records that reach past the end of the disk (a protective record may be clamped at
     /// 0xFFFFFFFF sectors), and a protective record whose size is not the disk size − 1.
-    pub fn check(&self, disk_sectors: u64) -> Vec<Mismatch> {
+    pub fn check(&self, disk_sectors: u64) -> Vec<Finding> {
         let mut out = Vec::new();
         if self.signature != MBR_SIGNATURE {
-            out.push(Mismatch::new("MBR", "signature", 510, "55 aa", hex2(self.signature)));
+            out.push(mismatch("MBR", "signature", 510, "55 aa", hex2(self.signature)));
         }
         for (i, r) in self.partition_record.iter().enumerate() {
             if r.is_unused() {
@@ -257,7 +258,7 @@ impl Mbr {
             let name = format!("MBR partition record {}", i + 1);
             let base = 446 + 16 * i as u64;
             if r.boot_indicator != 0 && r.boot_indicator != BOOT_ACTIVE {
-                out.push(Mismatch::new(
+                out.push(mismatch(
                     name.clone(),
                     "boot_indicator",
                     base,
@@ -268,15 +269,15 @@ impl Mbr {
             let start = u64::from(r.starting_lba.get());
             let size = u64::from(r.size_in_lba.get());
             if size == 0 {
-                out.push(Mismatch::new(name.clone(), "size_in_lba", base + 12, "> 0", 0));
+                out.push(mismatch(name.clone(), "size_in_lba", base + 12, "> 0", 0));
             }
             if r.os_indicator == OS_TYPE_GPT_PROTECTIVE {
                 let want = disk_sectors.saturating_sub(1).min(u64::from(u32::MAX));
                 if start == 1 && size != want {
-                    out.push(Mismatch::new(name.clone(), "size_in_lba", base + 12, want, size));
+                    out.push(mismatch(name.clone(), "size_in_lba", base + 12, want, size));
                 }
             } else if start + size > disk_sectors {
-                out.push(Mismatch::new(
+                out.push(mismatch(
                     name.clone(),
                     "size_in_lba",
                     base + 12,
@@ -341,7 +342,7 @@ mod tests {
         m.partition_record[0] = MbrPartitionRecord::new(0x12, Chs::DUMMY, 0x83, Chs::DUMMY, 10, 100);
         m.partition_record[1] = MbrPartitionRecord::new(0, Chs::DUMMY, 0xEE, Chs::DUMMY, 1, 5);
         let found = m.check(50);
-        let fields: Vec<_> = found.iter().map(|x| (x.structure.as_str(), x.field)).collect();
+        let fields: Vec<_> = found.iter().map(|x| (x.structure.as_str(), x.field.as_ref())).collect();
         assert_eq!(
             fields,
             [

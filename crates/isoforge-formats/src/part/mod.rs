@@ -52,6 +52,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::finding::Finding;
+
 /// Errors from planning, encoding or decoding partition tables.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -150,46 +152,15 @@ pub enum PartError {
 }
 
 /// One disagreement between what a structure promises and what the image holds, found by a
-/// decoder's check. Checks collect every mismatch instead of stopping at the first
-/// (`isoforge verify` and `inspect` print them all).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    /// The structure, e.g. `GPT primary header`, `MBR partition record 2`.
-    pub structure: String,
-    /// The field, with the spec's name, e.g. `header_crc32`.
-    pub field: &'static str,
-    /// Byte offset of the field from the start of the image.
-    pub offset: u64,
-    /// What the field should hold.
-    pub expected: String,
-    /// What it holds.
-    pub found: String,
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} field {} at byte {}: expected {}, found {}",
-            self.structure, self.field, self.offset, self.expected, self.found
-        )
-    }
-}
-
-impl Mismatch {
-    pub(crate) fn new(
-        structure: impl Into<String>,
-        field: &'static str,
-        offset: u64,
-        expected: impl fmt::Display,
-        found: impl fmt::Display,
-    ) -> Self {
-        Self {
-            structure: structure.into(),
-            field,
-            offset,
-            expected: expected.to_string(),
-            found: found.to_string(),
-        }
-    }
+/// decoder's check: an error at `offset`, in bytes from the start of the image. Checks collect
+/// every mismatch instead of stopping at the first (`isoforge verify` and `inspect` print them
+/// all).
+pub(crate) fn mismatch(
+    structure: impl Into<String>,
+    field: &'static str,
+    offset: u64,
+    expected: impl fmt::Display,
+    found: impl fmt::Display,
+) -> Finding {
+    Finding::error(structure, field, Some(offset), expected, found)
 }

@@ -3,7 +3,7 @@
 
 use zerocopy::FromBytes;
 
-use super::{EntryKind, IsoImage, Listing, Problem, ProblemKind, Problems, ReadError};
+use super::{EntryKind, Finding, IsoImage, Listing, ProblemKind, Problems, ReadError};
 use crate::endian::field_offset;
 use crate::iso9660::el_torito::{
     decode_catalog, BootEntry, BootInfoChecksum, BootInfoTable, CatalogProblem, DecodedEntry,
@@ -74,7 +74,7 @@ pub struct ElTorito {
     pub boot_info: Option<BootInfoCheck>,
     /// Problems: catalog outside the image or invalid, boot images outside the image, a present
     /// boot-info-table with wrong fields.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<Finding>,
 }
 
 impl IsoImage<'_> {

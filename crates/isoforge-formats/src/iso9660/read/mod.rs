@@ -8,7 +8,7 @@
 //! - bounds every allocation and loop by [`Limits`] (directory size, entries, depth, SUSP
 //!   continuation chains, name bytes, path table size), and stops directory and continuation
 //!   loops with visited sets;
-//! - never panics on bad bytes: what does not match the specification becomes a [`Problem`]
+//! - never panics on bad bytes: what does not match the specification becomes a [`Finding`]
 //!   naming the structure, field, byte offset, and expected vs found value, and reading goes
 //!   on with the little-endian copy or without the broken part. Only I/O failures and an image
 //!   without a primary volume descriptor are errors ([`ReadError`]).
@@ -48,9 +48,11 @@ use super::volume_descriptor::{
     TYPE_PRIMARY, TYPE_SUPPLEMENTARY, TYPE_TERMINATOR,
 };
 use crate::endian::{field_offset, Both16, Both32};
+use crate::finding::{Finding, Problems};
 use crate::read_at::ReadAt;
 use crate::units::{Lba2048, ISO_BLOCK};
 
+pub use crate::finding::ProblemKind;
 pub use boot::{BootInfoCheck, ElTorito, FieldCheck};
 pub use path_tables::{PathTableEntry, PathTables};
 pub use walk::{Entry, EntryKind, Listing, RelocatedRecord, SuspInfo};
@@ -106,7 +108,7 @@ impl Default for Limits {
 }
 
 /// Errors that stop reading: the source failed, or it is not an ISO 9660 image at all.
-/// Everything else found wrong in an image is a [`Problem`].
+/// Everything else found wrong in an image is a [`Finding`].
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ReadError {
@@ -153,85 +155,9 @@ pub enum ReadError {
     },
 }
 
-/// What kind of inconsistency a [`Problem`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum ProblemKind {
-    /// The little- and big-endian copies of a both-byte-order number differ (ECMA-119 7.2.3,
-    /// 7.3.3); the little-endian copy is used.
-    BothEndianMismatch,
-    /// A volume descriptor with a wrong identifier, version, or missing terminator.
-    BadDescriptor,
-    /// An extent (file, directory, path table, catalog, continuation) lies outside the image.
-    ExtentOutsideImage,
-    /// A directory record crosses a logical block boundary (ECMA-119 6.8.1.1).
-    RecordCrossesBlock,
-    /// A directory record length below 34 or past the end of the directory.
-    BadRecordLength,
-    /// A directory record whose contents are inconsistent (identifier, "."/"..", flags, names).
-    BadRecord,
-    /// A directory extent already visited (a loop or a hard-linked directory).
-    DirectoryLoop,
-    /// A SUSP continuation chain that comes back to an area it already read.
-    ContinuationLoop,
-    /// A SUSP continuation area outside the image or its block.
-    ContinuationOutside,
-    /// A System Use entry with an invalid length, or a SUSP/Rock Ridge inconsistency.
-    BadSusp,
-    /// A path table that cannot be decoded or is out of order.
-    BadPathTable,
-    /// Path tables that disagree with each other or with the directory tree.
-    PathTableMismatch,
-    /// A reader limit was reached; what lies beyond it was not read.
-    LimitExceeded,
-    /// An El Torito boot record or boot catalog problem.
-    BadCatalog,
-    /// A boot-info-table field that does not match the image.
-    BootInfoTable,
-    /// The image is shorter than its volume space size.
-    ImageTruncated,
-}
-
-/// One inconsistency found while reading.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// What kind of problem.
-    pub kind: ProblemKind,
-    /// The structure, with its path when it has one ("directory record /boot/grub").
-    pub structure: String,
-    /// The field (the specification's name, as in the layout structs).
-    pub field: &'static str,
-    /// Byte offset of the field in the image, when known.
-    pub offset: Option<u64>,
-    /// What the field should hold.
-    pub expected: String,
-    /// What it holds.
-    pub found: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.structure, self.field)?;
-        if let Some(o) = self.offset {
-            write!(f, " at byte {o}")?;
-        }
-        write!(f, ": expected {}, found {}", self.expected, self.found)
-    }
-}
-
-/// A bounded list of problems: keeps at most `max`, counts the rest.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Problems {
-    pub(crate) list: Vec<Problem>,
-    pub(crate) dropped: u64,
-    max: usize,
-}
-
+/// The ISO 9660 reader's ways of adding to a [`Problems`] list: every finding gets a kind, and
+/// its severity from the kind.
 impl Problems {
-    pub(crate) fn new(max: usize) -> Problems {
-        Problems { list: Vec::new(), dropped: 0, max }
-    }
-
     pub(crate) fn push(
         &mut self,
         kind: ProblemKind,
@@ -241,18 +167,7 @@ impl Problems {
         expected: impl fmt::Display,
         found: impl fmt::Display,
     ) {
-        if self.list.len() < self.max {
-            self.list.push(Problem {
-                kind,
-                structure: structure.into(),
-                field,
-                offset,
-                expected: expected.to_string(),
-                found: found.to_string(),
-            });
-        } else {
-            self.dropped += 1;
-        }
+        self.add(Finding::new(kind.severity(), structure, field, offset, expected, found).with_kind(kind));
     }
 
     /// Checks a both-byte-order pair, reporting a mismatch; returns the little-endian copy.
@@ -283,21 +198,6 @@ impl Problems {
             );
             le
         })
-    }
-
-    /// The kept problems, with one [`ProblemKind::LimitExceeded`] note when some were dropped.
-    pub(crate) fn finish(mut self) -> Vec<Problem> {
-        if self.dropped > 0 {
-            self.list.push(Problem {
-                kind: ProblemKind::LimitExceeded,
-                structure: "problem list".into(),
-                field: "max_problems",
-                offset: None,
-                expected: format!("at most {} problems", self.max),
-                found: format!("{} more, not listed", self.dropped),
-            });
-        }
-        self.list
     }
 }
 
@@ -530,7 +430,7 @@ pub struct Report {
     pub el_torito: Option<ElTorito>,
     /// Every problem: descriptors, both walks, path tables and their cross-checks, El Torito,
     /// and the comparison of the Joliet files with the ISO 9660 files.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<Finding>,
 }
 
 /// An opened ISO 9660 image: its volume descriptor set, decoded. The hierarchies, path tables
@@ -542,7 +442,7 @@ pub struct IsoImage<'a> {
     primary: VolumeSummary,
     joliet: Option<VolumeSummary>,
     boot_record: Option<BootRecordInfo>,
-    problems: Vec<Problem>,
+    problems: Vec<Finding>,
 }
 
 impl fmt::Debug for IsoImage<'_> {
@@ -764,7 +664,7 @@ impl<'a> IsoImage<'a> {
     }
 
     /// Problems found in the volume descriptor set.
-    pub fn problems(&self) -> &[Problem] {
+    pub fn problems(&self) -> &[Finding] {
         &self.problems
     }
 
@@ -863,7 +763,7 @@ impl<'a> IsoImage<'a> {
 }
 
 /// Every Joliet file must be an ISO 9660 file: same extents and size (both trees share data).
-fn compare_hierarchies(primary: &Listing, joliet: &Listing, max: usize) -> Vec<Problem> {
+fn compare_hierarchies(primary: &Listing, joliet: &Listing, max: usize) -> Vec<Finding> {
     use std::collections::BTreeMap;
     let mut problems = Problems::new(max);
     let by_extent: BTreeMap<&[(u32, u32)], &Entry> = primary

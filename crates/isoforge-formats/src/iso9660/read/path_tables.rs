@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Hierarchy, IsoImage, Listing, Problem, ProblemKind, Problems, ReadError};
+use super::{Finding, Hierarchy, IsoImage, Listing, ProblemKind, Problems, ReadError};
 use crate::endian::field_offset;
 use crate::iso9660::path_table::{decode, DecodedPathRecord};
 use crate::iso9660::read::EntryKind;
@@ -34,7 +34,7 @@ pub struct PathTables {
     /// The type L table's records (the reference), empty when it could not be read.
     pub records: Vec<PathTableEntry>,
     /// Problems: unreadable or undecodable tables, L/M/optional copies that differ, order.
-    pub problems: Vec<Problem>,
+    pub problems: Vec<Finding>,
 }
 
 impl IsoImage<'_> {
@@ -200,7 +200,7 @@ fn number(l: &[DecodedPathRecord], name: &str, p: &mut Problems) -> Vec<PathTabl
 impl PathTables {
     /// Cross-checks the records with a walk of the same hierarchy: every directory of the tree
     /// has a record with its extent, and every record is a directory of the tree.
-    pub fn cross_check(&self, listing: &Listing, max_problems: usize) -> Vec<Problem> {
+    pub fn cross_check(&self, listing: &Listing, max_problems: usize) -> Vec<Finding> {
         let mut p = Problems::new(max_problems);
         if self.records.is_empty() {
             return p.finish();

@@ -97,7 +97,7 @@ pub struct Listing {
     /// root first.
     pub entries: Vec<Entry>,
     /// What was wrong.
-    pub problems: Vec<super::Problem>,
+    pub problems: Vec<super::Finding>,
     /// SUSP use (ISO 9660 hierarchy with an "SP" entry only).
     pub susp: Option<SuspInfo>,
     /// Directory records marked "RE" (relocated), left out of `entries`.
