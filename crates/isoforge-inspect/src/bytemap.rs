@@ -24,15 +24,15 @@ use super::{Image, InspectError, Payload};
 use crate::fat_fs::bpb::{BootSector16, BootSector32, Bpb, ExtBpb, FatType, FsInfo};
 use crate::fat_fs::dir_entry::DirEntry;
 use crate::iso9660::directory_record::{decode_record, DirectoryRecordHeader};
-use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry, BOOT_INFO_TABLE_OFFSET};
+use crate::iso9660::el_torito::{BootEntry, BootInfoTable, ValidationEntry};
 use crate::iso9660::read::{EntryKind, Listing};
 use crate::iso9660::rock_ridge::{Px, PX_LEN_WITHOUT_SERIAL};
 use crate::iso9660::susp::{entries, FixedEntry};
 use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
 use crate::part::gpt::{GptEntry, GptHeader};
 use crate::part::mbr::{Mbr, MbrPartitionRecord, ISOHYBRID_BOOT_LBA};
-use crate::read_at::ReadAt;
-use crate::units::{Cluster, Lba2048, Lba512, ISO_BLOCK};
+use crate::read_at::{ReadAt, ReadTyped};
+use crate::units::{Cluster, Lba2048, Lba512, ISO_BLOCK, SECTOR};
 
 /// Most directory bytes re-read to map directory records, over the whole image.
 pub const MAX_DIRECTORY_BYTES_MAPPED: u64 = 1 << 30;
@@ -227,7 +227,7 @@ impl ByteMap {
         fields!(self, Mbr, 0, mbr, [unique_mbr_disk_signature => "disk_signature", unknown, signature]);
         for i in 0..4u64 {
             let o = self.owner(format!("MBR.partition[{}].", i + 1));
-            let base = offset_of!(Mbr, partition_record) as u64 + i * 16;
+            let base = offset_of!(Mbr, partition_record) as u64 + i * size_of::<MbrPartitionRecord>() as u64;
             fields!(
                 self,
                 MbrPartitionRecord,
@@ -250,7 +250,7 @@ impl ByteMap {
         let Some(g) = &sa.gpt else { return };
         for (name, h) in [("primary", &g.primary), ("backup", &g.backup)] {
             let Some(h) = h else { continue };
-            let base = Lba512::new(h.at).saturating_byte_offset();
+            let base = h.header.offset;
             let o = self.owner(format!("GPT.{name}."));
             fields!(
                 self,
@@ -274,7 +274,8 @@ impl ByteMap {
                     partition_entry_array_crc32,
                 ]
             );
-            self.field(base.saturating_add(92), 420, o, "reserved_tail");
+            // The rest of the header's sector.
+            self.field(h.header.end(), SECTOR - size_of::<GptHeader>() as u64, o, "reserved_tail");
             let x = &h.header;
             let arr = Lba512::new(x.partition_entry_lba.get()).saturating_byte_offset();
             let arr_len = x.entry_array_bytes().min(crate::part::gpt::MAX_ENTRY_ARRAY_BYTES);
@@ -410,7 +411,7 @@ impl ByteMap {
             }
             *budget -= len;
             let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
-            super::read(src, start, &mut buf, "directory")?;
+            src.read_into(start, &mut buf, "directory")?;
             for (bi, block) in buf.chunks(ISO_BLOCK as usize).enumerate() {
                 let mut pos = 0usize;
                 // The fixed part and a one-byte identifier.
@@ -527,7 +528,7 @@ impl ByteMap {
             ]);
         }
         if let Some(b) = img.el_torito.as_ref().and_then(|e| e.boot_info.as_ref()).filter(|b| b.present) {
-            let at = Lba2048::new(b.load_rba).byte_offset() + BOOT_INFO_TABLE_OFFSET as u64;
+            let at = b.table.offset;
             // Named after the boot file: its bytes belong to that file (a move explains them).
             let o = match img.file_at_block(b.load_rba) {
                 Some(f) => self.owner(format!("{}: boot-info-table.", f.path_lossy())),
@@ -716,7 +717,7 @@ impl ByteMap {
             let o = self.owner(format!("{p}squashfs.compressor_options"));
             // The options block: 2-byte header and at most a few bytes of options.
             let len = q.compressor_options.as_ref().map_or(0, |x| x.len() as u64 / 2);
-            self.field(base + 96, 2 + len, o, "");
+            self.field(base + size_of::<Superblock>() as u64, 2 + len, o, "");
         }
         for t in &q.tables {
             for (i, &(o, l)) in t.blocks.iter().enumerate() {

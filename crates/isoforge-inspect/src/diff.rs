@@ -28,7 +28,7 @@ use super::fat::{FatEntry, FatInfo};
 use super::SquashfsInfo;
 use super::{Image, InspectError, Payload};
 use crate::iso9660::read::{Entry, EntryKind};
-use crate::read_at::ReadAt;
+use crate::read_at::{ReadAt, ReadTyped};
 use crate::units::{Cluster, Lba2048, ISO_BLOCK};
 
 pub mod summary;
@@ -143,10 +143,6 @@ impl DiffReport {
             self.omitted += 1;
         }
     }
-}
-
-fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(), InspectError> {
-    super::read(src, offset, buf, what)
 }
 
 /// A few bytes as text when printable, else hex (at most 32 bytes shown).
@@ -411,8 +407,8 @@ fn content(
         {
             break;
         }
-        read(a, oa, &mut x[..n_us], "file content")?;
-        read(b, ob, &mut y[..n_us], "file content")?;
+        a.read_into(oa, &mut x[..n_us], "file content")?;
+        b.read_into(ob, &mut y[..n_us], "file content")?;
         for i in 0..n_us {
             if x[i] != y[i] {
                 let at = rel + i as u64;
@@ -568,7 +564,7 @@ fn stored(src: &dyn ReadAt, base: u64, off: u64, len: u64) -> Result<Option<Vec<
         return Ok(None);
     }
     let mut v = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    read(src, start, &mut v, "squashfs block")?;
+    src.read_into(start, &mut v, "squashfs block")?;
     Ok(Some(v))
 }
 
@@ -886,8 +882,8 @@ fn bytes(
     let mut pos = 0u64;
     while pos < common {
         let n = usize::try_from((common - pos).min(CHUNK as u64)).unwrap_or(CHUNK);
-        read(a, pos, &mut x[..n], "image A")?;
-        read(b, pos, &mut y[..n], "image B")?;
+        a.read_into(pos, &mut x[..n], "image A")?;
+        b.read_into(pos, &mut y[..n], "image B")?;
         if x[..n] != y[..n] {
             let mut i = 0usize;
             while i < n {
@@ -1017,8 +1013,8 @@ fn emit(
         let n = usize::try_from(len).unwrap_or(0);
         let mut x = vec![0u8; n];
         let mut y = vec![0u8; n];
-        read(a, c.start, &mut x, "image A")?;
-        read(b, c.start, &mut y, "image B")?;
+        a.read_into(c.start, &mut x, "image A")?;
+        b.read_into(c.start, &mut y, "image B")?;
         format!("A {}, B {}", show(&x), show(&y))
     } else {
         String::new()

@@ -8,22 +8,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use zerocopy::FromBytes;
+use zerocopy::IntoBytes;
 
 use crate::endian::field_offset;
-use crate::fat_fs::bpb::{decode_boot_sector, Bpb, DecodedBootSector, FatType};
+use crate::fat_fs::bpb::{decode_boot_sector, BootSector16, DecodedBootSector, FatType};
 use crate::fat_fs::dir_entry::{
     DecodedDir, DirEntry, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID,
 };
 use crate::fat_fs::FatVolume;
 use crate::finding::{Finding, Problems, Severity, MAX_FINDINGS};
-use crate::read_at::ReadAt;
+use crate::read_at::{ReadAt, ReadTyped};
 use crate::units::Cluster;
 
 /// Largest FAT (one copy) read, in bytes.
 pub const MAX_FAT_BYTES: u64 = 256 << 20;
 /// Most directory bytes read in one walk.
 pub const MAX_DIR_BYTES_TOTAL: u64 = 256 << 20;
+/// Size of a directory entry, short or long-name (fatgen103 6).
+const DIRENT: u64 = std::mem::size_of::<DirEntry>() as u64;
 
 /// A file or directory of the FAT tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,17 +74,19 @@ pub struct FatInfo {
 
 /// Whether the 512 bytes at `offset` of `src` decode as a FAT boot sector.
 pub fn looks_like_fat(src: &dyn ReadAt, offset: u64) -> bool {
-    let mut s = [0u8; 512];
-    src.read_at(offset, &mut s).is_ok() && decode_boot_sector(&s).is_ok()
+    src.read_typed::<BootSector16>(offset).is_ok_and(|s| decode_boot_sector(s.as_bytes()).is_ok())
 }
 
 impl FatInfo {
     /// Reads the FAT file system in `src` (the window of the embedded image). `Err` says why it
     /// is not a FAT file system; everything else wrong is in `problems`.
     pub fn read(src: &dyn ReadAt) -> Result<FatInfo, String> {
-        let mut sector = [0u8; 512];
-        src.read_at(0, &mut sector).map_err(|e| format!("cannot read a boot sector: {e}"))?;
-        let boot = decode_boot_sector(&sector).map_err(|e| format!("not a FAT boot sector: {e}"))?;
+        // The BPB every FAT boot sector starts with (the FAT32 fields after it are decoded by
+        // `decode_boot_sector` from the same 512 bytes).
+        let sector =
+            src.read_typed::<BootSector16>(0).map_err(|e| format!("cannot read a boot sector: {e}"))?;
+        let boot =
+            decode_boot_sector(sector.as_bytes()).map_err(|e| format!("not a FAT boot sector: {e}"))?;
         let g = &boot.geometry;
         let fats_end = g.fat_offset(g.num_fats);
         if g.fat_bytes() > MAX_FAT_BYTES || fats_end > src.len() {
@@ -96,8 +100,7 @@ impl FatInfo {
         let vol = FatVolume::open(src).map_err(|e| e.to_string())?;
         let mut info = FatInfo {
             boot: boot.clone(),
-            oem_name: Bpb::read_from_prefix(&sector[..])
-                .map_or(String::new(), |(b, _)| String::from_utf8_lossy(&b.oem_name).trim_end().to_string()),
+            oem_name: String::from_utf8_lossy(&sector.bpb.oem_name).trim_end().to_string(),
             root_label: None,
             entries: Vec::new(),
             dot_entries: Vec::new(),
@@ -157,18 +160,15 @@ impl FatInfo {
             Some(&c) => g.cluster_offset(Cluster::new(c)),
             None => g.root_dir_offset(),
         };
-        let mut first = [0u8; 512];
-        if src.read_at(root_at, &mut first).is_ok() {
+        if let Ok(first) = src.read_typed::<[DirEntry; 16]>(root_at) {
             self.label_offset = first
-                .chunks_exact(32)
-                .position(|e| {
-                    DirEntry::read_from_bytes(e).is_ok_and(|d| {
-                        d.name[0] != 0
-                            && d.name[0] != 0xE5
-                            && d.attr & (ATTR_LONG_NAME | ATTR_DIRECTORY | ATTR_ARCHIVE) == ATTR_VOLUME_ID
-                    })
+                .iter()
+                .position(|d| {
+                    d.name[0] != 0
+                        && d.name[0] != 0xE5
+                        && d.attr & (ATTR_LONG_NAME | ATTR_DIRECTORY | ATTR_ARCHIVE) == ATTR_VOLUME_ID
                 })
-                .map(|i| root_at + 32 * i as u64);
+                .map(|i| first.at(i as u64 * DIRENT));
         }
         self.root_label = root.volume_label.map(|l| String::from_utf8_lossy(&l).trim_end().to_string());
         let mut visited = BTreeSet::new();
@@ -200,8 +200,11 @@ impl FatInfo {
                 }
                 let path = format!("{prefix}/{}", e.name);
                 let lfn_slots = if e.has_long_name { e.name.encode_utf16().count().div_ceil(13) } else { 0 };
-                let lfn_offsets =
-                    (0..lfn_slots).rev().filter_map(|k| e.offset.checked_sub(32 * (k + 1))).map(at).collect();
+                let lfn_offsets = (0..lfn_slots)
+                    .rev()
+                    .filter_map(|k| e.offset.checked_sub(DIRENT as usize * (k + 1)))
+                    .map(at)
+                    .collect();
                 self.entries.push(FatEntry {
                     path: path.clone(),
                     is_dir: e.is_dir(),

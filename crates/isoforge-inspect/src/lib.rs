@@ -50,15 +50,17 @@ use isoforge_formats::{cpio, endian, fat as fat_fs, finding, iso9660, part, read
 
 use thiserror::Error;
 
+use crate::endian::{LE, U64};
 use crate::finding::Finding;
 use crate::iso9660::el_torito::{Emulation, PLATFORM_EFI};
 use crate::iso9660::read::{
     BootRecordInfo, DescriptorInfo, ElTorito, EntryKind, Hierarchy, IsoImage, Listing, PathTables, ReadError,
     VolumeSummary,
 };
+use crate::iso9660::volume_descriptor::VolumeDescriptor;
 use crate::part::gpt::Guid;
 use crate::part::mbr::OS_TYPE_EFI;
-use crate::read_at::ReadAt;
+use crate::read_at::{ReadAt, ReadAtError, ReadTyped};
 use crate::units::{sector_bytes, Lba2048, Lba512, ISO_BLOCK};
 
 pub use fat::FatInfo;
@@ -77,17 +79,8 @@ pub enum InspectError {
     #[error(transparent)]
     Iso(#[from] ReadError),
     /// Reading the source failed outside the ISO 9660 reader.
-    #[error("cannot read {len} bytes of the {what} at byte offset {offset}: {source}")]
-    Io {
-        /// What was being read.
-        what: String,
-        /// Byte offset of the read.
-        offset: u64,
-        /// Bytes asked for.
-        len: u64,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] ReadAtError),
 }
 
 /// A window `offset..offset + len` of another source: how a payload inside a file (the FAT
@@ -204,7 +197,8 @@ impl CatalogSlot {
 }
 
 /// The fields of a primary or supplementary volume descriptor that
-/// [`VolumeSummary`] leaves out (ECMA-119 8.4, 8.5), decoded from the raw block.
+/// [`VolumeSummary`] leaves out (ECMA-119 8.4, 8.5), decoded from the descriptor the ISO 9660
+/// reader read ([`IsoImage::pvd_descriptor`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescriptorExtras {
     /// Volume flags (BP 8; 0 in a PVD).
@@ -226,19 +220,8 @@ pub struct DescriptorExtras {
 }
 
 impl DescriptorExtras {
-    fn read(src: &dyn ReadAt, lba: u32, joliet: bool) -> Result<DescriptorExtras, InspectError> {
+    fn of(vd: &VolumeDescriptor, joliet: bool) -> DescriptorExtras {
         use sha2::{Digest, Sha256};
-        use zerocopy::FromBytes;
-        let mut block = vec![0u8; ISO_BLOCK as usize];
-        read(src, Lba2048::new(lba).byte_offset(), &mut block, "volume descriptor")?;
-        let vd = crate::iso9660::volume_descriptor::VolumeDescriptor::read_from_bytes(&block[..]).map_err(
-            |_| InspectError::Io {
-                what: "volume descriptor".into(),
-                offset: Lba2048::new(lba).byte_offset(),
-                len: ISO_BLOCK,
-                source: std::io::Error::other("a block of the wrong size"),
-            },
-        )?;
         let text = |raw: &[u8]| {
             if joliet {
                 crate::iso9660::read::ucs2(raw)
@@ -247,7 +230,7 @@ impl DescriptorExtras {
                 String::from_utf8_lossy(&raw[..end]).into_owned()
             }
         };
-        Ok(DescriptorExtras {
+        DescriptorExtras {
             volume_flags: vd.volume_flags,
             escape_sequences: system_area::hex(&vd.escape_sequences),
             volume_set_size: vd.volume_set_size.le(),
@@ -256,7 +239,7 @@ impl DescriptorExtras {
             abstract_file_id: text(&vd.abstract_file_id),
             bibliographic_file_id: text(&vd.bibliographic_file_id),
             application_use_sha256: system_area::hex(&Sha256::digest(vd.application_use)),
-        })
+        }
     }
 }
 
@@ -295,15 +278,6 @@ pub struct Image {
     pub embedded: Vec<EmbeddedImage>,
 }
 
-fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(), InspectError> {
-    src.read_at(offset, buf).map_err(|source| InspectError::Io {
-        what: what.into(),
-        offset,
-        len: buf.len() as u64,
-        source,
-    })
-}
-
 impl Image {
     /// Reads every structure of the image at `src`.
     ///
@@ -320,12 +294,9 @@ impl Image {
             system_area,
             descriptors: iso.descriptors().to_vec(),
             pvd: iso.pvd().clone(),
-            pvd_extras: DescriptorExtras::read(src, iso.pvd().descriptor_lba, false)?,
+            pvd_extras: DescriptorExtras::of(iso.pvd_descriptor(), false),
             joliet: iso.joliet().cloned(),
-            joliet_extras: match iso.joliet() {
-                Some(j) => Some(DescriptorExtras::read(src, j.descriptor_lba, true)?),
-                None => None,
-            },
+            joliet_extras: iso.joliet_descriptor().map(|vd| DescriptorExtras::of(vd, true)),
             boot_record: iso.boot_record().copied(),
             el_torito: report.el_torito,
             catalog,
@@ -374,7 +345,6 @@ fn catalog_slots(
     listing: &Listing,
 ) -> Result<Vec<CatalogSlot>, InspectError> {
     let Some(et) = et else { return Ok(Vec::new()) };
-    let start = Lba2048::new(et.catalog_lba).byte_offset();
     let mut out = Vec::with_capacity(et.entries.len());
     for d in &et.entries {
         let e = &d.entry;
@@ -385,7 +355,7 @@ fn catalog_slots(
         out.push(CatalogSlot {
             section: d.section,
             entry: d.index,
-            offset: start + d.offset as u64,
+            offset: d.offset,
             platform: e.platform,
             boot_indicator: d.boot_indicator,
             media_type: e.media_type,
@@ -414,10 +384,8 @@ fn image_facts(image: &Image, src: &dyn ReadAt) -> Result<system_area::ImageFact
     let mut isohybrid_suitable = false;
     if let Some(e) = first.filter(|_| table_ok) {
         let at = Lba2048::new(e.load_rba).byte_offset() + ISOLINUX_MAGIC_OFFSET;
-        if at + 4 <= src.len() {
-            let mut magic = [0u8; 4];
-            read(src, at, &mut magic, "boot image")?;
-            isohybrid_suitable = magic == ISOLINUX_MAGIC;
+        if at + ISOLINUX_MAGIC.len() as u64 <= src.len() {
+            isohybrid_suitable = *src.read_located::<[u8; 4]>(at, "boot image")? == ISOLINUX_MAGIC;
         }
     }
     let tree_end = image
@@ -452,13 +420,13 @@ pub const GRUB2_BOOT_INFO_OFFSET: u64 = 512 * 5 - 12;
 /// patch: bytes 2548..2556 hold its own 512-byte sector address + 5 (xorrisofs(1)), the rule
 /// libisofs reads back as "grub2-boot-info".
 fn grub2_boot_info(src: &dyn ReadAt, lba: u32, size: u64) -> Result<bool, InspectError> {
+    const LEN: u64 = std::mem::size_of::<U64<LE>>() as u64;
     let at = Lba2048::new(lba).byte_offset() + GRUB2_BOOT_INFO_OFFSET;
-    if size < GRUB2_BOOT_INFO_OFFSET + 8 || at + 8 > src.len() {
+    if size < GRUB2_BOOT_INFO_OFFSET + LEN || at + LEN > src.len() {
         return Ok(false);
     }
-    let mut b = [0u8; 8];
-    read(src, at, &mut b, "GRUB2 boot info of a boot image")?;
-    Ok(u64::from_le_bytes(b) == Lba2048::new(lba).to_lba512().get() + 5)
+    let sector = src.read_located::<U64<LE>>(at, "GRUB2 boot info of a boot image")?;
+    Ok(sector.get() == Lba2048::new(lba).to_lba512().get() + 5)
 }
 
 /// Finds the payloads: the El Torito EFI image, the ESP of the MBR and of the GPT, and every

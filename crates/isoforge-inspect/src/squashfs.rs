@@ -12,9 +12,11 @@ use std::io::{Read, Seek, SeekFrom};
 use isoforge_squashfs::inode::{DATA_UNCOMPRESSED, INVALID};
 use isoforge_squashfs::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE};
 use isoforge_squashfs::{Archive, EntryKind, SQUASHFS_MAGIC};
+use zerocopy::IntoBytes;
 
+use crate::endian::{LE, U16, U32};
 use crate::finding::{Finding, Problems, MAX_FINDINGS};
-use crate::read_at::ReadAt;
+use crate::read_at::{ReadAt, ReadTyped};
 
 /// Most tree entries kept; a larger tree is a problem (and is not listed).
 pub const MAX_SQUASHFS_ENTRIES: usize = 4_000_000;
@@ -25,8 +27,7 @@ const METADATA_SIZE: u64 = 8192;
 
 /// Whether the 4 bytes at `offset` of `src` are the squashfs magic `hsqs`.
 pub fn looks_like_squashfs(src: &dyn ReadAt, offset: u64) -> bool {
-    let mut m = [0u8; 4];
-    src.read_at(offset, &mut m).is_ok() && u32::from_le_bytes(m) == SQUASHFS_MAGIC
+    src.read_typed::<U32<LE>>(offset).is_ok_and(|m| m.get() == SQUASHFS_MAGIC)
 }
 
 /// A table of the image as stored: its metadata blocks and, for the lookup tables (fragment,
@@ -220,8 +221,7 @@ fn walk_blocks(
     let mut out = Vec::new();
     let mut at = start;
     while at < end && out.len() < MAX_METADATA_BLOCKS {
-        let mut h = [0u8; 2];
-        if src.read_at(at, &mut h).is_err() {
+        let Ok(h) = src.read_typed::<U16<LE>>(at) else {
             problems.add(Finding::error(
                 format!("squashfs.{table}"),
                 "",
@@ -230,8 +230,8 @@ fn walk_blocks(
                 "end of image",
             ));
             return out;
-        }
-        let len = u64::from(u16::from_le_bytes(h) & 0x7fff);
+        };
+        let len = u64::from(h.get() & 0x7fff);
         if len == 0 || len > METADATA_SIZE || at + 2 + len > end {
             problems.add(Finding::error(
                 format!("squashfs.{table} metadata block"),
@@ -275,8 +275,8 @@ fn lookup_table(
     }
     for p in raw.chunks_exact(8) {
         let p = u64::from_le_bytes(p.try_into().unwrap_or([0; 8]));
-        let mut h = [0u8; 2];
-        if p >= start || src.read_at(p, &mut h).is_err() {
+        let h = if p < start { src.read_typed::<U16<LE>>(p).ok() } else { None };
+        let Some(h) = h else {
             problems.add(Finding::error(
                 format!("squashfs.{name} index"),
                 "",
@@ -285,8 +285,8 @@ fn lookup_table(
                 p,
             ));
             break;
-        }
-        let len = u64::from(u16::from_le_bytes(h) & 0x7fff);
+        };
+        let len = u64::from(h.get() & 0x7fff);
         t.blocks.push((p, 2 + len));
     }
     t
@@ -307,9 +307,10 @@ impl SquashfsInfo {
     /// Reads the squashfs in `src` (the window of the embedded image). `Err` says why it is not
     /// a squashfs; everything else wrong is in `problems`.
     pub fn read(src: &dyn ReadAt) -> Result<SquashfsInfo, String> {
-        let mut raw = [0u8; SUPERBLOCK_SIZE];
-        src.read_at(0, &mut raw).map_err(|e| format!("cannot read a squashfs superblock: {e}"))?;
-        let sb = Superblock::decode(&raw).map_err(|e| format!("not a squashfs 4.0 superblock: {e}"))?;
+        let raw =
+            src.read_typed::<Superblock>(0).map_err(|e| format!("cannot read a squashfs superblock: {e}"))?;
+        let sb =
+            Superblock::decode(raw.as_bytes()).map_err(|e| format!("not a squashfs 4.0 superblock: {e}"))?;
         let mut info = SquashfsInfo {
             superblock: sb,
             compressor: compressor_name(sb.compression.get()),

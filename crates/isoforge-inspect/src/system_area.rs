@@ -20,9 +20,9 @@ use crate::finding::Finding;
 use crate::iso9660::volume_descriptor::VolumeDescriptor;
 use crate::part::gpt::{crc32, read_gpt, GptHeader, GPT_ENTRY_SIZE, MAX_ENTRY_ARRAY_BYTES};
 use crate::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
-use crate::part::mbr::{Mbr, MBR_SIGNATURE, OS_TYPE_GPT_PROTECTIVE};
-use crate::read_at::ReadAt;
-use crate::units::{Lba2048, Lba512, ISO_BLOCK};
+use crate::part::mbr::{Mbr, ISOHYBRID_BOOT_LBA, MBR_SIGNATURE, MBR_SIZE, OS_TYPE_GPT_PROTECTIVE};
+use crate::read_at::{Located, ReadAt, ReadAtError, ReadTyped};
+use crate::units::{Lba2048, Lba512, SECTOR};
 
 /// One used MBR partition record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +53,9 @@ impl MbrPartition {
 /// A GPT header as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GptHeaderInfo {
-    /// The decoded header.
-    pub header: GptHeader,
-    /// Sector it was read from.
+    /// The decoded header, with the byte offset it was read from.
+    pub header: Located<GptHeader>,
+    /// Sector it was read from (`header.offset` in 512-byte sectors).
     pub at: u64,
     /// Whether `header_crc32` is the CRC of the header.
     pub header_crc_valid: bool,
@@ -239,23 +239,19 @@ impl SystemArea {
     pub fn read(src: &dyn ReadAt) -> Result<SystemArea, InspectError> {
         let len = src.len();
         let mut area = vec![0u8; SYSTEM_AREA_BYTES];
-        zero_fill_read(src, 0, &mut area).map_err(|source| InspectError::Io {
+        zero_fill_read(src, 0, &mut area).map_err(|source| ReadAtError {
             what: "system area".into(),
             offset: 0,
             len: SYSTEM_AREA_BYTES as u64,
             source,
         })?;
-        let mut sector = [0u8; 512];
-        sector.copy_from_slice(&area[..512]);
-        let mbr = Mbr::decode(&sector).map_err(|e| InspectError::Io {
-            what: "MBR".into(),
-            offset: 0,
-            len: 512,
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        let disk_sectors = len / 512;
+        // The system area as read (zeros past the end of a short image) is the MBR's source.
+        let mbr = area.read_located::<Mbr>(0, "MBR")?;
+        // The boot code without the isohybrid boot-file field.
+        let boot_code = &mbr.boot_code[..ISOHYBRID_BOOT_LBA.start];
+        let disk_sectors = len / SECTOR;
         let mut mismatches = Vec::new();
-        let boot_code_zero = sector[..432].iter().all(|&b| b == 0);
+        let boot_code_zero = boot_code.iter().all(|&b| b == 0);
         let mbr_signature_ok = mbr.signature == MBR_SIGNATURE;
         if mbr_signature_ok {
             mismatches.extend(mbr.check(disk_sectors));
@@ -283,17 +279,11 @@ impl SystemArea {
         let gpt = match &report {
             Some(r) if r.primary.is_some() || r.backup.is_some() => {
                 mismatches.extend(r.mismatches.iter().cloned());
-                // Where read_gpt read each header: sector 1, and the primary's alternate_lba
-                // when inside the disk, else the last sector.
-                let backup_at = match &r.primary {
-                    Some(p) if p.alternate_lba.get() < disk_sectors => p.alternate_lba.get(),
-                    _ => disk_sectors - 1,
-                };
-                let header = |h: &Option<GptHeader>, at: u64| -> Option<GptHeaderInfo> {
+                let header = |h: &Option<Located<GptHeader>>| -> Option<GptHeaderInfo> {
                     let h = (*h)?;
                     Some(GptHeaderInfo {
                         header: h,
-                        at,
+                        at: h.offset / SECTOR,
                         header_crc_valid: h.compute_crc() == h.header_crc32.get(),
                         entries_crc_valid: entries_crc(src, &h),
                     })
@@ -305,8 +295,8 @@ impl SystemArea {
                                 && b.starting_lba.get() <= a.ending_lba.get()
                         })
                     }),
-                    primary: header(&r.primary, 1),
-                    backup: header(&r.backup, backup_at),
+                    primary: header(&r.primary),
+                    backup: header(&r.backup),
                     entries: r
                         .entries
                         .iter()
@@ -326,9 +316,9 @@ impl SystemArea {
             }
             _ => None,
         };
-        let layout = identify(&sector, report.as_ref());
+        let layout = identify(&area[..MBR_SIZE], report.as_ref());
         Ok(SystemArea {
-            boot_code_sha256: hex(&Sha256::digest(&sector[..432])),
+            boot_code_sha256: hex(&Sha256::digest(boot_code)),
             boot_code_zero,
             isohybrid_boot_lba: mbr.isohybrid_boot_lba(),
             disk_signature: mbr.unique_mbr_disk_signature.get(),
@@ -478,15 +468,10 @@ fn is_gap_name(name: &str) -> bool {
 /// there: libisofs' test for a partition offset (its volume space size plus the offset is the
 /// image's, or it equals the partition's size).
 fn second_superblock(src: &dyn ReadAt, offset: u64, sectors: u64, volume_blocks: u32) -> bool {
-    use zerocopy::FromBytes;
-    let mut block = vec![0u8; ISO_BLOCK as usize];
     let Some(at) = offset.checked_add(16).and_then(Lba2048::from_u64).map(Lba2048::byte_offset) else {
         return false;
     };
-    if at.saturating_add(ISO_BLOCK) > src.len() || src.read_at(at, &mut block).is_err() {
-        return false;
-    }
-    let Ok(vd) = VolumeDescriptor::read_from_bytes(&block[..]) else { return false };
+    let Ok(vd) = src.read_typed::<VolumeDescriptor>(at) else { return false };
     let size = u64::from(vd.volume_space_size.le());
     vd.descriptor_type == 1
         && &vd.standard_id == b"CD001"

@@ -10,7 +10,8 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::FatError;
-use crate::endian::{LE, U16, U32};
+use crate::endian::{field_offset, LE, U16, U32};
+use crate::read_at::Located;
 use crate::units::Cluster;
 
 /// Bytes per logical sector. Always 512: `mkfs.fat` uses the device's sector size and a
@@ -755,22 +756,16 @@ pub struct DecodedFsInfo {
     pub next_free: u32,
 }
 
-/// Decodes an FSInfo sector, checking its three signatures.
-pub fn decode_fsinfo(sector: &[u8], offset: u64) -> Result<DecodedFsInfo, FatError> {
-    let info = FsInfo::read_from_bytes(sector.get(..512).unwrap_or(&[])).map_err(|_| FatError::Corrupt {
-        offset,
-        field: "FSInfo",
-        expected: "512 bytes".into(),
-        found: format!("{} bytes", sector.len()),
-    })?;
+/// Decodes an FSInfo sector read at its offset, checking its three signatures.
+pub fn decode_fsinfo(info: &Located<FsInfo>) -> Result<DecodedFsInfo, FatError> {
     for (rel, field, expected, found) in [
-        (0, "FSI_LeadSig", FSINFO_LEAD_SIG, info.lead_sig.get()),
-        (484, "FSI_StrucSig", FSINFO_STRUC_SIG, info.struc_sig.get()),
-        (508, "FSI_TrailSig", FSINFO_TRAIL_SIG, info.trail_sig.get()),
+        (field_offset!(FsInfo, lead_sig), "FSI_LeadSig", FSINFO_LEAD_SIG, info.lead_sig.get()),
+        (field_offset!(FsInfo, struc_sig), "FSI_StrucSig", FSINFO_STRUC_SIG, info.struc_sig.get()),
+        (field_offset!(FsInfo, trail_sig), "FSI_TrailSig", FSINFO_TRAIL_SIG, info.trail_sig.get()),
     ] {
         if expected != found {
             return Err(FatError::Corrupt {
-                offset: offset + rel,
+                offset: info.at(rel),
                 field,
                 expected: format!("{expected:#010x}"),
                 found: format!("{found:#010x}"),
@@ -874,7 +869,11 @@ mod tests {
         let s = encode_fsinfo(10, 3);
         assert_eq!(&s[..4], b"RRaA");
         assert_eq!(&s[510..], &[0x55, 0xAA]);
-        assert_eq!(decode_fsinfo(&s, 512).unwrap(), DecodedFsInfo { free_count: 10, next_free: 3 });
+        let info = Located::new(512, FsInfo::read_from_bytes(&s[..]).unwrap());
+        assert_eq!(decode_fsinfo(&info).unwrap(), DecodedFsInfo { free_count: 10, next_free: 3 });
+        let mut bad = info;
+        bad.value.struc_sig = U32::new(0);
+        assert!(matches!(decode_fsinfo(&bad), Err(FatError::Corrupt { offset: 996, .. })));
     }
 
     #[test]

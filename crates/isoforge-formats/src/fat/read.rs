@@ -3,11 +3,13 @@
 
 use std::io::Write;
 
-use super::bpb::{self, DecodedBootSector, FatType, SECTOR_SIZE};
+use super::bpb::{self, DecodedBootSector, FatType, FsInfo};
 use super::dir_entry::{decode_dir, DecodedDir, DecodedEntry};
 use super::table;
 use super::FatError;
-use crate::units::Cluster;
+use crate::endian::field_offset;
+use crate::read_at::{Located, ReadTyped};
+use crate::units::{Cluster, Lba512};
 
 pub use crate::read_at::ReadAt;
 
@@ -66,13 +68,15 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         Ok(v)
     }
 
-    /// The FSInfo sector (FAT32 only).
-    pub fn fsinfo(&self) -> Result<Option<bpb::DecodedFsInfo>, FatError> {
+    /// The FSInfo sector (FAT32 only), decoded, with its byte offset.
+    pub fn fsinfo(&self) -> Result<Option<Located<bpb::DecodedFsInfo>>, FatError> {
         if self.boot.geometry.fat_type != FatType::Fat32 {
             return Ok(None);
         }
-        let off = u64::from(self.boot.fsinfo_sector) * u64::from(SECTOR_SIZE);
-        bpb::decode_fsinfo(&self.read(off, 512)?, off).map(Some)
+        let off = Lba512::new(u64::from(self.boot.fsinfo_sector)).saturating_byte_offset();
+        let info =
+            self.r.read_typed::<FsInfo>(off).map_err(|source| FatError::ReadImage { offset: off, source })?;
+        Ok(Some(Located::new(info.offset, bpb::decode_fsinfo(&info)?)))
     }
 
     /// FAT entry of a cluster.
@@ -264,7 +268,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         }
         if g.fat_type == FatType::Fat32 {
             let boot = self.read(0, 512)?;
-            let off = u64::from(self.boot.backup_boot_sector) * u64::from(SECTOR_SIZE);
+            let off = Lba512::new(u64::from(self.boot.backup_boot_sector)).saturating_byte_offset();
             if self.boot.backup_boot_sector != 0 && self.read(off, 512)? != boot {
                 problems.push(FatError::Corrupt {
                     offset: off,
@@ -279,7 +283,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
                     .count() as u32;
                 if info.free_count != free && info.free_count != u32::MAX {
                     problems.push(FatError::Corrupt {
-                        offset: u64::from(self.boot.fsinfo_sector) * 512 + 488,
+                        offset: info.at(field_offset!(FsInfo, free_count)),
                         field: "FSI_Free_Count",
                         expected: free.to_string(),
                         found: info.free_count.to_string(),

@@ -16,6 +16,8 @@ use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligne
 use super::{mismatch, PartError};
 use crate::endian::{LE, U16, U32, U64};
 use crate::finding::Finding;
+use crate::read_at::Located;
+use crate::units::Lba512;
 
 /// `signature` of a GPT header.
 pub const GPT_SIGNATURE: [u8; 8] = *b"EFI PART";
@@ -238,7 +240,7 @@ impl GptHeader {
     /// `my_lba`, usable range, entry size and count, a zero tail in the sector). `sector` is
     /// the whole 512-byte sector.
     pub fn check(&self, sector: &[u8], name: &str, at: u64, disk_sectors: u64) -> Vec<Finding> {
-        let base = at * 512;
+        let base = Lba512::new(at).saturating_byte_offset();
         let mut out = Vec::new();
         let mut m = |field, off: u64, expected: String, found: String| {
             out.push(mismatch(name, field, base + off, expected, found));
@@ -396,16 +398,18 @@ pub fn decode_entry_array(bytes: &[u8]) -> Vec<GptEntry> {
 }
 
 /// What [`read_gpt`] found: both headers (when their signature was there), the used entries,
-/// and every mismatch.
+/// and every mismatch. Headers and entries are handed out with the byte offset they were read
+/// at.
 #[derive(Debug, Clone)]
 pub struct GptReport {
     /// The primary header (sector 1), if it carries the GPT signature.
-    pub primary: Option<GptHeader>,
-    /// The backup header, if it carries the GPT signature.
-    pub backup: Option<GptHeader>,
+    pub primary: Option<Located<GptHeader>>,
+    /// The backup header (at the primary's `alternate_lba` when inside the disk, else in the
+    /// last sector), if it carries the GPT signature.
+    pub backup: Option<Located<GptHeader>>,
     /// Used entries as (1-based index, entry), from the primary array if its header was
     /// readable, else from the backup.
-    pub entries: Vec<(u32, GptEntry)>,
+    pub entries: Vec<(u32, Located<GptEntry>)>,
     /// Every mismatch found, primary first, then backup, then entries, then consistency.
     pub mismatches: Vec<Finding>,
 }
@@ -429,8 +433,9 @@ pub fn read_gpt(
         read_at(offset, buf).map_err(|source| PartError::Read { structure, offset, source })
     };
 
-    read("GPT primary header", 512, &mut sector)?;
-    let primary = GptHeader::decode(&sector)?;
+    let primary_at = Lba512::new(1).saturating_byte_offset();
+    read("GPT primary header", primary_at, &mut sector)?;
+    let primary = Located::new(primary_at, GptHeader::decode(&sector)?);
     let primary_ok = primary.signature == GPT_SIGNATURE;
     let mut primary_array = None;
     if primary_ok {
@@ -460,8 +465,9 @@ pub fn read_gpt(
     } else {
         disk_sectors.saturating_sub(1)
     };
-    read("GPT backup header", backup_at * 512, &mut sector)?;
-    let backup = GptHeader::decode(&sector)?;
+    let backup_offset = Lba512::new(backup_at).saturating_byte_offset();
+    read("GPT backup header", backup_offset, &mut sector)?;
+    let backup = Located::new(backup_offset, GptHeader::decode(&sector)?);
     let backup_ok = backup.signature == GPT_SIGNATURE;
     let mut backup_array = None;
     if backup_ok {
@@ -487,9 +493,9 @@ pub fn read_gpt(
     }
 
     if primary_ok && backup_ok {
-        compare_headers(&primary, &backup, backup_at * 512, &mut mismatches);
+        compare_headers(&primary, &backup, backup_offset, &mut mismatches);
         if let (Some(p), Some(b)) = (&primary_array, &backup_array) {
-            let base = backup.partition_entry_lba.get() * 512;
+            let base = Lba512::new(backup.partition_entry_lba.get()).saturating_byte_offset();
             for (i, (pe, be)) in
                 p.chunks(GPT_ENTRY_SIZE as usize).zip(b.chunks(GPT_ENTRY_SIZE as usize)).enumerate()
             {
@@ -507,18 +513,20 @@ pub fn read_gpt(
     }
 
     let (header, array) = match (primary_ok, &primary_array, backup_ok, &backup_array) {
-        (true, Some(a), _, _) => (Some(primary), Some(a)),
-        (_, _, true, Some(a)) => (Some(backup), Some(a)),
+        (true, Some(a), _, _) => (Some(&primary), Some(a)),
+        (_, _, true, Some(a)) => (Some(&backup), Some(a)),
         _ => (None, None),
     };
     let mut entries = Vec::new();
     if let (Some(h), Some(a)) = (header, array) {
+        let base = Lba512::new(h.partition_entry_lba.get()).saturating_byte_offset();
         for (i, e) in decode_entry_array(a).into_iter().enumerate() {
             if !e.is_unused() {
-                entries.push((u32::try_from(i + 1).unwrap_or(u32::MAX), e));
+                let at = base.saturating_add(i as u64 * std::mem::size_of::<GptEntry>() as u64);
+                entries.push((u32::try_from(i + 1).unwrap_or(u32::MAX), Located::new(at, e)));
             }
         }
-        check_entries(&h, &entries, &mut mismatches);
+        check_entries(h, &entries, &mut mismatches);
     }
 
     Ok(GptReport {
@@ -543,10 +551,8 @@ fn read_array(
     }
     let len =
         usize::try_from(len).map_err(|_| PartError::Overflow { field: name, value: u128::from(len) })?;
-    let offset = h
-        .partition_entry_lba
-        .get()
-        .checked_mul(512)
+    let offset = Lba512::new(h.partition_entry_lba.get())
+        .byte_offset()
         .ok_or(PartError::Overflow { field: name, value: u128::from(h.partition_entry_lba.get()) * 512 })?;
     let mut buf = vec![0u8; len];
     read(name, offset, &mut buf)?;
@@ -618,13 +624,13 @@ fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Findin
     }
 }
 
-fn check_entries(h: &GptHeader, entries: &[(u32, GptEntry)], out: &mut Vec<Finding>) {
-    let base = h.partition_entry_lba.get() * 512;
+fn check_entries(h: &GptHeader, entries: &[(u32, Located<GptEntry>)], out: &mut Vec<Finding>) {
+    let base = Lba512::new(h.partition_entry_lba.get()).saturating_byte_offset();
     let first = h.first_usable_lba.get();
     let last = h.last_usable_lba.get();
     for (idx, e) in entries {
         let name = format!("GPT entry {idx} ({})", e.name());
-        let off = base + u64::from(idx - 1) * u64::from(GPT_ENTRY_SIZE);
+        let off = e.offset;
         let (s, end) = (e.starting_lba.get(), e.ending_lba.get());
         if end < s {
             out.push(mismatch(name.clone(), "ending_lba", off + 40, format!(">= starting_lba {s}"), end));

@@ -1,8 +1,6 @@
 //! El Torito: the boot catalog the boot record points at, and the boot-info-table of the
 //! BIOS boot file (mkisofs `-boot-info-table`: 56 bytes at offset 8 of the file).
 
-use zerocopy::FromBytes;
-
 use super::{EntryKind, Finding, IsoImage, Listing, ProblemKind, Problems, ReadError};
 use crate::endian::field_offset;
 use crate::iso9660::el_torito::{
@@ -10,6 +8,7 @@ use crate::iso9660::el_torito::{
     BOOT_INFO_TABLE_OFFSET, PLATFORM_X86,
 };
 use crate::iso9660::volume_descriptor::BootRecord;
+use crate::read_at::{Located, ReadTyped};
 use crate::units::{sector_bytes, Lba2048, ISO_BLOCK};
 
 /// The outcome of checking one boot-info-table field.
@@ -47,8 +46,8 @@ pub struct BootInfoCheck {
     pub file: Option<Vec<u8>>,
     /// That file's size.
     pub file_size: Option<u64>,
-    /// The 56 bytes at offset 8 of the boot image.
-    pub table: BootInfoTable,
+    /// The 56 bytes at offset 8 of the boot image, with their byte offset in the image.
+    pub table: Located<BootInfoTable>,
     /// Whether a table is present: its PVD block is 16 and its file block the load block.
     /// An absent table is no problem (the image was made without `-boot-info-table`).
     pub present: bool,
@@ -67,8 +66,9 @@ pub struct BootInfoCheck {
 pub struct ElTorito {
     /// Block of the catalog (from the boot record).
     pub catalog_lba: u32,
-    /// Decoded entries: the default entry, then section entries.
-    pub entries: Vec<DecodedEntry>,
+    /// Decoded entries: the default entry, then section entries, each at the byte offset of
+    /// its 32-byte entry in the image.
+    pub entries: Vec<Located<DecodedEntry>>,
     /// The boot-info-table check of the default entry, when it is an x86 BIOS entry without
     /// emulation (an emulated diskette or disk image carries none).
     pub boot_info: Option<BootInfoCheck>,
@@ -125,7 +125,8 @@ impl IsoImage<'_> {
                         format!("{:?}", CatalogProblem::BadChecksum(c.checksum_sum)),
                     );
                 }
-                out.entries = c.entries;
+                out.entries =
+                    c.entries.into_iter().map(|e| Located::new(cat_start + e.offset as u64, e)).collect();
             }
             Err(e) => p.push(
                 ProblemKind::BadCatalog,
@@ -144,7 +145,7 @@ impl IsoImage<'_> {
                     ProblemKind::ExtentOutsideImage,
                     format!("El Torito boot catalog entry {i}"),
                     "load_rba",
-                    Some(cat_start + e.offset as u64 + field_offset!(BootEntry, load_rba)),
+                    Some(e.at(field_offset!(BootEntry, load_rba))),
                     format!("a boot image within the image's {} bytes", self.len()),
                     format!("block {} + {} sectors", e.entry.load_rba, e.entry.sector_count),
                 );
@@ -170,11 +171,10 @@ impl IsoImage<'_> {
     ) -> Result<Option<BootInfoCheck>, ReadError> {
         let start = Lba2048::new(load_rba).byte_offset();
         let table_off = start + BOOT_INFO_TABLE_OFFSET as u64;
-        if !self.inside(table_off, 56) {
+        if !self.inside(table_off, std::mem::size_of::<BootInfoTable>() as u64) {
             return Ok(None);
         }
-        let raw = self.read_vec(table_off, 56, "boot-info-table")?;
-        let Ok(table) = BootInfoTable::read_from_bytes(&raw[..]) else { return Ok(None) };
+        let table = self.src.read_located::<BootInfoTable>(table_off, "boot-info-table")?;
         let file = listing.entries.iter().find(|e| e.kind == EntryKind::File && e.first_lba() == load_rba);
         let pvd = self.primary.descriptor_lba;
         let present = table.pvd_lba.get() == pvd && table.file_lba.get() == load_rba;
@@ -187,12 +187,7 @@ impl IsoImage<'_> {
                 let mut done = 0u64;
                 while done < size {
                     let n = (size - done).min(buf.len() as u64) as usize;
-                    self.src.read_at(start + done, &mut buf[..n]).map_err(|source| ReadError::Io {
-                        what: "boot file".into(),
-                        offset: start + done,
-                        len: n as u64,
-                        source,
-                    })?;
+                    self.src.read_into(start + done, &mut buf[..n], "boot file")?;
                     sum.update(&buf[..n]);
                     done += n as u64;
                 }
@@ -220,17 +215,17 @@ impl IsoImage<'_> {
                 file.map_or_else(|| format!("the boot image at block {load_rba}"), |f| f.path_lossy())
             );
             for (field, at, c) in [
-                ("bi_pvd", 0u64, check.pvd_lba),
-                ("bi_file", 4, check.file_lba),
-                ("bi_length", 8, check.file_length),
-                ("bi_csum", 12, check.checksum),
+                ("bi_pvd", field_offset!(BootInfoTable, pvd_lba), check.pvd_lba),
+                ("bi_file", field_offset!(BootInfoTable, file_lba), check.file_lba),
+                ("bi_length", field_offset!(BootInfoTable, file_length), check.file_length),
+                ("bi_csum", field_offset!(BootInfoTable, checksum), check.checksum),
             ] {
                 if let FieldCheck::Invalid { expected, found } = c {
                     p.push(
                         ProblemKind::BootInfoTable,
                         name.clone(),
                         field,
-                        Some(table_off + at),
+                        Some(check.table.at(at)),
                         expected,
                         found,
                     );

@@ -40,16 +40,15 @@ use std::fmt;
 use std::io::Write;
 
 use thiserror::Error;
-use zerocopy::FromBytes;
 
 use super::directory_record::{decode_record, DirectoryRecordHeader};
 use super::volume_descriptor::{
-    BootRecord, DescriptorHeader, VolumeDescriptor, EL_TORITO_ID, STANDARD_ID, TYPE_BOOT_RECORD,
-    TYPE_PRIMARY, TYPE_SUPPLEMENTARY, TYPE_TERMINATOR,
+    BootRecord, VolumeDescriptor, EL_TORITO_ID, STANDARD_ID, TYPE_BOOT_RECORD, TYPE_PRIMARY,
+    TYPE_SUPPLEMENTARY, TYPE_TERMINATOR,
 };
 use crate::endian::{field_offset, Both16, Both32};
 use crate::finding::{Finding, Problems};
-use crate::read_at::ReadAt;
+use crate::read_at::{Located, ReadAt, ReadAtError, ReadTyped};
 use crate::units::{Lba2048, ISO_BLOCK};
 
 pub use crate::finding::ProblemKind;
@@ -113,17 +112,8 @@ impl Default for Limits {
 #[non_exhaustive]
 pub enum ReadError {
     /// Reading the source failed.
-    #[error("cannot read {len} bytes of the {what} at byte offset {offset}: {source}")]
-    Io {
-        /// What was being read.
-        what: String,
-        /// Byte offset of the read.
-        offset: u64,
-        /// Bytes asked for.
-        len: u64,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] ReadAtError),
     /// Block 16 does not hold a volume descriptor, or no primary volume descriptor was found.
     #[error("not an ISO 9660 image: {why}")]
     NotIso {
@@ -440,7 +430,9 @@ pub struct IsoImage<'a> {
     limits: Limits,
     descriptors: Vec<DescriptorInfo>,
     primary: VolumeSummary,
+    primary_descriptor: Located<VolumeDescriptor>,
     joliet: Option<VolumeSummary>,
+    joliet_descriptor: Option<Located<VolumeDescriptor>>,
     boot_record: Option<BootRecordInfo>,
     problems: Vec<Finding>,
 }
@@ -481,8 +473,8 @@ impl<'a> IsoImage<'a> {
     pub fn open_with(src: &'a dyn ReadAt, limits: Limits) -> Result<IsoImage<'a>, ReadError> {
         let mut problems = Problems::new(limits.max_problems);
         let mut descriptors = Vec::new();
-        let mut primary = None;
-        let mut joliet = None;
+        let mut primary: Option<(VolumeSummary, Located<VolumeDescriptor>)> = None;
+        let mut joliet: Option<(VolumeSummary, Located<VolumeDescriptor>)> = None;
         let mut boot_record = None;
         let mut terminated = false;
         for i in 0..limits.max_descriptors {
@@ -508,11 +500,9 @@ impl<'a> IsoImage<'a> {
                 terminated = true;
                 break;
             }
-            let mut block = vec![0u8; ISO_BLOCK as usize];
-            read(src, offset, &mut block, "volume descriptor")?;
-            let head = DescriptorHeader::read_from_prefix(&block[..])
-                .map(|(h, _)| h)
-                .map_err(|_| ReadError::NotIso { why: "volume descriptor block of the wrong size".into() })?;
+            // Every descriptor is one block that starts with the same 7 bytes (ECMA-119 8.1):
+            // read as a primary/supplementary descriptor, its header fields are those bytes.
+            let head = src.read_located::<VolumeDescriptor>(offset, "volume descriptor")?;
             let ty = head.descriptor_type;
             if head.standard_id != STANDARD_ID {
                 if primary.is_none() {
@@ -547,21 +537,18 @@ impl<'a> IsoImage<'a> {
             let role = match ty {
                 TYPE_TERMINATOR => "terminator",
                 TYPE_BOOT_RECORD => {
-                    let br = BootRecord::read_from_bytes(&block[..]).ok();
-                    match br {
-                        Some(br) if br.boot_system_id.starts_with(EL_TORITO_ID) => {
-                            if boot_record.is_none() {
-                                boot_record = Some(BootRecordInfo { lba, catalog_lba: br.catalog_lba.get() });
-                            }
-                            "el torito"
+                    let br = src.read_located::<BootRecord>(offset, "boot record")?;
+                    if br.boot_system_id.starts_with(EL_TORITO_ID) {
+                        if boot_record.is_none() {
+                            boot_record = Some(BootRecordInfo { lba, catalog_lba: br.catalog_lba.get() });
                         }
-                        _ => "boot record",
+                        "el torito"
+                    } else {
+                        "boot record"
                     }
                 }
                 TYPE_PRIMARY | TYPE_SUPPLEMENTARY => {
-                    let vd = VolumeDescriptor::read_from_bytes(&block[..]).map_err(|_| {
-                        ReadError::NotIso { why: "volume descriptor block of the wrong size".into() }
-                    })?;
+                    let vd = head;
                     let level = match &vd.escape_sequences[..3] {
                         b"%/@" => Some(JolietLevel::Level1),
                         b"%/C" => Some(JolietLevel::Level2),
@@ -570,7 +557,7 @@ impl<'a> IsoImage<'a> {
                     };
                     if ty == TYPE_PRIMARY {
                         if primary.is_none() {
-                            primary = Some(summary(&vd, lba, None, &mut problems));
+                            primary = Some((summary(&vd, lba, None, &mut problems), vd));
                         } else {
                             problems.push(
                                 ProblemKind::BadDescriptor,
@@ -583,7 +570,7 @@ impl<'a> IsoImage<'a> {
                         }
                         "primary"
                     } else if level.is_some() && joliet.is_none() {
-                        joliet = Some(summary(&vd, lba, level, &mut problems));
+                        joliet = Some((summary(&vd, lba, level, &mut problems), vd));
                         "joliet"
                     } else {
                         "supplementary"
@@ -608,19 +595,16 @@ impl<'a> IsoImage<'a> {
                 "none",
             );
         }
-        let primary = primary.ok_or_else(|| ReadError::NotIso {
+        let (primary, primary_descriptor) = primary.ok_or_else(|| ReadError::NotIso {
             why: "the volume descriptor set has no primary volume descriptor".into(),
         })?;
-        if let Some(j) = &joliet {
+        if let Some((j, jd)) = &joliet {
             if j.volume_space_size != primary.volume_space_size {
                 problems.push(
                     ProblemKind::BadDescriptor,
                     "Joliet supplementary volume descriptor",
                     "volume_space_size",
-                    Some(
-                        Lba2048::new(j.descriptor_lba).byte_offset()
-                            + field_offset!(VolumeDescriptor, volume_space_size),
-                    ),
+                    Some(jd.at(field_offset!(VolumeDescriptor, volume_space_size))),
                     format!("{} blocks, as the primary volume descriptor", primary.volume_space_size),
                     format!("{} blocks", j.volume_space_size),
                 );
@@ -632,15 +616,23 @@ impl<'a> IsoImage<'a> {
                 ProblemKind::ImageTruncated,
                 "primary volume descriptor",
                 "volume_space_size",
-                Some(
-                    Lba2048::new(primary.descriptor_lba).byte_offset()
-                        + field_offset!(VolumeDescriptor, volume_space_size),
-                ),
+                Some(primary_descriptor.at(field_offset!(VolumeDescriptor, volume_space_size))),
                 format!("at most the image's {image_blocks} blocks"),
                 format!("{} blocks", primary.volume_space_size),
             );
         }
-        Ok(IsoImage { src, limits, descriptors, primary, joliet, boot_record, problems: problems.finish() })
+        let (joliet, joliet_descriptor) = joliet.unzip();
+        Ok(IsoImage {
+            src,
+            limits,
+            descriptors,
+            primary,
+            primary_descriptor,
+            joliet,
+            joliet_descriptor,
+            boot_record,
+            problems: problems.finish(),
+        })
     }
 
     /// The primary volume descriptor.
@@ -648,9 +640,19 @@ impl<'a> IsoImage<'a> {
         &self.primary
     }
 
+    /// The primary volume descriptor as stored, with its byte offset.
+    pub fn pvd_descriptor(&self) -> &Located<VolumeDescriptor> {
+        &self.primary_descriptor
+    }
+
     /// The Joliet supplementary volume descriptor, if any.
     pub fn joliet(&self) -> Option<&VolumeSummary> {
         self.joliet.as_ref()
+    }
+
+    /// The Joliet supplementary volume descriptor as stored, with its byte offset.
+    pub fn joliet_descriptor(&self) -> Option<&Located<VolumeDescriptor>> {
+        self.joliet_descriptor.as_ref()
     }
 
     /// The El Torito boot record, if any.
@@ -698,7 +700,7 @@ impl<'a> IsoImage<'a> {
     /// Reads `len` bytes at `offset` (the caller checked the bounds and the size limit).
     fn read_vec(&self, offset: u64, len: usize, what: &str) -> Result<Vec<u8>, ReadError> {
         let mut v = vec![0u8; len];
-        read(self.src, offset, &mut v, what)?;
+        self.src.read_into(offset, &mut v, what)?;
         Ok(v)
     }
 
@@ -720,7 +722,7 @@ impl<'a> IsoImage<'a> {
             let mut done = 0u64;
             while done < u64::from(len) {
                 let n = (u64::from(len) - done).min(buf.len() as u64) as usize;
-                read(self.src, start + done, &mut buf[..n], "file extent")?;
+                self.src.read_into(start + done, &mut buf[..n], "file extent")?;
                 out.write_all(&buf[..n])
                     .map_err(|source| ReadError::Write { path: entry.path_lossy(), source })?;
                 done += n as u64;
@@ -787,20 +789,15 @@ fn compare_hierarchies(primary: &Listing, joliet: &Listing, max: usize) -> Vec<F
     problems.finish()
 }
 
-fn read(src: &dyn ReadAt, offset: u64, buf: &mut [u8], what: &str) -> Result<(), ReadError> {
-    src.read_at(offset, buf).map_err(|source| ReadError::Io {
-        what: what.to_string(),
-        offset,
-        len: buf.len() as u64,
-        source,
-    })
-}
-
 /// Offset of the root directory record in a volume descriptor.
 const ROOT_RECORD: u64 = field_offset!(VolumeDescriptor, root_directory_record);
 
-fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut Problems) -> VolumeSummary {
-    let base = Lba2048::new(lba).byte_offset();
+fn summary(
+    vd: &Located<VolumeDescriptor>,
+    lba: u32,
+    joliet: Option<JolietLevel>,
+    p: &mut Problems,
+) -> VolumeSummary {
     let name =
         if joliet.is_some() { "Joliet supplementary volume descriptor" } else { "primary volume descriptor" };
     let text = |raw: &[u8]| if joliet.is_some() { ucs2(raw) } else { trimmed(raw) };
@@ -808,32 +805,32 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
         vd.volume_space_size,
         name,
         "volume_space_size",
-        base + field_offset!(VolumeDescriptor, volume_space_size),
+        vd.at(field_offset!(VolumeDescriptor, volume_space_size)),
     );
     p.both16(
         vd.volume_set_size,
         name,
         "volume_set_size",
-        base + field_offset!(VolumeDescriptor, volume_set_size),
+        vd.at(field_offset!(VolumeDescriptor, volume_set_size)),
     );
     p.both16(
         vd.volume_sequence_number,
         name,
         "volume_sequence_number",
-        base + field_offset!(VolumeDescriptor, volume_sequence_number),
+        vd.at(field_offset!(VolumeDescriptor, volume_sequence_number)),
     );
     let block_size = p.both16(
         vd.logical_block_size,
         name,
         "logical_block_size",
-        base + field_offset!(VolumeDescriptor, logical_block_size),
+        vd.at(field_offset!(VolumeDescriptor, logical_block_size)),
     );
     if block_size != 2048 {
         p.push(
             ProblemKind::BadDescriptor,
             name,
             "logical_block_size",
-            Some(base + field_offset!(VolumeDescriptor, logical_block_size)),
+            Some(vd.at(field_offset!(VolumeDescriptor, logical_block_size))),
             2048,
             block_size,
         );
@@ -842,7 +839,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
         vd.path_table_size,
         name,
         "path_table_size",
-        base + field_offset!(VolumeDescriptor, path_table_size),
+        vd.at(field_offset!(VolumeDescriptor, path_table_size)),
     );
     let root = match decode_record(&vd.root_directory_record) {
         Ok(r) => {
@@ -850,20 +847,20 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
                 r.header.extent_lba,
                 name,
                 "root_directory_record.extent_lba",
-                base + ROOT_RECORD + field_offset!(DirectoryRecordHeader, extent_lba),
+                vd.at(ROOT_RECORD + field_offset!(DirectoryRecordHeader, extent_lba)),
             );
             let data_length = p.both32(
                 r.header.data_length,
                 name,
                 "root_directory_record.data_length",
-                base + ROOT_RECORD + field_offset!(DirectoryRecordHeader, data_length),
+                vd.at(ROOT_RECORD + field_offset!(DirectoryRecordHeader, data_length)),
             );
             if r.header.length != 34 || r.identifier != [0] {
                 p.push(
                     ProblemKind::BadRecord,
                     name,
                     "root_directory_record",
-                    Some(base + field_offset!(VolumeDescriptor, root_directory_record)),
+                    Some(vd.at(field_offset!(VolumeDescriptor, root_directory_record))),
                     "length 34 and identifier 0x00",
                     format!("length {} and identifier {:02x?}", r.header.length, r.identifier),
                 );
@@ -873,7 +870,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
                     ProblemKind::BadRecord,
                     name,
                     "root_directory_record.file_flags",
-                    Some(base + ROOT_RECORD + field_offset!(DirectoryRecordHeader, file_flags)),
+                    Some(vd.at(ROOT_RECORD + field_offset!(DirectoryRecordHeader, file_flags))),
                     "the directory bit 0x02",
                     format!("{:#04x}", r.header.file_flags),
                 );
@@ -890,7 +887,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
                 ProblemKind::BadRecordLength,
                 name,
                 "root_directory_record",
-                Some(base + field_offset!(VolumeDescriptor, root_directory_record)),
+                Some(vd.at(field_offset!(VolumeDescriptor, root_directory_record))),
                 "a 34-byte directory record",
                 format!("{e:?}"),
             );
@@ -902,7 +899,7 @@ fn summary(vd: &VolumeDescriptor, lba: u32, joliet: Option<JolietLevel>, p: &mut
             ProblemKind::BadDescriptor,
             name,
             "file_structure_version",
-            Some(base + field_offset!(VolumeDescriptor, file_structure_version)),
+            Some(vd.at(field_offset!(VolumeDescriptor, file_structure_version))),
             1,
             vd.file_structure_version,
         );

@@ -47,7 +47,11 @@ impl IsoImage<'_> {
         let size = vol.path_table_size;
         let size_off =
             Lba2048::new(vol.descriptor_lba).byte_offset() + field_offset!(VolumeDescriptor, path_table_size);
-        let read_table = |lba: u32, msb: bool, field: &'static str, p: &mut Problems| {
+        let read_table = |lba: u32,
+                          msb: bool,
+                          field: &'static str,
+                          p: &mut Problems|
+         -> Result<Option<Vec<DecodedPathRecord>>, ReadError> {
             let structure = format!("{name} (type {}) at block {lba}", if msb { "M" } else { "L" });
             if size > self.limits.max_path_table_bytes {
                 p.push(
