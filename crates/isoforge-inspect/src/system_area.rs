@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::InspectError;
 use crate::finding::Finding;
 use crate::iso9660::volume_descriptor::VolumeDescriptor;
+use crate::part::apm::{DriverDescriptorMap, PartitionMapEntry};
 use crate::part::gpt::{crc32, read_gpt, GptHeader, GPT_ENTRY_SIZE, MAX_ENTRY_ARRAY_BYTES};
 use crate::part::layout::{identify, Layout, SYSTEM_AREA_BYTES};
 use crate::part::mbr::{Mbr, ISOHYBRID_BOOT_LBA, MBR_SIGNATURE, MBR_SIZE, OS_TYPE_GPT_PROTECTIVE};
@@ -480,43 +481,28 @@ fn second_superblock(src: &dyn ReadAt, offset: u64, sectors: u64, volume_blocks:
         && (size + offset == u64::from(volume_blocks) || size == sectors / 4)
 }
 
-/// Reads the Apple Partition Map from the system area `area` (32 KiB), if bytes 0..2 are "ER"
-/// with a block size of 512 or 2048. Entries are read while they carry "PM", up to the map
-/// size the first one gives and never past the system area.
+/// Reads the Apple Partition Map from the system area `area` (32 KiB), if its driver
+/// descriptor map says "ER" with a block size of 512 or 2048. Entries are read while they
+/// carry "PM", up to the map size the first one gives and never past the system area.
 fn read_apm(area: &[u8]) -> Option<ApmInfo> {
-    let be16 = |at: usize| area.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    let be32 = |at: usize| area.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    if area.get(..2) != Some(b"ER") {
-        return None;
-    }
-    let bs = usize::from(be16(2)?);
-    if bs != 512 && bs != 2048 {
-        return None;
-    }
-    let text = |raw: &[u8]| {
-        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-        String::from_utf8_lossy(&raw[..end]).into_owned()
-    };
-    let map_entries = be32(bs + 4).unwrap_or(0);
+    let bs = area.read_typed::<DriverDescriptorMap>(0).ok()?.block_size()?;
+    let entry = |i: u32| area.read_typed::<PartitionMapEntry>(u64::from(bs) * u64::from(i)).ok();
+    let map_entries = entry(1).map_or(0, |e| e.pm_map_blk_cnt.get());
     let mut entries = Vec::new();
-    for i in 1..=map_entries.min(u32::try_from(area.len() / bs).unwrap_or(0)) {
-        let at = bs * usize::try_from(i).ok()?;
-        let Some(e) = area.get(at..at + 96) else { break };
-        if &e[..2] != b"PM" {
-            break;
-        }
-        if be32(at + 88).unwrap_or(0) & 3 == 0 {
+    for i in 1..=map_entries.min(u32::try_from(area.len() / usize::from(bs)).unwrap_or(0)) {
+        let Some(e) = entry(i).filter(|e| e.is_entry()) else { break };
+        if !e.is_used() {
             continue;
         }
         entries.push(ApmPartition {
             index: i,
-            name: text(&e[16..48]),
-            type_name: text(&e[48..80]),
-            start: be32(at + 8).unwrap_or(0),
-            blocks: be32(at + 12).unwrap_or(0),
+            name: e.name(),
+            type_name: e.type_name(),
+            start: e.pm_py_part_start.get(),
+            blocks: e.pm_part_blk_cnt.get(),
         });
     }
-    Some(ApmInfo { block_size: u32::try_from(bs).ok()?, entries })
+    Some(ApmInfo { block_size: u32::from(bs), entries })
 }
 
 /// Reads `buf` at `offset`, zeros for what lies past the end of `src`.

@@ -7,6 +7,8 @@
 //! - [`mbr`]: the legacy MBR and its partition records, CHS arithmetic;
 //! - [`gpt`]: the GPT header, partition entries, GUIDs and their CRC-32s, and a reader that
 //!   checks primary against backup;
+//! - [`apm`]: the Apple Partition Map layouts, which isoforge only reads (`grub-mkrescue`
+//!   images carry one);
 //! - [`layout`]: the pure planner that turns the ISO writer's numbers (boot file address, EFI
 //!   image extent, file system size) into the system area bytes, the padded image size and the
 //!   backup GPT at the end of the image.
@@ -44,6 +46,7 @@
 //! # Ok::<(), isoforge_formats::part::PartError>(())
 //! ```
 
+pub mod apm;
 pub mod gpt;
 pub mod layout;
 pub mod mbr;
