@@ -399,8 +399,8 @@ struct DateView {
 
 fn date(d: &VolumeDate) -> DateView {
     DateView {
-        raw: String::from_utf8_lossy(&d.raw[..16]).into_owned(),
-        gmt_offset: i8::from_le_bytes([d.raw[16]]),
+        raw: String::from_utf8_lossy(d.raw.digits()).into_owned(),
+        gmt_offset: d.raw.gmt_offset,
         unix: d.parsed.map(|p| p.unix_seconds()),
     }
 }

@@ -112,10 +112,10 @@ pub fn summary(img: &Image, tree: bool) -> String {
         let _ = writeln!(
             s,
             "  created {}, modified {}, expires {}, effective {}",
-            String::from_utf8_lossy(&v.creation_date.raw[..16]),
-            String::from_utf8_lossy(&v.modification_date.raw[..16]),
-            String::from_utf8_lossy(&v.expiration_date.raw[..16]),
-            String::from_utf8_lossy(&v.effective_date.raw[..16])
+            String::from_utf8_lossy(v.creation_date.raw.digits()),
+            String::from_utf8_lossy(v.modification_date.raw.digits()),
+            String::from_utf8_lossy(v.expiration_date.raw.digits()),
+            String::from_utf8_lossy(v.effective_date.raw.digits())
         );
     }
     if let Some(br) = img.boot_record {

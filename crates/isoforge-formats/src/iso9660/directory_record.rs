@@ -22,6 +22,37 @@ pub const MAX_EXTENT_BYTES: u64 = 0xFFFF_F800;
 /// an odd system use area is followed by a zero padding byte).
 pub const MAX_RECORD_LEN: usize = 254;
 
+/// A directory record's "recording date and time" (ECMA-119 9.1.5), 7 bytes of binary
+/// numbers. All zero means "not specified".
+#[repr(C)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned,
+)]
+pub struct DirDateTime {
+    /// Number of years since 1900. BP 1.
+    pub years_since_1900: u8,
+    /// Month of the year from 1 to 12. BP 2.
+    pub month: u8,
+    /// Day of the month from 1 to 31. BP 3.
+    pub day: u8,
+    /// Hour of the day from 0 to 23. BP 4.
+    pub hour: u8,
+    /// Minute of the hour from 0 to 59. BP 5.
+    pub minute: u8,
+    /// Second of the minute from 0 to 59. BP 6.
+    pub second: u8,
+    /// Offset from GMT in 15-minute intervals, −48 (west) to +52 (east). BP 7.
+    pub gmt_offset: i8,
+}
+const _: () = assert!(core::mem::size_of::<DirDateTime>() == 7);
+
+impl DirDateTime {
+    /// The date of 7 stored bytes ([`crate::time::Epoch::iso_dir_datetime`] encodes them).
+    pub fn from_bytes(raw: [u8; 7]) -> DirDateTime {
+        zerocopy::transmute!(raw)
+    }
+}
+
 /// The fixed 33-byte part of a directory record (ECMA-119 9.1, BP 1–33).
 #[repr(C)]
 #[derive(Debug, Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
@@ -35,7 +66,7 @@ pub struct DirectoryRecordHeader {
     /// Data length in bytes. BP 11–18.
     pub data_length: Both32,
     /// Recording date and time (9.1.5). BP 19–25.
-    pub recording_date: [u8; 7],
+    pub recording_date: DirDateTime,
     /// File flags (9.1.6). BP 26.
     pub file_flags: u8,
     /// File unit size (0: not interleaved). BP 27.
@@ -95,7 +126,7 @@ impl DirectoryRecord<'_> {
             extended_attribute_length: 0,
             extent_lba: Both32::new(self.extent_lba),
             data_length: Both32::new(self.data_length),
-            recording_date: self.recording_date,
+            recording_date: DirDateTime::from_bytes(self.recording_date),
             file_flags: self.flags,
             file_unit_size: 0,
             interleave_gap: 0,
@@ -177,6 +208,8 @@ mod tests {
         assert_eq!(d.identifier, b"BOOT");
         assert_eq!(d.system_use, b"PX");
         assert_eq!(d.header.extent_lba.get(), Ok(20));
+        assert_eq!((d.header.recording_date.years_since_1900, d.header.recording_date.month), (80, 1));
+        assert_eq!(&out[18..25], d.header.recording_date.as_bytes());
     }
 
     #[test]

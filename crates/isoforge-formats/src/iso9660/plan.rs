@@ -32,6 +32,7 @@ use super::naming::{self, EntryName};
 use super::path_table;
 use super::rock_ridge::{self, Nm, Px, Sl, Tf};
 use super::susp::{Ce, FixedEntry, Sp, CE_LEN};
+use super::volume_descriptor::DecDateTime;
 use crate::time::{DateField, Epoch, EpochError};
 use crate::tree::{FileSource, Node, NodeKind, Tree, TreeError};
 use crate::units::{blocks_for, Lba2048, ISO_BLOCK};
@@ -430,7 +431,7 @@ pub struct IsoPlan {
 pub struct IsoDates {
     /// ECMA-119 8.4.26.1 dec-datetime of the volume descriptors (creation, modification,
     /// effective).
-    pub descriptor: [u8; 17],
+    pub descriptor: DecDateTime,
     /// ECMA-119 9.1.5 recording date of every directory record (and Rock Ridge `TF`).
     pub record: [u8; 7],
 }
@@ -439,7 +440,10 @@ impl IsoDates {
     /// Encodes `epoch`; fails naming the structure that cannot hold it.
     pub fn new(epoch: Epoch) -> Result<IsoDates, EpochError> {
         epoch.check_all(&IsoDates::FIELDS)?;
-        Ok(IsoDates { descriptor: epoch.iso_dec_datetime()?, record: epoch.iso_dir_datetime()? })
+        Ok(IsoDates {
+            descriptor: DecDateTime::from_bytes(epoch.iso_dec_datetime()?),
+            record: epoch.iso_dir_datetime()?,
+        })
     }
 
     /// The date fields every ISO 9660 image has, narrowest range first.

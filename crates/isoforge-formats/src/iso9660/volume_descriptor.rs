@@ -6,7 +6,7 @@
 
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use crate::endian::{Both16, Both32, BE, LE, U32};
+use crate::endian::{field_offset, Both16, Both32, BE, LE, U32};
 
 /// Standard identifier of every descriptor (ECMA-119 8.1.2).
 pub const STANDARD_ID: [u8; 5] = *b"CD001";
@@ -22,6 +22,43 @@ pub const TYPE_TERMINATOR: u8 = 255;
 pub const JOLIET_ESCAPE_LEVEL3: [u8; 3] = *b"%/E";
 /// El Torito boot system identifier, zero padded to 32 bytes (El Torito 1.0, 2.0).
 pub const EL_TORITO_ID: &[u8] = b"EL TORITO SPECIFICATION";
+
+/// A volume descriptor date and time, "dec-datetime" (ECMA-119 8.4.26.1), 17 bytes: sixteen
+/// ASCII digits `YYYYMMDDHHMMSScc` and the offset from GMT. All digits '0' and offset 0 mean
+/// "not specified" ([`DATE_NOT_SPECIFIED`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct DecDateTime {
+    /// Year from 1 to 9999, four digits. BP 1–4.
+    pub year: [u8; 4],
+    /// Month of the year from 1 to 12, two digits. BP 5–6.
+    pub month: [u8; 2],
+    /// Day of the month from 1 to 31, two digits. BP 7–8.
+    pub day: [u8; 2],
+    /// Hour of the day from 0 to 23, two digits. BP 9–10.
+    pub hour: [u8; 2],
+    /// Minute of the hour from 0 to 59, two digits. BP 11–12.
+    pub minute: [u8; 2],
+    /// Second of the minute from 0 to 59, two digits. BP 13–14.
+    pub second: [u8; 2],
+    /// Hundredths of a second from 0 to 99, two digits. BP 15–16.
+    pub hundredths: [u8; 2],
+    /// Offset from GMT in 15-minute intervals, −48 (west) to +52 (east). BP 17.
+    pub gmt_offset: i8,
+}
+const _: () = assert!(core::mem::size_of::<DecDateTime>() == 17);
+
+impl DecDateTime {
+    /// The date of 17 stored bytes ([`crate::time::Epoch::iso_dec_datetime`] encodes them).
+    pub fn from_bytes(raw: [u8; 17]) -> DecDateTime {
+        zerocopy::transmute!(raw)
+    }
+
+    /// The sixteen digits as stored (every field but the GMT offset).
+    pub fn digits(&self) -> &[u8] {
+        &self.as_bytes()[..field_offset!(DecDateTime, gmt_offset) as usize]
+    }
+}
 
 /// The first 7 bytes every volume descriptor shares (ECMA-119 8.1), read to tell the type.
 #[repr(C)]
@@ -94,13 +131,13 @@ pub struct VolumeDescriptor {
     /// Bibliographic file identifier. BP 777–813.
     pub bibliographic_file_id: [u8; 37],
     /// Volume creation date and time (8.4.26.1). BP 814–830.
-    pub creation_date: [u8; 17],
+    pub creation_date: DecDateTime,
     /// Volume modification date and time. BP 831–847.
-    pub modification_date: [u8; 17],
+    pub modification_date: DecDateTime,
     /// Volume expiration date and time ("not specified": zeros). BP 848–864.
-    pub expiration_date: [u8; 17],
+    pub expiration_date: DecDateTime,
     /// Volume effective date and time ("not specified": zeros). BP 865–881.
-    pub effective_date: [u8; 17],
+    pub effective_date: DecDateTime,
     /// File structure version (1). BP 882.
     pub file_structure_version: u8,
     /// Reserved. BP 883.
@@ -134,7 +171,16 @@ pub struct BootRecord {
 const _: () = assert!(core::mem::size_of::<BootRecord>() == 2048);
 
 /// A "dec-datetime" meaning "not specified": sixteen '0' digits and a zero offset (8.4.26.1).
-pub const DATE_NOT_SPECIFIED: [u8; 17] = *b"0000000000000000\0";
+pub const DATE_NOT_SPECIFIED: DecDateTime = DecDateTime {
+    year: *b"0000",
+    month: *b"00",
+    day: *b"00",
+    hour: *b"00",
+    minute: *b"00",
+    second: *b"00",
+    hundredths: *b"00",
+    gmt_offset: 0,
+};
 
 /// Pads `s` with `fill` to `N` bytes; errors when longer.
 pub fn padded<const N: usize>(s: &[u8], fill: u8) -> Option<[u8; N]> {
@@ -193,7 +239,7 @@ mod tests {
         let mut vd = VolumeDescriptor::blank(TYPE_PRIMARY);
         vd.volume_space_size = Both32::new(0x11223344);
         vd.type_l_path_table = U32::new(0x55);
-        vd.creation_date = *b"1980010100000000\0";
+        vd.creation_date = DecDateTime::from_bytes(*b"1980010100000000\0");
         let b = vd.as_bytes();
         assert_eq!(&b[1..6], b"CD001");
         assert_eq!(&b[80..88], &[0x44, 0x33, 0x22, 0x11, 0x11, 0x22, 0x33, 0x44]);
@@ -201,6 +247,15 @@ mod tests {
         assert_eq!(b[140], 0x55);
         assert_eq!(&b[813..829], b"1980010100000000");
         assert_eq!(b[881], 1);
+    }
+
+    #[test]
+    fn dec_datetime_fields() {
+        let d = DecDateTime::from_bytes(*b"2024022912345678\x04");
+        assert_eq!((&d.year, &d.month, &d.hundredths, d.gmt_offset), (b"2024", b"02", b"78", 4));
+        assert_eq!(d.digits(), b"2024022912345678");
+        assert_eq!(DATE_NOT_SPECIFIED.as_bytes(), b"0000000000000000\0");
+        assert_eq!(field_offset!(VolumeDescriptor, creation_date), 813);
     }
 
     #[test]

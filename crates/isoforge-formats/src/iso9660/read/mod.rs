@@ -41,9 +41,9 @@ use std::io::Write;
 
 use thiserror::Error;
 
-use super::directory_record::{decode_record, DirectoryRecordHeader};
+use super::directory_record::{decode_record, DirDateTime, DirectoryRecordHeader};
 use super::volume_descriptor::{
-    BootRecord, VolumeDescriptor, EL_TORITO_ID, STANDARD_ID, TYPE_BOOT_RECORD, TYPE_PRIMARY,
+    BootRecord, DecDateTime, VolumeDescriptor, EL_TORITO_ID, STANDARD_ID, TYPE_BOOT_RECORD, TYPE_PRIMARY,
     TYPE_SUPPLEMENTARY, TYPE_TERMINATOR,
 };
 use crate::endian::{field_offset, Both16, Both32};
@@ -241,56 +241,56 @@ impl DateTime {
 
 /// Parses a volume descriptor "dec-datetime" (ECMA-119 8.4.26.1): `None` when "not specified"
 /// (all digits zero) or not a valid date.
-pub fn parse_dec_datetime(raw: &[u8; 17]) -> Option<DateTime> {
-    let digits = &raw[..16];
-    if !digits.iter().all(u8::is_ascii_digit) {
-        return None;
+pub fn parse_dec_datetime(raw: &DecDateTime) -> Option<DateTime> {
+    // A field's digits as a number; `None` for anything but ASCII digits.
+    fn num(digits: &[u8]) -> Option<u16> {
+        digits.iter().try_fold(0u16, |n, &c| c.is_ascii_digit().then(|| n * 10 + u16::from(c - b'0')))
     }
-    let num = |a: usize, b: usize| digits[a..b].iter().fold(0u16, |n, &c| n * 10 + u16::from(c - b'0'));
-    let small = |a: usize| u8::try_from(num(a, a + 2)).unwrap_or(u8::MAX);
+    // Two digits always fit a byte.
+    let small = |digits: &[u8; 2]| num(digits).and_then(|n| u8::try_from(n).ok());
     let d = DateTime {
-        year: num(0, 4),
-        month: small(4),
-        day: small(6),
-        hour: small(8),
-        minute: small(10),
-        second: small(12),
-        hundredths: small(14),
-        gmt_offset: i8::from_le_bytes([raw[16]]),
+        year: num(&raw.year)?,
+        month: small(&raw.month)?,
+        day: small(&raw.day)?,
+        hour: small(&raw.hour)?,
+        minute: small(&raw.minute)?,
+        second: small(&raw.second)?,
+        hundredths: small(&raw.hundredths)?,
+        gmt_offset: raw.gmt_offset,
     };
     (d.year != 0 && d.plausible()).then_some(d)
 }
 
 /// Parses a directory record "recording date and time" (ECMA-119 9.1.5): `None` when all
 /// zero ("not specified") or not a valid date.
-pub fn parse_dir_datetime(raw: &[u8; 7]) -> Option<DateTime> {
-    if raw == &[0; 7] {
+pub fn parse_dir_datetime(raw: &DirDateTime) -> Option<DateTime> {
+    if *raw == DirDateTime::default() {
         return None;
     }
     let d = DateTime {
-        year: 1900 + u16::from(raw[0]),
-        month: raw[1],
-        day: raw[2],
-        hour: raw[3],
-        minute: raw[4],
-        second: raw[5],
+        year: 1900 + u16::from(raw.years_since_1900),
+        month: raw.month,
+        day: raw.day,
+        hour: raw.hour,
+        minute: raw.minute,
+        second: raw.second,
         hundredths: 0,
-        gmt_offset: i8::from_le_bytes([raw[6]]),
+        gmt_offset: raw.gmt_offset,
     };
     d.plausible().then_some(d)
 }
 
-/// A volume descriptor date: the raw bytes and their meaning.
+/// A volume descriptor date: the stored fields and their meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VolumeDate {
     /// The 17 bytes as stored.
-    pub raw: [u8; 17],
+    pub raw: DecDateTime,
     /// The date, or `None` when "not specified" or invalid.
     pub parsed: Option<DateTime>,
 }
 
 impl VolumeDate {
-    fn new(raw: [u8; 17]) -> VolumeDate {
+    fn new(raw: DecDateTime) -> VolumeDate {
         VolumeDate { raw, parsed: parse_dec_datetime(&raw) }
     }
 }
@@ -304,8 +304,8 @@ pub struct RootRecord {
     pub data_length: u32,
     /// File flags (0x02 expected).
     pub flags: u8,
-    /// Recording date, raw.
-    pub recording_date: [u8; 7],
+    /// Recording date, as stored.
+    pub recording_date: DirDateTime,
 }
 
 /// Which Joliet level an SVD's escape sequence announces (Joliet specification 5).
@@ -891,7 +891,7 @@ fn summary(
                 "a 34-byte directory record",
                 format!("{e:?}"),
             );
-            RootRecord { extent_lba: 0, data_length: 0, flags: 0, recording_date: [0; 7] }
+            RootRecord { extent_lba: 0, data_length: 0, flags: 0, recording_date: DirDateTime::default() }
         }
     };
     if vd.file_structure_version != 1 {

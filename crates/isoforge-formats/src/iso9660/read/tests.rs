@@ -612,18 +612,23 @@ fn io_errors_are_errors() {
 
 #[test]
 fn dates() {
-    let d = parse_dec_datetime(b"2024022912345678\x04").unwrap();
+    let dec = |raw: &[u8; 17]| parse_dec_datetime(&DecDateTime::from_bytes(*raw));
+    let dir = |raw: [u8; 7]| parse_dir_datetime(&DirDateTime::from_bytes(raw));
+    let d = dec(b"2024022912345678\x04").unwrap();
     assert_eq!(
         (d.year, d.month, d.day, d.hour, d.minute, d.second, d.hundredths),
         (2024, 2, 29, 12, 34, 56, 78)
     );
     assert_eq!(d.unix_seconds(), 1_709_210_096 - 3600);
-    assert_eq!(parse_dec_datetime(b"0000000000000000\0"), None);
-    assert_eq!(parse_dec_datetime(&[0; 17]), None);
-    assert_eq!(parse_dec_datetime(b"2024132912345678\0"), None);
-    let d = parse_dir_datetime(&[124, 2, 29, 12, 34, 56, 0]).unwrap();
+    assert_eq!(dec(b"0000000000000000\0"), None);
+    assert_eq!(dec(&[0; 17]), None);
+    assert_eq!(dec(b"2024132912345678\0"), None);
+    assert_eq!(dec(b"2024x22912345678\0"), None);
+    assert_eq!(dec(b"2024022912345678\xfc").unwrap().gmt_offset, -4);
+    let d = dir([124, 2, 29, 12, 34, 56, 0]).unwrap();
     assert_eq!(d.unix_seconds(), 1_709_210_096);
-    assert_eq!(parse_dir_datetime(&[0; 7]), None);
+    assert_eq!(dir([124, 2, 29, 12, 34, 56, 4]).unwrap().gmt_offset, 4);
+    assert_eq!(dir([0; 7]), None);
 }
 
 /// Extreme limits (all zero, all maximal) change what is read, never panic.

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use super::{Hierarchy, IsoImage, ProblemKind, Problems, ReadError};
 use crate::endian::field_offset;
 use crate::iso9660::directory_record::{
-    decode_record, DirectoryRecordHeader, FLAG_DIRECTORY, FLAG_MULTI_EXTENT,
+    decode_record, DirDateTime, DirectoryRecordHeader, FLAG_DIRECTORY, FLAG_MULTI_EXTENT,
 };
 use crate::iso9660::rock_ridge::{RockRidge, SystemUse, ROCK_RIDGE_IDS};
 use crate::iso9660::susp::{entries, FixedEntry, Sp, SuspHeader, SP_CHECK_BYTES};
@@ -58,8 +58,8 @@ pub struct Entry {
     pub extents: Vec<(u32, u32)>,
     /// File flags of the last record.
     pub flags: u8,
-    /// Recording date of the first record (ECMA-119 9.1.5), raw.
-    pub recording_date: [u8; 7],
+    /// Recording date of the first record (ECMA-119 9.1.5), as stored.
+    pub recording_date: DirDateTime,
     /// Rock Ridge attributes (ISO 9660 hierarchy of a Rock Ridge image only). For the root,
     /// those of its "." record.
     pub rr: Option<RockRidge>,
