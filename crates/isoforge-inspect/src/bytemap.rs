@@ -622,26 +622,6 @@ impl ByteMap {
         for e in &f.entries {
             let d = self.owner(format!("{p}FAT dirent {} ", e.path));
             self.dirent(base + e.dirent_offset, d);
-            fields!(
-                self,
-                DirEntry,
-                base + e.dirent_offset,
-                d,
-                [
-                    name,
-                    attr,
-                    nt_res,
-                    crt_time_tenth,
-                    crt_time,
-                    crt_date,
-                    lst_acc_date,
-                    fst_clus_hi,
-                    wrt_time,
-                    wrt_date,
-                    fst_clus_lo,
-                    file_size,
-                ]
-            );
             for &l in &e.lfn_offsets {
                 self.field(base + l, 32, d, "long_name");
             }

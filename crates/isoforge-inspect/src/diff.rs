@@ -143,6 +143,22 @@ impl DiffReport {
             self.omitted += 1;
         }
     }
+
+    /// [`DiffReport::push`] of what one image has and the other has not: `OnlyInA` with its
+    /// bytes `range` in A when `in_a`, else `OnlyInB` with its bytes in B.
+    fn only_in(
+        &mut self,
+        max: usize,
+        in_a: bool,
+        name: String,
+        range: Option<(u64, u64)>,
+        detail: String,
+        class: Class,
+    ) {
+        let (kind, a, b) =
+            if in_a { (DiffKind::OnlyInA, range, None) } else { (DiffKind::OnlyInB, None, range) };
+        self.push(max, Difference { kind, name, a, b, detail }, Some(class));
+    }
 }
 
 /// A few bytes as text when printable, else hex (at most 32 bytes shown).
@@ -241,36 +257,22 @@ fn files(
     let (fa, fb) = (index(ia), index(ib));
     let mut explained = BTreeSet::new();
     let range = |e: &Entry| e.extents.first().map(|&(l, _)| (Lba2048::new(l).byte_offset(), e.size));
-    for (p, e) in &fa {
-        if !fb.contains_key(p) {
-            explained.insert(e.path_lossy());
-            report.push(
-                max,
-                Difference {
-                    kind: DiffKind::OnlyInA,
-                    name: format!("file {}", e.path_lossy()),
-                    a: range(e),
-                    b: None,
-                    detail: format!("{} bytes", e.size),
-                },
-                Some(Class::file("", &e.path_lossy(), FileChange::Removed)),
-            );
-        }
-    }
-    for (p, e) in &fb {
-        if !fa.contains_key(p) {
-            explained.insert(e.path_lossy());
-            report.push(
-                max,
-                Difference {
-                    kind: DiffKind::OnlyInB,
-                    name: format!("file {}", e.path_lossy()),
-                    a: None,
-                    b: range(e),
-                    detail: format!("{} bytes", e.size),
-                },
-                Some(Class::file("", &e.path_lossy(), FileChange::Added)),
-            );
+    for (in_a, (these, others)) in [(true, (&fa, &fb)), (false, (&fb, &fa))] {
+        for (p, e) in these {
+            if !others.contains_key(p) {
+                let path = e.path_lossy();
+                explained.insert(path.clone());
+                let change = if in_a { FileChange::Removed } else { FileChange::Added };
+                let class = Class::file("", &path, change);
+                report.only_in(
+                    max,
+                    in_a,
+                    format!("file {path}"),
+                    range(e),
+                    format!("{} bytes", e.size),
+                    class,
+                );
+            }
         }
     }
     for (p, ea) in &fa {
@@ -330,6 +332,11 @@ impl Extents {
             pieces: e.extents.iter().map(|&(l, n)| (Lba2048::new(l).byte_offset(), u64::from(n))).collect(),
             size: e.size,
         }
+    }
+
+    /// Where the file starts and its size, for a report (`None` for an empty file).
+    fn range(&self) -> Option<(u64, u64)> {
+        self.pieces.first().map(|&(o, _)| (o, self.size))
     }
 
     /// The clusters of a FAT file, runs merged, cut at its size.
@@ -476,18 +483,8 @@ fn fat_files(
             let xa = Extents::of_fat(pa.offset, ga, ea);
             let Some(eb) = mb.get(path) else {
                 explained.insert(name.clone());
-                let range = xa.pieces.first().map(|&(o, _)| (o, xa.size));
-                report.push(
-                    max,
-                    Difference {
-                        kind: DiffKind::OnlyInA,
-                        name,
-                        a: range,
-                        b: None,
-                        detail: format!("{} bytes", ea.size),
-                    },
-                    Some(Class::file(&pa.name, path, FileChange::Removed)),
-                );
+                let class = Class::file(&pa.name, path, FileChange::Removed);
+                report.only_in(max, true, name, xa.range(), format!("{} bytes", ea.size), class);
                 continue;
             };
             let xb = Extents::of_fat(pb.offset, gb, eb);
@@ -500,8 +497,8 @@ fn fat_files(
                 Difference {
                     kind: DiffKind::Moved,
                     name: name.clone(),
-                    a: xa.pieces.first().map(|&(o, _)| (o, xa.size)),
-                    b: xb.pieces.first().map(|&(o, _)| (o, xb.size)),
+                    a: xa.range(),
+                    b: xb.range(),
                     detail: format!(
                         "cluster {} → {}, {} → {} bytes",
                         ea.first_cluster, eb.first_cluster, ea.size, eb.size
@@ -523,18 +520,8 @@ fn fat_files(
                 let name = format!("{}: file {path}", pb.name);
                 let xb = Extents::of_fat(pb.offset, gb, eb);
                 explained.insert(name.clone());
-                let range = xb.pieces.first().map(|&(o, _)| (o, xb.size));
-                report.push(
-                    max,
-                    Difference {
-                        kind: DiffKind::OnlyInB,
-                        name,
-                        a: None,
-                        b: range,
-                        detail: format!("{} bytes", eb.size),
-                    },
-                    Some(Class::file(&pb.name, path, FileChange::Added)),
-                );
+                let class = Class::file(&pb.name, path, FileChange::Added);
+                report.only_in(max, false, name, xb.range(), format!("{} bytes", eb.size), class);
             }
         }
     }

@@ -162,22 +162,24 @@ impl Problems {
 
     /// Checks a both-byte-order pair, reporting a mismatch; returns the little-endian copy.
     pub(crate) fn both32(&mut self, v: Both32, structure: &str, field: &'static str, offset: u64) -> u32 {
-        v.get().unwrap_or_else(|(le, be)| {
-            self.push(
-                ProblemKind::BothEndianMismatch,
-                structure,
-                field,
-                Some(offset),
-                format!("big-endian copy {le} (equal to the little-endian one)"),
-                format!("little-endian {le}, big-endian {be}"),
-            );
-            le
-        })
+        self.both(v.get(), structure, field, offset)
     }
 
     /// [`Problems::both32`] for 16-bit pairs.
     pub(crate) fn both16(&mut self, v: Both16, structure: &str, field: &'static str, offset: u64) -> u16 {
-        v.get().unwrap_or_else(|(le, be)| {
+        self.both(v.get(), structure, field, offset)
+    }
+
+    /// The value of a both-byte-order pair (`Err((le, be))` when the copies differ, as
+    /// [`Both32::get`] gives it), reporting a mismatch; the little-endian copy wins.
+    fn both<T: Copy + fmt::Display>(
+        &mut self,
+        v: Result<T, (T, T)>,
+        structure: &str,
+        field: &'static str,
+        offset: u64,
+    ) -> T {
+        v.unwrap_or_else(|(le, be)| {
             self.push(
                 ProblemKind::BothEndianMismatch,
                 structure,

@@ -506,14 +506,8 @@ impl Walker<'_, '_> {
                     continue;
                 }
                 if let Some(pe) = pending.take() {
-                    self.p.push(
-                        ProblemKind::BadRecord,
-                        format!("{h} directory record {}", pe.path_lossy()),
-                        "file_flags",
-                        Some(pe.record_offset + FILE_FLAGS),
-                        "a final record without the multi-extent flag 0x80",
-                        format!("a record for another identifier next, {id:02x?}"),
-                    );
+                    let next = format!("a record for another identifier next, {id:02x?}");
+                    self.unfinished_multi_extent(h, &pe, next);
                     self.finish_child(pe, &mut names, &mut out.children, room, &structure);
                 }
             }
@@ -609,14 +603,7 @@ impl Walker<'_, '_> {
             self.finish_child(entry, &mut names, &mut out.children, room, &structure);
         }
         if let Some(pe) = pending.take() {
-            self.p.push(
-                ProblemKind::BadRecord,
-                format!("{h} directory record {}", pe.path_lossy()),
-                "file_flags",
-                Some(pe.record_offset + FILE_FLAGS),
-                "a final record without the multi-extent flag 0x80",
-                "the end of the directory",
-            );
+            self.unfinished_multi_extent(h, &pe, "the end of the directory");
             self.finish_child(pe, &mut names, &mut out.children, room, &structure);
         }
         if nrec < 2 {
@@ -630,6 +617,19 @@ impl Walker<'_, '_> {
             );
         }
         Ok(Some(out))
+    }
+
+    /// Reports a multi-extent file whose last record still carries the flag 0x80: `next` is
+    /// what came where its final record should be.
+    fn unfinished_multi_extent(&mut self, h: Hierarchy, pe: &Entry, next: impl std::fmt::Display) {
+        self.p.push(
+            ProblemKind::BadRecord,
+            format!("{h} directory record {}", pe.path_lossy()),
+            "file_flags",
+            Some(pe.record_offset + FILE_FLAGS),
+            "a final record without the multi-extent flag 0x80",
+            next,
+        );
     }
 
     fn finish_child(
