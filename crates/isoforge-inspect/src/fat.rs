@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use zerocopy::IntoBytes;
 
 use crate::endian::field_offset;
-use crate::fat_fs::bpb::{decode_boot_sector, BootSector16, DecodedBootSector, FatType};
+use crate::fat_fs::bpb::{decode_boot_sector, BootSector16, Bpb, DecodedBootSector, FatType};
 use crate::fat_fs::dir_entry::{
     DecodedDir, DirEntry, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_LONG_NAME, ATTR_VOLUME_ID,
 };
@@ -113,7 +113,7 @@ impl FatInfo {
             p.add(Finding::error(
                 "FAT.BPB",
                 "total sectors",
-                Some(19),
+                Some(field_offset!(Bpb, tot_sec16)),
                 format!("at most the {} bytes of the embedded image", src.len()),
                 format!("{} bytes", g.image_size),
             ));

@@ -14,7 +14,7 @@ use isoforge_squashfs::superblock::{flags, Superblock, NO_TABLE, SUPERBLOCK_SIZE
 use isoforge_squashfs::{Archive, EntryKind, SQUASHFS_MAGIC};
 use zerocopy::IntoBytes;
 
-use crate::endian::{LE, U16, U32};
+use crate::endian::{field_offset, LE, U16, U32};
 use crate::finding::{Finding, Problems, MAX_FINDINGS};
 use crate::read_at::{ReadAt, ReadTyped};
 
@@ -356,7 +356,7 @@ impl SquashfsInfo {
         if used > src.len() {
             p.add(superblock(
                 "bytes_used",
-                Some(40),
+                Some(field_offset!(Superblock, bytes_used)),
                 format!("at most the file's {} bytes", src.len()),
                 used,
             ));
@@ -364,7 +364,7 @@ impl SquashfsInfo {
         if sb.s_major.get() != 4 || sb.s_minor.get() != 0 {
             p.add(superblock(
                 "s_major",
-                Some(28),
+                Some(field_offset!(Superblock, s_major)),
                 "version 4.0",
                 format!("{}.{}", sb.s_major.get(), sb.s_minor.get()),
             ));
@@ -376,7 +376,7 @@ impl SquashfsInfo {
         {
             p.add(superblock(
                 "block_log",
-                Some(22),
+                Some(field_offset!(Superblock, block_log)),
                 format!("log2 of block_size {bs}, 12 to 20"),
                 sb.block_log.get(),
             ));
@@ -384,7 +384,7 @@ impl SquashfsInfo {
         if sb.xattr_id_table_start.get() != NO_TABLE && sb.xattr_id_table_start.get() > used {
             p.add(superblock(
                 "xattr_id_table_start",
-                Some(56),
+                Some(field_offset!(Superblock, xattr_id_table_start)),
                 format!("inside bytes_used ({used}) or absent"),
                 sb.xattr_id_table_start.get(),
             ));
@@ -433,7 +433,7 @@ impl SquashfsInfo {
         if it < first_data || it > dt {
             problems.add(superblock(
                 "inode_table_start",
-                Some(64),
+                Some(field_offset!(Superblock, inode_table_start)),
                 format!("between the superblock and directory_table_start ({dt})"),
                 it,
             ));
@@ -441,7 +441,7 @@ impl SquashfsInfo {
         if dt > dir_end {
             problems.add(superblock(
                 "directory_table_start",
-                Some(72),
+                Some(field_offset!(Superblock, directory_table_start)),
                 format!("before the lookup tables (byte {dir_end})"),
                 dt,
             ));
@@ -505,7 +505,7 @@ impl SquashfsInfo {
         if prev_end != sb.bytes_used.get() && sb.xattr_id_table_start.get() == NO_TABLE {
             problems.add(superblock(
                 "bytes_used",
-                Some(40),
+                Some(field_offset!(Superblock, bytes_used)),
                 format!("the end of the last table ({prev_end})"),
                 sb.bytes_used.get(),
             ));
@@ -519,15 +519,25 @@ impl SquashfsInfo {
         self.fragments = a.fragments().to_vec();
         self.export_entries = a.export_table().map(<[u64]>::len);
         if self.ids.len() != usize::from(sb.no_ids.get()) {
-            p.add(superblock("no_ids", Some(26), "the id table's entries", self.ids.len()));
+            p.add(superblock(
+                "no_ids",
+                Some(field_offset!(Superblock, no_ids)),
+                "the id table's entries",
+                self.ids.len(),
+            ));
         }
         if self.fragments.len() != sb.fragments.get() as usize {
-            p.add(superblock("fragments", Some(16), "the fragment table's entries", self.fragments.len()));
+            p.add(superblock(
+                "fragments",
+                Some(field_offset!(Superblock, fragments)),
+                "the fragment table's entries",
+                self.fragments.len(),
+            ));
         }
         if (sb.flags.get() & flags::EXPORTABLE != 0) != self.export_entries.is_some() {
             p.add(superblock(
                 "flags",
-                Some(24),
+                Some(field_offset!(Superblock, flags)),
                 "the EXPORTABLE flag set exactly when lookup_table_start is present",
                 format!("{:#06x}", sb.flags.get()),
             ));
@@ -593,7 +603,7 @@ impl SquashfsInfo {
         if numbers.len() != sb.inodes.get() as usize {
             p.add(superblock(
                 "inodes",
-                Some(4),
+                Some(field_offset!(Superblock, inodes)),
                 format!("the {} distinct inodes of the tree", numbers.len()),
                 sb.inodes.get(),
             ));

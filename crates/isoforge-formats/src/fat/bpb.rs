@@ -658,37 +658,62 @@ pub fn decode_boot_sector(sector: &[u8]) -> Result<DecodedBootSector, FatError> 
     let bpb = bs16.bpb;
     if bs16.signature.get() != BOOT_SIGNATURE {
         return Err(corrupt(
-            510,
+            field_offset!(BootSector16, signature),
             "boot signature",
             "0xAA55".into(),
             format!("{:#06x}", bs16.signature.get()),
         ));
     }
     if u32::from(bpb.byts_per_sec.get()) != SECTOR_SIZE {
-        return Err(corrupt(11, "BPB_BytsPerSec", "512".into(), bpb.byts_per_sec.get().to_string()));
+        return Err(corrupt(
+            field_offset!(Bpb, byts_per_sec),
+            "BPB_BytsPerSec",
+            "512".into(),
+            bpb.byts_per_sec.get().to_string(),
+        ));
     }
     let spc = bpb.sec_per_clus;
     if spc == 0 || !spc.is_power_of_two() {
-        return Err(corrupt(13, "BPB_SecPerClus", "a power of two".into(), spc.to_string()));
+        return Err(corrupt(
+            field_offset!(Bpb, sec_per_clus),
+            "BPB_SecPerClus",
+            "a power of two".into(),
+            spc.to_string(),
+        ));
     }
     if bpb.num_fats == 0 {
-        return Err(corrupt(16, "BPB_NumFATs", "at least 1".into(), "0".into()));
+        return Err(corrupt(field_offset!(Bpb, num_fats), "BPB_NumFATs", "at least 1".into(), "0".into()));
     }
     let rsvd = bpb.rsvd_sec_cnt.get();
     if rsvd == 0 {
-        return Err(corrupt(14, "BPB_RsvdSecCnt", "at least 1".into(), "0".into()));
+        return Err(corrupt(
+            field_offset!(Bpb, rsvd_sec_cnt),
+            "BPB_RsvdSecCnt",
+            "at least 1".into(),
+            "0".into(),
+        ));
     }
     let total = if bpb.tot_sec16.get() != 0 { u32::from(bpb.tot_sec16.get()) } else { bpb.tot_sec32.get() };
     let bs32 = BootSector32::read_from_bytes(&bytes[..])
         .map_err(|_| corrupt(0, "boot sector", "512 bytes".into(), "unreadable".into()))?;
     let fat_sz = if bpb.fat_sz16.get() != 0 { u32::from(bpb.fat_sz16.get()) } else { bs32.fat_sz32.get() };
     if fat_sz == 0 {
-        return Err(corrupt(22, "BPB_FATSz16/BPB_FATSz32", "non-zero".into(), "0".into()));
+        return Err(corrupt(
+            field_offset!(Bpb, fat_sz16),
+            "BPB_FATSz16/BPB_FATSz32",
+            "non-zero".into(),
+            "0".into(),
+        ));
     }
     let root_sectors = (u32::from(bpb.root_ent_cnt.get()) * 32).div_ceil(SECTOR_SIZE);
     let meta = u64::from(rsvd) + u64::from(bpb.num_fats) * u64::from(fat_sz) + u64::from(root_sectors);
     let data_sectors = u64::from(total).checked_sub(meta).ok_or_else(|| {
-        corrupt(19, "total sectors", format!("more than {meta} (reserved + FATs + root)"), total.to_string())
+        corrupt(
+            field_offset!(Bpb, tot_sec16),
+            "total sectors",
+            format!("more than {meta} (reserved + FATs + root)"),
+            total.to_string(),
+        )
     })?;
     let clusters = u32::try_from(data_sectors / u64::from(spc)).unwrap_or(u32::MAX);
     let fat_type = if clusters < 4085 {
@@ -701,7 +726,7 @@ pub fn decode_boot_sector(sector: &[u8]) -> Result<DecodedBootSector, FatError> 
     let (ext, root_cluster, fsinfo_sector, backup_boot_sector) = if fat_type == FatType::Fat32 {
         if bpb.root_ent_cnt.get() != 0 || bpb.fat_sz16.get() != 0 {
             return Err(corrupt(
-                17,
+                field_offset!(Bpb, root_ent_cnt),
                 "BPB_RootEntCnt/BPB_FATSz16",
                 "0 on FAT32".into(),
                 format!("{}/{}", bpb.root_ent_cnt.get(), bpb.fat_sz16.get()),
@@ -715,7 +740,7 @@ pub fn decode_boot_sector(sector: &[u8]) -> Result<DecodedBootSector, FatError> 
     let entries = u64::from(fat_sz) * u64::from(SECTOR_SIZE) * 8 / u64::from(fat_type.bits());
     if entries < u64::from(clusters) + 2 {
         return Err(corrupt(
-            22,
+            field_offset!(Bpb, fat_sz16),
             "sectors per FAT",
             format!("room for {} entries", u64::from(clusters) + 2),
             format!("room for {entries}"),

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use super::bpb::{self, DecodedBootSector, FatType, FsInfo};
+use super::bpb::{self, Bpb, DecodedBootSector, FatType, FsInfo};
 use super::dir_entry::{decode_dir, DecodedDir, DecodedEntry};
 use super::table;
 use super::FatError;
@@ -37,7 +37,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         let boot = bpb::decode_boot_sector(&sector)?;
         let g = &boot.geometry;
         let len = usize::try_from(g.fat_bytes()).map_err(|_| FatError::Corrupt {
-            offset: 22,
+            offset: field_offset!(Bpb, fat_sz16),
             field: "sectors per FAT",
             expected: "a FAT that fits in memory".into(),
             found: g.sectors_per_fat.to_string(),
@@ -46,7 +46,7 @@ impl<'a, R: ReadAt + ?Sized> FatVolume<'a, R> {
         // Untrusted sizes: never allocate a FAT the source does not hold.
         if off.saturating_add(g.fat_bytes()) > r.len() {
             return Err(FatError::Corrupt {
-                offset: 22,
+                offset: field_offset!(Bpb, fat_sz16),
                 field: "sectors per FAT",
                 expected: format!("a FAT within the image's {} bytes", r.len()),
                 found: format!("{} bytes at byte {off}", g.fat_bytes()),

@@ -14,7 +14,7 @@ use std::fmt;
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::{mismatch, PartError};
-use crate::endian::{LE, U16, U32, U64};
+use crate::endian::{field_offset, LE, U16, U32, U64};
 use crate::finding::Finding;
 use crate::read_at::Located;
 use crate::units::Lba512;
@@ -248,33 +248,48 @@ impl GptHeader {
         if self.signature != GPT_SIGNATURE {
             m(
                 "signature",
-                0,
+                field_offset!(GptHeader, signature),
                 "\"EFI PART\"".into(),
                 format!("{:?}", String::from_utf8_lossy(&self.signature)),
             );
         }
         if self.revision.get() != GPT_REVISION_1_0 {
-            m("revision", 8, format!("{GPT_REVISION_1_0:#010x}"), format!("{:#010x}", self.revision.get()));
+            m(
+                "revision",
+                field_offset!(GptHeader, revision),
+                format!("{GPT_REVISION_1_0:#010x}"),
+                format!("{:#010x}", self.revision.get()),
+            );
         }
         if self.header_size.get() != GPT_HEADER_SIZE {
-            m("header_size", 12, GPT_HEADER_SIZE.to_string(), self.header_size.get().to_string());
+            m(
+                "header_size",
+                field_offset!(GptHeader, header_size),
+                GPT_HEADER_SIZE.to_string(),
+                self.header_size.get().to_string(),
+            );
         }
         let crc = self.compute_crc();
         if self.header_crc32.get() != crc {
-            m("header_crc32", 16, format!("{crc:#010x}"), format!("{:#010x}", self.header_crc32.get()));
+            m(
+                "header_crc32",
+                field_offset!(GptHeader, header_crc32),
+                format!("{crc:#010x}"),
+                format!("{:#010x}", self.header_crc32.get()),
+            );
         }
         if self.reserved.get() != 0 {
-            m("reserved", 20, "0".into(), self.reserved.get().to_string());
+            m("reserved", field_offset!(GptHeader, reserved), "0".into(), self.reserved.get().to_string());
         }
         if self.my_lba.get() != at {
-            m("my_lba", 24, at.to_string(), self.my_lba.get().to_string());
+            m("my_lba", field_offset!(GptHeader, my_lba), at.to_string(), self.my_lba.get().to_string());
         }
         let first = self.first_usable_lba.get();
         let last = self.last_usable_lba.get();
         if first > last || last >= disk_sectors {
             m(
                 "last_usable_lba",
-                48,
+                field_offset!(GptHeader, last_usable_lba),
                 format!(">= first_usable_lba {first} and < disk size {disk_sectors}"),
                 last.to_string(),
             );
@@ -282,7 +297,7 @@ impl GptHeader {
         if self.size_of_partition_entry.get() != GPT_ENTRY_SIZE {
             m(
                 "size_of_partition_entry",
-                84,
+                field_offset!(GptHeader, size_of_partition_entry),
                 GPT_ENTRY_SIZE.to_string(),
                 self.size_of_partition_entry.get().to_string(),
             );
@@ -290,7 +305,7 @@ impl GptHeader {
         if self.entry_array_bytes() > MAX_ENTRY_ARRAY_BYTES {
             m(
                 "number_of_partition_entries",
-                80,
+                field_offset!(GptHeader, number_of_partition_entries),
                 format!("an array of at most {MAX_ENTRY_ARRAY_BYTES} bytes"),
                 self.number_of_partition_entries.get().to_string(),
             );
@@ -444,7 +459,7 @@ pub fn read_gpt(
             mismatches.push(mismatch(
                 "GPT primary header",
                 "alternate_lba",
-                512 + 32,
+                primary.at(field_offset!(GptHeader, alternate_lba)),
                 disk_sectors.saturating_sub(1),
                 primary.alternate_lba.get(),
             ));
@@ -454,7 +469,7 @@ pub fn read_gpt(
         mismatches.push(mismatch(
             "GPT primary header",
             "signature",
-            512,
+            primary.at(field_offset!(GptHeader, signature)),
             "\"EFI PART\"",
             format!("{:?}", String::from_utf8_lossy(&primary.signature)),
         ));
@@ -476,7 +491,7 @@ pub fn read_gpt(
             mismatches.push(mismatch(
                 "GPT backup header",
                 "alternate_lba",
-                backup_at * 512 + 32,
+                backup.at(field_offset!(GptHeader, alternate_lba)),
                 1,
                 backup.alternate_lba.get(),
             ));
@@ -486,14 +501,14 @@ pub fn read_gpt(
         mismatches.push(mismatch(
             "GPT backup header",
             "signature",
-            backup_at * 512,
+            backup.at(field_offset!(GptHeader, signature)),
             "\"EFI PART\"",
             format!("{:?}", String::from_utf8_lossy(&backup.signature)),
         ));
     }
 
     if primary_ok && backup_ok {
-        compare_headers(&primary, &backup, backup_offset, &mut mismatches);
+        compare_headers(&primary, &backup, &mut mismatches);
         if let (Some(p), Some(b)) = (&primary_array, &backup_array) {
             let base = Lba512::new(backup.partition_entry_lba.get()).saturating_byte_offset();
             for (i, (pe, be)) in
@@ -561,7 +576,10 @@ fn read_array(
         mismatches.push(mismatch(
             name,
             "partition_entry_array_crc32",
-            h.my_lba.get().saturating_mul(512).saturating_add(88),
+            // The header's claimed sector, as the array's CRC field is reported there.
+            Lba512::new(h.my_lba.get())
+                .saturating_byte_offset()
+                .saturating_add(field_offset!(GptHeader, partition_entry_array_crc32)),
             format!("{crc:#010x} (CRC of the array)"),
             format!("{:#010x}", h.partition_entry_array_crc32.get()),
         ));
@@ -569,43 +587,71 @@ fn read_array(
     Ok(Some(buf))
 }
 
-fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Finding>) {
+fn compare_headers(p: &GptHeader, b: &Located<GptHeader>, out: &mut Vec<Finding>) {
     let name = "GPT backup header (vs primary)";
     if b.my_lba.get() != p.alternate_lba.get() {
-        out.push(mismatch(name, "my_lba", base + 24, p.alternate_lba.get(), b.my_lba.get()));
+        out.push(mismatch(
+            name,
+            "my_lba",
+            b.at(field_offset!(GptHeader, my_lba)),
+            p.alternate_lba.get(),
+            b.my_lba.get(),
+        ));
     }
     let pairs: [(&'static str, u64, u64, u64); 5] = [
-        ("first_usable_lba", 40, p.first_usable_lba.get(), b.first_usable_lba.get()),
-        ("last_usable_lba", 48, p.last_usable_lba.get(), b.last_usable_lba.get()),
+        (
+            "first_usable_lba",
+            field_offset!(GptHeader, first_usable_lba),
+            p.first_usable_lba.get(),
+            b.first_usable_lba.get(),
+        ),
+        (
+            "last_usable_lba",
+            field_offset!(GptHeader, last_usable_lba),
+            p.last_usable_lba.get(),
+            b.last_usable_lba.get(),
+        ),
         (
             "number_of_partition_entries",
-            80,
+            field_offset!(GptHeader, number_of_partition_entries),
             p.number_of_partition_entries.get().into(),
             b.number_of_partition_entries.get().into(),
         ),
         (
             "size_of_partition_entry",
-            84,
+            field_offset!(GptHeader, size_of_partition_entry),
             p.size_of_partition_entry.get().into(),
             b.size_of_partition_entry.get().into(),
         ),
         (
             "partition_entry_array_crc32",
-            88,
+            field_offset!(GptHeader, partition_entry_array_crc32),
             p.partition_entry_array_crc32.get().into(),
             b.partition_entry_array_crc32.get().into(),
         ),
     ];
     for (field, off, want, got) in pairs {
         if want != got {
-            out.push(mismatch(name, field, base + off, want, got));
+            out.push(mismatch(name, field, b.at(off), want, got));
         }
     }
     if p.disk_guid != b.disk_guid {
-        out.push(mismatch(name, "disk_guid", base + 56, p.disk_guid, b.disk_guid));
+        out.push(mismatch(
+            name,
+            "disk_guid",
+            b.at(field_offset!(GptHeader, disk_guid)),
+            p.disk_guid,
+            b.disk_guid,
+        ));
     }
     if p.revision != b.revision {
-        out.push(mismatch(name, "revision", base + 8, p.revision.get(), b.revision.get()));
+        out.push(mismatch(
+            name,
+            "revision",
+            b.at(field_offset!(GptHeader, revision)),
+            p.revision.get(),
+            b.revision.get(),
+        ));
     }
     // The backup array must lie between the last usable sector and the backup header.
     let entries_end = b.partition_entry_lba.get().saturating_add(b.entry_array_sectors());
@@ -613,7 +659,7 @@ fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Findin
         out.push(mismatch(
             name,
             "partition_entry_lba",
-            base + 72,
+            b.at(field_offset!(GptHeader, partition_entry_lba)),
             format!(
                 "> last_usable_lba {} and array ending by sector {}",
                 b.last_usable_lba.get(),
@@ -625,21 +671,25 @@ fn compare_headers(p: &GptHeader, b: &GptHeader, base: u64, out: &mut Vec<Findin
 }
 
 fn check_entries(h: &GptHeader, entries: &[(u32, Located<GptEntry>)], out: &mut Vec<Finding>) {
-    let base = Lba512::new(h.partition_entry_lba.get()).saturating_byte_offset();
     let first = h.first_usable_lba.get();
     let last = h.last_usable_lba.get();
     for (idx, e) in entries {
         let name = format!("GPT entry {idx} ({})", e.name());
-        let off = e.offset;
         let (s, end) = (e.starting_lba.get(), e.ending_lba.get());
         if end < s {
-            out.push(mismatch(name.clone(), "ending_lba", off + 40, format!(">= starting_lba {s}"), end));
+            out.push(mismatch(
+                name.clone(),
+                "ending_lba",
+                e.at(field_offset!(GptEntry, ending_lba)),
+                format!(">= starting_lba {s}"),
+                end,
+            ));
         }
         if s < first {
             out.push(mismatch(
                 name.clone(),
                 "starting_lba",
-                off + 32,
+                e.at(field_offset!(GptEntry, starting_lba)),
                 format!(">= first_usable_lba {first}"),
                 s,
             ));
@@ -648,13 +698,19 @@ fn check_entries(h: &GptHeader, entries: &[(u32, Located<GptEntry>)], out: &mut 
             out.push(mismatch(
                 name.clone(),
                 "ending_lba",
-                off + 40,
+                e.at(field_offset!(GptEntry, ending_lba)),
                 format!("<= last_usable_lba {last}"),
                 end,
             ));
         }
         if e.unique_partition_guid.is_zero() {
-            out.push(mismatch(name.clone(), "unique_partition_guid", off + 16, "non-zero", "zero"));
+            out.push(mismatch(
+                name.clone(),
+                "unique_partition_guid",
+                e.at(field_offset!(GptEntry, unique_partition_guid)),
+                "non-zero",
+                "zero",
+            ));
         }
     }
     for (i, (ia, a)) in entries.iter().enumerate() {
@@ -665,7 +721,7 @@ fn check_entries(h: &GptHeader, entries: &[(u32, Located<GptEntry>)], out: &mut 
                 out.push(mismatch(
                     format!("GPT entry {ib} ({})", b.name()),
                     "starting_lba",
-                    base + u64::from(ib - 1) * u64::from(GPT_ENTRY_SIZE) + 32,
+                    b.at(field_offset!(GptEntry, starting_lba)),
                     format!(
                         "no overlap with entry {ia} (sectors {}..={})",
                         a.starting_lba.get(),

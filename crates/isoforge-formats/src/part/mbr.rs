@@ -12,7 +12,7 @@
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::{mismatch, PartError};
-use crate::endian::{LE, U32};
+use crate::endian::{field_offset, LE, U32};
 use crate::finding::Finding;
 
 /// Size of an MBR in bytes.
@@ -249,19 +249,27 @@ impl Mbr {
     pub fn check(&self, disk_sectors: u64) -> Vec<Finding> {
         let mut out = Vec::new();
         if self.signature != MBR_SIGNATURE {
-            out.push(mismatch("MBR", "signature", 510, "55 aa", hex2(self.signature)));
+            out.push(mismatch(
+                "MBR",
+                "signature",
+                field_offset!(Mbr, signature),
+                "55 aa",
+                hex2(self.signature),
+            ));
         }
         for (i, r) in self.partition_record.iter().enumerate() {
             if r.is_unused() {
                 continue;
             }
             let name = format!("MBR partition record {}", i + 1);
-            let base = 446 + 16 * i as u64;
+            let base = field_offset!(Mbr, partition_record)
+                + i as u64 * core::mem::size_of::<MbrPartitionRecord>() as u64;
+            let size_at = base + field_offset!(MbrPartitionRecord, size_in_lba);
             if r.boot_indicator != 0 && r.boot_indicator != BOOT_ACTIVE {
                 out.push(mismatch(
                     name.clone(),
                     "boot_indicator",
-                    base,
+                    base + field_offset!(MbrPartitionRecord, boot_indicator),
                     "0x00 or 0x80",
                     format!("{:#04x}", r.boot_indicator),
                 ));
@@ -269,18 +277,18 @@ impl Mbr {
             let start = u64::from(r.starting_lba.get());
             let size = u64::from(r.size_in_lba.get());
             if size == 0 {
-                out.push(mismatch(name.clone(), "size_in_lba", base + 12, "> 0", 0));
+                out.push(mismatch(name.clone(), "size_in_lba", size_at, "> 0", 0));
             }
             if r.os_indicator == OS_TYPE_GPT_PROTECTIVE {
                 let want = disk_sectors.saturating_sub(1).min(u64::from(u32::MAX));
                 if start == 1 && size != want {
-                    out.push(mismatch(name.clone(), "size_in_lba", base + 12, want, size));
+                    out.push(mismatch(name.clone(), "size_in_lba", size_at, want, size));
                 }
             } else if start + size > disk_sectors {
                 out.push(mismatch(
                     name.clone(),
                     "size_in_lba",
-                    base + 12,
+                    size_at,
                     format!("<= {} (disk end)", disk_sectors.saturating_sub(start)),
                     size,
                 ));
