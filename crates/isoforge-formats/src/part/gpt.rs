@@ -589,70 +589,36 @@ fn read_array(
 
 fn compare_headers(p: &GptHeader, b: &Located<GptHeader>, out: &mut Vec<Finding>) {
     let name = "GPT backup header (vs primary)";
-    if b.my_lba.get() != p.alternate_lba.get() {
-        out.push(mismatch(
-            name,
-            "my_lba",
-            b.at(field_offset!(GptHeader, my_lba)),
-            p.alternate_lba.get(),
-            b.my_lba.get(),
-        ));
+    // A backup field that differs from the primary's `want`, reported at the backup's field.
+    macro_rules! differ {
+        ($field:ident, $want:expr, $got:expr) => {
+            if $want != $got {
+                out.push(mismatch(
+                    name,
+                    stringify!($field),
+                    b.at(field_offset!(GptHeader, $field)),
+                    $want,
+                    $got,
+                ));
+            }
+        };
     }
-    let pairs: [(&'static str, u64, u64, u64); 5] = [
-        (
-            "first_usable_lba",
-            field_offset!(GptHeader, first_usable_lba),
-            p.first_usable_lba.get(),
-            b.first_usable_lba.get(),
-        ),
-        (
-            "last_usable_lba",
-            field_offset!(GptHeader, last_usable_lba),
-            p.last_usable_lba.get(),
-            b.last_usable_lba.get(),
-        ),
-        (
-            "number_of_partition_entries",
-            field_offset!(GptHeader, number_of_partition_entries),
-            p.number_of_partition_entries.get().into(),
-            b.number_of_partition_entries.get().into(),
-        ),
-        (
-            "size_of_partition_entry",
-            field_offset!(GptHeader, size_of_partition_entry),
-            p.size_of_partition_entry.get().into(),
-            b.size_of_partition_entry.get().into(),
-        ),
-        (
-            "partition_entry_array_crc32",
-            field_offset!(GptHeader, partition_entry_array_crc32),
-            p.partition_entry_array_crc32.get().into(),
-            b.partition_entry_array_crc32.get().into(),
-        ),
-    ];
-    for (field, off, want, got) in pairs {
-        if want != got {
-            out.push(mismatch(name, field, b.at(off), want, got));
-        }
-    }
-    if p.disk_guid != b.disk_guid {
-        out.push(mismatch(
-            name,
-            "disk_guid",
-            b.at(field_offset!(GptHeader, disk_guid)),
-            p.disk_guid,
-            b.disk_guid,
-        ));
-    }
-    if p.revision != b.revision {
-        out.push(mismatch(
-            name,
-            "revision",
-            b.at(field_offset!(GptHeader, revision)),
-            p.revision.get(),
-            b.revision.get(),
-        ));
-    }
+    differ!(my_lba, p.alternate_lba.get(), b.my_lba.get());
+    differ!(first_usable_lba, p.first_usable_lba.get(), b.first_usable_lba.get());
+    differ!(last_usable_lba, p.last_usable_lba.get(), b.last_usable_lba.get());
+    differ!(
+        number_of_partition_entries,
+        p.number_of_partition_entries.get(),
+        b.number_of_partition_entries.get()
+    );
+    differ!(size_of_partition_entry, p.size_of_partition_entry.get(), b.size_of_partition_entry.get());
+    differ!(
+        partition_entry_array_crc32,
+        p.partition_entry_array_crc32.get(),
+        b.partition_entry_array_crc32.get()
+    );
+    differ!(disk_guid, p.disk_guid, b.disk_guid);
+    differ!(revision, p.revision.get(), b.revision.get());
     // The backup array must lie between the last usable sector and the backup header.
     let entries_end = b.partition_entry_lba.get().saturating_add(b.entry_array_sectors());
     if b.partition_entry_lba.get() <= b.last_usable_lba.get() || entries_end > b.my_lba.get() {
