@@ -30,6 +30,7 @@ use crate::iso9660::rock_ridge::{Px, PX_LEN_WITHOUT_SERIAL};
 use crate::iso9660::susp::{entries, FixedEntry};
 use crate::iso9660::volume_descriptor::{BootRecord, VolumeDescriptor};
 use crate::part::gpt::{GptEntry, GptHeader};
+use crate::part::layout::SYSTEM_AREA_BYTES;
 use crate::part::mbr::{Mbr, MbrPartitionRecord, ISOHYBRID_BOOT_LBA};
 use crate::read_at::{ReadAt, ReadTyped};
 use crate::units::{Cluster, Lba2048, Lba512, ISO_BLOCK, SECTOR};
@@ -218,7 +219,7 @@ impl ByteMap {
     fn system_area(&mut self, img: &Image) {
         let sa = &img.system_area;
         let all = self.owner("system area");
-        self.content(0, 32 * 1024, all, 0);
+        self.content(0, SYSTEM_AREA_BYTES as u64, all, 0);
         let mbr = self.owner("MBR.");
         let code = offset_of!(Mbr, boot_code) as u64;
         let lba = ISOHYBRID_BOOT_LBA;
