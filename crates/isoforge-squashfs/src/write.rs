@@ -203,24 +203,88 @@ struct Flat<'a> {
     first: u32,
 }
 
-/// Where a file's data ended up: 16 bytes a file (a million small files are common in a
-/// store, and most of them live in a fragment).
-#[derive(Clone, Default)]
-enum Placement {
-    #[default]
+/// Where a file's data ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// Nowhere (yet, or an empty file).
     Empty,
     /// Only in a fragment: (fragment index, offset in it).
     Fragment(u32, u32),
-    /// Stored in blocks (and perhaps a fragment for its tail).
-    Stored(Box<FileLayout>),
-    /// Same bytes as another file (index into the file list, which the inode count bounds).
+    /// Stored in blocks (and perhaps a fragment for its tail): its layout's index in
+    /// [`Placements::layouts`].
+    Stored(u32),
+    /// Same bytes as another file (index into the file list).
     Alias(u32),
 }
 
-/// A file-list index as stored in [`Placement::Alias`] (the inode count, checked to fit 32
-/// bits before any file is placed, bounds it).
-fn alias(original: usize) -> Placement {
-    Placement::Alias(u32::try_from(original).unwrap_or(u32::MAX))
+/// The [`Place`] of every file (by file-list index), 8 bytes a file (a million small files
+/// are common in a store, and most of them live in a fragment), and the layouts of the files
+/// stored in blocks. Indexes are 32 bits: the inode count, checked to fit 32 bits before
+/// any file is placed, bounds them.
+struct Placements {
+    /// The place, packed: the kind in the top 2 bits; for a fragment its index above the
+    /// offset's [`Placements::OFFSET_BITS`] bits (an offset is below the block size, at most
+    /// 1 MiB), otherwise the index in the low 32 bits.
+    of: Vec<u64>,
+    layouts: Vec<FileLayout>,
+}
+
+impl Placements {
+    const OFFSET_BITS: u32 = 21;
+    const KIND_SHIFT: u32 = 62;
+
+    fn new(files: usize) -> Placements {
+        Placements { of: vec![0; files], layouts: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.of.len()
+    }
+
+    fn get(&self, k: usize) -> Place {
+        let v = self.of[k];
+        let low = (v & u64::from(u32::MAX)) as u32;
+        match v >> Self::KIND_SHIFT {
+            0 => Place::Empty,
+            1 => {
+                let offset = (v & ((1 << Self::OFFSET_BITS) - 1)) as u32;
+                let index = ((v >> Self::OFFSET_BITS) & u64::from(u32::MAX)) as u32;
+                Place::Fragment(index, offset)
+            }
+            2 => Place::Stored(low),
+            _ => Place::Alias(low),
+        }
+    }
+
+    fn is_alias(&self, k: usize) -> bool {
+        matches!(self.get(k), Place::Alias(_))
+    }
+
+    /// Makes `k` an alias of the file `original` (a file-list index).
+    fn set_alias(&mut self, k: usize, original: usize) {
+        self.of[k] = 3 << Self::KIND_SHIFT | u64::from(u32::try_from(original).unwrap_or(u32::MAX));
+    }
+
+    fn set_fragment(&mut self, k: usize, index: u32, offset: u32) {
+        debug_assert!(offset < 1 << Self::OFFSET_BITS, "fragment offsets are below the block size");
+        let offset = u64::from(offset) & ((1 << Self::OFFSET_BITS) - 1);
+        self.of[k] = 1 << Self::KIND_SHIFT | u64::from(index) << Self::OFFSET_BITS | offset;
+    }
+
+    /// Stores `k` in blocks, as `layout` (to be completed as its blocks are written).
+    fn store(&mut self, k: usize, layout: FileLayout) {
+        let i = u32::try_from(self.layouts.len()).unwrap_or(u32::MAX);
+        self.layouts.push(layout);
+        self.of[k] = 2 << Self::KIND_SHIFT | u64::from(i);
+    }
+
+    /// The layout of a file stored in blocks.
+    fn layout_mut(&mut self, k: usize) -> Option<&mut FileLayout> {
+        match self.get(k) {
+            Place::Stored(i) => self.layouts.get_mut(i as usize),
+            _ => None,
+        }
+    }
 }
 
 fn write_dyn(
@@ -273,7 +337,7 @@ fn write_dyn(
     let mut files: Vec<u32> = Vec::new();
     file_order(&mut flat, 0, &mut files);
     files.shrink_to_fit();
-    let mut placement: Vec<Placement> = vec![Placement::Empty; files.len()];
+    let mut placement = Placements::new(files.len());
     let mut summary = Summary { inodes: inode_count, ..Summary::default() };
     for f in &flat {
         match f.node {
@@ -288,7 +352,7 @@ fn write_dyn(
     if options.dedup {
         observer.stage(Stage::Duplicates);
         for (dup, original) in pool.install(|| find_duplicates(&flat, &files, u64::from(block_size)))? {
-            placement[dup] = alias(original);
+            placement.set_alias(dup, original);
             summary.duplicate_files += 1;
         }
     }
@@ -297,7 +361,7 @@ fn write_dyn(
     let input_bytes: u64 = files
         .iter()
         .enumerate()
-        .filter(|(k, _)| !matches!(placement[*k], Placement::Alias(_)))
+        .filter(|(k, _)| !placement.is_alias(*k))
         .map(|(_, &i)| file_ref(&flat, i as usize).size())
         .sum();
     observer.stage(Stage::Data(input_bytes));
@@ -343,7 +407,8 @@ fn write_dyn(
     // block by block by this thread.
     let items = work_items(&flat, &files, &mut placement, &mut summary, block_size, options.dedup);
     pool.in_place_scope(|scope| -> Result<(), WriteError> {
-        let mut small = SmallFiles::new(scope, &flat, &files, threads, options.dedup);
+        let small_files = items.iter().map(|i| if let Item::Small(ks) = i { ks.len() } else { 0 }).sum();
+        let mut small = SmallFiles::new(scope, &flat, &files, threads, options.dedup, small_files);
         for (n, item) in items.iter().enumerate() {
             small.schedule_ahead(&items, n);
             match item {
@@ -356,11 +421,10 @@ fn write_dyn(
                         pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
                         current_top = top;
                     }
-                    placement[k] = Placement::Stored(Box::new(FileLayout {
-                        file_size: file.size(),
-                        fragment: INVALID,
-                        ..FileLayout::default()
-                    }));
+                    placement.store(
+                        k,
+                        FileLayout { file_size: file.size(), fragment: INVALID, ..FileLayout::default() },
+                    );
                     pipe.add_file(
                         k,
                         file,
@@ -375,7 +439,7 @@ fn write_dyn(
                         let i = files[file.k] as usize;
                         let size = file.bytes.len() as u64;
                         if let Some(original) = small.duplicate_of(&file)? {
-                            placement[file.k] = alias(original);
+                            placement.set_alias(file.k, original);
                             summary.duplicate_files += 1;
                             pipe.observer.block(size);
                             continue;
@@ -387,7 +451,7 @@ fn write_dyn(
                         }
                         let (index, offset) =
                             pipe.add_tail(&file.bytes, &mut sink, &mut placement, &mut summary)?;
-                        placement[file.k] = Placement::Fragment(index, offset);
+                        placement.set_fragment(file.k, index, offset);
                     }
                 }
             }
@@ -408,12 +472,21 @@ fn write_dyn(
     observer.stage(Stage::Tables);
     // Through the cache too: at zstd 19 the tables of a store take about a second, which is
     // most of a rebuild where nothing changed.
-    let mut inodes = MetadataWriter::new(options.compression, block_size).with_cache(cache.clone());
-    let mut dirs = MetadataWriter::new(options.compression, block_size).with_cache(cache.clone());
-    // Inode references by inode number (less one), as the export table holds them.
-    let mut export = vec![U64::new(0); flat.len()];
+    // The inode table goes into the image as its blocks fill; the directory table, which
+    // follows it, is kept until the inode table is done.
+    let inode_table_start = sink.pos;
+    let mut tables = Tables {
+        inodes: MetadataWriter::new(options.compression, block_size).with_cache(cache.clone()),
+        dirs: MetadataWriter::new(options.compression, block_size).with_cache(cache.clone()),
+        export: Export {
+            table: options.exportable.then(|| LookupTable::new(options.compression, block_size)),
+            last: 0,
+        },
+        sink: &mut sink,
+    };
     let ctx = MetaCtx { flat: &flat, placement: &placement, id_index: &id_index };
-    let root_listing = write_dir_tree(&ctx, 0, &mut inodes, &mut dirs, &mut export)?;
+    let root_listing = write_dir_tree(&ctx, 0, &mut tables)?;
+    let Tables { mut inodes, dirs, mut export, .. } = tables;
     let root_ref = inodes.position();
     let root_base = base_inode(&ctx, 0)?;
     let root_nlink = 2 + subdir_count(&flat, 0);
@@ -430,16 +503,16 @@ fn write_dyn(
         root_parent,
         &root_listing.index,
     ))?;
-    export[flat[0].inode_number as usize - 1] = U64::new(root_ref.to_inode_ref());
+    export.add(flat[0].inode_number, root_ref)?;
 
     let (inode_bytes, _) = inodes.finish()?;
-    let (dir_bytes, _) = dirs.finish()?;
-    summary.inode_table_bytes = inode_bytes.len() as u64;
-    summary.directory_table_bytes = dir_bytes.len() as u64;
-    let inode_table_start = sink.pos;
     sink.write(&inode_bytes)?;
+    let (dir_bytes, _) = dirs.finish()?;
+    summary.inode_table_bytes = sink.pos - inode_table_start;
+    summary.directory_table_bytes = dir_bytes.len() as u64;
     let directory_table_start = sink.pos;
     sink.write(&dir_bytes)?;
+    drop(dir_bytes);
 
     let mut frag_entries = Vec::with_capacity(fragments.len() * 16);
     for (start, size) in &fragments {
@@ -448,10 +521,9 @@ fn write_dyn(
         frag_entries.extend_from_slice(&0u32.to_le_bytes());
     }
     let fragment_table_start = write_lookup_table(&mut sink, &frag_entries, options.compression, block_size)?;
-    let lookup_table_start = if options.exportable {
-        write_lookup_table(&mut sink, export.as_bytes(), options.compression, block_size)?
-    } else {
-        NO_TABLE
+    let lookup_table_start = match export.table {
+        Some(table) => table.write(&mut sink)?,
+        None => NO_TABLE,
     };
     let id_bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
     let id_table_start = write_lookup_table(&mut sink, &id_bytes, options.compression, block_size)?;
@@ -855,7 +927,7 @@ const BATCH_BYTES: u64 = 4 << 20;
 fn work_items(
     flat: &[Flat<'_>],
     files: &[u32],
-    placement: &mut [Placement],
+    placement: &mut Placements,
     summary: &mut Summary,
     block_size: u32,
     dedup: bool,
@@ -868,13 +940,13 @@ fn work_items(
         // from each inode to its first file took about 40).
         let id = |k: u32| data(k as usize).snapshot().map(|s| s.id);
         let mut linked: Vec<u32> = (0..files.len())
-            .filter(|&k| small(k) && id(k as u32).is_some() && !matches!(placement[k], Placement::Alias(_)))
+            .filter(|&k| small(k) && id(k as u32).is_some() && !placement.is_alias(k))
             .map(|k| k as u32)
             .collect();
         linked.sort_unstable_by_key(|&k| (id(k), k));
         for run in linked.chunk_by(|&a, &b| id(a) == id(b)) {
             for &k in &run[1..] {
-                placement[k as usize] = alias(run[0] as usize);
+                placement.set_alias(k as usize, run[0] as usize);
                 summary.duplicate_files += 1;
             }
         }
@@ -883,7 +955,7 @@ fn work_items(
     let mut batch: Vec<u32> = Vec::new();
     let mut batch_bytes = 0u64;
     for k in 0..files.len() {
-        if matches!(placement[k], Placement::Alias(_)) {
+        if placement.is_alias(k) {
             continue;
         }
         let size = data(k).size();
@@ -935,10 +1007,65 @@ struct SmallFiles<'s, 'f> {
     /// Items up to this index have been scheduled.
     scheduled: usize,
     ahead: usize,
-    /// (size, first 8 bytes of the sha256) → the first file with them: 16 bytes a file (a
-    /// million small files are common in a store). Small files are below the block size, so
-    /// their size fits 32 bits, as does a file index (the inode count does).
-    seen: BTreeMap<(u32, [u8; 8]), u32>,
+    seen: Seen,
+}
+
+/// A small file's size and the first 8 bytes of its sha256. Small files are below the block
+/// size, so their size fits 32 bits.
+type SeenKey = (u32, [u8; 8]);
+
+/// Files in the map of [`Seen`] before they are merged into its sorted vector.
+const SEEN_MERGE: usize = 1 << 15;
+
+/// [`SeenKey`] → the first small file with it (a file-list index, which the inode count
+/// bounds to 32 bits), in 16 bytes a file (a million small files are common in a store, and
+/// a `BTreeMap` of them took about 27): a vector sorted by key of the files seen before the
+/// last merge, and a map of those seen since, merged into the vector when it holds
+/// [`SEEN_MERGE`] files.
+struct Seen {
+    sorted: Vec<(SeenKey, u32)>,
+    recent: BTreeMap<SeenKey, u32>,
+}
+
+impl Seen {
+    /// Room for `n` files (address space: pages are touched as the vector fills).
+    fn with_capacity(n: usize) -> Seen {
+        Seen { sorted: Vec::with_capacity(n), recent: BTreeMap::new() }
+    }
+
+    fn get(&self, key: &SeenKey) -> Option<u32> {
+        if let Some(&k) = self.recent.get(key) {
+            return Some(k);
+        }
+        let i = self.sorted.binary_search_by(|e| e.0.cmp(key)).ok()?;
+        Some(self.sorted[i].1)
+    }
+
+    /// Remembers `k` as the first file with `key`, which must not be there yet.
+    fn insert(&mut self, key: SeenKey, k: u32) {
+        self.recent.insert(key, k);
+        if self.recent.len() >= SEEN_MERGE {
+            self.merge();
+        }
+    }
+
+    /// Merges the map into the vector, from the back (no key is in both).
+    fn merge(&mut self) {
+        let add: Vec<(SeenKey, u32)> = std::mem::take(&mut self.recent).into_iter().collect();
+        let (mut i, mut j) = (self.sorted.len(), add.len());
+        self.sorted.resize(i + j, ((0, [0; 8]), 0));
+        let mut w = i + j;
+        while j > 0 {
+            w -= 1;
+            if i > 0 && self.sorted[i - 1].0 > add[j - 1].0 {
+                self.sorted[w] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[w] = add[j - 1];
+                j -= 1;
+            }
+        }
+    }
 }
 
 impl<'s, 'f> SmallFiles<'s, 'f> {
@@ -948,6 +1075,7 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
         files: &'f [u32],
         threads: usize,
         dedup: bool,
+        small_files: usize,
     ) -> Self {
         SmallFiles {
             scope,
@@ -957,7 +1085,7 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
             pending: VecDeque::new(),
             scheduled: 0,
             ahead: threads.saturating_mul(2).saturating_add(2),
-            seen: BTreeMap::new(),
+            seen: Seen::with_capacity(if dedup { small_files } else { 0 }),
         }
     }
 
@@ -1016,7 +1144,7 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
         let (Ok(size), Ok(k)) = (u32::try_from(file.bytes.len()), u32::try_from(file.k)) else {
             return Ok(None);
         };
-        let Some(&original) = self.seen.get(&(size, short)) else {
+        let Some(original) = self.seen.get(&(size, short)) else {
             self.seen.insert((size, short), k);
             return Ok(None);
         };
@@ -1318,7 +1446,7 @@ impl Pipeline<'_> {
                 if word != 0 {
                     ctx.summary.data_blocks += 1;
                 }
-                if let Placement::Stored(l) = &mut ctx.placement[k] {
+                if let Some(l) = ctx.placement.layout_mut(k) {
                     if l.blocks.is_empty() {
                         l.start_block = pos;
                     }
@@ -1342,7 +1470,7 @@ impl Pipeline<'_> {
     fn drain_all(
         &mut self,
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         let mut ctx = WriteCtx { sink, placement, summary };
@@ -1355,7 +1483,7 @@ impl Pipeline<'_> {
     fn close_fragment(
         &mut self,
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         if self.frag_buf.is_empty() {
@@ -1372,7 +1500,7 @@ impl Pipeline<'_> {
         &mut self,
         tail: &[u8],
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(u32, u32), WriteError> {
         if self.frag_buf.len() + tail.len() > self.block_size as usize {
@@ -1394,7 +1522,7 @@ impl Pipeline<'_> {
         file: FileRef<'_>,
         always_fragments: bool,
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         let bs = u64::from(self.block_size);
@@ -1422,7 +1550,7 @@ impl Pipeline<'_> {
             let mut buf = vec![0u8; tail as usize];
             r.read_exact(&mut buf)?;
             let (index, offset) = self.add_tail(&buf, sink, placement, summary)?;
-            if let Placement::Stored(l) = &mut placement[k] {
+            if let Some(l) = placement.layout_mut(k) {
                 l.fragment = index;
                 l.frag_offset = offset;
                 if block_jobs == 0 {
@@ -1436,7 +1564,7 @@ impl Pipeline<'_> {
 
 struct WriteCtx<'s, 'o> {
     sink: &'s mut Sink<'o>,
-    placement: &'s mut [Placement],
+    placement: &'s mut Placements,
     summary: &'s mut Summary,
 }
 
@@ -1454,23 +1582,107 @@ fn write_lookup_table(
     compression: Compression,
     block_size: u32,
 ) -> Result<u64, WriteError> {
-    let mut positions = Vec::new();
-    for chunk in entries.chunks(METADATA_SIZE) {
-        positions.push(sink.pos);
-        let mut w = MetadataWriter::new(compression, block_size);
-        w.write(chunk)?;
-        sink.write(&w.finish()?.0)?;
+    let mut table = LookupTable::new(compression, block_size);
+    table.push(entries)?;
+    table.write(sink)
+}
+
+/// A table of fixed-size entries (the fragment, export and id tables) as it is built: each
+/// metadata block is compressed on its own once it holds 8 KiB (the export table of a
+/// million inodes is 8 MiB raw, about 1.4 MiB compressed), and [`LookupTable::write`] writes
+/// them followed by the u64 index of their positions.
+struct LookupTable {
+    compression: Compression,
+    block_size: u32,
+    /// Entries of the block being filled.
+    pending: Vec<u8>,
+    /// The finished blocks, concatenated, and where each ends there.
+    blocks: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl LookupTable {
+    fn new(compression: Compression, block_size: u32) -> LookupTable {
+        LookupTable { compression, block_size, pending: Vec::new(), blocks: Vec::new(), ends: Vec::new() }
     }
-    let start = sink.pos;
-    for p in positions {
-        sink.write(&p.to_le_bytes())?;
+
+    /// Appends entries.
+    fn push(&mut self, mut bytes: &[u8]) -> Result<(), WriteError> {
+        while !bytes.is_empty() {
+            let n = (METADATA_SIZE - self.pending.len()).min(bytes.len());
+            self.pending.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.pending.len() == METADATA_SIZE {
+                self.seal()?;
+            }
+        }
+        Ok(())
     }
-    Ok(start)
+
+    /// Compresses the block being filled, if it holds anything, as a metadata block of its own.
+    fn seal(&mut self) -> Result<(), WriteError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut w = MetadataWriter::new(self.compression, self.block_size);
+        w.write(&self.pending)?;
+        self.blocks.extend_from_slice(&w.finish()?.0);
+        self.ends.push(self.blocks.len());
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the blocks, then their index; returns the index's position.
+    fn write(mut self, sink: &mut Sink<'_>) -> Result<u64, WriteError> {
+        self.seal()?;
+        let mut positions = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            positions.push(sink.pos);
+            sink.write(&self.blocks[start..end])?;
+            start = end;
+        }
+        let index = sink.pos;
+        for p in positions {
+            sink.write(&p.to_le_bytes())?;
+        }
+        Ok(index)
+    }
+}
+
+/// The export table (inode references by inode number), built as the inodes are written:
+/// they are written in inode-number order, as [`number_inodes`] and [`write_dir_tree`] walk
+/// the tree alike.
+struct Export {
+    /// `None` when the image has no export table.
+    table: Option<LookupTable>,
+    /// The last inode number added.
+    last: u32,
+}
+
+impl Export {
+    fn add(&mut self, inode_number: u32, at: crate::metadata::MetaRef) -> Result<(), WriteError> {
+        debug_assert_eq!(Some(inode_number), self.last.checked_add(1), "inodes are written in number order");
+        self.last = inode_number;
+        match &mut self.table {
+            Some(t) => t.push(&at.to_inode_ref().to_le_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What [`write_dir_tree`] writes into: the inode table (its blocks go into `sink` as they
+/// fill, the image's next bytes), the directory table and the export table.
+struct Tables<'s, 'o> {
+    inodes: MetadataWriter,
+    dirs: MetadataWriter,
+    export: Export,
+    sink: &'s mut Sink<'o>,
 }
 
 struct MetaCtx<'a, 'b> {
     flat: &'a [Flat<'b>],
-    placement: &'a [Placement],
+    placement: &'a Placements,
     id_index: &'a BTreeMap<u32, u16>,
 }
 
@@ -1494,20 +1706,18 @@ fn base_inode(ctx: &MetaCtx<'_, '_>, i: usize) -> Result<BaseInode, WriteError> 
 fn write_dir_tree(
     ctx: &MetaCtx<'_, '_>,
     dir: usize,
-    inodes: &mut MetadataWriter,
-    dirs: &mut MetadataWriter,
-    export: &mut [U64],
+    tables: &mut Tables<'_, '_>,
 ) -> Result<crate::dir::Listing, WriteError> {
     let children = children(ctx.flat, dir);
     let mut sub_listings = BTreeMap::new();
     for c in children.clone() {
         if matches!(ctx.flat[c].node, InputNode::Dir { .. }) {
-            sub_listings.insert(c, write_dir_tree(ctx, c, inodes, dirs, export)?);
+            sub_listings.insert(c, write_dir_tree(ctx, c, tables)?);
         }
     }
     let mut entries = Vec::with_capacity(children.len());
     for c in children {
-        let pos = inodes.position();
+        let pos = tables.inodes.position();
         let base = base_inode(ctx, c)?;
         let (bytes, entry_type) = match ctx.flat[c].node {
             InputNode::Dir { .. } => {
@@ -1530,16 +1740,16 @@ fn write_dir_tree(
             InputNode::File { .. } => {
                 let mut k = ctx.flat[c].first as usize;
                 let mut hops = 0;
-                while let Placement::Alias(o) = ctx.placement[k] {
+                while let Place::Alias(o) = ctx.placement.get(k) {
                     k = o as usize;
                     hops += 1;
                     if hops > ctx.placement.len() {
                         break;
                     }
                 }
-                let layout = match &ctx.placement[k] {
-                    Placement::Stored(l) => FileLayout::clone(l),
-                    &Placement::Fragment(fragment, frag_offset) => FileLayout {
+                let layout = match ctx.placement.get(k) {
+                    Place::Stored(i) => ctx.placement.layouts.get(i as usize).cloned().unwrap_or_default(),
+                    Place::Fragment(fragment, frag_offset) => FileLayout {
                         // An alias has its original's bytes, so its size.
                         file_size: file_data(ctx.flat, c).size(),
                         fragment,
@@ -1552,8 +1762,8 @@ fn write_dir_tree(
             }
             InputNode::Symlink { target, .. } => (encode_symlink(base, target), kind::SYMLINK),
         };
-        inodes.write(&bytes)?;
-        export[ctx.flat[c].inode_number as usize - 1] = U64::new(pos.to_inode_ref());
+        tables.inodes.write(&bytes)?;
+        tables.export.add(ctx.flat[c].inode_number, pos)?;
         entries.push(Entry {
             name: name_of(ctx.flat, c).to_vec(),
             inode: pos,
@@ -1561,7 +1771,9 @@ fn write_dir_tree(
             entry_type,
         });
     }
-    write_listing(dirs, &entries)
+    let sink = &mut *tables.sink;
+    tables.inodes.write_out(|b| sink.write(b))?;
+    write_listing(&mut tables.dirs, &entries)
 }
 
 #[cfg(test)]
@@ -1625,6 +1837,25 @@ mod tests {
         assert_eq!(small.kind, same.kind, "duplicates share data");
         assert_ne!(small.inode_number, same.inode_number);
         assert_eq!(a.read_to_vec(&a.lookup(b"d/empty").unwrap()).unwrap(), b"");
+    }
+
+    /// Issue 13: the map of small files seen finds every key once merged, and only those.
+    #[test]
+    fn seen_files_survive_merges() {
+        let key =
+            |i: u32| (i % 7, (i.wrapping_mul(2_654_435_761)).to_le_bytes().repeat(2).try_into().unwrap());
+        let mut seen = Seen::with_capacity(0);
+        let n = 3 * SEEN_MERGE as u32 + 5;
+        for i in 0..n {
+            assert_eq!(seen.get(&key(i)), None);
+            seen.insert(key(i), i);
+        }
+        assert_eq!(seen.sorted.len(), 3 * SEEN_MERGE);
+        assert!(seen.sorted.windows(2).all(|w| w[0].0 < w[1].0));
+        for i in 0..n {
+            assert_eq!(seen.get(&key(i)), Some(i));
+        }
+        assert_eq!(seen.get(&(99, [0; 8])), None);
     }
 
     #[test]
