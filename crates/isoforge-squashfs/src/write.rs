@@ -30,7 +30,7 @@ use crate::inode::{
 };
 use crate::metadata::{MetadataWriter, METADATA_SIZE};
 use crate::superblock::{flags, Superblock, MAGIC, NO_TABLE, SUPERBLOCK_SIZE};
-use crate::tree::{FileData, InputNode, Meta};
+use crate::tree::{Entries, FileData, InputNode, Meta};
 
 /// Images are padded to a multiple of this many bytes (mksquashfs's default `-pad`ding).
 pub const PAD: u64 = 4096;
@@ -190,17 +190,56 @@ pub fn write_to_path(root: &InputNode, options: &Options, path: &Path) -> Result
     Ok(summary)
 }
 
-/// A node flattened for planning: 24 bytes (a million small files are common in a store).
-/// The children of a directory are consecutive (see [`flatten`]); indexes are 32 bits, as
-/// the inode count is ([`node_index`] checks them).
-struct Flat<'a> {
-    node: &'a InputNode,
+/// A node flattened for planning: 12 bytes (a million small files are common in a store).
+/// Indexes are 32 bits, as the inode count is ([`node_index`] checks them).
+struct Flat {
     /// The parent's index (`u32::MAX` for the root).
     parent: u32,
     inode_number: u32,
-    /// A directory's first child (its children are `first..first + entries.len()`, in name
-    /// order); a file's index in the file list (data order).
+    /// A directory's index in [`Plan::dirs`]; a file's index in the file list (data order,
+    /// set by [`file_order`]).
+    slot: u32,
+}
+
+/// A directory of the plan: its entries and the index of its first child (its children are
+/// `first..first + entries.len()`, in name order).
+struct PlanDir<'a> {
+    entries: &'a Entries,
     first: u32,
+}
+
+/// The tree flattened (see [`flatten`]): a node is found through its parent's entries, so
+/// the plan holds no pointer per node.
+struct Plan<'a> {
+    root: &'a InputNode,
+    nodes: Vec<Flat>,
+    dirs: Vec<PlanDir<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node at flat index `i`.
+    fn node(&self, i: usize) -> &'a InputNode {
+        let Some(p) = self.nodes.get(self.nodes[i].parent as usize) else { return self.root };
+        let d = &self.dirs[p.slot as usize];
+        d.entries.get_index(i - d.first as usize).map_or(self.root, |(_, n)| n)
+    }
+}
+
+impl std::ops::Index<usize> for Plan<'_> {
+    type Output = Flat;
+    fn index(&self, i: usize) -> &Flat {
+        &self.nodes[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Plan<'_> {
+    fn index_mut(&mut self, i: usize) -> &mut Flat {
+        &mut self.nodes[i]
+    }
 }
 
 /// Where a file's data ended up.
@@ -322,9 +361,9 @@ fn write_dyn(
     let inode_count = node_index(flat.len())?;
     number_inodes(&mut flat, 0, &mut 0);
     let mut ids = BTreeSet::new();
-    for f in &flat {
-        ids.insert(f.node.meta().uid);
-        ids.insert(f.node.meta().gid);
+    for i in 0..flat.len() {
+        ids.insert(flat.node(i).meta().uid);
+        ids.insert(flat.node(i).meta().gid);
     }
     // `no_ids` is a u16.
     if ids.len() > usize::from(u16::MAX) {
@@ -332,15 +371,15 @@ fn write_dyn(
     }
     let ids: Vec<u32> = ids.into_iter().collect();
     let id_index: BTreeMap<u32, u16> = ids.iter().enumerate().map(|(i, &id)| (id, i as u16)).collect();
-    // Files in data order (pre-order, names sorted), as flat indexes; each file's `first`
+    // Files in data order (pre-order, names sorted), as flat indexes; each file's `slot`
     // becomes its index here.
     let mut files: Vec<u32> = Vec::new();
     file_order(&mut flat, 0, &mut files);
     files.shrink_to_fit();
     let mut placement = Placements::new(files.len());
     let mut summary = Summary { inodes: inode_count, ..Summary::default() };
-    for f in &flat {
-        match f.node {
+    for i in 0..flat.len() {
+        match flat.node(i) {
             InputNode::Dir { .. } => summary.dirs += 1,
             InputNode::File { data, .. } => {
                 summary.files += 1;
@@ -620,38 +659,49 @@ fn node_index(n: usize) -> Result<u32, WriteError> {
 /// Flattens the tree, checking names and symlink targets: the root first, then the children
 /// of each directory together, in name order, before those of its subdirectories (depth
 /// first). Files get their file-list index from [`file_order`].
-fn flatten(root: &InputNode) -> Result<Vec<Flat<'_>>, WriteError> {
-    let mut flat = Vec::with_capacity(count_nodes(root));
-    flat.push(Flat { node: root, parent: u32::MAX, inode_number: 0, first: 0 });
-    flatten_dir(&mut flat, 0, &mut String::new())?;
-    Ok(flat)
+fn flatten(root: &InputNode) -> Result<Plan<'_>, WriteError> {
+    let mut plan = Plan { root, nodes: Vec::with_capacity(count_nodes(root)), dirs: Vec::new() };
+    plan.nodes.push(Flat { parent: u32::MAX, inode_number: 0, slot: 0 });
+    if let InputNode::Dir { entries, .. } = root {
+        plan.dirs.push(PlanDir { entries, first: 0 });
+        flatten_dir(&mut plan, 0, &mut String::new())?;
+    }
+    plan.dirs.shrink_to_fit();
+    Ok(plan)
 }
 
-fn flatten_dir(flat: &mut Vec<Flat<'_>>, dir: usize, path: &mut String) -> Result<(), WriteError> {
-    let InputNode::Dir { entries, .. } = flat[dir].node else { return Ok(()) };
-    let first = node_index(flat.len())?;
-    flat[dir].first = first;
+fn flatten_dir(plan: &mut Plan<'_>, dir: usize, path: &mut String) -> Result<(), WriteError> {
+    let slot = plan.nodes[dir].slot as usize;
+    let entries = plan.dirs[slot].entries;
+    let first = node_index(plan.len())?;
+    plan.dirs[slot].first = first;
     let parent = node_index(dir)?;
     for (n, child) in entries {
         check_name(path, n)?;
-        if let InputNode::Symlink { target, .. } = child {
-            if target.is_empty() || target.len() > 4095 {
+        let mut slot = 0;
+        match child {
+            InputNode::Symlink { target, .. } if target.is_empty() || target.len() > 4095 => {
                 return Err(WriteError::BadName {
                     dir: format!("{path}/{}", String::from_utf8_lossy(n)),
                     name: String::from_utf8_lossy(n).into_owned(),
                     why: "a symlink target must be 1 to 4095 bytes",
                 });
             }
+            InputNode::Dir { entries, .. } => {
+                slot = node_index(plan.dirs.len())?;
+                plan.dirs.push(PlanDir { entries, first: 0 });
+            }
+            _ => {}
         }
-        node_index(flat.len())?;
-        flat.push(Flat { node: child, parent, inode_number: 0, first: 0 });
+        node_index(plan.len())?;
+        plan.nodes.push(Flat { parent, inode_number: 0, slot });
     }
     for (j, (n, child)) in entries.iter().enumerate() {
         if matches!(child, InputNode::Dir { .. }) {
             let len = path.len();
             path.push('/');
             path.push_str(&String::from_utf8_lossy(n));
-            flatten_dir(flat, first as usize + j, path)?;
+            flatten_dir(plan, first as usize + j, path)?;
             path.truncate(len);
         }
     }
@@ -659,23 +709,22 @@ fn flatten_dir(flat: &mut Vec<Flat<'_>>, dir: usize, path: &mut String) -> Resul
 }
 
 /// The flat indexes of `dir`'s children, in name order (none for a file or symlink).
-fn children(flat: &[Flat<'_>], dir: usize) -> std::ops::Range<usize> {
-    match flat[dir].node {
-        InputNode::Dir { entries, .. } => {
-            let first = flat[dir].first as usize;
-            first..first + entries.len()
+fn children(flat: &Plan<'_>, dir: usize) -> std::ops::Range<usize> {
+    match flat.node(dir) {
+        InputNode::Dir { .. } => {
+            let d = &flat.dirs[flat[dir].slot as usize];
+            let first = d.first as usize;
+            first..first + d.entries.len()
         }
         _ => 0..0,
     }
 }
 
 /// The name of flat node `i` (empty for the root).
-fn name_of<'a>(flat: &[Flat<'a>], i: usize) -> &'a [u8] {
-    let Some(p) = flat.get(flat[i].parent as usize) else { return b"" };
-    match p.node {
-        InputNode::Dir { entries, .. } => entries.get_index(i - p.first as usize).map_or(&[], |(n, _)| n),
-        _ => b"",
-    }
+fn name_of<'a>(flat: &Plan<'a>, i: usize) -> &'a [u8] {
+    let Some(p) = flat.nodes.get(flat[i].parent as usize) else { return b"" };
+    let d = &flat.dirs[p.slot as usize];
+    d.entries.get_index(i - d.first as usize).map_or(&[], |(n, _)| n)
 }
 
 /// A file of the tree with what reading it needs: its contents' source, and for a
@@ -705,31 +754,32 @@ impl<'a> FileRef<'a> {
 
 /// The contents of the file at flat index `i` (which must be a file; anything else reads
 /// as empty bytes).
-fn file_data<'a>(flat: &[Flat<'a>], i: usize) -> &'a FileData {
+fn file_data<'a>(flat: &Plan<'a>, i: usize) -> &'a FileData {
     static EMPTY: std::sync::LazyLock<FileData> = std::sync::LazyLock::new(|| FileData::Bytes(Arc::new([])));
-    match flat[i].node {
+    match flat.node(i) {
         InputNode::File { data, .. } => data,
         _ => &EMPTY,
     }
 }
 
 /// The file at flat index `i` (which must be a file; anything else reads as empty bytes).
-fn file_ref<'a>(flat: &[Flat<'a>], i: usize) -> FileRef<'a> {
+fn file_ref<'a>(flat: &Plan<'a>, i: usize) -> FileRef<'a> {
     let data = file_data(flat, i);
-    let dir = match flat.get(flat[i].parent as usize).map(|p| p.node) {
-        Some(InputNode::Dir { entries, .. }) => entries.host_dir(),
-        _ => None,
+    let Some(p) = flat.nodes.get(flat[i].parent as usize) else {
+        return FileRef { data, dir: None, name: b"" };
     };
-    FileRef { data, dir, name: name_of(flat, i) }
+    let d = &flat.dirs[p.slot as usize];
+    let name = d.entries.get_index(i - d.first as usize).map_or(&[][..], |(n, _)| n);
+    FileRef { data, dir: d.entries.host_dir(), name }
 }
 
 /// Lists the files below `dir` in data order (pre-order, names sorted) into `files` and
-/// sets each file's `first` to its index there (the inode count bounds it to 32 bits).
-fn file_order(flat: &mut [Flat<'_>], dir: usize, files: &mut Vec<u32>) {
+/// sets each file's `slot` to its index there (the inode count bounds it to 32 bits).
+fn file_order(flat: &mut Plan<'_>, dir: usize, files: &mut Vec<u32>) {
     for c in children(flat, dir) {
-        match flat[c].node {
+        match flat.node(c) {
             InputNode::File { .. } => {
-                flat[c].first = files.len() as u32;
+                flat[c].slot = files.len() as u32;
                 files.push(c as u32);
             }
             InputNode::Dir { .. } => file_order(flat, c, files),
@@ -760,9 +810,9 @@ fn check_name(dir: &str, n: &[u8]) -> Result<(), WriteError> {
 /// Numbers inodes so that each directory's children are consecutive (small deltas in the
 /// directory headers): descendants of a directory's subdirectories first, then its own
 /// children; the root is last (inode count), as mksquashfs does.
-fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
+fn number_inodes(flat: &mut Plan<'_>, dir: usize, next: &mut u32) {
     for c in children(flat, dir) {
-        if matches!(flat[c].node, InputNode::Dir { .. }) {
+        if matches!(flat.node(c), InputNode::Dir { .. }) {
             number_inodes(flat, c, next);
         }
     }
@@ -778,7 +828,7 @@ fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
 
 /// The flat index of the root's child that node `i` lies under (itself for a child of the
 /// root; the root maps to itself).
-fn top_level_entry(flat: &[Flat<'_>], mut i: usize) -> usize {
+fn top_level_entry(flat: &Plan<'_>, mut i: usize) -> usize {
     loop {
         let p = flat[i].parent as usize;
         if p == 0 || p >= flat.len() {
@@ -788,8 +838,8 @@ fn top_level_entry(flat: &[Flat<'_>], mut i: usize) -> usize {
     }
 }
 
-fn subdir_count(flat: &[Flat<'_>], i: usize) -> u32 {
-    children(flat, i).filter(|&c| matches!(flat[c].node, InputNode::Dir { .. })).count() as u32
+fn subdir_count(flat: &Plan<'_>, i: usize) -> u32 {
+    children(flat, i).filter(|&c| matches!(flat.node(c), InputNode::Dir { .. })).count() as u32
 }
 
 /// How many leading bytes of a duplicate candidate are hashed to tell it apart from other
@@ -817,11 +867,7 @@ struct Probe {
 /// never called a duplicate without a byte-by-byte comparison or a shared inode, so
 /// a hash collision cannot merge two files. Every step is a pure function of the files'
 /// contents, so the result is the same for any thread count.
-fn find_duplicates(
-    flat: &[Flat<'_>],
-    files: &[u32],
-    min_size: u64,
-) -> Result<Vec<(usize, usize)>, WriteError> {
+fn find_duplicates(flat: &Plan<'_>, files: &[u32], min_size: u64) -> Result<Vec<(usize, usize)>, WriteError> {
     let data = |k: usize| file_ref(flat, files[k] as usize);
     let mut by_size: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for k in 0..files.len() {
@@ -925,7 +971,7 @@ const BATCH_BYTES: u64 = 4 << 20;
 /// hard link of an earlier small file (same host device and inode) becomes its alias here,
 /// without being read.
 fn work_items(
-    flat: &[Flat<'_>],
+    flat: &Plan<'_>,
     files: &[u32],
     placement: &mut Placements,
     summary: &mut Summary,
@@ -999,7 +1045,7 @@ type Batch = Result<Vec<SmallFile>, WriteError>;
 /// bytes, as [`find_duplicates`] does for larger files.
 struct SmallFiles<'s, 'f> {
     scope: &'s rayon::Scope<'f>,
-    flat: &'f [Flat<'f>],
+    flat: &'f Plan<'f>,
     files: &'f [u32],
     dedup: bool,
     /// Batches scheduled, in item order.
@@ -1071,7 +1117,7 @@ impl Seen {
 impl<'s, 'f> SmallFiles<'s, 'f> {
     fn new(
         scope: &'s rayon::Scope<'f>,
-        flat: &'f [Flat<'f>],
+        flat: &'f Plan<'f>,
         files: &'f [u32],
         threads: usize,
         dedup: bool,
@@ -1681,13 +1727,13 @@ struct Tables<'s, 'o> {
 }
 
 struct MetaCtx<'a, 'b> {
-    flat: &'a [Flat<'b>],
+    flat: &'a Plan<'b>,
     placement: &'a Placements,
     id_index: &'a BTreeMap<u32, u16>,
 }
 
 fn base_inode(ctx: &MetaCtx<'_, '_>, i: usize) -> Result<BaseInode, WriteError> {
-    let m: &Meta = ctx.flat[i].node.meta();
+    let m: &Meta = ctx.flat.node(i).meta();
     let id = |v: u32| {
         ctx.id_index.get(&v).copied().ok_or(WriteError::Overflow { field: "id table", value: u64::from(v) })
     };
@@ -1711,7 +1757,7 @@ fn write_dir_tree(
     let children = children(ctx.flat, dir);
     let mut sub_listings = BTreeMap::new();
     for c in children.clone() {
-        if matches!(ctx.flat[c].node, InputNode::Dir { .. }) {
+        if matches!(ctx.flat.node(c), InputNode::Dir { .. }) {
             sub_listings.insert(c, write_dir_tree(ctx, c, tables)?);
         }
     }
@@ -1719,7 +1765,7 @@ fn write_dir_tree(
     for c in children {
         let pos = tables.inodes.position();
         let base = base_inode(ctx, c)?;
-        let (bytes, entry_type) = match ctx.flat[c].node {
+        let (bytes, entry_type) = match ctx.flat.node(c) {
             InputNode::Dir { .. } => {
                 let l = &sub_listings[&c];
                 let nlink = 2 + subdir_count(ctx.flat, c);
@@ -1738,7 +1784,7 @@ fn write_dir_tree(
                 )
             }
             InputNode::File { .. } => {
-                let mut k = ctx.flat[c].first as usize;
+                let mut k = ctx.flat[c].slot as usize;
                 let mut hops = 0;
                 while let Place::Alias(o) = ctx.placement.get(k) {
                     k = o as usize;
