@@ -5,11 +5,11 @@
 //! depend on the order in which the host lists directories or the caller adds entries.
 //!
 //! The tree is held whole while the image is written, so its size per file matters: a store
-//! of a million small files is common. A file node is 64 bytes: its metadata and a
+//! of a million small files is common. A file node is 56 bytes: its metadata and a
 //! [`Snapshot`] of the host file, which [`scan`] records without its path
 //! ([`FileData::Scanned`]): the directory's host path is kept once in its [`Entries`], and the
 //! file's name is its entry's. The names of a directory are one buffer, not one allocation
-//! each. With the end of its name, an entry is 72 bytes plus the name's bytes (a `BTreeMap`,
+//! each. With the end of its name, an entry is 64 bytes plus the name's bytes (a `BTreeMap`,
 //! or a name and a host path of its own per file, cost about 200 bytes a file more on a
 //! million-file closure).
 
@@ -20,7 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use isoforge_host::snapshot::{HostFile, HostPath, Snapshot};
+use isoforge_host::snapshot::{FileId, FileTime, HostFile, HostPath, Snapshot};
 use rustix::fd::BorrowedFd;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, CWD};
 
@@ -44,11 +44,23 @@ pub struct Meta {
 pub enum FileData {
     /// A host file as [`scan`] found it in a directory: the entry of this file's name in the
     /// host directory its directory's entries were scanned from ([`Entries::host_dir`]), with
-    /// the snapshot of the `lstat` that listed it. Only the snapshot is stored (a million of
-    /// these are common). Moved into another directory, it names that directory's host entry
-    /// of its name, and reading it fails on the snapshot (another file, or none), never
-    /// reads other bytes.
-    Scanned(Snapshot),
+    /// the [`Snapshot`] of the `lstat` that listed it ([`FileData::snapshot`]). Only the
+    /// snapshot is stored (a million of these are common), its fields unpacked so that the
+    /// variant's tag fits beside the nanoseconds: 40 bytes. A snapshot whose nanoseconds do
+    /// not fit 32 bits (never on Linux, where they are below 10⁹) is scanned as a
+    /// [`FileData::Host`]. Moved into another directory, it names that directory's host
+    /// entry of its name, and reading it fails on the snapshot (another file, or none),
+    /// never reads other bytes.
+    Scanned {
+        /// The snapshot's device and inode.
+        id: FileId,
+        /// The snapshot's size in bytes.
+        size: u64,
+        /// The snapshot's ctime, seconds.
+        ctime_sec: i64,
+        /// The snapshot's ctime, nanoseconds.
+        ctime_nsec: u32,
+    },
     /// A host file at a path of its own (a scan's root when it is a file, or any file a
     /// caller adds), as it was scanned.
     Host(Box<HostFile>),
@@ -57,21 +69,33 @@ pub enum FileData {
 }
 
 impl FileData {
+    /// [`FileData::Scanned`] of `snapshot`, if its nanoseconds fit.
+    pub fn scanned(snapshot: &Snapshot) -> Option<FileData> {
+        Some(FileData::Scanned {
+            id: snapshot.id,
+            size: snapshot.size,
+            ctime_sec: snapshot.ctime.sec,
+            ctime_nsec: u32::try_from(snapshot.ctime.nsec).ok()?,
+        })
+    }
+
     /// Size in bytes: the snapshot's for a host file (every read checks that the file still
     /// has it), the length of the bytes in memory.
     pub fn size(&self) -> u64 {
         match self {
-            FileData::Scanned(s) => s.size,
+            FileData::Scanned { size, .. } => *size,
             FileData::Host(h) => h.size(),
             FileData::Bytes(b) => b.len() as u64,
         }
     }
 
     /// The snapshot of a host file (`None` for bytes in memory).
-    pub fn snapshot(&self) -> Option<&Snapshot> {
-        match self {
-            FileData::Scanned(s) => Some(s),
-            FileData::Host(h) => Some(&h.snapshot),
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        match *self {
+            FileData::Scanned { id, size, ctime_sec, ctime_nsec } => {
+                Some(Snapshot { id, size, ctime: FileTime { sec: ctime_sec, nsec: i64::from(ctime_nsec) } })
+            }
+            FileData::Host(ref h) => Some(h.snapshot),
             FileData::Bytes(_) => None,
         }
     }
@@ -86,12 +110,12 @@ impl FileData {
         name: &[u8],
     ) -> Result<Option<Cow<'a, HostFile>>, WriteError> {
         match self {
-            FileData::Scanned(snapshot) => match dir {
-                Some(d) => {
+            FileData::Scanned { .. } => match (dir, self.snapshot()) {
+                (Some(d), Some(snapshot)) => {
                     let path = HostPath::in_dir(d, OsStr::from_bytes(name));
-                    Ok(Some(Cow::Owned(HostFile { path, snapshot: *snapshot })))
+                    Ok(Some(Cow::Owned(HostFile { path, snapshot })))
                 }
-                None => Err(WriteError::NoHostDir { name: String::from_utf8_lossy(name).into_owned() }),
+                _ => Err(WriteError::NoHostDir { name: String::from_utf8_lossy(name).into_owned() }),
             },
             FileData::Host(h) => Ok(Some(Cow::Borrowed(h))),
             FileData::Bytes(_) => Ok(None),
@@ -102,7 +126,7 @@ impl FileData {
     /// bytes in memory).
     pub fn host_dir_in<'a>(&'a self, dir: Option<&'a Arc<Path>>) -> Option<&'a Path> {
         match self {
-            FileData::Scanned(_) => dir.map(|d| &**d),
+            FileData::Scanned { .. } => dir.map(|d| &**d),
             FileData::Host(h) => Some(h.path.dir()),
             FileData::Bytes(_) => None,
         }
@@ -408,7 +432,7 @@ impl From<BTreeMap<Vec<u8>, InputNode>> for Entries {
     }
 }
 
-/// One node of the input tree: 64 bytes on 64-bit targets (checked by a test).
+/// One node of the input tree: 56 bytes on 64-bit targets (checked by a test).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputNode {
     /// A directory with its entries sorted by raw name bytes.
@@ -549,10 +573,16 @@ fn scan_at(
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
             let snapshot = Snapshot::of_stat(&st);
-            let data = match dir {
-                // An entry of the directory being listed: its path is the directory's and its name.
-                Some(_) => FileData::Scanned(snapshot),
-                None => FileData::Host(Box::new(HostFile { path: HostPath::new(Path::new(name)), snapshot })),
+            // An entry of the directory being listed: its path is the directory's and its name.
+            let scanned = dir.and_then(|_| FileData::scanned(&snapshot));
+            let data = match (scanned, dir) {
+                (Some(data), _) => data,
+                (None, Some(d)) => {
+                    FileData::Host(Box::new(HostFile { path: HostPath::in_dir(d, name), snapshot }))
+                }
+                (None, None) => {
+                    FileData::Host(Box::new(HostFile { path: HostPath::new(Path::new(name)), snapshot }))
+                }
             };
             Ok(InputNode::File { data, meta })
         }
@@ -730,14 +760,14 @@ mod tests {
         assert_eq!(entries[REGISTRATION_NAME].meta().mtime, 77);
     }
 
-    /// Issue 13: a file node is 64 bytes, and an entry 72 plus its name's bytes.
+    /// Issue 13: a file node is 56 bytes, and an entry 64 plus its name's bytes.
     #[test]
     #[cfg(target_pointer_width = "64")]
     fn nodes_stay_small() {
-        assert_eq!(std::mem::size_of::<InputNode>(), 64);
-        assert_eq!(std::mem::size_of::<FileData>(), 48);
+        assert_eq!(std::mem::size_of::<InputNode>(), 56);
+        assert_eq!(std::mem::size_of::<FileData>(), 40);
         assert_eq!(std::mem::size_of::<Entries>(), 8);
-        assert_eq!(std::mem::size_of::<(usize, InputNode)>(), 72);
+        assert_eq!(std::mem::size_of::<(usize, InputNode)>(), 64);
     }
 
     #[test]
@@ -787,7 +817,11 @@ mod tests {
         let InputNode::Dir { entries: sub, .. } = &entries[b"sub"] else { panic!() };
         assert_eq!(sub.host_dir().map(|p| p.to_path_buf()), Some(d.path().join("sub")));
         let InputNode::File { data, .. } = &sub[b"f"] else { panic!() };
-        assert!(matches!(data, FileData::Scanned(s) if s.size == 5));
+        assert!(matches!(data, FileData::Scanned { size: 5, .. }));
+        let snapshot = data.snapshot().unwrap();
+        assert_eq!(FileData::scanned(&snapshot).as_ref(), Some(data));
+        let odd = Snapshot { ctime: FileTime { nsec: 1 << 40, ..snapshot.ctime }, ..snapshot };
+        assert_eq!(FileData::scanned(&odd), None);
         let host = data.host_file(sub.host_dir(), b"f").unwrap().unwrap();
         assert_eq!(host.path.to_path_buf(), d.path().join("sub/f"));
         let mut buf = [0u8; 5];
