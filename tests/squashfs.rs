@@ -14,6 +14,7 @@ use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use isoforge_squashfs::read::{Archive, EntryKind};
 use isoforge_squashfs::{
@@ -80,8 +81,8 @@ fn expected(tree: &InputNode) -> Expected {
                     go(child, p, out);
                 }
             }
-            InputNode::File { size, meta, .. } => {
-                out.insert(path, ('f', meta.mode, *size, Vec::new()));
+            InputNode::File { data, meta } => {
+                out.insert(path, ('f', meta.mode, data.size(), Vec::new()));
             }
             InputNode::Symlink { target, meta } => {
                 out.insert(path, ('l', meta.mode, 0, target.clone()));
@@ -205,19 +206,31 @@ impl Read for SparseSynth {
     }
 }
 
-fn source_reader(data: &FileData) -> Box<dyn Read> {
-    match data {
-        FileData::Host(h) if SPARSE_FILES.iter().any(|f| h.path.to_path_buf().ends_with(f.0)) => {
+/// A file of the tree as its source is found: its contents, the host directory its
+/// directory was scanned from and its name (for a scanned host file).
+type Src<'a> = (&'a FileData, Option<&'a Arc<Path>>, &'a [u8]);
+
+fn source_reader((data, dir, name): Src<'_>) -> Box<dyn Read> {
+    match data.host_file(dir, name).unwrap() {
+        Some(h) if SPARSE_FILES.iter().any(|f| h.path.to_path_buf().ends_with(f.0)) => {
             let f = SPARSE_FILES.iter().find(|f| h.path.to_path_buf().ends_with(f.0)).unwrap();
             Box::new(SparseSynth { pos: 0, size: f.1, mark_at: f.2 })
         }
-        FileData::Host(h) => Box::new(File::open(h.path.to_path_buf()).unwrap()),
-        FileData::Bytes(b) => Box::new(Cursor::new(b.to_vec())),
+        Some(h) => Box::new(File::open(h.path.to_path_buf()).unwrap()),
+        None => match data {
+            FileData::Bytes(b) => Box::new(Cursor::new(b.to_vec())),
+            _ => unreachable!("only bytes have no host file"),
+        },
     }
 }
 
 /// Compares an extracted directory with the input tree: types, modes, contents, targets.
 fn check_extracted(dir: &Path, tree: &InputNode) {
+    check_extracted_in(dir, tree, None, b"");
+}
+
+/// [`check_extracted`] of a node named `name` in a directory scanned from `host`.
+fn check_extracted_in(dir: &Path, tree: &InputNode, host: Option<&Arc<Path>>, name: &[u8]) {
     match tree {
         InputNode::Dir { entries, meta } => {
             let md = fs::symlink_metadata(dir).unwrap();
@@ -225,15 +238,17 @@ fn check_extracted(dir: &Path, tree: &InputNode) {
             assert_eq!(md.mode() & 0o7777, u32::from(meta.mode), "{dir:?}");
             assert_eq!(fs::read_dir(dir).unwrap().count(), entries.len(), "{dir:?}");
             for (name, child) in entries {
-                check_extracted(&dir.join(std::ffi::OsStr::from_encoded_bytes_checked(name)), child);
+                let path = dir.join(std::ffi::OsStr::from_encoded_bytes_checked(name));
+                check_extracted_in(&path, child, entries.host_dir(), name);
             }
         }
-        InputNode::File { data, size, meta } => {
+        InputNode::File { data, meta } => {
+            let size = data.size();
             let md = fs::symlink_metadata(dir).unwrap();
             assert!(md.is_file(), "{dir:?}");
-            assert_eq!(md.len(), *size, "{dir:?}");
+            assert_eq!(md.len(), size, "{dir:?}");
             assert_eq!(md.mode() & 0o7777, u32::from(meta.mode), "{dir:?}");
-            if let Some((sparse_size, mark_at)) = sparse_spec(*size) {
+            if let Some((sparse_size, mark_at)) = sparse_spec(size) {
                 // unsquashfs writes holes: little is allocated. Check the data around the mark
                 // and the end instead of reading 3 GiB of zeros.
                 assert!(md.blocks() * 512 < 64 * MIB, "{dir:?} is not sparse: {} blocks", md.blocks());
@@ -248,7 +263,8 @@ fn check_extracted(dir: &Path, tree: &InputNode) {
                 f.read_exact(&mut buf[..MIB as usize]).unwrap();
                 assert!(buf[..MIB as usize].iter().all(|&b| b == 0));
             } else {
-                assert!(same_stream(File::open(dir).unwrap(), source_reader(data)), "contents of {dir:?}");
+                let src = source_reader((data, host, name));
+                assert!(same_stream(File::open(dir).unwrap(), src), "contents of {dir:?}");
             }
         }
         InputNode::Symlink { target, .. } => {
@@ -396,22 +412,21 @@ impl Write for Comparer {
     }
 }
 
-fn collect_files<'a>(n: &'a InputNode, path: Vec<u8>, out: &mut BTreeMap<Vec<u8>, &'a FileData>) {
-    match n {
-        InputNode::Dir { entries, .. } => {
-            for (name, child) in entries {
-                let mut p = path.clone();
-                if !p.is_empty() {
-                    p.push(b'/');
-                }
-                p.extend_from_slice(name);
-                collect_files(child, p, out);
+fn collect_files<'a>(n: &'a InputNode, path: Vec<u8>, out: &mut BTreeMap<Vec<u8>, Src<'a>>) {
+    let InputNode::Dir { entries, .. } = n else { return };
+    for (name, child) in entries {
+        let mut p = path.clone();
+        if !p.is_empty() {
+            p.push(b'/');
+        }
+        p.extend_from_slice(name);
+        match child {
+            InputNode::Dir { .. } => collect_files(child, p, out),
+            InputNode::File { data, .. } => {
+                out.insert(p, (data, entries.host_dir(), name));
             }
+            InputNode::Symlink { .. } => {}
         }
-        InputNode::File { data, .. } => {
-            out.insert(path, data);
-        }
-        InputNode::Symlink { .. } => {}
     }
 }
 

@@ -199,7 +199,7 @@ pub(crate) fn prepare_with(
 pub fn file_bytes(tree: &InputNode) -> u64 {
     match tree {
         InputNode::Dir { entries, .. } => entries.values().map(file_bytes).sum(),
-        InputNode::File { size, .. } => *size,
+        InputNode::File { data, .. } => data.size(),
         InputNode::Symlink { .. } => 0,
     }
 }
@@ -218,7 +218,10 @@ pub fn upper_bound(tree: &InputNode, block_size: u32) -> u64 {
                     walk(child, name.len() as u64, block, total);
                 }
             }
-            InputNode::File { size, .. } => *total += size + 4 * size.div_ceil(block) + 16,
+            InputNode::File { data, .. } => {
+                let size = data.size();
+                *total += size + 4 * size.div_ceil(block) + 16;
+            }
             InputNode::Symlink { target, .. } => *total += target.len() as u64,
         }
     }

@@ -43,6 +43,7 @@
 //! In binaries built with the `fault-injection` feature every successful read is reported to
 //! [`crate::fault::after_read`], so the tests can change a file at a chosen byte.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io;
@@ -251,7 +252,7 @@ impl HostFile {
     /// [`HostFile::read_whole`], opening the file by its name in `dir` (`openat`) when `dir`
     /// is this file's directory ([`HostDir::holds`]), by its whole path otherwise.
     pub fn read_whole_in(&self, dir: Option<&HostDir>, buf: &mut [u8]) -> Result<(), SnapshotError> {
-        let mut r = SnapshotReader::open_file(self, dir)?;
+        let mut r = SnapshotReader::open_file(Cow::Borrowed(self), dir)?;
         if buf.len() as u64 != self.size() {
             let e = io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -387,7 +388,7 @@ fn io_error(path: &Path, source: io::Error) -> SnapshotError {
 /// positioned (`pread`), so hole queries never move what is read next.
 #[derive(Debug)]
 pub struct SnapshotReader<'a> {
-    host: &'a HostFile,
+    host: Cow<'a, HostFile>,
     file: File,
     pos: u64,
 }
@@ -395,6 +396,12 @@ pub struct SnapshotReader<'a> {
 impl<'a> SnapshotReader<'a> {
     /// Opens `host.path` and checks the open file against the snapshot.
     pub fn open(host: &'a HostFile) -> Result<SnapshotReader<'a>, SnapshotError> {
+        SnapshotReader::open_cow(Cow::Borrowed(host))
+    }
+
+    /// [`SnapshotReader::open`] of a borrowed or an owned [`HostFile`] (one made for the
+    /// read, such as an entry of a scanned directory joined with its directory's path).
+    pub fn open_cow(host: Cow<'a, HostFile>) -> Result<SnapshotReader<'a>, SnapshotError> {
         let r = SnapshotReader::open_file(host, None)?;
         r.check_descriptor()?;
         Ok(r)
@@ -402,7 +409,10 @@ impl<'a> SnapshotReader<'a> {
 
     /// Opens `host.path` (through `dir` when it holds it), not following a final symlink;
     /// not checked yet.
-    fn open_file(host: &'a HostFile, dir: Option<&HostDir>) -> Result<SnapshotReader<'a>, SnapshotError> {
+    fn open_file(
+        host: Cow<'a, HostFile>,
+        dir: Option<&HostDir>,
+    ) -> Result<SnapshotReader<'a>, SnapshotError> {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let opened = match dir {
@@ -413,9 +423,9 @@ impl<'a> SnapshotReader<'a> {
         };
         match opened {
             Ok(fd) => Ok(SnapshotReader { host, file: File::from(fd), pos: 0 }),
-            Err(rustix::io::Errno::NOENT) => Err(changed(host, Change::Removed)),
+            Err(rustix::io::Errno::NOENT) => Err(changed(&host, Change::Removed)),
             // The path names a symlink now: what replaced the file is named by `lstat`.
-            Err(rustix::io::Errno::LOOP) => Err(diagnose(host, None)),
+            Err(rustix::io::Errno::LOOP) => Err(diagnose(&host, None)),
             Err(e) => Err(io_error(&host.path.to_path_buf(), e.into())),
         }
     }
@@ -496,7 +506,7 @@ impl<'a> SnapshotReader<'a> {
         let m = self.file.metadata().map_err(|e| io_error(&self.host.path.to_path_buf(), e))?;
         match self.host.snapshot.change_to(&Snapshot::of(&m)) {
             None if m.nlink() > 0 => Ok(()),
-            change => Err(diagnose(self.host, change)),
+            change => Err(diagnose(&self.host, change)),
         }
     }
 
@@ -532,7 +542,7 @@ impl<'a> SnapshotReader<'a> {
     }
 
     fn changed(&self, change: Change) -> SnapshotError {
-        changed(self.host, change)
+        changed(&self.host, change)
     }
 }
 

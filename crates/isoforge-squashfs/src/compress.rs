@@ -260,6 +260,10 @@ pub fn compress_block(
         }
     };
     if out.len() < bytes.len() {
+        // The compressors allocate their bound (more than the input); a block waits in the
+        // writer's window with only its bytes.
+        let mut out = out;
+        out.shrink_to_fit();
         Ok(Compressed::Packed(out))
     } else {
         Ok(Compressed::Stored)

@@ -28,9 +28,8 @@ pub enum WriteError {
     /// matches: see [`isoforge_host::snapshot`]).
     #[error(transparent)]
     Snapshot(#[from] isoforge_host::snapshot::SnapshotError),
-    /// A file's contents are not the size recorded in the input tree (an in-memory file
-    /// whose `size` does not match its bytes, or a host file whose tree size is not its
-    /// snapshot's).
+    /// A file's contents are not the size recorded in the input tree (the size comes from
+    /// the contents, [`crate::FileData::size`], so only an inconsistent source reports it).
     #[error("{path}: the tree records {expected} bytes but the contents have {found}")]
     FileChanged {
         /// The host path.
@@ -39,6 +38,15 @@ pub enum WriteError {
         expected: u64,
         /// The number of bytes actually available.
         found: u64,
+    },
+    /// A file recorded as an entry of a scanned host directory ([`crate::FileData::Scanned`])
+    /// in a directory whose entries were not scanned from one
+    /// ([`crate::Entries::host_dir`] is `None`): the node was moved out of its scanned
+    /// directory, so which host file it is is unknown.
+    #[error("{name:?} is a scanned host file, but its directory records no host directory to read it from")]
+    NoHostDir {
+        /// The file's name, lossily decoded.
+        name: String,
     },
     /// A name that squashfs cannot store (empty, longer than 256 bytes, `.`/`..`, contains `/` or NUL).
     #[error("invalid name {name:?} in directory {dir:?}: {why}")]

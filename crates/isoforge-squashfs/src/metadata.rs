@@ -41,12 +41,17 @@ impl MetaRef {
 }
 
 /// Writes a metadata table, compressing each 8 KiB block as it fills (blocks are compressed
-/// in order, so the position of the block being filled is always known).
+/// in order, so the position of the block being filled is always known). The compressed
+/// blocks are kept until [`MetadataWriter::write_out`] hands them on (a table written
+/// straight into the image need not be held whole) or [`MetadataWriter::finish`].
 #[derive(Debug)]
 pub struct MetadataWriter {
     compression: Compression,
     block_size: u32,
+    /// Compressed blocks not handed on yet.
     out: Vec<u8>,
+    /// Bytes of compressed blocks handed on by [`MetadataWriter::write_out`].
+    written_out: u64,
     pending: Vec<u8>,
     uncompressed_total: u64,
     /// Where compressed blocks are looked up and stored (a rebuild with unchanged tables
@@ -62,6 +67,7 @@ impl MetadataWriter {
             compression,
             block_size,
             out: Vec::new(),
+            written_out: 0,
             pending: Vec::with_capacity(METADATA_SIZE),
             uncompressed_total: 0,
             cache: None,
@@ -77,7 +83,20 @@ impl MetadataWriter {
 
     /// Where the next byte written will land.
     pub fn position(&self) -> MetaRef {
-        MetaRef { block: self.out.len() as u64, offset: self.pending.len() as u16 }
+        MetaRef { block: self.written_out + self.out.len() as u64, offset: self.pending.len() as u16 }
+    }
+
+    /// Hands the compressed blocks finished so far to `sink`, in order, and forgets them:
+    /// the table is what all calls of `sink` got, followed by [`MetadataWriter::finish`]'s
+    /// bytes.
+    pub fn write_out<E>(&mut self, sink: impl FnOnce(&[u8]) -> Result<(), E>) -> Result<(), E> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        sink(&self.out)?;
+        self.written_out += self.out.len() as u64;
+        self.out.clear();
+        Ok(())
     }
 
     /// Appends bytes, flushing full blocks.
@@ -118,8 +137,8 @@ impl MetadataWriter {
         Ok(())
     }
 
-    /// Flushes the last, possibly short, block and returns the table bytes and the
-    /// uncompressed size.
+    /// Flushes the last, possibly short, block and returns the table bytes (those not handed
+    /// on by [`MetadataWriter::write_out`]) and the uncompressed size of the whole table.
     pub fn finish(mut self) -> Result<(Vec<u8>, u64), WriteError> {
         self.flush()?;
         Ok((self.out, self.uncompressed_total))

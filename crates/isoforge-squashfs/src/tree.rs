@@ -2,18 +2,25 @@
 //! decided, plus helpers that scan a host path into it and build the Nix closure layout.
 //!
 //! A directory's entries ([`Entries`]) are kept sorted by raw name bytes, so the image does not
-//! depend on the order in which the host lists directories or the caller adds entries. They
-//! are a sorted vector rather than a `BTreeMap`: a store has many small directories, and a
-//! map's node is allocated for eleven entries however few there are (about 230 bytes a file
-//! more on a million-file closure).
+//! depend on the order in which the host lists directories or the caller adds entries.
+//!
+//! The tree is held whole while the image is written, so its size per file matters: a store
+//! of a million small files is common. A file node is 56 bytes: its metadata and a
+//! [`Snapshot`] of the host file, which [`scan`] records without its path
+//! ([`FileData::Scanned`]): the directory's host path is kept once in its [`Entries`], and the
+//! file's name is its entry's. The names of a directory are one buffer, not one allocation
+//! each. With the end of its name, an entry is 64 bytes plus the name's bytes (a `BTreeMap`,
+//! or a name and a host path of its own per file, cost about 200 bytes a file more on a
+//! million-file closure).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use isoforge_host::snapshot::{HostFile, HostPath, Snapshot};
+use isoforge_host::snapshot::{FileId, FileTime, HostFile, HostPath, Snapshot};
 use rustix::fd::BorrowedFd;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, CWD};
 
@@ -32,53 +39,211 @@ pub struct Meta {
     pub mtime: u32,
 }
 
-/// Where a file's contents come from.
+/// Where a file's contents come from, and so its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileData {
-    /// A host file as it was scanned, opened and streamed when the image is written. Every
-    /// read checks it against its snapshot: a file that changed since it was scanned is an
-    /// error, never a file with other bytes.
-    Host(HostFile),
+    /// A host file as [`scan`] found it in a directory: the entry of this file's name in the
+    /// host directory its directory's entries were scanned from ([`Entries::host_dir`]), with
+    /// the [`Snapshot`] of the `lstat` that listed it ([`FileData::snapshot`]). Only the
+    /// snapshot is stored (a million of these are common), its fields unpacked so that the
+    /// variant's tag fits beside the nanoseconds: 40 bytes. A snapshot whose nanoseconds do
+    /// not fit 32 bits (never on Linux, where they are below 10⁹) is scanned as a
+    /// [`FileData::Host`]. Moved into another directory, it names that directory's host
+    /// entry of its name, and reading it fails on the snapshot (another file, or none),
+    /// never reads other bytes.
+    Scanned {
+        /// The snapshot's device and inode.
+        id: FileId,
+        /// The snapshot's size in bytes.
+        size: u64,
+        /// The snapshot's ctime, seconds.
+        ctime_sec: i64,
+        /// The snapshot's ctime, nanoseconds.
+        ctime_nsec: u32,
+    },
+    /// A host file at a path of its own (a scan's root when it is a file, or any file a
+    /// caller adds), as it was scanned.
+    Host(Box<HostFile>),
     /// Contents held in memory (small generated files such as `nix-path-registration`).
     Bytes(Arc<[u8]>),
 }
 
+impl FileData {
+    /// [`FileData::Scanned`] of `snapshot`, if its nanoseconds fit.
+    pub fn scanned(snapshot: &Snapshot) -> Option<FileData> {
+        Some(FileData::Scanned {
+            id: snapshot.id,
+            size: snapshot.size,
+            ctime_sec: snapshot.ctime.sec,
+            ctime_nsec: u32::try_from(snapshot.ctime.nsec).ok()?,
+        })
+    }
+
+    /// Size in bytes: the snapshot's for a host file (every read checks that the file still
+    /// has it), the length of the bytes in memory.
+    pub fn size(&self) -> u64 {
+        match self {
+            FileData::Scanned { size, .. } => *size,
+            FileData::Host(h) => h.size(),
+            FileData::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    /// The snapshot of a host file (`None` for bytes in memory).
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        match *self {
+            FileData::Scanned { id, size, ctime_sec, ctime_nsec } => {
+                Some(Snapshot { id, size, ctime: FileTime { sec: ctime_sec, nsec: i64::from(ctime_nsec) } })
+            }
+            FileData::Host(ref h) => Some(h.snapshot),
+            FileData::Bytes(_) => None,
+        }
+    }
+
+    /// The host file to read, for a file named `name` in a directory whose entries were
+    /// scanned from `dir` ([`Entries::host_dir`]); `None` for bytes in memory. A
+    /// [`FileData::Scanned`] file in a directory without a host directory is
+    /// [`WriteError::NoHostDir`].
+    pub fn host_file<'a>(
+        &'a self,
+        dir: Option<&Arc<Path>>,
+        name: &[u8],
+    ) -> Result<Option<Cow<'a, HostFile>>, WriteError> {
+        match self {
+            FileData::Scanned { .. } => match (dir, self.snapshot()) {
+                (Some(d), Some(snapshot)) => {
+                    let path = HostPath::in_dir(d, OsStr::from_bytes(name));
+                    Ok(Some(Cow::Owned(HostFile { path, snapshot })))
+                }
+                _ => Err(WriteError::NoHostDir { name: String::from_utf8_lossy(name).into_owned() }),
+            },
+            FileData::Host(h) => Ok(Some(Cow::Borrowed(h))),
+            FileData::Bytes(_) => Ok(None),
+        }
+    }
+
+    /// The host directory a file named in a directory scanned from `dir` is in (`None` for
+    /// bytes in memory).
+    pub fn host_dir_in<'a>(&'a self, dir: Option<&'a Arc<Path>>) -> Option<&'a Path> {
+        match self {
+            FileData::Scanned { .. } => dir.map(|d| &**d),
+            FileData::Host(h) => Some(h.path.dir()),
+            FileData::Bytes(_) => None,
+        }
+    }
+}
+
 /// A directory's entries, sorted by raw name bytes, each name once. Its API follows
 /// `BTreeMap`'s where they overlap.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Entries(Vec<(Vec<u8>, InputNode)>);
+///
+/// 8 bytes in the node (nothing is allocated for an empty directory); the names are one
+/// buffer, in entry order, and each entry is the end of its name there and its node, so a
+/// file costs its node, 8 bytes and the bytes of its name. Inserting or removing moves the
+/// entries and names after it, as a sorted vector does.
+#[derive(Clone, Default)]
+pub struct Entries(Option<Box<Listing>>);
+
+#[derive(Clone, Default)]
+struct Listing {
+    /// The names, concatenated in entry order.
+    names: Vec<u8>,
+    /// Each entry: where its name ends in `names` (it starts where the previous one ends),
+    /// and its node.
+    list: Vec<(usize, InputNode)>,
+    /// The host directory the entries were scanned from (their [`FileData::Scanned`] files
+    /// are its entries).
+    host: Option<Arc<Path>>,
+}
+
+impl Listing {
+    fn start(&self, i: usize) -> usize {
+        match i.checked_sub(1) {
+            Some(j) => self.list[j].0,
+            None => 0,
+        }
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        &self.names[self.start(i)..self.list[i].0]
+    }
+}
 
 impl Entries {
     /// No entries.
     pub fn new() -> Entries {
-        Entries(Vec::new())
+        Entries(None)
     }
 
     /// The entries of `list`, in any order, sorted; a name given twice keeps its last node.
     pub fn from_unsorted(mut list: Vec<(Vec<u8>, InputNode)>) -> Entries {
         // Stable, so among equal names the later one comes last and wins below.
         list.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(Vec<u8>, InputNode)> = Vec::with_capacity(list.len());
+        let mut out = Listing {
+            names: Vec::with_capacity(list.iter().map(|(n, _)| n.len()).sum()),
+            list: Vec::with_capacity(list.len()),
+            host: None,
+        };
         for (name, node) in list {
-            match out.last_mut() {
-                Some(last) if last.0 == name => last.1 = node,
-                _ => out.push((name, node)),
+            match out.list.len().checked_sub(1) {
+                Some(last) if out.name(last) == name.as_slice() => out.list[last].1 = node,
+                _ => {
+                    out.names.extend_from_slice(&name);
+                    out.list.push((out.names.len(), node));
+                }
             }
         }
-        out.shrink_to_fit();
-        Entries(out)
+        out.list.shrink_to_fit();
+        out.names.shrink_to_fit();
+        Entries::of(out)
+    }
+
+    /// Entries already sorted, each name once (the scanner's): `names` concatenated, each
+    /// entry the end of its name there and its node.
+    fn sorted(names: Vec<u8>, list: Vec<(usize, InputNode)>, host: Option<Arc<Path>>) -> Entries {
+        Entries::of(Listing { names, list, host })
+    }
+
+    fn of(listing: Listing) -> Entries {
+        // An empty directory needs no host directory: it holds no file to read.
+        if listing.list.is_empty() {
+            Entries(None)
+        } else {
+            Entries(Some(Box::new(listing)))
+        }
     }
 
     fn find(&self, name: &[u8]) -> Result<usize, usize> {
-        self.0.binary_search_by(|(n, _)| n.as_slice().cmp(name))
+        match &self.0 {
+            Some(l) => {
+                // The binary search of `slice::binary_search_by`, over names in the buffer.
+                let (mut lo, mut hi) = (0, l.list.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    match l.name(mid).cmp(name) {
+                        std::cmp::Ordering::Less => lo = mid + 1,
+                        std::cmp::Ordering::Greater => hi = mid,
+                        std::cmp::Ordering::Equal => return Ok(mid),
+                    }
+                }
+                Err(lo)
+            }
+            None => Err(0),
+        }
     }
 
     /// Adds or replaces the entry `name`; returns the node it replaced.
-    pub fn insert(&mut self, name: Vec<u8>, node: InputNode) -> Option<InputNode> {
-        match self.find(&name) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, node)),
+    pub fn insert(&mut self, name: impl AsRef<[u8]>, node: InputNode) -> Option<InputNode> {
+        let name = name.as_ref();
+        match self.find(name) {
+            Ok(i) => self.0.as_mut().map(|l| std::mem::replace(&mut l.list[i].1, node)),
             Err(i) => {
-                self.0.insert(i, (name, node));
+                let l = self.0.get_or_insert_with(Box::default);
+                let at = l.start(i);
+                l.names.splice(at..at, name.iter().copied());
+                for e in &mut l.list[i..] {
+                    e.0 += name.len();
+                }
+                l.list.insert(i, (at + name.len(), node));
                 None
             }
         }
@@ -86,12 +251,14 @@ impl Entries {
 
     /// The node named `name`.
     pub fn get(&self, name: &[u8]) -> Option<&InputNode> {
-        self.find(name).ok().map(|i| &self.0[i].1)
+        let i = self.find(name).ok()?;
+        self.0.as_ref().map(|l| &l.list[i].1)
     }
 
     /// The node named `name`, to change it.
     pub fn get_mut(&mut self, name: &[u8]) -> Option<&mut InputNode> {
-        self.find(name).ok().map(|i| &mut self.0[i].1)
+        let i = self.find(name).ok()?;
+        self.0.as_mut().map(|l| &mut l.list[i].1)
     }
 
     /// Whether an entry is named `name`.
@@ -101,37 +268,127 @@ impl Entries {
 
     /// Removes the entry `name`; returns its node.
     pub fn remove(&mut self, name: &[u8]) -> Option<InputNode> {
-        self.find(name).ok().map(|i| self.0.remove(i).1)
+        let i = self.find(name).ok()?;
+        let l = self.0.as_mut()?;
+        let (start, end) = (l.start(i), l.list[i].0);
+        l.names.drain(start..end);
+        let (_, node) = l.list.remove(i);
+        for e in &mut l.list[i..] {
+            e.0 -= end - start;
+        }
+        Some(node)
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.as_ref().map_or(0, |l| l.list.len())
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
+    }
+
+    /// The `i`-th entry in name order (name, node).
+    pub fn get_index(&self, i: usize) -> Option<(&[u8], &InputNode)> {
+        let l = self.0.as_ref()?;
+        let (_, node) = l.list.get(i)?;
+        Some((l.name(i), node))
     }
 
     /// (name, node) in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &InputNode)> {
-        self.0.iter().map(|(n, c)| (n, c))
+    pub fn iter(&self) -> Iter<'_> {
+        match &self.0 {
+            Some(l) => Iter { names: &l.names, list: l.list.iter(), start: 0 },
+            None => Iter { names: &[], list: [].iter(), start: 0 },
+        }
     }
 
     /// The names, in order.
-    pub fn keys(&self) -> impl Iterator<Item = &Vec<u8>> {
-        self.0.iter().map(|(n, _)| n)
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.iter().map(|(n, _)| n)
     }
 
     /// The nodes, in name order.
     pub fn values(&self) -> impl Iterator<Item = &InputNode> {
-        self.0.iter().map(|(_, c)| c)
+        self.iter().map(|(_, c)| c)
     }
 
     /// The nodes, in name order, to change them.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut InputNode> {
-        self.0.iter_mut().map(|(_, c)| c)
+        self.0.iter_mut().flat_map(|l| l.list.iter_mut().map(|(_, c)| c))
+    }
+
+    /// The host directory these entries were scanned from: its entry of a
+    /// [`FileData::Scanned`] file's name is that file. `None` for entries not made by a scan.
+    pub fn host_dir(&self) -> Option<&Arc<Path>> {
+        self.0.as_ref().and_then(|l| l.host.as_ref())
+    }
+}
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Entries) -> bool {
+        self.host_dir() == other.host_dir() && self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Entries {}
+
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (name, node) in self {
+            m.entry(&String::from_utf8_lossy(name), node);
+        }
+        m.finish()
+    }
+}
+
+/// The entries of an [`Entries`], in name order.
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    names: &'a [u8],
+    list: std::slice::Iter<'a, (usize, InputNode)>,
+    start: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], &'a InputNode);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (end, node) = self.list.next()?;
+        let name = &self.names[self.start..*end];
+        self.start = *end;
+        Some((name, node))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.list.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// The entries of an [`Entries`], taken, in name order.
+#[derive(Debug)]
+pub struct IntoIter {
+    names: Vec<u8>,
+    list: std::vec::IntoIter<(usize, InputNode)>,
+    start: usize,
+}
+
+impl Iterator for IntoIter {
+    type Item = (Vec<u8>, InputNode);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (end, node) = self.list.next()?;
+        let name = self.names[self.start..end].to_vec();
+        self.start = end;
+        Some((name, node))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.list.size_hint()
     }
 }
 
@@ -147,21 +404,19 @@ impl<Q: AsRef<[u8]> + ?Sized> std::ops::Index<&Q> for Entries {
 }
 
 impl<'a> IntoIterator for &'a Entries {
-    type Item = (&'a Vec<u8>, &'a InputNode);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Vec<u8>, InputNode)>,
-        fn(&'a (Vec<u8>, InputNode)) -> (&'a Vec<u8>, &'a InputNode),
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(n, c)| (n, c))
+    type Item = (&'a [u8], &'a InputNode);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
 
 impl IntoIterator for Entries {
     type Item = (Vec<u8>, InputNode);
-    type IntoIter = std::vec::IntoIter<(Vec<u8>, InputNode)>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+    type IntoIter = IntoIter;
+    fn into_iter(self) -> IntoIter {
+        let l = self.0.map(|l| *l).unwrap_or_default();
+        IntoIter { names: l.names, list: l.list.into_iter(), start: 0 }
     }
 }
 
@@ -173,11 +428,11 @@ impl FromIterator<(Vec<u8>, InputNode)> for Entries {
 
 impl From<BTreeMap<Vec<u8>, InputNode>> for Entries {
     fn from(map: BTreeMap<Vec<u8>, InputNode>) -> Entries {
-        Entries(map.into_iter().collect())
+        Entries::from_unsorted(map.into_iter().collect())
     }
 }
 
-/// One node of the input tree.
+/// One node of the input tree: 56 bytes on 64-bit targets (checked by a test).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputNode {
     /// A directory with its entries sorted by raw name bytes.
@@ -189,10 +444,9 @@ pub enum InputNode {
     },
     /// A regular file.
     File {
-        /// Where the bytes come from.
+        /// Where the bytes come from, and so how many there are ([`FileData::size`]); the
+        /// writer fails if a host file turns out to have another length.
         data: FileData,
-        /// Size in bytes; the writer fails if the source turns out to have another length.
-        size: u64,
         /// Its metadata.
         meta: Meta,
     },
@@ -231,8 +485,7 @@ impl InputNode {
 
     /// A file held in memory.
     pub fn bytes_file(bytes: impl Into<Arc<[u8]>>, meta: Meta) -> InputNode {
-        let bytes: Arc<[u8]> = bytes.into();
-        InputNode::File { size: bytes.len() as u64, data: FileData::Bytes(bytes), meta }
+        InputNode::File { data: FileData::Bytes(bytes.into()), meta }
     }
 
     /// Rewrites the metadata of this node and everything below it to Nix's canonical form
@@ -319,39 +572,55 @@ fn scan_at(
     let meta = host_meta(path, &st, exact_times)?;
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => {
-            let host_path = match dir {
-                Some(d) => HostPath::in_dir(d, name),
-                None => HostPath::new(Path::new(name)),
+            let snapshot = Snapshot::of_stat(&st);
+            // An entry of the directory being listed: its path is the directory's and its name.
+            let scanned = dir.and_then(|_| FileData::scanned(&snapshot));
+            let data = match (scanned, dir) {
+                (Some(data), _) => data,
+                (None, Some(d)) => {
+                    FileData::Host(Box::new(HostFile { path: HostPath::in_dir(d, name), snapshot }))
+                }
+                (None, None) => {
+                    FileData::Host(Box::new(HostFile { path: HostPath::new(Path::new(name)), snapshot }))
+                }
             };
-            let host = HostFile { path: host_path, snapshot: Snapshot::of_stat(&st) };
-            Ok(InputNode::File { size: host.size(), data: FileData::Host(host), meta })
+            Ok(InputNode::File { data, meta })
         }
         FileType::Symlink => {
-            let target = rustix::fs::readlinkat(dirfd, name, Vec::new()).map_err(read_err)?;
-            Ok(InputNode::Symlink { target: target.into_bytes(), meta })
+            let mut target = rustix::fs::readlinkat(dirfd, name, Vec::new()).map_err(read_err)?.into_bytes();
+            // The buffer grows in steps while the link is read; the tree keeps its bytes only.
+            target.shrink_to_fit();
+            Ok(InputNode::Symlink { target, meta })
         }
         FileType::Directory => {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(dirfd, name, flags, Mode::empty()).map_err(read_err)?;
             let mut listing = Dir::new(fd).map_err(read_err)?;
-            let mut names: Vec<Vec<u8>> = Vec::new();
+            // The names, in one buffer, and where each is in it.
+            let mut listed: Vec<u8> = Vec::new();
+            let mut spans: Vec<(usize, usize)> = Vec::new();
             for e in &mut listing {
                 let e = e.map_err(read_err)?;
                 let n = e.file_name().to_bytes();
                 if n != b"." && n != b".." {
-                    names.push(n.to_vec());
+                    spans.push((listed.len(), listed.len() + n.len()));
+                    listed.extend_from_slice(n);
                 }
             }
             // Scanned in name order, so the first failing entry is the same on every host.
-            names.sort_unstable();
+            spans.sort_unstable_by(|a, b| listed[a.0..a.1].cmp(&listed[b.0..b.1]));
+            spans.dedup_by(|a, b| listed[a.0..a.1] == listed[b.0..b.1]);
             let this: Arc<Path> = Arc::from(path());
             let fd = listing.fd().map_err(read_err)?;
-            let mut list = Vec::with_capacity(names.len());
-            for n in names {
-                let child = scan_at(fd, OsStr::from_bytes(&n), Some(&this), exact_times)?;
-                list.push((n, child));
+            let mut names = Vec::with_capacity(listed.len());
+            let mut list = Vec::with_capacity(spans.len());
+            for (start, end) in spans {
+                let n = &listed[start..end];
+                let child = scan_at(fd, OsStr::from_bytes(n), Some(&this), exact_times)?;
+                names.extend_from_slice(n);
+                list.push((names.len(), child));
             }
-            Ok(InputNode::Dir { entries: Entries::from_unsorted(list), meta })
+            Ok(InputNode::Dir { entries: Entries::sorted(names, list, Some(this)), meta })
         }
         other => Err(WriteError::UnsupportedType { path: path(), kind: unsupported_raw_kind(other) }),
     }
@@ -446,7 +715,7 @@ pub fn closure_tree_scanned(
     }
     let mut entries = Entries::from_unsorted(list);
     entries.insert(
-        REGISTRATION_NAME.to_vec(),
+        REGISTRATION_NAME,
         InputNode::bytes_file(registration.to_vec(), Meta { mode: 0o444, ..stamp }),
     );
     Ok(InputNode::Dir { entries, meta: stamp })
@@ -477,7 +746,7 @@ mod tests {
         assert_eq!(meta.mode, 0o755);
         assert_eq!(meta.mtime, 77);
         assert_eq!(
-            entries.keys().cloned().collect::<Vec<_>>(),
+            entries.keys().map(<[u8]>::to_vec).collect::<Vec<_>>(),
             vec![b"abc-pkg".to_vec(), REGISTRATION_NAME.to_vec()]
         );
         let InputNode::Dir { entries: pkg, meta } = &entries[&b"abc-pkg".to_vec()] else { panic!() };
@@ -489,6 +758,80 @@ mod tests {
             matches!(&pkg[&b"link".to_vec()], InputNode::Symlink { target, meta } if target == b"bin" && meta.mode == 0o777)
         );
         assert_eq!(entries[REGISTRATION_NAME].meta().mtime, 77);
+    }
+
+    /// Issue 13: a file node is 56 bytes, and an entry 64 plus its name's bytes.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn nodes_stay_small() {
+        assert_eq!(std::mem::size_of::<InputNode>(), 56);
+        assert_eq!(std::mem::size_of::<FileData>(), 40);
+        assert_eq!(std::mem::size_of::<Entries>(), 8);
+        assert_eq!(std::mem::size_of::<(usize, InputNode)>(), 64);
+    }
+
+    #[test]
+    fn entries_keep_names_and_nodes_together() {
+        let m = Meta { mode: 0o444, uid: 0, gid: 0, mtime: 1 };
+        let file = |b: &[u8]| InputNode::bytes_file(b.to_vec(), m);
+        let mut e = Entries::from_unsorted(vec![
+            (b"m".to_vec(), file(b"1")),
+            (b"a".to_vec(), file(b"2")),
+            (b"zz".to_vec(), file(b"3")),
+            (b"m".to_vec(), file(b"4")),
+        ]);
+        let list = |e: &Entries| e.iter().map(|(n, c)| (n.to_vec(), c.clone())).collect::<Vec<_>>();
+        assert_eq!(
+            list(&e),
+            vec![(b"a".to_vec(), file(b"2")), (b"m".to_vec(), file(b"4")), (b"zz".to_vec(), file(b"3"))]
+        );
+        assert_eq!(e.insert(b"b", file(b"5")), None);
+        assert_eq!(e.insert(b"", file(b"6")), None);
+        assert_eq!(e.insert(b"zzz", file(b"7")), None);
+        assert_eq!(e.insert(b"m", file(b"8")), Some(file(b"4")));
+        assert_eq!(e.keys().collect::<Vec<_>>(), [&b""[..], b"a", b"b", b"m", b"zz", b"zzz"]);
+        assert_eq!(e.remove(b"b"), Some(file(b"5")));
+        assert_eq!(e.remove(b"b"), None);
+        assert_eq!(e.remove(b""), Some(file(b"6")));
+        assert_eq!(e.keys().collect::<Vec<_>>(), [&b"a"[..], b"m", b"zz", b"zzz"]);
+        assert_eq!(e.get(b"zz"), Some(&file(b"3")));
+        assert_eq!(e.get_index(1), Some((&b"m"[..], &file(b"8"))));
+        assert!(e.contains_key(b"zzz") && !e.contains_key(b"z"));
+        let owned: Vec<(Vec<u8>, InputNode)> = e.clone().into_iter().collect();
+        assert_eq!(owned, list(&e));
+        assert_eq!(Entries::from_unsorted(owned), e);
+        for k in [&b"a"[..], b"m", b"zz", b"zzz"] {
+            e.remove(k);
+        }
+        assert!(e.is_empty() && e.iter().next().is_none() && e == Entries::new());
+    }
+
+    /// A scanned directory keeps its host path once; its files are snapshots read by name.
+    #[test]
+    fn scanned_files_are_entries_of_their_host_directory() {
+        let d = isoforge_testing::tempdir();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        fs::write(d.path().join("sub/f"), b"hello").unwrap();
+        let t = scan(d.path()).unwrap();
+        let InputNode::Dir { entries, .. } = &t else { panic!() };
+        let InputNode::Dir { entries: sub, .. } = &entries[b"sub"] else { panic!() };
+        assert_eq!(sub.host_dir().map(|p| p.to_path_buf()), Some(d.path().join("sub")));
+        let InputNode::File { data, .. } = &sub[b"f"] else { panic!() };
+        assert!(matches!(data, FileData::Scanned { size: 5, .. }));
+        let snapshot = data.snapshot().unwrap();
+        assert_eq!(FileData::scanned(&snapshot).as_ref(), Some(data));
+        let odd = Snapshot { ctime: FileTime { nsec: 1 << 40, ..snapshot.ctime }, ..snapshot };
+        assert_eq!(FileData::scanned(&odd), None);
+        let host = data.host_file(sub.host_dir(), b"f").unwrap().unwrap();
+        assert_eq!(host.path.to_path_buf(), d.path().join("sub/f"));
+        let mut buf = [0u8; 5];
+        host.read_whole(&mut buf).unwrap();
+        assert_eq!(&buf, b"hello");
+        assert!(matches!(data.host_file(None, b"f"), Err(WriteError::NoHostDir { .. })));
+        // A file scanned as the root has its own path.
+        let root = scan(&d.path().join("sub/f")).unwrap();
+        let InputNode::File { data: FileData::Host(h), .. } = &root else { panic!("{root:?}") };
+        assert_eq!(h.path.to_path_buf(), d.path().join("sub/f"));
     }
 
     #[test]

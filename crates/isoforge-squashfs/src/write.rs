@@ -9,12 +9,13 @@
 //! table (same), id table (same), then zero padding to a multiple of 4 KiB as mksquashfs does.
 //! `bytes_used` excludes the padding.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 
-use isoforge_host::snapshot::{FileId, HostDir, SnapshotReader};
+use isoforge_host::snapshot::{FileId, HostDir, HostFile, SnapshotReader};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zerocopy::byteorder::little_endian::{U16, U32, U64};
@@ -29,7 +30,7 @@ use crate::inode::{
 };
 use crate::metadata::{MetadataWriter, METADATA_SIZE};
 use crate::superblock::{flags, Superblock, MAGIC, NO_TABLE, SUPERBLOCK_SIZE};
-use crate::tree::{FileData, InputNode, Meta};
+use crate::tree::{Entries, FileData, InputNode, Meta};
 
 /// Images are padded to a multiple of this many bytes (mksquashfs's default `-pad`ding).
 pub const PAD: u64 = 4096;
@@ -189,36 +190,140 @@ pub fn write_to_path(root: &InputNode, options: &Options, path: &Path) -> Result
     Ok(summary)
 }
 
-/// A node flattened for planning.
-struct Flat<'a> {
-    node: &'a InputNode,
-    name: &'a [u8],
-    /// Children indexes (directories only), in name order.
-    children: Box<[usize]>,
-    /// The parent's index (`u32::MAX` for the root; the inode count, checked after
-    /// flattening, keeps every index within 32 bits). 48 bytes a node in all.
+/// A node flattened for planning: 12 bytes (a million small files are common in a store).
+/// Indexes are 32 bits, as the inode count is ([`node_index`] checks them).
+struct Flat {
+    /// The parent's index (`u32::MAX` for the root).
     parent: u32,
     inode_number: u32,
+    /// A directory's index in [`Plan::dirs`]; a file's index in the file list (data order,
+    /// set by [`file_order`]).
+    slot: u32,
 }
 
-/// Where a file's data ended up: 16 bytes a file (a million small files are common in a
-/// store, and most of them live in a fragment).
-#[derive(Clone, Default)]
-enum Placement {
-    #[default]
+/// A directory of the plan: its entries and the index of its first child (its children are
+/// `first..first + entries.len()`, in name order).
+struct PlanDir<'a> {
+    entries: &'a Entries,
+    first: u32,
+}
+
+/// The tree flattened (see [`flatten`]): a node is found through its parent's entries, so
+/// the plan holds no pointer per node.
+struct Plan<'a> {
+    root: &'a InputNode,
+    nodes: Vec<Flat>,
+    dirs: Vec<PlanDir<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The node at flat index `i`.
+    fn node(&self, i: usize) -> &'a InputNode {
+        let Some(p) = self.nodes.get(self.nodes[i].parent as usize) else { return self.root };
+        let d = &self.dirs[p.slot as usize];
+        d.entries.get_index(i - d.first as usize).map_or(self.root, |(_, n)| n)
+    }
+}
+
+impl std::ops::Index<usize> for Plan<'_> {
+    type Output = Flat;
+    fn index(&self, i: usize) -> &Flat {
+        &self.nodes[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Plan<'_> {
+    fn index_mut(&mut self, i: usize) -> &mut Flat {
+        &mut self.nodes[i]
+    }
+}
+
+/// Where a file's data ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// Nowhere (yet, or an empty file).
     Empty,
     /// Only in a fragment: (fragment index, offset in it).
     Fragment(u32, u32),
-    /// Stored in blocks (and perhaps a fragment for its tail).
-    Stored(Box<FileLayout>),
-    /// Same bytes as another file (index into the file list, which the inode count bounds).
+    /// Stored in blocks (and perhaps a fragment for its tail): its layout's index in
+    /// [`Placements::layouts`].
+    Stored(u32),
+    /// Same bytes as another file (index into the file list).
     Alias(u32),
 }
 
-/// A file-list index as stored in [`Placement::Alias`] (the inode count, checked to fit 32
-/// bits before any file is placed, bounds it).
-fn alias(original: usize) -> Placement {
-    Placement::Alias(u32::try_from(original).unwrap_or(u32::MAX))
+/// The [`Place`] of every file (by file-list index), 8 bytes a file (a million small files
+/// are common in a store, and most of them live in a fragment), and the layouts of the files
+/// stored in blocks. Indexes are 32 bits: the inode count, checked to fit 32 bits before
+/// any file is placed, bounds them.
+struct Placements {
+    /// The place, packed: the kind in the top 2 bits; for a fragment its index above the
+    /// offset's [`Placements::OFFSET_BITS`] bits (an offset is below the block size, at most
+    /// 1 MiB), otherwise the index in the low 32 bits.
+    of: Vec<u64>,
+    layouts: Vec<FileLayout>,
+}
+
+impl Placements {
+    const OFFSET_BITS: u32 = 21;
+    const KIND_SHIFT: u32 = 62;
+
+    fn new(files: usize) -> Placements {
+        Placements { of: vec![0; files], layouts: Vec::new() }
+    }
+
+    fn len(&self) -> usize {
+        self.of.len()
+    }
+
+    fn get(&self, k: usize) -> Place {
+        let v = self.of[k];
+        let low = (v & u64::from(u32::MAX)) as u32;
+        match v >> Self::KIND_SHIFT {
+            0 => Place::Empty,
+            1 => {
+                let offset = (v & ((1 << Self::OFFSET_BITS) - 1)) as u32;
+                let index = ((v >> Self::OFFSET_BITS) & u64::from(u32::MAX)) as u32;
+                Place::Fragment(index, offset)
+            }
+            2 => Place::Stored(low),
+            _ => Place::Alias(low),
+        }
+    }
+
+    fn is_alias(&self, k: usize) -> bool {
+        matches!(self.get(k), Place::Alias(_))
+    }
+
+    /// Makes `k` an alias of the file `original` (a file-list index).
+    fn set_alias(&mut self, k: usize, original: usize) {
+        self.of[k] = 3 << Self::KIND_SHIFT | u64::from(u32::try_from(original).unwrap_or(u32::MAX));
+    }
+
+    fn set_fragment(&mut self, k: usize, index: u32, offset: u32) {
+        debug_assert!(offset < 1 << Self::OFFSET_BITS, "fragment offsets are below the block size");
+        let offset = u64::from(offset) & ((1 << Self::OFFSET_BITS) - 1);
+        self.of[k] = 1 << Self::KIND_SHIFT | u64::from(index) << Self::OFFSET_BITS | offset;
+    }
+
+    /// Stores `k` in blocks, as `layout` (to be completed as its blocks are written).
+    fn store(&mut self, k: usize, layout: FileLayout) {
+        let i = u32::try_from(self.layouts.len()).unwrap_or(u32::MAX);
+        self.layouts.push(layout);
+        self.of[k] = 2 << Self::KIND_SHIFT | u64::from(i);
+    }
+
+    /// The layout of a file stored in blocks.
+    fn layout_mut(&mut self, k: usize) -> Option<&mut FileLayout> {
+        match self.get(k) {
+            Place::Stored(i) => self.layouts.get_mut(i as usize),
+            _ => None,
+        }
+    }
 }
 
 fn write_dyn(
@@ -252,15 +357,13 @@ fn write_dyn(
         .map_err(|e| WriteError::ThreadPool { threads, message: e.to_string() })?;
 
     // ---- Plan: flatten, validate names, number inodes, collect ids and files. ----
-    let mut flat = Vec::with_capacity(count_nodes(root));
-    flatten(root, b"", usize::MAX, &mut flat, &mut String::new())?;
-    let inode_count = u32::try_from(flat.len())
-        .map_err(|_| WriteError::Overflow { field: "superblock.inodes", value: flat.len() as u64 })?;
+    let mut flat = flatten(root)?;
+    let inode_count = node_index(flat.len())?;
     number_inodes(&mut flat, 0, &mut 0);
     let mut ids = BTreeSet::new();
-    for f in &flat {
-        ids.insert(f.node.meta().uid);
-        ids.insert(f.node.meta().gid);
+    for i in 0..flat.len() {
+        ids.insert(flat.node(i).meta().uid);
+        ids.insert(flat.node(i).meta().gid);
     }
     // `no_ids` is a u16.
     if ids.len() > usize::from(u16::MAX) {
@@ -268,22 +371,19 @@ fn write_dyn(
     }
     let ids: Vec<u32> = ids.into_iter().collect();
     let id_index: BTreeMap<u32, u16> = ids.iter().enumerate().map(|(i, &id)| (id, i as u16)).collect();
-    // Files in data order (pre-order, names sorted), as flat indexes.
-    let files: Vec<usize> =
-        (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
-    // The file-list index of each flattened file (the inode count bounds both to 32 bits).
-    let mut file_slot = vec![u32::MAX; flat.len()];
-    for (k, &i) in files.iter().enumerate() {
-        file_slot[i] = k as u32;
-    }
-    let mut placement: Vec<Placement> = vec![Placement::Empty; files.len()];
+    // Files in data order (pre-order, names sorted), as flat indexes; each file's `slot`
+    // becomes its index here.
+    let mut files: Vec<u32> = Vec::new();
+    file_order(&mut flat, 0, &mut files);
+    files.shrink_to_fit();
+    let mut placement = Placements::new(files.len());
     let mut summary = Summary { inodes: inode_count, ..Summary::default() };
-    for f in &flat {
-        match f.node {
+    for i in 0..flat.len() {
+        match flat.node(i) {
             InputNode::Dir { .. } => summary.dirs += 1,
-            InputNode::File { size, .. } => {
+            InputNode::File { data, .. } => {
                 summary.files += 1;
-                summary.file_bytes += size;
+                summary.file_bytes += data.size();
             }
             InputNode::Symlink { .. } => summary.symlinks += 1,
         }
@@ -291,7 +391,7 @@ fn write_dyn(
     if options.dedup {
         observer.stage(Stage::Duplicates);
         for (dup, original) in pool.install(|| find_duplicates(&flat, &files, u64::from(block_size)))? {
-            placement[dup] = alias(original);
+            placement.set_alias(dup, original);
             summary.duplicate_files += 1;
         }
     }
@@ -300,11 +400,8 @@ fn write_dyn(
     let input_bytes: u64 = files
         .iter()
         .enumerate()
-        .filter(|(k, _)| !matches!(placement[*k], Placement::Alias(_)))
-        .map(|(_, &i)| match flat[i].node {
-            InputNode::File { size, .. } => *size,
-            _ => 0,
-        })
+        .filter(|(k, _)| !placement.is_alias(*k))
+        .map(|(_, &i)| file_ref(&flat, i as usize).size())
         .sum();
     observer.stage(Stage::Data(input_bytes));
     let start = out.stream_position().map_err(WriteError::Output)?;
@@ -343,34 +440,33 @@ fn write_dyn(
     // Fragment blocks never hold the tails of two top-level entries (two store paths), so a
     // change inside one store path cannot change the fragment blocks of another: their bytes,
     // and so their cache entries, stay the same (docs/spec/squashfs.md, "Fragments").
-    let top = top_level_entries(&flat);
-    let mut current_top = u32::MAX;
+    let mut current_top = usize::MAX;
     // Files smaller than a block are read in batches on the pool, ahead of the writer, and
     // their duplicates found here, in data order (see `SmallFiles`); larger files are read
     // block by block by this thread.
     let items = work_items(&flat, &files, &mut placement, &mut summary, block_size, options.dedup);
     pool.in_place_scope(|scope| -> Result<(), WriteError> {
-        let mut small = SmallFiles::new(scope, &flat, &files, threads, options.dedup);
+        let small_files = items.iter().map(|i| if let Item::Small(ks) = i { ks.len() } else { 0 }).sum();
+        let mut small = SmallFiles::new(scope, &flat, &files, threads, options.dedup, small_files);
         for (n, item) in items.iter().enumerate() {
             small.schedule_ahead(&items, n);
             match item {
                 Item::Large(k) => {
                     let k = *k;
-                    let i = files[k];
-                    let InputNode::File { data, size, .. } = flat[i].node else { continue };
-                    if top[i] != current_top {
+                    let i = files[k] as usize;
+                    let file = file_ref(&flat, i);
+                    let top = top_level_entry(&flat, i);
+                    if top != current_top {
                         pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
-                        current_top = top[i];
+                        current_top = top;
                     }
-                    placement[k] = Placement::Stored(Box::new(FileLayout {
-                        file_size: *size,
-                        fragment: INVALID,
-                        ..FileLayout::default()
-                    }));
+                    placement.store(
+                        k,
+                        FileLayout { file_size: file.size(), fragment: INVALID, ..FileLayout::default() },
+                    );
                     pipe.add_file(
                         k,
-                        data,
-                        *size,
+                        file,
                         options.always_fragments,
                         &mut sink,
                         &mut placement,
@@ -379,21 +475,22 @@ fn write_dyn(
                 }
                 Item::Small(_) => {
                     for file in small.next_batch()? {
-                        let i = files[file.k];
+                        let i = files[file.k] as usize;
                         let size = file.bytes.len() as u64;
                         if let Some(original) = small.duplicate_of(&file)? {
-                            placement[file.k] = alias(original);
+                            placement.set_alias(file.k, original);
                             summary.duplicate_files += 1;
                             pipe.observer.block(size);
                             continue;
                         }
-                        if top[i] != current_top {
+                        let top = top_level_entry(&flat, i);
+                        if top != current_top {
                             pipe.close_fragment(&mut sink, &mut placement, &mut summary)?;
-                            current_top = top[i];
+                            current_top = top;
                         }
                         let (index, offset) =
                             pipe.add_tail(&file.bytes, &mut sink, &mut placement, &mut summary)?;
-                        placement[file.k] = Placement::Fragment(index, offset);
+                        placement.set_fragment(file.k, index, offset);
                     }
                 }
             }
@@ -406,17 +503,29 @@ fn write_dyn(
         sink.pos - SUPERBLOCK_SIZE as u64 - comp_options.as_ref().map_or(0, |o| o.len() as u64 + 2);
     let fragments = std::mem::take(&mut pipe.fragments);
     drop(pipe);
+    // Only the tables are left to write: what planned the data goes before they are built.
+    drop(items);
+    drop(files);
 
     // ---- Metadata: inodes and directories, children before parents. ----
     observer.stage(Stage::Tables);
     // Through the cache too: at zstd 19 the tables of a store take about a second, which is
     // most of a rebuild where nothing changed.
-    let mut inodes = MetadataWriter::new(options.compression, block_size).with_cache(cache.clone());
-    let mut dirs = MetadataWriter::new(options.compression, block_size).with_cache(cache.clone());
-    // Inode references by inode number (less one), as the export table holds them.
-    let mut export = vec![U64::new(0); flat.len()];
-    let ctx = MetaCtx { flat: &flat, files: &file_slot, placement: &placement, id_index: &id_index };
-    let root_listing = write_dir_tree(&ctx, 0, &mut inodes, &mut dirs, &mut export)?;
+    // The inode table goes into the image as its blocks fill; the directory table, which
+    // follows it, is kept until the inode table is done.
+    let inode_table_start = sink.pos;
+    let mut tables = Tables {
+        inodes: MetadataWriter::new(options.compression, block_size).with_cache(cache.clone()),
+        dirs: MetadataWriter::new(options.compression, block_size).with_cache(cache.clone()),
+        export: Export {
+            table: options.exportable.then(|| LookupTable::new(options.compression, block_size)),
+            last: 0,
+        },
+        sink: &mut sink,
+    };
+    let ctx = MetaCtx { flat: &flat, placement: &placement, id_index: &id_index };
+    let root_listing = write_dir_tree(&ctx, 0, &mut tables)?;
+    let Tables { mut inodes, dirs, mut export, .. } = tables;
     let root_ref = inodes.position();
     let root_base = base_inode(&ctx, 0)?;
     let root_nlink = 2 + subdir_count(&flat, 0);
@@ -433,16 +542,16 @@ fn write_dyn(
         root_parent,
         &root_listing.index,
     ))?;
-    export[flat[0].inode_number as usize - 1] = U64::new(root_ref.to_inode_ref());
+    export.add(flat[0].inode_number, root_ref)?;
 
     let (inode_bytes, _) = inodes.finish()?;
-    let (dir_bytes, _) = dirs.finish()?;
-    summary.inode_table_bytes = inode_bytes.len() as u64;
-    summary.directory_table_bytes = dir_bytes.len() as u64;
-    let inode_table_start = sink.pos;
     sink.write(&inode_bytes)?;
+    let (dir_bytes, _) = dirs.finish()?;
+    summary.inode_table_bytes = sink.pos - inode_table_start;
+    summary.directory_table_bytes = dir_bytes.len() as u64;
     let directory_table_start = sink.pos;
     sink.write(&dir_bytes)?;
+    drop(dir_bytes);
 
     let mut frag_entries = Vec::with_capacity(fragments.len() * 16);
     for (start, size) in &fragments {
@@ -451,10 +560,9 @@ fn write_dyn(
         frag_entries.extend_from_slice(&0u32.to_le_bytes());
     }
     let fragment_table_start = write_lookup_table(&mut sink, &frag_entries, options.compression, block_size)?;
-    let lookup_table_start = if options.exportable {
-        write_lookup_table(&mut sink, export.as_bytes(), options.compression, block_size)?
-    } else {
-        NO_TABLE
+    let lookup_table_start = match export.table {
+        Some(table) => table.write(&mut sink)?,
+        None => NO_TABLE,
     };
     let id_bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_le_bytes()).collect();
     let id_table_start = write_lookup_table(&mut sink, &id_bytes, options.compression, block_size)?;
@@ -542,41 +650,142 @@ fn count_nodes(node: &InputNode) -> usize {
     }
 }
 
-fn flatten<'a>(
-    node: &'a InputNode,
-    name: &'a [u8],
-    parent: usize,
-    flat: &mut Vec<Flat<'a>>,
-    path: &mut String,
-) -> Result<usize, WriteError> {
-    let me = flat.len();
-    let parent = u32::try_from(parent).unwrap_or(u32::MAX);
-    flat.push(Flat { node, name, children: Box::default(), parent, inode_number: 0 });
-    match node {
-        InputNode::Dir { entries, .. } => {
-            let mut children = Vec::with_capacity(entries.len());
-            for (n, child) in entries {
-                check_name(path, n)?;
-                let len = path.len();
-                path.push('/');
-                path.push_str(&String::from_utf8_lossy(n));
-                children.push(flatten(child, n, me, flat, path)?);
-                path.truncate(len);
-            }
-            flat[me].children = children.into_boxed_slice();
-        }
-        InputNode::Symlink { target, .. } => {
-            if target.is_empty() || target.len() > 4095 {
+/// A flat index (or count) as the 32 bits every index of the plan has: the inode count
+/// bounds them all.
+fn node_index(n: usize) -> Result<u32, WriteError> {
+    u32::try_from(n).map_err(|_| WriteError::Overflow { field: "superblock.inodes", value: n as u64 })
+}
+
+/// Flattens the tree, checking names and symlink targets: the root first, then the children
+/// of each directory together, in name order, before those of its subdirectories (depth
+/// first). Files get their file-list index from [`file_order`].
+fn flatten(root: &InputNode) -> Result<Plan<'_>, WriteError> {
+    let mut plan = Plan { root, nodes: Vec::with_capacity(count_nodes(root)), dirs: Vec::new() };
+    plan.nodes.push(Flat { parent: u32::MAX, inode_number: 0, slot: 0 });
+    if let InputNode::Dir { entries, .. } = root {
+        plan.dirs.push(PlanDir { entries, first: 0 });
+        flatten_dir(&mut plan, 0, &mut String::new())?;
+    }
+    plan.dirs.shrink_to_fit();
+    Ok(plan)
+}
+
+fn flatten_dir(plan: &mut Plan<'_>, dir: usize, path: &mut String) -> Result<(), WriteError> {
+    let slot = plan.nodes[dir].slot as usize;
+    let entries = plan.dirs[slot].entries;
+    let first = node_index(plan.len())?;
+    plan.dirs[slot].first = first;
+    let parent = node_index(dir)?;
+    for (n, child) in entries {
+        check_name(path, n)?;
+        let mut slot = 0;
+        match child {
+            InputNode::Symlink { target, .. } if target.is_empty() || target.len() > 4095 => {
                 return Err(WriteError::BadName {
-                    dir: path.clone(),
-                    name: String::from_utf8_lossy(name).into_owned(),
+                    dir: format!("{path}/{}", String::from_utf8_lossy(n)),
+                    name: String::from_utf8_lossy(n).into_owned(),
                     why: "a symlink target must be 1 to 4095 bytes",
                 });
             }
+            InputNode::Dir { entries, .. } => {
+                slot = node_index(plan.dirs.len())?;
+                plan.dirs.push(PlanDir { entries, first: 0 });
+            }
+            _ => {}
         }
-        InputNode::File { .. } => {}
+        node_index(plan.len())?;
+        plan.nodes.push(Flat { parent, inode_number: 0, slot });
     }
-    Ok(me)
+    for (j, (n, child)) in entries.iter().enumerate() {
+        if matches!(child, InputNode::Dir { .. }) {
+            let len = path.len();
+            path.push('/');
+            path.push_str(&String::from_utf8_lossy(n));
+            flatten_dir(plan, first as usize + j, path)?;
+            path.truncate(len);
+        }
+    }
+    Ok(())
+}
+
+/// The flat indexes of `dir`'s children, in name order (none for a file or symlink).
+fn children(flat: &Plan<'_>, dir: usize) -> std::ops::Range<usize> {
+    match flat.node(dir) {
+        InputNode::Dir { .. } => {
+            let d = &flat.dirs[flat[dir].slot as usize];
+            let first = d.first as usize;
+            first..first + d.entries.len()
+        }
+        _ => 0..0,
+    }
+}
+
+/// The name of flat node `i` (empty for the root).
+fn name_of<'a>(flat: &Plan<'a>, i: usize) -> &'a [u8] {
+    let Some(p) = flat.nodes.get(flat[i].parent as usize) else { return b"" };
+    let d = &flat.dirs[p.slot as usize];
+    d.entries.get_index(i - d.first as usize).map_or(&[], |(n, _)| n)
+}
+
+/// A file of the tree with what reading it needs: its contents' source, and for a
+/// [`FileData::Scanned`] file its directory's host path and its name.
+#[derive(Clone, Copy)]
+struct FileRef<'a> {
+    data: &'a FileData,
+    dir: Option<&'a Arc<std::path::Path>>,
+    name: &'a [u8],
+}
+
+impl<'a> FileRef<'a> {
+    fn size(&self) -> u64 {
+        self.data.size()
+    }
+
+    /// The host file to read (`None` for bytes in memory).
+    fn host(&self) -> Result<Option<Cow<'a, HostFile>>, WriteError> {
+        self.data.host_file(self.dir, self.name)
+    }
+
+    /// The host directory of the file (`None` for bytes in memory).
+    fn host_dir(&self) -> Option<&'a std::path::Path> {
+        self.data.host_dir_in(self.dir)
+    }
+}
+
+/// The contents of the file at flat index `i` (which must be a file; anything else reads
+/// as empty bytes).
+fn file_data<'a>(flat: &Plan<'a>, i: usize) -> &'a FileData {
+    static EMPTY: std::sync::LazyLock<FileData> = std::sync::LazyLock::new(|| FileData::Bytes(Arc::new([])));
+    match flat.node(i) {
+        InputNode::File { data, .. } => data,
+        _ => &EMPTY,
+    }
+}
+
+/// The file at flat index `i` (which must be a file; anything else reads as empty bytes).
+fn file_ref<'a>(flat: &Plan<'a>, i: usize) -> FileRef<'a> {
+    let data = file_data(flat, i);
+    let Some(p) = flat.nodes.get(flat[i].parent as usize) else {
+        return FileRef { data, dir: None, name: b"" };
+    };
+    let d = &flat.dirs[p.slot as usize];
+    let name = d.entries.get_index(i - d.first as usize).map_or(&[][..], |(n, _)| n);
+    FileRef { data, dir: d.entries.host_dir(), name }
+}
+
+/// Lists the files below `dir` in data order (pre-order, names sorted) into `files` and
+/// sets each file's `slot` to its index there (the inode count bounds it to 32 bits).
+fn file_order(flat: &mut Plan<'_>, dir: usize, files: &mut Vec<u32>) {
+    for c in children(flat, dir) {
+        match flat.node(c) {
+            InputNode::File { .. } => {
+                flat[c].slot = files.len() as u32;
+                files.push(c as u32);
+            }
+            InputNode::Dir { .. } => file_order(flat, c, files),
+            InputNode::Symlink { .. } => {}
+        }
+    }
 }
 
 fn check_name(dir: &str, n: &[u8]) -> Result<(), WriteError> {
@@ -601,37 +810,36 @@ fn check_name(dir: &str, n: &[u8]) -> Result<(), WriteError> {
 /// Numbers inodes so that each directory's children are consecutive (small deltas in the
 /// directory headers): descendants of a directory's subdirectories first, then its own
 /// children; the root is last (inode count), as mksquashfs does.
-fn number_inodes(flat: &mut [Flat<'_>], dir: usize, next: &mut u32) {
-    let children = std::mem::take(&mut flat[dir].children);
-    for &c in &children {
-        if matches!(flat[c].node, InputNode::Dir { .. }) {
+fn number_inodes(flat: &mut Plan<'_>, dir: usize, next: &mut u32) {
+    for c in children(flat, dir) {
+        if matches!(flat.node(c), InputNode::Dir { .. }) {
             number_inodes(flat, c, next);
         }
     }
-    for &c in &children {
+    for c in children(flat, dir) {
         *next += 1;
         flat[c].inode_number = *next;
     }
-    flat[dir].children = children;
     if dir == 0 {
         *next += 1;
         flat[0].inode_number = *next;
     }
 }
 
-/// For every flattened node, the index of the root's child it lies under (itself for a child
-/// of the root; the root maps to itself). Parents are flattened before their children.
-fn top_level_entries(flat: &[Flat<'_>]) -> Vec<u32> {
-    let mut top = vec![0; flat.len()];
-    for (i, f) in flat.iter().enumerate().skip(1) {
-        // The inode count, checked to fit 32 bits, bounds the index.
-        top[i] = if f.parent == 0 { i as u32 } else { top[f.parent as usize] };
+/// The flat index of the root's child that node `i` lies under (itself for a child of the
+/// root; the root maps to itself).
+fn top_level_entry(flat: &Plan<'_>, mut i: usize) -> usize {
+    loop {
+        let p = flat[i].parent as usize;
+        if p == 0 || p >= flat.len() {
+            return i;
+        }
+        i = p;
     }
-    top
 }
 
-fn subdir_count(flat: &[Flat<'_>], i: usize) -> u32 {
-    flat[i].children.iter().filter(|&&c| matches!(flat[c].node, InputNode::Dir { .. })).count() as u32
+fn subdir_count(flat: &Plan<'_>, i: usize) -> u32 {
+    children(flat, i).filter(|&c| matches!(flat.node(c), InputNode::Dir { .. })).count() as u32
 }
 
 /// How many leading bytes of a duplicate candidate are hashed to tell it apart from other
@@ -659,35 +867,22 @@ struct Probe {
 /// never called a duplicate without a byte-by-byte comparison or a shared inode, so
 /// a hash collision cannot merge two files. Every step is a pure function of the files'
 /// contents, so the result is the same for any thread count.
-fn find_duplicates(
-    flat: &[Flat<'_>],
-    files: &[usize],
-    min_size: u64,
-) -> Result<Vec<(usize, usize)>, WriteError> {
+fn find_duplicates(flat: &Plan<'_>, files: &[u32], min_size: u64) -> Result<Vec<(usize, usize)>, WriteError> {
+    let data = |k: usize| file_ref(flat, files[k] as usize);
     let mut by_size: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (k, &i) in files.iter().enumerate() {
-        if let InputNode::File { size, .. } = flat[i].node {
-            if *size > 0 && *size >= min_size {
-                by_size.entry(*size).or_default().push(k);
-            }
+    for k in 0..files.len() {
+        let size = data(k).size();
+        if size > 0 && size >= min_size {
+            by_size.entry(size).or_default().push(k);
         }
     }
     let candidates: Vec<usize> = by_size.values().filter(|v| v.len() > 1).flatten().copied().collect();
-    let data = |k: usize| match flat[files[k]].node {
-        InputNode::File { data, size, .. } => (data, *size),
-        _ => unreachable!("files holds only files"),
-    };
-    let probes: Vec<(usize, Probe)> = candidates
-        .par_iter()
-        .map(|&k| {
-            let (d, size) = data(k);
-            probe_file(d, size).map(|p| (k, p))
-        })
-        .collect::<Result<_, _>>()?;
+    let probes: Vec<(usize, Probe)> =
+        candidates.par_iter().map(|&k| probe_file(data(k)).map(|p| (k, p))).collect::<Result<_, _>>()?;
     // (size, prefix hash) → the candidates (file-list index, host file).
     let mut groups: BTreeMap<(u64, [u8; 32]), Vec<Candidate>> = BTreeMap::new();
     for (k, p) in probes {
-        groups.entry((data(k).1, p.prefix)).or_default().push((k, p.identity));
+        groups.entry((data(k).size(), p.prefix)).or_default().push((k, p.identity));
     }
 
     let mut found: Vec<(usize, usize)> = Vec::new();
@@ -728,8 +923,7 @@ fn find_duplicates(
         .map(|group| {
             let mut by_hash: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
             for &k in group {
-                let (d, size) = data(k);
-                by_hash.entry(hash_file(d, size)?).or_default().push(k);
+                by_hash.entry(hash_file(data(k))?).or_default().push(k);
             }
             Ok(by_hash
                 .into_values()
@@ -744,11 +938,7 @@ fn find_duplicates(
     pairs.extend(hashed.into_iter().flatten());
     let verified: Vec<Option<(usize, usize)>> = pairs
         .par_iter()
-        .map(|&(dup, orig)| {
-            let (a, size) = data(dup);
-            let (b, _) = data(orig);
-            same_bytes(a, b, size).map(|same| same.then_some((dup, orig)))
-        })
+        .map(|&(dup, orig)| same_bytes(data(dup), data(orig)).map(|same| same.then_some((dup, orig))))
         .collect::<Result<_, _>>()?;
     found.extend(verified.into_iter().flatten());
     found.sort_unstable();
@@ -781,26 +971,49 @@ const BATCH_BYTES: u64 = 4 << 20;
 /// hard link of an earlier small file (same host device and inode) becomes its alias here,
 /// without being read.
 fn work_items(
-    flat: &[Flat<'_>],
-    files: &[usize],
-    placement: &mut [Placement],
+    flat: &Plan<'_>,
+    files: &[u32],
+    placement: &mut Placements,
     summary: &mut Summary,
     block_size: u32,
     dedup: bool,
 ) -> Vec<Item> {
+    let data = |k: usize| file_data(flat, files[k] as usize);
+    let small = |k: usize| (1..u64::from(block_size)).contains(&data(k).size());
+    if dedup {
+        // Hard links among the small host files: the files of each (device, inode), the
+        // first in data order the original. Sorted by a 32-bit hash of it, then data order
+        // (8 bytes a file while sorting, where a map from each inode to its first file took
+        // about 40), and runs of one hash grouped by the inode itself.
+        let id = |k: u32| data(k as usize).snapshot().map(|s| s.id);
+        let mut linked: Vec<(u32, u32)> = (0..files.len())
+            .filter(|&k| small(k) && !placement.is_alias(k))
+            .filter_map(|k| Some((id_hash(id(k as u32)?), k as u32)))
+            .collect();
+        linked.sort_unstable();
+        for run in linked.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            let mut group: Vec<(Option<FileId>, u32)> = run.iter().map(|&(_, k)| (id(k), k)).collect();
+            group.sort_unstable();
+            for same in group.chunk_by(|a, b| a.0 == b.0) {
+                for &(_, k) in &same[1..] {
+                    placement.set_alias(k as usize, same[0].1 as usize);
+                    summary.duplicate_files += 1;
+                }
+            }
+        }
+    }
     let mut items = Vec::new();
     let mut batch: Vec<u32> = Vec::new();
     let mut batch_bytes = 0u64;
-    let mut first_of: BTreeMap<FileId, usize> = BTreeMap::new();
-    for (k, &i) in files.iter().enumerate() {
-        if matches!(placement[k], Placement::Alias(_)) {
+    for k in 0..files.len() {
+        if placement.is_alias(k) {
             continue;
         }
-        let InputNode::File { data, size, .. } = flat[i].node else { continue };
-        if *size == 0 {
+        let size = data(k).size();
+        if size == 0 {
             continue;
         }
-        if *size >= u64::from(block_size) {
+        if size >= u64::from(block_size) {
             if !batch.is_empty() {
                 items.push(Item::Small(std::mem::take(&mut batch)));
                 batch_bytes = 0;
@@ -808,25 +1021,23 @@ fn work_items(
             items.push(Item::Large(k));
             continue;
         }
-        if let (true, FileData::Host(h)) = (dedup, data) {
-            if let Some(&original) = first_of.get(&h.snapshot.id) {
-                placement[k] = alias(original);
-                summary.duplicate_files += 1;
-                continue;
-            }
-            first_of.insert(h.snapshot.id, k);
-        }
-        if batch.len() == BATCH_FILES || batch_bytes + *size > BATCH_BYTES {
+        if batch.len() == BATCH_FILES || batch_bytes + size > BATCH_BYTES {
             items.push(Item::Small(std::mem::take(&mut batch)));
             batch_bytes = 0;
         }
         batch.push(k as u32);
-        batch_bytes += *size;
+        batch_bytes += size;
     }
     if !batch.is_empty() {
         items.push(Item::Small(batch));
     }
     items
+}
+
+/// A 32-bit hash of a file's identity, to sort files by it cheaply.
+fn id_hash(id: FileId) -> u32 {
+    let h = (id.ino ^ id.dev.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32
 }
 
 /// A small file as read by a batch: its bytes and, when duplicates are searched, their sha256.
@@ -845,27 +1056,109 @@ type Batch = Result<Vec<SmallFile>, WriteError>;
 /// bytes, as [`find_duplicates`] does for larger files.
 struct SmallFiles<'s, 'f> {
     scope: &'s rayon::Scope<'f>,
-    flat: &'f [Flat<'f>],
-    files: &'f [usize],
+    flat: &'f Plan<'f>,
+    files: &'f [u32],
     dedup: bool,
     /// Batches scheduled, in item order.
     pending: VecDeque<mpsc::Receiver<Batch>>,
     /// Items up to this index have been scheduled.
     scheduled: usize,
     ahead: usize,
-    /// (size, first 8 bytes of the sha256) → the first file with them: 16 bytes a file (a
-    /// million small files are common in a store). Small files are below the block size, so
-    /// their size fits 32 bits, as does a file index (the inode count does).
-    seen: BTreeMap<(u32, [u8; 8]), u32>,
+    seen: Seen,
+}
+
+/// The first 8 bytes of a small file's sha256 and its size. Small files are below the block
+/// size, so their size fits 32 bits.
+type SeenKey = ([u8; 8], u32);
+
+/// Files in the map of [`Seen`] before they are merged into its sorted vector.
+const SEEN_MERGE: usize = 1 << 15;
+
+/// [`Seen::sorted`] is split into `1 << SEEN_BUCKET_BITS` buckets by the hash's first bits.
+const SEEN_BUCKET_BITS: u32 = 16;
+
+/// [`SeenKey`] → the first small file with it (a file-list index, which the inode count
+/// bounds to 32 bits), in 16 bytes a file (a million small files are common in a store, and
+/// a `BTreeMap` of them took about 27): a vector sorted by key of the files seen before the
+/// last merge, with where each bucket of hashes starts in it (a lookup searches one bucket,
+/// a few cache lines, where a binary search of the whole vector missed the cache twenty
+/// times), and a map of those seen since, merged into the vector when it holds
+/// [`SEEN_MERGE`] files.
+struct Seen {
+    sorted: Vec<(SeenKey, u32)>,
+    /// `buckets[b]..buckets[b + 1]` are the entries of `sorted` in bucket `b` (empty until
+    /// the first merge).
+    buckets: Vec<u32>,
+    recent: BTreeMap<SeenKey, u32>,
+}
+
+impl Seen {
+    /// Room for `n` files (address space: pages are touched as the vector fills).
+    fn with_capacity(n: usize) -> Seen {
+        Seen { sorted: Vec::with_capacity(n), buckets: Vec::new(), recent: BTreeMap::new() }
+    }
+
+    fn bucket(key: &SeenKey) -> usize {
+        usize::from(u16::from_be_bytes([key.0[0], key.0[1]])) >> (16 - SEEN_BUCKET_BITS)
+    }
+
+    fn get(&self, key: &SeenKey) -> Option<u32> {
+        if let Some(&k) = self.recent.get(key) {
+            return Some(k);
+        }
+        let b = Seen::bucket(key);
+        let (Some(&from), Some(&to)) = (self.buckets.get(b), self.buckets.get(b + 1)) else { return None };
+        let bucket = self.sorted.get(from as usize..to as usize)?;
+        let i = bucket.binary_search_by(|e| e.0.cmp(key)).ok()?;
+        Some(bucket[i].1)
+    }
+
+    /// Remembers `k` as the first file with `key`, which must not be there yet.
+    fn insert(&mut self, key: SeenKey, k: u32) {
+        self.recent.insert(key, k);
+        if self.recent.len() >= SEEN_MERGE {
+            self.merge();
+        }
+    }
+
+    /// Merges the map into the vector, from the back (no key is in both), and finds the
+    /// buckets again.
+    fn merge(&mut self) {
+        let add: Vec<(SeenKey, u32)> = std::mem::take(&mut self.recent).into_iter().collect();
+        let (mut i, mut j) = (self.sorted.len(), add.len());
+        self.sorted.resize(i + j, (([0; 8], 0), 0));
+        let mut w = i + j;
+        while j > 0 {
+            w -= 1;
+            if i > 0 && self.sorted[i - 1].0 > add[j - 1].0 {
+                self.sorted[w] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[w] = add[j - 1];
+                j -= 1;
+            }
+        }
+        // Bucket starts: the vector holds at most one entry a file, and the inode count
+        // bounds the files to 32 bits.
+        self.buckets.clear();
+        self.buckets.resize((1 << SEEN_BUCKET_BITS) + 1, 0);
+        for e in &self.sorted {
+            self.buckets[Seen::bucket(&e.0) + 1] += 1;
+        }
+        for b in 1..self.buckets.len() {
+            self.buckets[b] += self.buckets[b - 1];
+        }
+    }
 }
 
 impl<'s, 'f> SmallFiles<'s, 'f> {
     fn new(
         scope: &'s rayon::Scope<'f>,
-        flat: &'f [Flat<'f>],
-        files: &'f [usize],
+        flat: &'f Plan<'f>,
+        files: &'f [u32],
         threads: usize,
         dedup: bool,
+        small_files: usize,
     ) -> Self {
         SmallFiles {
             scope,
@@ -875,15 +1168,12 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
             pending: VecDeque::new(),
             scheduled: 0,
             ahead: threads.saturating_mul(2).saturating_add(2),
-            seen: BTreeMap::new(),
+            seen: Seen::with_capacity(if dedup { small_files } else { 0 }),
         }
     }
 
-    fn data(&self, k: usize) -> (&'f FileData, u64) {
-        match self.flat[self.files[k]].node {
-            InputNode::File { data, size, .. } => (data, *size),
-            _ => unreachable!("files holds only files"),
-        }
+    fn data(&self, k: usize) -> FileRef<'f> {
+        file_ref(self.flat, self.files[k] as usize)
     }
 
     /// Schedules the small batches among `items[now..now + ahead]` not scheduled yet.
@@ -891,14 +1181,8 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
         let end = now.saturating_add(self.ahead).min(items.len());
         while self.scheduled < end {
             if let Item::Small(ks) = &items[self.scheduled] {
-                let jobs: Vec<(usize, &'f FileData, u64)> = ks
-                    .iter()
-                    .map(|&k| {
-                        let k = k as usize;
-                        let (d, size) = self.data(k);
-                        (k, d, size)
-                    })
-                    .collect();
+                let jobs: Vec<(usize, FileRef<'f>)> =
+                    ks.iter().map(|&k| (k as usize, self.data(k as usize))).collect();
                 let (tx, rx) = mpsc::sync_channel(1);
                 let dedup = self.dedup;
                 self.scope.spawn(move |_| {
@@ -907,9 +1191,9 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
                     let mut dir: Option<HostDir> = None;
                     let batch = (0..jobs.len())
                         .map(|j| {
-                            let (k, data, size) = jobs[j];
+                            let (k, file) = jobs[j];
                             let next = jobs.get(j + 1).map(|job| job.1);
-                            let bytes = Source::read_whole_in(data, size, next, &mut dir)?;
+                            let bytes = Source::read_whole_in(file, next, &mut dir)?;
                             let hash = if dedup { Sha256::digest(&bytes).into() } else { [0; 32] };
                             Ok(SmallFile { k, bytes, hash })
                         })
@@ -943,26 +1227,22 @@ impl<'s, 'f> SmallFiles<'s, 'f> {
         let (Ok(size), Ok(k)) = (u32::try_from(file.bytes.len()), u32::try_from(file.k)) else {
             return Ok(None);
         };
-        let Some(&original) = self.seen.get(&(size, short)) else {
-            self.seen.insert((size, short), k);
+        let Some(original) = self.seen.get(&(short, size)) else {
+            self.seen.insert((short, size), k);
             return Ok(None);
         };
         let original = original as usize;
-        let (data, size) = self.data(original);
-        let bytes = Source::read_whole(data, size)?;
+        let bytes = Source::read_whole(self.data(original))?;
         Ok((bytes == file.bytes).then_some(original))
     }
 }
 
 /// Reads a candidate's first [`PREFIX`] bytes and tells which file it is on the host (the
 /// snapshot's device and inode, which the reader checked against the open file).
-fn probe_file(data: &FileData, size: u64) -> Result<Probe, WriteError> {
-    let mut r = Source::open(data, size)?;
-    let identity = match data {
-        FileData::Host(h) => Some(h.snapshot.id),
-        FileData::Bytes(_) => None,
-    };
-    let n = size.min(PREFIX) as usize;
+fn probe_file(file: FileRef<'_>) -> Result<Probe, WriteError> {
+    let mut r = Source::open(file)?;
+    let identity = file.data.snapshot().map(|s| s.id);
+    let n = file.size().min(PREFIX) as usize;
     let mut buf = vec![0u8; n];
     r.read_exact(&mut buf)?;
     r.finish()?;
@@ -970,51 +1250,42 @@ fn probe_file(data: &FileData, size: u64) -> Result<Probe, WriteError> {
 }
 
 /// An open file source of a recorded size: a host file read through its snapshot (see
-/// [`isoforge_host::snapshot`]), or bytes in memory, which must be exactly `size` long.
+/// [`isoforge_host::snapshot`]), or bytes in memory.
 enum Source<'a> {
     Host(SnapshotReader<'a>),
     Bytes { bytes: &'a [u8], size: u64, pos: u64 },
 }
 
 impl<'a> Source<'a> {
-    /// Opens a file source of `size` bytes (the size recorded in the tree).
-    fn open(data: &'a FileData, size: u64) -> Result<Source<'a>, WriteError> {
-        match data {
-            FileData::Host(h) => {
-                if h.size() != size {
-                    return Err(WriteError::FileChanged {
-                        path: h.path.to_path_buf(),
-                        expected: size,
-                        found: h.size(),
-                    });
-                }
-                Ok(Source::Host(h.open()?))
-            }
-            FileData::Bytes(b) => Ok(Source::Bytes { bytes: b, size, pos: 0 }),
+    /// Opens a file source of [`FileRef::size`] bytes.
+    fn open(file: FileRef<'a>) -> Result<Source<'a>, WriteError> {
+        match (file.host()?, file.data) {
+            (Some(h), _) => Ok(Source::Host(SnapshotReader::open_cow(h)?)),
+            (None, FileData::Bytes(b)) => Ok(Source::Bytes { bytes: b, size: file.size(), pos: 0 }),
+            (None, _) => Ok(Source::Bytes { bytes: &[], size: file.size(), pos: 0 }),
         }
     }
 
-    /// The whole contents of a small file source of `size` bytes, checked as [`Self::finish`]
-    /// checks (for host files with the fewest system calls, [`HostFile::read_whole`]).
-    ///
-    /// [`HostFile::read_whole`]: isoforge_host::snapshot::HostFile::read_whole
-    fn read_whole(data: &FileData, size: u64) -> Result<Vec<u8>, WriteError> {
-        Source::read_whole_in(data, size, None, &mut None)
+    /// The whole contents of a small file source, checked as [`Self::finish`] checks (for
+    /// host files with the fewest system calls, [`HostFile::read_whole`]).
+    fn read_whole(file: FileRef<'_>) -> Result<Vec<u8>, WriteError> {
+        Source::read_whole_in(file, None, &mut None)
     }
 
     /// [`Self::read_whole`] of one of a run of files: a host file is opened through `dir`
     /// when `dir` holds it, and `dir` becomes its directory when `next` is in the same one.
     fn read_whole_in(
-        data: &FileData,
-        size: u64,
-        next: Option<&FileData>,
+        file: FileRef<'_>,
+        next: Option<FileRef<'_>>,
         dir: &mut Option<HostDir>,
     ) -> Result<Vec<u8>, WriteError> {
-        match data {
-            FileData::Host(h) if h.size() == size => {
+        let size = file.size();
+        match file.host()? {
+            Some(h) => {
                 let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
                 if !dir.as_ref().is_some_and(|d| d.holds(&h.path)) {
-                    let shared = matches!(next, Some(FileData::Host(n)) if n.path.same_dir(&h.path));
+                    let here = file.host_dir().map(Path::as_os_str);
+                    let shared = next.is_some_and(|n| n.host_dir().map(Path::as_os_str) == here);
                     // A directory that cannot be opened: the file is opened by its path,
                     // which reports what is wrong with it.
                     *dir = if shared { h.path.open_dir().ok() } else { None };
@@ -1022,8 +1293,8 @@ impl<'a> Source<'a> {
                 h.read_whole_in(dir.as_ref(), &mut bytes)?;
                 Ok(bytes)
             }
-            _ => {
-                let mut r = Source::open(data, size)?;
+            None => {
+                let mut r = Source::open(file)?;
                 let mut bytes = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
                 r.read_exact(&mut bytes)?;
                 r.finish()?;
@@ -1084,8 +1355,9 @@ fn in_memory() -> std::path::PathBuf {
 
 const CHUNK: usize = 256 << 10;
 
-fn hash_file(data: &FileData, size: u64) -> Result<[u8; 32], WriteError> {
-    let mut r = Source::open(data, size)?;
+fn hash_file(file: FileRef<'_>) -> Result<[u8; 32], WriteError> {
+    let size = file.size();
+    let mut r = Source::open(file)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
@@ -1099,9 +1371,11 @@ fn hash_file(data: &FileData, size: u64) -> Result<[u8; 32], WriteError> {
     Ok(h.finalize().into())
 }
 
-fn same_bytes(a: &FileData, b: &FileData, size: u64) -> Result<bool, WriteError> {
-    let mut ra = Source::open(a, size)?;
-    let mut rb = Source::open(b, size)?;
+/// Whether two files of the same size have the same bytes.
+fn same_bytes(a: FileRef<'_>, b: FileRef<'_>) -> Result<bool, WriteError> {
+    let size = a.size();
+    let mut ra = Source::open(a)?;
+    let mut rb = Source::open(b)?;
     let mut ba = vec![0u8; CHUNK];
     let mut bb = vec![0u8; CHUNK];
     let mut done = 0u64;
@@ -1255,7 +1529,7 @@ impl Pipeline<'_> {
                 if word != 0 {
                     ctx.summary.data_blocks += 1;
                 }
-                if let Placement::Stored(l) = &mut ctx.placement[k] {
+                if let Some(l) = ctx.placement.layout_mut(k) {
                     if l.blocks.is_empty() {
                         l.start_block = pos;
                     }
@@ -1279,7 +1553,7 @@ impl Pipeline<'_> {
     fn drain_all(
         &mut self,
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         let mut ctx = WriteCtx { sink, placement, summary };
@@ -1292,7 +1566,7 @@ impl Pipeline<'_> {
     fn close_fragment(
         &mut self,
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         if self.frag_buf.is_empty() {
@@ -1309,7 +1583,7 @@ impl Pipeline<'_> {
         &mut self,
         tail: &[u8],
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(u32, u32), WriteError> {
         if self.frag_buf.len() + tail.len() > self.block_size as usize {
@@ -1328,15 +1602,15 @@ impl Pipeline<'_> {
     fn add_file(
         &mut self,
         k: usize,
-        data: &FileData,
-        size: u64,
+        file: FileRef<'_>,
         always_fragments: bool,
         sink: &mut Sink<'_>,
-        placement: &mut [Placement],
+        placement: &mut Placements,
         summary: &mut Summary,
     ) -> Result<(), WriteError> {
         let bs = u64::from(self.block_size);
-        let mut r = Source::open(data, size)?;
+        let size = file.size();
+        let mut r = Source::open(file)?;
         let full_blocks = size / bs;
         let tail = size % bs;
         let tail_in_fragment = tail > 0 && (size < bs || always_fragments);
@@ -1359,7 +1633,7 @@ impl Pipeline<'_> {
             let mut buf = vec![0u8; tail as usize];
             r.read_exact(&mut buf)?;
             let (index, offset) = self.add_tail(&buf, sink, placement, summary)?;
-            if let Placement::Stored(l) = &mut placement[k] {
+            if let Some(l) = placement.layout_mut(k) {
                 l.fragment = index;
                 l.frag_offset = offset;
                 if block_jobs == 0 {
@@ -1373,7 +1647,7 @@ impl Pipeline<'_> {
 
 struct WriteCtx<'s, 'o> {
     sink: &'s mut Sink<'o>,
-    placement: &'s mut [Placement],
+    placement: &'s mut Placements,
     summary: &'s mut Summary,
 }
 
@@ -1391,29 +1665,112 @@ fn write_lookup_table(
     compression: Compression,
     block_size: u32,
 ) -> Result<u64, WriteError> {
-    let mut positions = Vec::new();
-    for chunk in entries.chunks(METADATA_SIZE) {
-        positions.push(sink.pos);
-        let mut w = MetadataWriter::new(compression, block_size);
-        w.write(chunk)?;
-        sink.write(&w.finish()?.0)?;
+    let mut table = LookupTable::new(compression, block_size);
+    table.push(entries)?;
+    table.write(sink)
+}
+
+/// A table of fixed-size entries (the fragment, export and id tables) as it is built: each
+/// metadata block is compressed on its own once it holds 8 KiB (the export table of a
+/// million inodes is 8 MiB raw, about 1.4 MiB compressed), and [`LookupTable::write`] writes
+/// them followed by the u64 index of their positions.
+struct LookupTable {
+    compression: Compression,
+    block_size: u32,
+    /// Entries of the block being filled.
+    pending: Vec<u8>,
+    /// The finished blocks, concatenated, and where each ends there.
+    blocks: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl LookupTable {
+    fn new(compression: Compression, block_size: u32) -> LookupTable {
+        LookupTable { compression, block_size, pending: Vec::new(), blocks: Vec::new(), ends: Vec::new() }
     }
-    let start = sink.pos;
-    for p in positions {
-        sink.write(&p.to_le_bytes())?;
+
+    /// Appends entries.
+    fn push(&mut self, mut bytes: &[u8]) -> Result<(), WriteError> {
+        while !bytes.is_empty() {
+            let n = (METADATA_SIZE - self.pending.len()).min(bytes.len());
+            self.pending.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.pending.len() == METADATA_SIZE {
+                self.seal()?;
+            }
+        }
+        Ok(())
     }
-    Ok(start)
+
+    /// Compresses the block being filled, if it holds anything, as a metadata block of its own.
+    fn seal(&mut self) -> Result<(), WriteError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut w = MetadataWriter::new(self.compression, self.block_size);
+        w.write(&self.pending)?;
+        self.blocks.extend_from_slice(&w.finish()?.0);
+        self.ends.push(self.blocks.len());
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the blocks, then their index; returns the index's position.
+    fn write(mut self, sink: &mut Sink<'_>) -> Result<u64, WriteError> {
+        self.seal()?;
+        let mut positions = Vec::with_capacity(self.ends.len());
+        let mut start = 0;
+        for &end in &self.ends {
+            positions.push(sink.pos);
+            sink.write(&self.blocks[start..end])?;
+            start = end;
+        }
+        let index = sink.pos;
+        for p in positions {
+            sink.write(&p.to_le_bytes())?;
+        }
+        Ok(index)
+    }
+}
+
+/// The export table (inode references by inode number), built as the inodes are written:
+/// they are written in inode-number order, as [`number_inodes`] and [`write_dir_tree`] walk
+/// the tree alike.
+struct Export {
+    /// `None` when the image has no export table.
+    table: Option<LookupTable>,
+    /// The last inode number added.
+    last: u32,
+}
+
+impl Export {
+    fn add(&mut self, inode_number: u32, at: crate::metadata::MetaRef) -> Result<(), WriteError> {
+        debug_assert_eq!(Some(inode_number), self.last.checked_add(1), "inodes are written in number order");
+        self.last = inode_number;
+        match &mut self.table {
+            Some(t) => t.push(&at.to_inode_ref().to_le_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What [`write_dir_tree`] writes into: the inode table (its blocks go into `sink` as they
+/// fill, the image's next bytes), the directory table and the export table.
+struct Tables<'s, 'o> {
+    inodes: MetadataWriter,
+    dirs: MetadataWriter,
+    export: Export,
+    sink: &'s mut Sink<'o>,
 }
 
 struct MetaCtx<'a, 'b> {
-    flat: &'a [Flat<'b>],
-    files: &'a [u32],
-    placement: &'a [Placement],
+    flat: &'a Plan<'b>,
+    placement: &'a Placements,
     id_index: &'a BTreeMap<u32, u16>,
 }
 
 fn base_inode(ctx: &MetaCtx<'_, '_>, i: usize) -> Result<BaseInode, WriteError> {
-    let m: &Meta = ctx.flat[i].node.meta();
+    let m: &Meta = ctx.flat.node(i).meta();
     let id = |v: u32| {
         ctx.id_index.get(&v).copied().ok_or(WriteError::Overflow { field: "id table", value: u64::from(v) })
     };
@@ -1432,22 +1789,20 @@ fn base_inode(ctx: &MetaCtx<'_, '_>, i: usize) -> Result<BaseInode, WriteError> 
 fn write_dir_tree(
     ctx: &MetaCtx<'_, '_>,
     dir: usize,
-    inodes: &mut MetadataWriter,
-    dirs: &mut MetadataWriter,
-    export: &mut [U64],
+    tables: &mut Tables<'_, '_>,
 ) -> Result<crate::dir::Listing, WriteError> {
-    let children = &ctx.flat[dir].children;
+    let children = children(ctx.flat, dir);
     let mut sub_listings = BTreeMap::new();
-    for &c in children {
-        if matches!(ctx.flat[c].node, InputNode::Dir { .. }) {
-            sub_listings.insert(c, write_dir_tree(ctx, c, inodes, dirs, export)?);
+    for c in children.clone() {
+        if matches!(ctx.flat.node(c), InputNode::Dir { .. }) {
+            sub_listings.insert(c, write_dir_tree(ctx, c, tables)?);
         }
     }
     let mut entries = Vec::with_capacity(children.len());
-    for &c in children {
-        let pos = inodes.position();
+    for c in children {
+        let pos = tables.inodes.position();
         let base = base_inode(ctx, c)?;
-        let (bytes, entry_type) = match ctx.flat[c].node {
+        let (bytes, entry_type) = match ctx.flat.node(c) {
             InputNode::Dir { .. } => {
                 let l = &sub_listings[&c];
                 let nlink = 2 + subdir_count(ctx.flat, c);
@@ -1466,23 +1821,20 @@ fn write_dir_tree(
                 )
             }
             InputNode::File { .. } => {
-                let mut k = ctx.files[c] as usize;
+                let mut k = ctx.flat[c].slot as usize;
                 let mut hops = 0;
-                while let Placement::Alias(o) = ctx.placement[k] {
+                while let Place::Alias(o) = ctx.placement.get(k) {
                     k = o as usize;
                     hops += 1;
                     if hops > ctx.placement.len() {
                         break;
                     }
                 }
-                let layout = match &ctx.placement[k] {
-                    Placement::Stored(l) => FileLayout::clone(l),
-                    &Placement::Fragment(fragment, frag_offset) => FileLayout {
+                let layout = match ctx.placement.get(k) {
+                    Place::Stored(i) => ctx.placement.layouts.get(i as usize).cloned().unwrap_or_default(),
+                    Place::Fragment(fragment, frag_offset) => FileLayout {
                         // An alias has its original's bytes, so its size.
-                        file_size: match ctx.flat[c].node {
-                            InputNode::File { size, .. } => *size,
-                            _ => 0,
-                        },
+                        file_size: file_data(ctx.flat, c).size(),
                         fragment,
                         frag_offset,
                         ..FileLayout::default()
@@ -1493,16 +1845,18 @@ fn write_dir_tree(
             }
             InputNode::Symlink { target, .. } => (encode_symlink(base, target), kind::SYMLINK),
         };
-        inodes.write(&bytes)?;
-        export[ctx.flat[c].inode_number as usize - 1] = U64::new(pos.to_inode_ref());
+        tables.inodes.write(&bytes)?;
+        tables.export.add(ctx.flat[c].inode_number, pos)?;
         entries.push(Entry {
-            name: ctx.flat[c].name.to_vec(),
+            name: name_of(ctx.flat, c).to_vec(),
             inode: pos,
             inode_number: ctx.flat[c].inode_number,
             entry_type,
         });
     }
-    write_listing(dirs, &entries)
+    let sink = &mut *tables.sink;
+    tables.inodes.write_out(|b| sink.write(b))?;
+    write_listing(&mut tables.dirs, &entries)
 }
 
 #[cfg(test)]
@@ -1568,6 +1922,27 @@ mod tests {
         assert_eq!(a.read_to_vec(&a.lookup(b"d/empty").unwrap()).unwrap(), b"");
     }
 
+    /// Issue 13: the map of small files seen finds every key once merged, and only those.
+    #[test]
+    fn seen_files_survive_merges() {
+        let key = |i: u32| -> SeenKey {
+            (i.wrapping_mul(2_654_435_761).to_be_bytes().repeat(2).try_into().unwrap(), i % 7)
+        };
+        let mut seen = Seen::with_capacity(0);
+        let n = 3 * SEEN_MERGE as u32 + 5;
+        for i in 0..n {
+            assert_eq!(seen.get(&key(i)), None);
+            seen.insert(key(i), i);
+        }
+        assert_eq!(seen.sorted.len(), 3 * SEEN_MERGE);
+        assert!(seen.sorted.windows(2).all(|w| w[0].0 < w[1].0));
+        for i in 0..n {
+            assert_eq!(seen.get(&key(i)), Some(i));
+        }
+        assert_eq!(seen.get(&([0; 8], 99)), None);
+        assert_eq!(seen.get(&key(n)), None);
+    }
+
     #[test]
     fn thread_count_does_not_change_bytes() {
         let mut one = Cursor::new(Vec::new());
@@ -1580,11 +1955,11 @@ mod tests {
     #[test]
     fn siblings_get_consecutive_inode_numbers() {
         let root = sample();
-        let mut flat = Vec::new();
-        flatten(&root, b"", usize::MAX, &mut flat, &mut String::new()).unwrap();
+        let mut flat = flatten(&root).unwrap();
         number_inodes(&mut flat, 0, &mut 0);
-        let d = flat[0].children[0];
-        let nums: Vec<u32> = flat[d].children.iter().map(|&c| flat[c].inode_number).collect();
+        let d = children(&flat, 0).start;
+        assert_eq!(name_of(&flat, d), b"d");
+        let nums: Vec<u32> = children(&flat, d).map(|c| flat[c].inode_number).collect();
         assert_eq!(nums, vec![1, 2, 3, 4]);
         assert_eq!(flat[0].inode_number, 7);
     }
@@ -1616,15 +1991,14 @@ mod tests {
         let mut files = BTreeMap::new();
         for name in ["a", "b", "c", "d", "e"] {
             let host = isoforge_host::snapshot::HostFile::scan(&dir.path().join(name)).unwrap();
-            let node = InputNode::File { data: FileData::Host(host), size: size as u64, meta: meta(0o444) };
+            let node = InputNode::File { data: FileData::Host(Box::new(host)), meta: meta(0o444) };
             files.insert(name.as_bytes().to_vec(), node);
         }
         let root = InputNode::Dir { entries: files.into(), meta: meta(0o755) };
-        let mut flat = Vec::new();
-        flatten(&root, b"", usize::MAX, &mut flat, &mut String::new()).unwrap();
+        let mut flat = flatten(&root).unwrap();
         number_inodes(&mut flat, 0, &mut 0);
-        let list: Vec<usize> =
-            (0..flat.len()).filter(|&i| matches!(flat[i].node, InputNode::File { .. })).collect();
+        let mut list = Vec::new();
+        file_order(&mut flat, 0, &mut list);
         let pairs = find_duplicates(&flat, &list, 0).unwrap();
         // File-list order is name order: a=0, b=1, c=2, d=3, e=4.
         assert_eq!(pairs, vec![(2, 0), (3, 0), (4, 1)]);
@@ -1657,16 +2031,18 @@ mod tests {
             &mut Cursor::new(Vec::new()),
         );
         assert!(matches!(e, Err(WriteError::BadName { .. })));
-        let lying =
-            InputNode::File { data: FileData::Bytes(vec![1u8; 10].into()), size: 20, meta: meta(0o444) };
+        // A scanned host file moved out of its scanned directory: which file it is is unknown.
+        let d = isoforge_testing::tempdir();
+        std::fs::write(d.path().join("f"), b"x").unwrap();
+        let InputNode::Dir { entries: scanned, .. } = crate::tree::scan(d.path()).unwrap() else { panic!() };
         let mut entries = BTreeMap::new();
-        entries.insert(b"f".to_vec(), lying);
+        entries.insert(b"f".to_vec(), scanned[b"f"].clone());
         let e = write(
             &InputNode::Dir { entries: entries.into(), meta: meta(0o755) },
             &options(1),
             &mut Cursor::new(Vec::new()),
         );
-        assert!(matches!(e, Err(WriteError::FileChanged { expected: 20, found: 10, .. })), "{e:?}");
+        assert!(matches!(&e, Err(WriteError::NoHostDir { name }) if name == "f"), "{e:?}");
         let o = Options { block_size: 3000, ..options(1) };
         assert!(matches!(
             write(&sample(), &o, &mut Cursor::new(Vec::new())),

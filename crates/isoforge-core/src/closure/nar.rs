@@ -24,6 +24,7 @@ use std::ffi::OsStr;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use isoforge_host::snapshot::HostFile;
 use isoforge_squashfs::{FileData, InputNode, WriteError};
@@ -60,7 +61,7 @@ pub fn scan_path(path: &Path, exact_times: bool) -> Result<InputNode, ClosureErr
 pub fn write_nar_node(node: &InputNode, host: &Path, out: &mut dyn Write) -> Result<u64, ClosureError> {
     let mut w = NarWriter { out, written: 0, buf: vec![0; BUF] };
     w.string(MAGIC.as_bytes(), host)?;
-    w.node(node, host)?;
+    w.node(node, host, None, b"")?;
     Ok(w.written)
 }
 
@@ -95,18 +96,32 @@ impl NarWriter<'_> {
         ss.iter().try_for_each(|s| self.string(s.as_bytes(), path))
     }
 
-    fn node(&mut self, node: &InputNode, path: &Path) -> Result<(), ClosureError> {
+    /// Writes `node`, whose host path is `path`; a [`FileData::Scanned`] file is the entry
+    /// `name` of the host directory `dir` its directory's entries were scanned from
+    /// ([`isoforge_squashfs::Entries::host_dir`]).
+    fn node(
+        &mut self,
+        node: &InputNode,
+        path: &Path,
+        dir: Option<&Arc<Path>>,
+        name: &[u8],
+    ) -> Result<(), ClosureError> {
         self.string(b"(", path)?;
         match node {
-            InputNode::File { data, meta, .. } => {
+            InputNode::File { data, meta } => {
                 self.strings(&["type", "regular"], path)?;
                 if meta.mode & 0o100 != 0 {
                     self.strings(&["executable", ""], path)?;
                 }
                 self.string(b"contents", path)?;
-                match data {
-                    FileData::Host(h) => self.contents(h, path)?,
-                    FileData::Bytes(b) => self.string(b, path)?,
+                let host = data.host_file(dir, name).map_err(|e| ClosureError::Read {
+                    path: path.to_path_buf(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+                match (host, data) {
+                    (Some(h), _) => self.contents(&h, path)?,
+                    (None, FileData::Bytes(b)) => self.string(b, path)?,
+                    (None, _) => self.string(b"", path)?,
                 }
             }
             InputNode::Symlink { target, .. } => {
@@ -115,12 +130,12 @@ impl NarWriter<'_> {
             }
             InputNode::Dir { entries, .. } => {
                 self.strings(&["type", "directory"], path)?;
-                // A BTreeMap of raw names: bytewise order, as Nix's std::map<std::string, …>.
+                // Sorted raw names: bytewise order, as Nix's std::map<std::string, …>.
                 for (name, child) in entries {
                     self.strings(&["entry", "(", "name"], path)?;
                     self.string(name, path)?;
                     self.string(b"node", path)?;
-                    self.node(child, &path.join(OsStr::from_bytes(name)))?;
+                    self.node(child, &path.join(OsStr::from_bytes(name)), entries.host_dir(), name)?;
                     self.string(b")", path)?;
                 }
             }
