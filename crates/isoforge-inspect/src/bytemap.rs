@@ -821,16 +821,7 @@ mod tests {
             backup_boot_sector: 6,
             bytes_per_sector: 4096,
         };
-        let info = super::super::FatInfo {
-            boot,
-            oem_name: String::new(),
-            root_label: None,
-            entries: Vec::new(),
-            dot_entries: Vec::new(),
-            label_offset: None,
-            root_clusters: Vec::new(),
-            problems: Vec::new(),
-        };
+        let info = super::super::FatInfo::empty(boot, String::new());
         let base = 1 << 20;
         let mut m = ByteMap::default();
         m.fat("/efi.img: ", base, &info);

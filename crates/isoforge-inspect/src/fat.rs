@@ -78,6 +78,20 @@ pub fn looks_like_fat(src: &dyn ReadAt, offset: u64) -> bool {
 }
 
 impl FatInfo {
+    /// The volume of `boot` before its directories are read: no entries, no label, no problems.
+    pub(crate) fn empty(boot: DecodedBootSector, oem_name: String) -> FatInfo {
+        FatInfo {
+            boot,
+            oem_name,
+            root_label: None,
+            entries: Vec::new(),
+            dot_entries: Vec::new(),
+            label_offset: None,
+            root_clusters: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
     /// Reads the FAT file system in `src` (the window of the embedded image). `Err` says why it
     /// is not a FAT file system; everything else wrong is in `problems`.
     pub fn read(src: &dyn ReadAt) -> Result<FatInfo, String> {
@@ -98,16 +112,8 @@ impl FatInfo {
             ));
         }
         let vol = FatVolume::open(src).map_err(|e| e.to_string())?;
-        let mut info = FatInfo {
-            boot: boot.clone(),
-            oem_name: String::from_utf8_lossy(&sector.bpb.oem_name).trim_end().to_string(),
-            root_label: None,
-            entries: Vec::new(),
-            dot_entries: Vec::new(),
-            label_offset: None,
-            root_clusters: Vec::new(),
-            problems: Vec::new(),
-        };
+        let oem_name = String::from_utf8_lossy(&sector.bpb.oem_name).trim_end().to_string();
+        let mut info = FatInfo::empty(boot.clone(), oem_name);
         let mut p = Problems::new(MAX_FINDINGS);
         if g.image_size > src.len() {
             p.add(Finding::error(

@@ -1670,64 +1670,43 @@ fn write_lookup_table(
     table.write(sink)
 }
 
-/// A table of fixed-size entries (the fragment, export and id tables) as it is built: each
-/// metadata block is compressed on its own once it holds 8 KiB (the export table of a
+/// A table of fixed-size entries (the fragment, export and id tables) as it is built: one
+/// [`MetadataWriter`] compresses each 8 KiB block once it is full (the export table of a
 /// million inodes is 8 MiB raw, about 1.4 MiB compressed), and [`LookupTable::write`] writes
-/// them followed by the u64 index of their positions.
+/// the blocks followed by the u64 index of their positions.
 struct LookupTable {
-    compression: Compression,
-    block_size: u32,
-    /// Entries of the block being filled.
-    pending: Vec<u8>,
-    /// The finished blocks, concatenated, and where each ends there.
-    blocks: Vec<u8>,
-    ends: Vec<usize>,
+    table: MetadataWriter,
+    /// Where each metadata block starts in the table.
+    starts: Vec<u64>,
 }
 
 impl LookupTable {
     fn new(compression: Compression, block_size: u32) -> LookupTable {
-        LookupTable { compression, block_size, pending: Vec::new(), blocks: Vec::new(), ends: Vec::new() }
+        LookupTable { table: MetadataWriter::new(compression, block_size), starts: Vec::new() }
     }
 
     /// Appends entries.
     fn push(&mut self, mut bytes: &[u8]) -> Result<(), WriteError> {
         while !bytes.is_empty() {
-            let n = (METADATA_SIZE - self.pending.len()).min(bytes.len());
-            self.pending.extend_from_slice(&bytes[..n]);
-            bytes = &bytes[n..];
-            if self.pending.len() == METADATA_SIZE {
-                self.seal()?;
+            let at = self.table.position();
+            if at.offset == 0 {
+                self.starts.push(at.block);
             }
+            let n = (METADATA_SIZE - usize::from(at.offset)).min(bytes.len());
+            self.table.write(&bytes[..n])?;
+            bytes = &bytes[n..];
         }
-        Ok(())
-    }
-
-    /// Compresses the block being filled, if it holds anything, as a metadata block of its own.
-    fn seal(&mut self) -> Result<(), WriteError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let mut w = MetadataWriter::new(self.compression, self.block_size);
-        w.write(&self.pending)?;
-        self.blocks.extend_from_slice(&w.finish()?.0);
-        self.ends.push(self.blocks.len());
-        self.pending.clear();
         Ok(())
     }
 
     /// Writes the blocks, then their index; returns the index's position.
-    fn write(mut self, sink: &mut Sink<'_>) -> Result<u64, WriteError> {
-        self.seal()?;
-        let mut positions = Vec::with_capacity(self.ends.len());
-        let mut start = 0;
-        for &end in &self.ends {
-            positions.push(sink.pos);
-            sink.write(&self.blocks[start..end])?;
-            start = end;
-        }
+    fn write(self, sink: &mut Sink<'_>) -> Result<u64, WriteError> {
+        let (blocks, _) = self.table.finish()?;
+        let start = sink.pos;
+        sink.write(&blocks)?;
         let index = sink.pos;
-        for p in positions {
-            sink.write(&p.to_le_bytes())?;
+        for s in self.starts {
+            sink.write(&(start + s).to_le_bytes())?;
         }
         Ok(index)
     }
