@@ -40,8 +40,9 @@ fn have_nix() -> bool {
     if !support::tool("nix-store") {
         return false;
     }
-    let o = run(Command::new("nix-store").arg("--version"));
-    assert!(o.status.success(), "nix-store --version failed: {}", String::from_utf8_lossy(&o.stderr));
+    if let Err(e) = support::nix_first_use() {
+        panic!("nix-store --version failed: {e}");
+    }
     true
 }
 

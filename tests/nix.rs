@@ -59,6 +59,9 @@ fn have_nix() -> bool {
     if !tool("nix-instantiate") || !tool("nix-store") || !tool("nix-build") {
         return false;
     }
+    if let Err(e) = support::nix_first_use() {
+        panic!("nix-store --version failed: {e}");
+    }
     true
 }
 

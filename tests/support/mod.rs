@@ -78,6 +78,24 @@ pub fn tool_path(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Starts Nix once per test binary (`nix-store --version`) and returns its error output if
+/// that fails. Nix 2.8 creates its state directory (`/nix/var/nix`) on first use, and tests
+/// that start Nix at the same moment on a fresh machine race to create the same symlinks
+/// ("creating symlink … File exists").
+pub fn nix_first_use() -> Result<(), String> {
+    static FIRST: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    FIRST
+        .get_or_init(|| {
+            let o = Command::new("nix-store").arg("--version").output().map_err(|e| e.to_string())?;
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&o.stderr).into_owned())
+            }
+        })
+        .clone()
+}
+
 /// True when the program `name` is installed ([`tool_path`]): a test does
 /// `if !support::tool("xorriso") { return; }`.
 pub fn tool(name: &str) -> bool {
